@@ -1,0 +1,359 @@
+/**
+ * Byte-exact codec of the peer-to-peer protocol (see docs/PROTOCOL.md).
+ *
+ * A frame on the wire is `| length u32 | payload |` where `length` counts the
+ * payload. Before the handshake completes the payload is a plaintext message;
+ * afterwards it is AES-256-GCM ciphertext of a message (see
+ * `lib/transport/peer_crypto.ts`). A message is `| type u16 | body |`. Types
+ * are 1000 and up, outside the 500-689 range reserved for VoidPhone API
+ * messages. All integers are big-endian. Pure functions, no I/O.
+ *
+ * @module
+ */
+
+import type { SocketAddress } from "../address.ts";
+import { DecodeError } from "../errors.ts";
+import { ByteReader, ByteWriter } from "./byte_io.ts";
+import type { FrameFormat } from "./frame_decoder.ts";
+
+/** Protocol version carried in HELLO. */
+export const PEER_PROTOCOL_VERSION = 1;
+
+/** Hard limit of a peer frame (length field plus payload). */
+export const PEER_MAX_FRAME_BYTES = 96 * 1024;
+
+/** Framing of the peer stream: `length u32` counting the payload only. */
+export const PEER_FRAME_FORMAT: FrameFormat = {
+  lengthBytes: 4,
+  lengthIncludesHeader: false,
+  minFrameBytes: 4 + 2,
+  maxFrameBytes: PEER_MAX_FRAME_BYTES,
+};
+
+/** Numeric peer message types. */
+export const PeerMessageType = {
+  Hello: 1000,
+  Auth: 1001,
+  Ping: 1002,
+  Pong: 1003,
+  PullRequest: 1010,
+  Peers: 1011,
+  Push: 1012,
+  Goodbye: 1013,
+  Item: 1020,
+  IHave: 1021,
+  IWant: 1022,
+} as const;
+
+/** Length of a peer identity (SHA-256 of the SPKI DER). */
+export const IDENTITY_BYTES = 32;
+/** Length of an X25519 public key. */
+export const EPHEMERAL_KEY_BYTES = 32;
+/** Length of the HELLO's random nonce. */
+export const HELLO_NONCE_BYTES = 32;
+/** Most descriptors in one PEERS or PUSH message. */
+export const MAX_DESCRIPTORS = 64;
+/** Most item IDs in one IHAVE or IWANT message. */
+export const MAX_ITEM_IDS = 1024;
+/** Largest item payload (the API's limit). */
+export const MAX_ITEM_DATA_BYTES = 65535 - 8;
+/** Largest SPKI DER accepted in HELLO (RSA 8192 fits). */
+export const MAX_PUBLIC_KEY_BYTES = 2048;
+/** Largest RSA signature accepted in AUTH (RSA 8192). */
+export const MAX_SIGNATURE_BYTES = 1024;
+
+/** Why a peer says goodbye. */
+export const GoodbyeReason = {
+  Shutdown: 1,
+  Full: 2,
+  Duplicate: 3,
+  ProtocolViolation: 4,
+  Banned: 5,
+} as const;
+
+/** A known peer: its identity and where it listens. */
+export interface PeerDescriptor {
+  /** SHA-256 of the peer's SPKI DER. */
+  readonly identity: Uint8Array;
+  /** The peer's P2P listening address. */
+  readonly address: SocketAddress;
+}
+
+/** First handshake message, sent by both sides in plaintext. */
+export interface HelloMessage {
+  readonly type: typeof PeerMessageType.Hello;
+  /** Protocol version ({@link PEER_PROTOCOL_VERSION}). */
+  readonly version: number;
+  /** X25519 public key of this connection. */
+  readonly ephemeralKey: Uint8Array;
+  /** Fresh random bytes binding the signatures to this connection. */
+  readonly nonce: Uint8Array;
+  /** Proof-of-work nonce for the sender's identity. */
+  readonly powNonce: bigint;
+  /** Where the sender accepts peer connections. */
+  readonly listenAddress: SocketAddress;
+  /** Sender's RSA public key, SubjectPublicKeyInfo DER. */
+  readonly publicKey: Uint8Array;
+}
+
+/** Second handshake message (encrypted): signature over the transcript. */
+export interface AuthMessage {
+  readonly type: typeof PeerMessageType.Auth;
+  /** RSA-PSS signature by the sender's hostkey. */
+  readonly signature: Uint8Array;
+}
+
+/** Liveness probe and answer. */
+export interface PingMessage {
+  readonly type: typeof PeerMessageType.Ping | typeof PeerMessageType.Pong;
+  /** Echoed value. */
+  readonly nonce: bigint;
+}
+
+/** Asks for up to `max` peer descriptors. */
+export interface PullRequestMessage {
+  readonly type: typeof PeerMessageType.PullRequest;
+  /** Most descriptors wanted. */
+  readonly max: number;
+}
+
+/** Descriptors, as a pull answer (PEERS) or an unsolicited offer (PUSH). */
+export interface DescriptorsMessage {
+  readonly type: typeof PeerMessageType.Peers | typeof PeerMessageType.Push;
+  /** The descriptors. */
+  readonly peers: readonly PeerDescriptor[];
+}
+
+/** The sender is closing the connection. */
+export interface GoodbyeMessage {
+  readonly type: typeof PeerMessageType.Goodbye;
+  /** A {@link GoodbyeReason} value. */
+  readonly reason: number;
+}
+
+/** A gossiped item. */
+export interface ItemMessage {
+  readonly type: typeof PeerMessageType.Item;
+  /** Random 64-bit item ID. */
+  readonly id: bigint;
+  /** Remaining hops including this one; 0 = unlimited. */
+  readonly ttl: number;
+  /** Application data type. */
+  readonly dataType: number;
+  /** Payload. */
+  readonly data: Uint8Array;
+}
+
+/** Item IDs the sender has (IHAVE) or wants (IWANT). */
+export interface ItemIdsMessage {
+  readonly type: typeof PeerMessageType.IHave | typeof PeerMessageType.IWant;
+  /** The IDs. */
+  readonly ids: readonly bigint[];
+}
+
+/** Any peer message. */
+export type PeerMessage =
+  | HelloMessage
+  | AuthMessage
+  | PingMessage
+  | PullRequestMessage
+  | DescriptorsMessage
+  | GoodbyeMessage
+  | ItemMessage
+  | ItemIdsMessage;
+
+const HOST_CHARS = /^[A-Za-z0-9.:-]+$/;
+
+function writeAddress(writer: ByteWriter, address: SocketAddress): void {
+  const host = new TextEncoder().encode(address.hostname);
+  if (host.length === 0 || host.length > 253 || !HOST_CHARS.test(address.hostname)) {
+    throw new RangeError(`unencodable host "${address.hostname}"`);
+  }
+  checkInt(address.port, 0xffff, "port");
+  writer.u8(host.length).bytes(host).u16(address.port);
+}
+
+function readAddress(reader: ByteReader): SocketAddress {
+  const length = reader.u8("address length");
+  if (length === 0) throw new DecodeError("empty host in address");
+  const hostname = String.fromCharCode(...reader.bytesOf(length, "address host"));
+  if (!HOST_CHARS.test(hostname)) throw new DecodeError("invalid characters in address host");
+  const port = reader.u16("address port");
+  if (port === 0) throw new DecodeError("port 0 in address");
+  return { hostname, port };
+}
+
+function checkInt(value: number, max: number, name: string): void {
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`${name} must be an integer in 0..${max}, got ${value}`);
+  }
+}
+
+function checkLength(bytes: Uint8Array, exact: number, name: string): void {
+  if (bytes.length !== exact) throw new RangeError(`${name} must be ${exact} bytes`);
+}
+
+/** Encodes a message as `| type u16 | body |` (without the frame length). */
+export function encodePeerMessage(message: PeerMessage): Uint8Array {
+  const writer = new ByteWriter(
+    message.type === PeerMessageType.Item ? 16 + message.data.length : 64,
+  );
+  writer.u16(message.type);
+  switch (message.type) {
+    case PeerMessageType.Hello:
+      checkLength(message.ephemeralKey, EPHEMERAL_KEY_BYTES, "ephemeralKey");
+      checkLength(message.nonce, HELLO_NONCE_BYTES, "nonce");
+      if (message.publicKey.length === 0 || message.publicKey.length > MAX_PUBLIC_KEY_BYTES) {
+        throw new RangeError("publicKey size out of range");
+      }
+      writer.u8(message.version).u8(0).u16(0).bytes(message.ephemeralKey).bytes(message.nonce)
+        .u64(message.powNonce);
+      writeAddress(writer, message.listenAddress);
+      writer.u16(message.publicKey.length).bytes(message.publicKey);
+      break;
+    case PeerMessageType.Auth:
+      if (message.signature.length === 0 || message.signature.length > MAX_SIGNATURE_BYTES) {
+        throw new RangeError("signature size out of range");
+      }
+      writer.u16(message.signature.length).bytes(message.signature);
+      break;
+    case PeerMessageType.Ping:
+    case PeerMessageType.Pong:
+      writer.u64(message.nonce);
+      break;
+    case PeerMessageType.PullRequest:
+      checkInt(message.max, MAX_DESCRIPTORS, "max");
+      writer.u16(message.max);
+      break;
+    case PeerMessageType.Peers:
+    case PeerMessageType.Push:
+      if (message.peers.length > MAX_DESCRIPTORS) throw new RangeError("too many descriptors");
+      writer.u16(message.peers.length);
+      for (const peer of message.peers) {
+        checkLength(peer.identity, IDENTITY_BYTES, "identity");
+        writer.bytes(peer.identity);
+        writeAddress(writer, peer.address);
+      }
+      break;
+    case PeerMessageType.Goodbye:
+      checkInt(message.reason, 0xff, "reason");
+      writer.u8(message.reason);
+      break;
+    case PeerMessageType.Item:
+      checkInt(message.ttl, 0xff, "ttl");
+      checkInt(message.dataType, 0xffff, "dataType");
+      if (message.data.length === 0 || message.data.length > MAX_ITEM_DATA_BYTES) {
+        throw new RangeError(`item data must be 1..${MAX_ITEM_DATA_BYTES} bytes`);
+      }
+      writer.u64(message.id).u8(message.ttl).u8(0).u16(message.dataType).bytes(message.data);
+      break;
+    case PeerMessageType.IHave:
+    case PeerMessageType.IWant:
+      if (message.ids.length === 0 || message.ids.length > MAX_ITEM_IDS) {
+        throw new RangeError(`1..${MAX_ITEM_IDS} ids per message`);
+      }
+      writer.u16(message.ids.length);
+      for (const id of message.ids) writer.u64(id);
+      break;
+  }
+  return writer.finish();
+}
+
+/**
+ * Decodes `| type u16 | body |`. Throws {@link DecodeError} for unknown types,
+ * truncated or oversized fields, counts out of range and trailing bytes.
+ * Returned byte fields are views into `payload`.
+ */
+export function decodePeerMessage(payload: Uint8Array): PeerMessage {
+  const reader = new ByteReader(payload);
+  const type = reader.u16("message type");
+  switch (type) {
+    case PeerMessageType.Hello: {
+      const version = reader.u8("version");
+      reader.u8("reserved");
+      reader.u16("reserved");
+      const ephemeralKey = reader.bytesOf(EPHEMERAL_KEY_BYTES, "ephemeral key");
+      const nonce = reader.bytesOf(HELLO_NONCE_BYTES, "nonce");
+      const powNonce = reader.u64("pow nonce");
+      const listenAddress = readAddress(reader);
+      const keyLength = reader.u16("public key length");
+      if (keyLength === 0 || keyLength > MAX_PUBLIC_KEY_BYTES) {
+        throw new DecodeError(`public key length ${keyLength} out of range`);
+      }
+      const publicKey = reader.bytesOf(keyLength, "public key");
+      reader.end("HELLO");
+      return { type, version, ephemeralKey, nonce, powNonce, listenAddress, publicKey };
+    }
+    case PeerMessageType.Auth: {
+      const length = reader.u16("signature length");
+      if (length === 0 || length > MAX_SIGNATURE_BYTES) {
+        throw new DecodeError(`signature length ${length} out of range`);
+      }
+      const signature = reader.bytesOf(length, "signature");
+      reader.end("AUTH");
+      return { type, signature };
+    }
+    case PeerMessageType.Ping:
+    case PeerMessageType.Pong: {
+      const nonce = reader.u64("nonce");
+      reader.end("PING");
+      return { type, nonce };
+    }
+    case PeerMessageType.PullRequest: {
+      const max = reader.u16("max");
+      if (max > MAX_DESCRIPTORS) throw new DecodeError(`pull max ${max} above ${MAX_DESCRIPTORS}`);
+      reader.end("PULL_REQUEST");
+      return { type, max };
+    }
+    case PeerMessageType.Peers:
+    case PeerMessageType.Push: {
+      const count = reader.u16("descriptor count");
+      if (count > MAX_DESCRIPTORS) {
+        throw new DecodeError(`${count} descriptors exceed the limit of ${MAX_DESCRIPTORS}`);
+      }
+      const peers: PeerDescriptor[] = [];
+      for (let i = 0; i < count; i++) {
+        const identity = reader.bytesOf(IDENTITY_BYTES, "identity");
+        peers.push({ identity, address: readAddress(reader) });
+      }
+      reader.end("descriptors");
+      return { type, peers };
+    }
+    case PeerMessageType.Goodbye: {
+      const reason = reader.u8("reason");
+      reader.end("GOODBYE");
+      return { type, reason };
+    }
+    case PeerMessageType.Item: {
+      const id = reader.u64("item id");
+      const ttl = reader.u8("ttl");
+      reader.u8("reserved");
+      const dataType = reader.u16("data type");
+      const data = reader.rest();
+      if (data.length === 0) throw new DecodeError("item without data");
+      if (data.length > MAX_ITEM_DATA_BYTES) throw new DecodeError("item data too large");
+      return { type, id, ttl, dataType, data };
+    }
+    case PeerMessageType.IHave:
+    case PeerMessageType.IWant: {
+      const count = reader.u16("id count");
+      if (count === 0 || count > MAX_ITEM_IDS) {
+        throw new DecodeError(`id count ${count} outside 1..${MAX_ITEM_IDS}`);
+      }
+      const ids: bigint[] = [];
+      for (let i = 0; i < count; i++) ids.push(reader.u64("item id"));
+      reader.end("id list");
+      return { type, ids };
+    }
+    default:
+      throw new DecodeError(`unknown peer message type ${type}`);
+  }
+}
+
+/** Prepends the `length u32` frame header to `payload`. */
+export function framePeerPayload(payload: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(4 + payload.length);
+  new DataView(frame.buffer).setUint32(0, payload.length);
+  frame.set(payload, 4);
+  return frame;
+}
