@@ -97,31 +97,36 @@ export class ByteWriter {
 
   /** Appends one byte. */
   u8(value: number): this {
-    this.view.setUint8(this.grow(1), value);
+    const at = this.grow(1);
+    this.view.setUint8(at, value);
     return this;
   }
 
   /** Appends a 16-bit integer. */
   u16(value: number): this {
-    this.view.setUint16(this.grow(2), value);
+    const at = this.grow(2);
+    this.view.setUint16(at, value);
     return this;
   }
 
   /** Appends a 32-bit integer. */
   u32(value: number): this {
-    this.view.setUint32(this.grow(4), value);
+    const at = this.grow(4);
+    this.view.setUint32(at, value);
     return this;
   }
 
   /** Appends a 64-bit integer. */
   u64(value: bigint): this {
-    this.view.setBigUint64(this.grow(8), value);
+    const at = this.grow(8);
+    this.view.setBigUint64(at, value);
     return this;
   }
 
   /** Appends raw bytes. */
   bytes(value: Uint8Array): this {
-    this.buffer.set(value, this.grow(value.length));
+    const at = this.grow(value.length); // grow first: it may replace the buffer
+    this.buffer.set(value, at);
     return this;
   }
 

@@ -169,6 +169,7 @@ function writeAddress(writer: ByteWriter, address: SocketAddress): void {
   if (host.length === 0 || host.length > 253 || !HOST_CHARS.test(address.hostname)) {
     throw new RangeError(`unencodable host "${address.hostname}"`);
   }
+  if (address.port === 0) throw new RangeError("port 0 in address");
   checkInt(address.port, 0xffff, "port");
   writer.u8(host.length).bytes(host).u16(address.port);
 }
@@ -189,6 +190,13 @@ function checkInt(value: number, max: number, name: string): void {
   }
 }
 
+function checkU64(value: bigint, name: string): bigint {
+  if (value < 0n || value > 0xffff_ffff_ffff_ffffn) {
+    throw new RangeError(`${name} must fit in 64 unsigned bits, got ${value}`);
+  }
+  return value;
+}
+
 function checkLength(bytes: Uint8Array, exact: number, name: string): void {
   if (bytes.length !== exact) throw new RangeError(`${name} must be ${exact} bytes`);
 }
@@ -206,8 +214,9 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
       if (message.publicKey.length === 0 || message.publicKey.length > MAX_PUBLIC_KEY_BYTES) {
         throw new RangeError("publicKey size out of range");
       }
+      checkInt(message.version, 0xff, "version");
       writer.u8(message.version).u8(0).u16(0).bytes(message.ephemeralKey).bytes(message.nonce)
-        .u64(message.powNonce);
+        .u64(checkU64(message.powNonce, "powNonce"));
       writeAddress(writer, message.listenAddress);
       writer.u16(message.publicKey.length).bytes(message.publicKey);
       break;
@@ -219,7 +228,7 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
       break;
     case PeerMessageType.Ping:
     case PeerMessageType.Pong:
-      writer.u64(message.nonce);
+      writer.u64(checkU64(message.nonce, "nonce"));
       break;
     case PeerMessageType.PullRequest:
       checkInt(message.max, MAX_DESCRIPTORS, "max");
@@ -245,6 +254,7 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
       if (message.data.length === 0 || message.data.length > MAX_ITEM_DATA_BYTES) {
         throw new RangeError(`item data must be 1..${MAX_ITEM_DATA_BYTES} bytes`);
       }
+      checkU64(message.id, "id");
       writer.u64(message.id).u8(message.ttl).u8(0).u16(message.dataType).bytes(message.data);
       break;
     case PeerMessageType.IHave:
@@ -253,7 +263,7 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
         throw new RangeError(`1..${MAX_ITEM_IDS} ids per message`);
       }
       writer.u16(message.ids.length);
-      for (const id of message.ids) writer.u64(id);
+      for (const id of message.ids) writer.u64(checkU64(id, "id"));
       break;
   }
   return writer.finish();

@@ -186,13 +186,14 @@ export class Spreading {
       this.stats.pulled += entry.asked ? 1 : 0;
       this.clearTimer(entry);
       entry.status = "validating";
-      entry.candidates = undefined;
     } else {
       entry = this.remember(item.id, "validating");
     }
     this.stats.received++;
     entry.from = from;
-    entry.holders = new Set([from]);
+    // Peers that advertised it hold it too: never push it to them.
+    entry.holders = new Set([from, ...(entry.candidates ?? [])]);
+    entry.candidates = undefined;
     const outgoing = forwardTtl(item.ttl);
     if (outgoing !== undefined) {
       entry.item = outgoing === item.ttl ? item : { ...item, ttl: outgoing };

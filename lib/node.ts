@@ -1,0 +1,670 @@
+/**
+ * The gossip node: wires the API server, the peer transport and the protocol
+ * state machines together. A node is a library object: `start()` binds its
+ * ports, `close()` releases everything, and many nodes can run in one process.
+ *
+ * @module
+ */
+
+import { formatSocketAddress, type SocketAddress } from "./address.ts";
+import {
+  type AnnounceMessage,
+  encodeApiMessage,
+  type NotifyMessage,
+  type ValidationMessage,
+} from "./codec/api_messages.ts";
+import {
+  GoodbyeReason,
+  MAX_DESCRIPTORS,
+  MAX_ITEM_IDS,
+  type PeerMessage,
+  PeerMessageType,
+} from "./codec/peer_messages.ts";
+import type { GossipOptions } from "./config.ts";
+import { DecodeError, ProtocolError } from "./errors.ts";
+import { type HostKey, identityHex, shortId } from "./hostkey.ts";
+import { type Logger, silentLogger } from "./log.ts";
+import { type GossipItem, itemIdHex, randomItemId } from "./protocol/item.ts";
+import { KnowledgeBase } from "./protocol/knowledge_base.ts";
+import { type KnownPeer, Membership } from "./protocol/membership.ts";
+import { solveProofOfWork } from "./protocol/proof_of_work.ts";
+import { defaultRandom, type RandomSource } from "./protocol/random.ts";
+import {
+  DEFAULT_SPREADING_OPTIONS,
+  type PeerKey,
+  Spreading,
+  type SpreadingOptions,
+  type SpreadingStats,
+} from "./protocol/spreading.ts";
+import { Subscriptions } from "./protocol/subscriptions.ts";
+import { ValidationTracker, type Verdict } from "./protocol/validation_tracker.ts";
+import { type ApiClient, ApiServer } from "./transport/api_server.ts";
+import { TcpListener } from "./transport/listener.ts";
+import { PeerSession, type PeerSessionOptions } from "./transport/peer_session.ts";
+
+/** Options of a {@link GossipNode}. */
+export interface GossipNodeOptions {
+  /** This node's host key (its identity). */
+  readonly hostKey: HostKey;
+  /** The `[gossip]` settings. */
+  readonly config: GossipOptions;
+  /** Logger; silent by default. */
+  readonly log?: Logger;
+  /** Smallest RSA modulus accepted from peers (default 2048; tests use 1024). */
+  readonly minPeerKeyBits?: number;
+  /** Precomputed proof-of-work nonce for `hostKey` at `config.powDifficulty`. */
+  readonly powNonce?: bigint;
+  /** Overrides of the spreading engine's tuning. */
+  readonly spreading?: Partial<Omit<SpreadingOptions, "degree">>;
+  /** Randomness of peer choices (seeded in tests). */
+  readonly random?: RandomSource;
+  /** Send queue limit per API client in bytes (default 8 MiB). */
+  readonly maxApiQueueBytes?: number;
+  /** Send queue limit per peer in bytes (default 8 MiB). */
+  readonly maxPeerQueueBytes?: number;
+  /** Local announcements waiting to be processed before new ones are dropped. */
+  readonly maxAnnounceQueue?: number;
+}
+
+/** Counters and state of a node, for tests, benchmarks and the status command. */
+export interface NodeStats {
+  /** Hex identity. */
+  readonly identity: string;
+  /** Bound API address. */
+  readonly apiAddress: string;
+  /** Bound P2P address. */
+  readonly p2pAddress: string;
+  /** Connected API clients. */
+  readonly apiClients: number;
+  /** Connected peers with direction and address. */
+  readonly peers: { identity: string; address: string; direction: string }[];
+  /** Known but unconnected peers. */
+  readonly knownPeers: number;
+  /** Items in the knowledge base. */
+  readonly knowledgeBaseItems: number;
+  /** Items announced by local modules. */
+  readonly announced: number;
+  /** Announcements dropped because the queue was full. */
+  readonly announceDropped: number;
+  /** NOTIFICATIONs queued to local modules. */
+  readonly notificationsSent: number;
+  /** NOTIFICATIONs dropped because a module's queue was full. */
+  readonly notificationsDropped: number;
+  /** Spreading counters. */
+  readonly spreading: SpreadingStats;
+  /** Items awaiting a validation verdict. */
+  readonly pendingValidations: number;
+  /** Peer handshakes that failed. */
+  readonly handshakeFailures: number;
+}
+
+const EXCHANGE_SIZE = 16;
+
+/** One gossip peer. */
+export class GossipNode {
+  /** This node's hex identity. */
+  readonly identityHex: string;
+  private readonly log: Logger;
+  private readonly config: GossipOptions;
+  private readonly apiServer: ApiServer;
+  private readonly p2pListener: TcpListener;
+  private readonly subscriptions = new Subscriptions<ApiClient>();
+  private readonly knowledgeBase: KnowledgeBase;
+  private readonly validation: ValidationTracker<bigint>;
+  private readonly spreading: Spreading;
+  private membership!: Membership;
+  private readonly sessions = new Map<PeerKey, PeerSession>();
+  private readonly handshakes = new Set<Promise<unknown>>();
+  private readonly handshakeConns = new Set<Deno.TcpConn>();
+  private readonly pendingHave = new Map<PeerKey, bigint[]>();
+  private readonly pendingWant = new Map<PeerKey, bigint[]>();
+  private flushScheduled = false;
+  private announceQueue: { client: ApiClient; message: AnnounceMessage }[] = [];
+  private announceScheduled = false;
+  private maintenanceTimer: ReturnType<typeof setInterval> | undefined;
+  private lastPing = 0;
+  private started = false;
+  private closing = false;
+  private advertised: SocketAddress | undefined;
+  private readonly random: RandomSource;
+  private readonly counters = {
+    announced: 0,
+    announceDropped: 0,
+    notificationsSent: 0,
+    notificationsDropped: 0,
+    handshakeFailures: 0,
+  };
+
+  /** Creates a node; nothing is bound until {@link start}. */
+  constructor(private readonly options: GossipNodeOptions) {
+    this.config = options.config;
+    this.log = options.log ?? silentLogger;
+    this.random = options.random ?? defaultRandom;
+    this.identityHex = identityHex(options.hostKey.identity);
+    this.knowledgeBase = new KnowledgeBase(this.config.cacheSize);
+    this.validation = new ValidationTracker<bigint>({
+      timeoutMs: this.config.validationTimeoutMs,
+      onDecision: (id, outcome) => this.onVerdict(id, outcome.verdict),
+    });
+    this.spreading = new Spreading(
+      {
+        ...DEFAULT_SPREADING_OPTIONS,
+        ...options.spreading,
+        degree: this.config.degree,
+        random: this.random,
+      },
+      {
+        peers: () => [...this.sessions.keys()],
+        sendItem: (peer, item) => this.sendItem(peer, item),
+        sendHave: (peer, id) => this.queueIds(this.pendingHave, peer, id),
+        sendWant: (peer, id) => this.queueIds(this.pendingWant, peer, id),
+        deliver: (item, from) => this.deliverRemote(item, from),
+      },
+    );
+    const apiLog = this.log.child("api");
+    this.apiServer = new ApiServer({
+      address: this.config.apiAddress,
+      maxConnections: this.config.maxApiConnections,
+      maxQueuedBytes: options.maxApiQueueBytes ?? 8 * 1024 * 1024,
+      partialFrameTimeoutMs: Math.max(this.config.validationTimeoutMs, 10_000),
+      maxOutstandingNotifications: 16384,
+      log: apiLog,
+      handler: {
+        onAnnounce: (client, message) => this.onAnnounce(client, message),
+        onNotify: (client, message) => this.onNotify(client, message),
+        onValidation: (client, message) => this.onValidation(client, message),
+        onClientClosed: (client) => this.onClientClosed(client),
+      },
+    });
+    this.p2pListener = new TcpListener({
+      address: this.config.p2pAddress,
+      maxConnections: this.config.maxPeerConnections * 2,
+      log: this.log.child("p2p"),
+      openConnections: () => this.sessions.size + this.handshakeConns.size,
+      onConnection: (conn) => this.acceptPeer(conn),
+    });
+  }
+
+  /** Short identity for logs. */
+  get shortId(): string {
+    return shortId(this.options.hostKey.identity);
+  }
+
+  /** The bound API address (after start). */
+  get apiAddress(): SocketAddress {
+    const { hostname, port } = this.apiServer.addr;
+    return { hostname, port };
+  }
+
+  /** The bound P2P address (after start). */
+  get p2pAddress(): SocketAddress {
+    const { hostname, port } = this.p2pListener.addr;
+    return { hostname, port };
+  }
+
+  /** Hex identities of connected peers. */
+  get peerIdentities(): string[] {
+    return [...this.sessions.keys()];
+  }
+
+  /** Binds both ports, starts maintenance and joins the network. */
+  async start(): Promise<void> {
+    if (this.started) throw new Error("node already started");
+    this.started = true;
+    const powNonce = this.options.powNonce ??
+      solveProofOfWork(this.options.hostKey.identity, this.config.powDifficulty);
+    this.apiServer.listen();
+    try {
+      this.p2pListener.listen();
+    } catch (error) {
+      await this.apiServer.close();
+      throw error;
+    }
+    this.advertised = this.p2pAddress;
+    if (this.config.p2pAddress.hostname !== this.advertised.hostname) {
+      this.advertised = { hostname: this.config.p2pAddress.hostname, port: this.advertised.port };
+    }
+    this.sessionOptions = {
+      hostKey: this.options.hostKey,
+      powNonce,
+      powDifficulty: this.config.powDifficulty,
+      listenAddress: this.advertised,
+      handshakeTimeoutMs: this.config.handshakeTimeoutMs,
+      idleTimeoutMs: this.config.peerIdleTimeoutMs,
+      maxQueuedBytes: this.options.maxPeerQueueBytes ?? 8 * 1024 * 1024,
+      minPeerKeyBits: this.options.minPeerKeyBits ?? 2048,
+      log: this.log.child("p2p"),
+    };
+    this.membership = new Membership({
+      selfIdentity: this.identityHex,
+      selfAddress: this.advertised,
+      degree: this.config.degree,
+      passiveSize: this.config.passiveViewSize,
+      maxLearnPerMessage: 8,
+      backoffBaseMs: Math.min(500, this.config.membershipIntervalMs),
+      backoffMaxMs: 30_000,
+      bootstrapper: this.config.bootstrapper,
+      random: this.random,
+    });
+    this.log.info("node started", {
+      identity: this.shortId,
+      api: formatSocketAddress(this.apiAddress),
+      p2p: formatSocketAddress(this.p2pAddress),
+    });
+    this.maintenanceTimer = setInterval(() => this.maintain(), this.config.membershipIntervalMs);
+    this.dialMore();
+  }
+
+  private sessionOptions!: PeerSessionOptions;
+
+  /** Closes every connection and listener; resolves when all are released. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearInterval(this.maintenanceTimer);
+    this.validation.clear();
+    this.spreading.close();
+    if (!this.started) return;
+    await this.p2pListener.close();
+    for (const conn of this.handshakeConns) {
+      try {
+        conn.close();
+      } catch {
+        // already closed
+      }
+    }
+    await Promise.allSettled([
+      ...[...this.sessions.values()].map((s) => s.close("shutdown", GoodbyeReason.Shutdown)),
+      this.apiServer.close(),
+    ]);
+    // Dials and handshakes still in flight settle once their sockets are closed.
+    for (let round = 0; round < 100 && this.handshakes.size > 0; round++) {
+      await Promise.allSettled([...this.handshakes]);
+    }
+    this.log.info("node stopped", { identity: this.shortId });
+  }
+
+  /** Counters and views. */
+  stats(): NodeStats {
+    return {
+      identity: this.identityHex,
+      apiAddress: formatSocketAddress(this.apiAddress),
+      p2pAddress: formatSocketAddress(this.p2pAddress),
+      apiClients: this.apiServer.clientCount,
+      peers: [...this.sessions.values()].map((s) => ({
+        identity: s.identityHex,
+        address: formatSocketAddress(s.listenAddress),
+        direction: s.direction,
+      })),
+      knownPeers: this.membership?.passivePeers.length ?? 0,
+      knowledgeBaseItems: this.knowledgeBase.size,
+      ...this.counters,
+      spreading: { ...this.spreading.stats },
+      pendingValidations: this.validation.size,
+    };
+  }
+
+  // ---- API side -------------------------------------------------------------
+
+  private onAnnounce(client: ApiClient, message: AnnounceMessage): void {
+    if (this.announceQueue.length >= (this.options.maxAnnounceQueue ?? 10_000)) {
+      this.counters.announceDropped++;
+      if (this.counters.announceDropped % 1000 === 1) {
+        this.log.warn("announce queue full, dropping", { dropped: this.counters.announceDropped });
+      }
+      return;
+    }
+    this.announceQueue.push({ client, message });
+    if (!this.announceScheduled) {
+      this.announceScheduled = true;
+      queueMicrotask(() => this.drainAnnouncements());
+    }
+  }
+
+  private drainAnnouncements(): void {
+    this.announceScheduled = false;
+    const queue = this.announceQueue;
+    this.announceQueue = [];
+    for (const { client, message } of queue) {
+      if (this.closing) return;
+      const item: GossipItem = {
+        id: randomItemId(),
+        ttl: message.ttl,
+        dataType: message.dataType,
+        data: message.data,
+      };
+      this.counters.announced++;
+      this.knowledgeBase.add(item);
+      this.log.debug("local announce", {
+        item: itemIdHex(item.id),
+        type: item.dataType,
+        bytes: item.data.length,
+        ttl: item.ttl,
+      });
+      // Local modules are trusted with their own items: spread at once; other
+      // local subscribers are notified and their answers are only recorded.
+      const notified = this.notify(item, client);
+      this.validation.begin(item.id, notified);
+      this.spreading.originate(item);
+    }
+  }
+
+  private onNotify(client: ApiClient, message: NotifyMessage): void {
+    this.subscriptions.add(client, message.dataType);
+    this.log.debug("subscribe", { client: client.id, type: message.dataType });
+  }
+
+  private onValidation(client: ApiClient, message: ValidationMessage): void {
+    const itemId = client.notificationIds.resolve(message.messageId);
+    if (itemId === undefined) {
+      throw new DecodeError(`VALIDATION for unknown message ID ${message.messageId}`);
+    }
+    this.validation.answer(itemId, client.id, message.valid);
+  }
+
+  private onClientClosed(client: ApiClient): void {
+    this.subscriptions.remove(client);
+    this.validation.removeSubscriber(client.id);
+  }
+
+  /** Sends NOTIFICATIONs to subscribers of the item's type; returns who got one. */
+  private notify(item: GossipItem, except?: ApiClient): number[] {
+    const notified: number[] = [];
+    for (const client of this.subscriptions.subscribers(item.dataType)) {
+      if (client === except) continue;
+      const messageId = client.notificationIds.allocate(item.id);
+      const sent = client.send(encodeApiMessage({
+        kind: "notification",
+        messageId,
+        dataType: item.dataType,
+        data: item.data,
+      }));
+      if (sent) {
+        this.counters.notificationsSent++;
+        notified.push(client.id);
+      } else {
+        client.notificationIds.resolve(messageId);
+        this.counters.notificationsDropped++;
+        if (this.counters.notificationsDropped % 1000 === 1) {
+          this.log.warn("subscriber too slow, dropping notifications", {
+            client: client.id,
+            dropped: this.counters.notificationsDropped,
+          });
+        }
+      }
+    }
+    return notified;
+  }
+
+  private deliverRemote(item: GossipItem, from: PeerKey): boolean {
+    if (!this.subscriptions.has(item.dataType)) {
+      this.log.debug("item of unsubscribed type dropped", {
+        item: itemIdHex(item.id),
+        type: item.dataType,
+        from: from.slice(0, 8),
+      });
+      return false;
+    }
+    this.knowledgeBase.add(item);
+    this.validation.begin(item.id, this.notify(item));
+    return true;
+  }
+
+  private onVerdict(id: bigint, verdict: Verdict): void {
+    if (this.closing) return;
+    if (verdict !== "valid") {
+      this.log.debug("item not propagated", { item: itemIdHex(id), verdict });
+    }
+    this.spreading.validated(id, verdict);
+  }
+
+  // ---- P2P side -------------------------------------------------------------
+
+  private acceptPeer(conn: Deno.TcpConn): void {
+    this.trackHandshake(conn, PeerSession.establish(conn, "inbound", this.sessionOptions));
+  }
+
+  private trackHandshake(conn: Deno.TcpConn, handshake: Promise<PeerSession>): void {
+    this.handshakeConns.add(conn);
+    const tracked = handshake.then(
+      (session) => this.onEstablished(session),
+      (error) => {
+        this.counters.handshakeFailures++;
+        this.log.debug("handshake failed", { error: String(error?.message ?? error) });
+      },
+    ).finally(() => {
+      this.handshakeConns.delete(conn);
+      this.handshakes.delete(tracked);
+    });
+    this.handshakes.add(tracked);
+  }
+
+  private dialMore(): void {
+    if (this.closing) return;
+    for (const peer of this.membership.nextDials(performance.now())) this.dial(peer);
+  }
+
+  private dial(peer: KnownPeer): void {
+    const attempt = (async () => {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await Deno.connect({
+          hostname: peer.address.hostname,
+          port: peer.address.port,
+          transport: "tcp",
+        });
+      } catch (error) {
+        this.membership.dialFinished(peer.addressKey, false, performance.now());
+        this.log.debug("dial failed", { peer: peer.addressKey, error: String(error) });
+        return;
+      }
+      if (this.closing) {
+        conn.close();
+        return;
+      }
+      conn.setNoDelay(true);
+      this.handshakeConns.add(conn);
+      let ok = false;
+      try {
+        const session = await PeerSession.establish(conn, "outbound", this.sessionOptions);
+        ok = this.onEstablished(session);
+      } catch (error) {
+        this.counters.handshakeFailures++;
+        this.log.debug("outbound handshake failed", {
+          peer: peer.addressKey,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      } finally {
+        this.handshakeConns.delete(conn);
+        this.membership.dialFinished(peer.addressKey, ok, performance.now());
+      }
+    })();
+    this.handshakes.add(attempt);
+    attempt.finally(() => this.handshakes.delete(attempt));
+  }
+
+  /** Registers an authenticated session; returns false when it was refused. */
+  private onEstablished(session: PeerSession): boolean {
+    if (this.closing) {
+      void session.close("shutting down", GoodbyeReason.Shutdown);
+      return false;
+    }
+    const key = session.identityHex;
+    const existing = this.sessions.get(key);
+    if (existing) {
+      // Simultaneous dials: keep the connection opened by the smaller identity.
+      const initiator = session.direction === "outbound" ? this.identityHex : key;
+      const preferred = this.identityHex < key ? this.identityHex : key;
+      if (initiator !== preferred) {
+        void session.close("duplicate connection", GoodbyeReason.Duplicate);
+        return false;
+      }
+      this.sessions.delete(key);
+      this.membership.disconnected(key, performance.now());
+      void existing.close("replaced by preferred duplicate", GoodbyeReason.Duplicate);
+    }
+    if (session.direction === "inbound") {
+      let inbound = 0;
+      for (const s of this.sessions.values()) if (s.direction === "inbound") inbound++;
+      if (inbound >= this.config.maxPeerConnections) {
+        // Full: refer the newcomer to other peers, then say goodbye.
+        session.attach({ onMessage: () => {}, onClose: () => {} });
+        session.send({
+          type: PeerMessageType.Peers,
+          peers: this.descriptors(this.membership.sample(EXCHANGE_SIZE, key)),
+        });
+        void session.close("peer limit reached", GoodbyeReason.Full);
+        return false;
+      }
+    }
+    this.sessions.set(key, session);
+    this.membership.connected({
+      identity: key,
+      address: session.listenAddress,
+      direction: session.direction,
+    });
+    this.log.info("peer connected", {
+      peer: key.slice(0, 8),
+      address: formatSocketAddress(session.listenAddress),
+      direction: session.direction,
+      peers: this.sessions.size,
+    });
+    session.attach({
+      onMessage: (s, message) => this.onPeerMessage(s, message),
+      onClose: (s, reason) => this.onPeerClosed(s, reason),
+    });
+    if (session.direction === "outbound") {
+      session.send({ type: PeerMessageType.PullRequest, max: EXCHANGE_SIZE });
+    }
+    return true;
+  }
+
+  private onPeerClosed(session: PeerSession, reason: string): void {
+    const key = session.identityHex;
+    if (this.sessions.get(key) !== session) return;
+    this.sessions.delete(key);
+    this.pendingHave.delete(key);
+    this.pendingWant.delete(key);
+    if (this.closing) return;
+    this.membership.disconnected(key, performance.now());
+    this.log.info("peer disconnected", {
+      peer: key.slice(0, 8),
+      reason,
+      peers: this.sessions.size,
+    });
+    this.dialMore();
+  }
+
+  private onPeerMessage(session: PeerSession, message: PeerMessage): void {
+    const key = session.identityHex;
+    switch (message.type) {
+      case PeerMessageType.Ping:
+        session.send({ type: PeerMessageType.Pong, nonce: message.nonce });
+        return;
+      case PeerMessageType.Pong:
+        return;
+      case PeerMessageType.PullRequest:
+        session.send({
+          type: PeerMessageType.Peers,
+          peers: this.descriptors(this.membership.sample(message.max, key)),
+        });
+        return;
+      case PeerMessageType.Peers:
+      case PeerMessageType.Push:
+        this.membership.learn(
+          message.peers.map((p) => ({ identity: identityHex(p.identity), address: p.address })),
+          performance.now(),
+        );
+        this.dialMore();
+        return;
+      case PeerMessageType.Item:
+        this.spreading.receiveItem(key, {
+          id: message.id,
+          ttl: message.ttl,
+          dataType: message.dataType,
+          data: message.data,
+        });
+        return;
+      case PeerMessageType.IHave:
+        this.spreading.receiveHave(key, message.ids);
+        return;
+      case PeerMessageType.IWant:
+        this.spreading.receiveWant(key, message.ids);
+        return;
+      default:
+        throw new ProtocolError(`unexpected message type ${message.type} after handshake`);
+    }
+  }
+
+  private descriptors(peers: { identity: string; address: SocketAddress }[]) {
+    return peers.slice(0, MAX_DESCRIPTORS).map((p) => ({
+      identity: hexToBytes(p.identity),
+      address: p.address,
+    }));
+  }
+
+  private sendItem(peer: PeerKey, item: GossipItem): void {
+    this.sessions.get(peer)?.send({
+      type: PeerMessageType.Item,
+      id: item.id,
+      ttl: item.ttl,
+      dataType: item.dataType,
+      data: item.data,
+    });
+  }
+
+  private queueIds(queue: Map<PeerKey, bigint[]>, peer: PeerKey, id: bigint): void {
+    let ids = queue.get(peer);
+    if (!ids) queue.set(peer, ids = []);
+    ids.push(id);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flushIds());
+    }
+  }
+
+  private flushIds(): void {
+    this.flushScheduled = false;
+    for (
+      const [queue, type] of [
+        [this.pendingWant, PeerMessageType.IWant],
+        [this.pendingHave, PeerMessageType.IHave],
+      ] as const
+    ) {
+      for (const [peer, ids] of queue) {
+        const session = this.sessions.get(peer);
+        for (let i = 0; session && i < ids.length; i += MAX_ITEM_IDS) {
+          session.send({ type, ids: ids.slice(i, i + MAX_ITEM_IDS) });
+        }
+      }
+      queue.clear();
+    }
+  }
+
+  private maintain(): void {
+    if (this.closing) return;
+    this.spreading.sweep();
+    this.dialMore();
+    const partner = this.membership.exchangePartner();
+    if (partner) {
+      const session = this.sessions.get(partner.identity);
+      session?.send({ type: PeerMessageType.PullRequest, max: EXCHANGE_SIZE });
+      const offer = this.membership.sample(EXCHANGE_SIZE / 2, partner.identity);
+      offer.push({ identity: this.identityHex, address: this.advertised! });
+      session?.send({ type: PeerMessageType.Push, peers: this.descriptors(offer) });
+    }
+    const now = performance.now();
+    if (now - this.lastPing >= this.config.peerIdleTimeoutMs / 3) {
+      this.lastPing = now;
+      for (const session of this.sessions.values()) {
+        session.send({ type: PeerMessageType.Ping, nonce: BigInt(Math.floor(now)) });
+      }
+    }
+  }
+}
+
+function hexToBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}

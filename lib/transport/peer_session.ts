@@ -1,0 +1,363 @@
+/**
+ * One authenticated, encrypted connection to a peer.
+ *
+ * Handshake (docs/PROTOCOL.md): both sides send a plaintext HELLO at once
+ * (version, X25519 ephemeral key, nonce, identity proof-of-work, listening
+ * address, RSA public key). From the two HELLOs each side derives the session
+ * keys and sends an encrypted AUTH: an RSA-PSS signature of the transcript
+ * hash and its role. A session is established when the peer's AUTH verifies
+ * against the key in its HELLO; the peer's identity is SHA-256 of that key.
+ * Any deviation, or a handshake slower than the timeout, closes the
+ * connection.
+ *
+ * @module
+ */
+
+import { createHash, randomBytes } from "node:crypto";
+import type { SocketAddress } from "../address.ts";
+import {
+  decodePeerMessage,
+  encodePeerMessage,
+  framePeerPayload,
+  type HelloMessage,
+  PEER_FRAME_FORMAT,
+  PEER_PROTOCOL_VERSION,
+  type PeerMessage,
+  PeerMessageType,
+} from "../codec/peer_messages.ts";
+import { ProtocolError, TimeoutError } from "../errors.ts";
+import { type HostKey, identityHex, signWithHostKey, verifyPeerSignature } from "../hostkey.ts";
+import type { Logger } from "../log.ts";
+import { verifyProofOfWork } from "../protocol/proof_of_work.ts";
+import type { Direction } from "../protocol/membership.ts";
+import { FramedConnection } from "./framed_connection.ts";
+import {
+  authPayload,
+  deriveSessionCiphers,
+  type EphemeralKey,
+  type FrameOpener,
+  type FrameSealer,
+  generateEphemeralKey,
+  transcriptHash,
+} from "./peer_crypto.ts";
+
+/** Settings shared by all sessions of a node. */
+export interface PeerSessionOptions {
+  /** This node's host key. */
+  readonly hostKey: HostKey;
+  /** Proof-of-work nonce for this node's identity. */
+  readonly powNonce: bigint;
+  /** Proof-of-work bits required of peers. */
+  readonly powDifficulty: number;
+  /** Address this node advertises for incoming peer connections. */
+  readonly listenAddress: SocketAddress;
+  /** Time allowed for the whole handshake. */
+  readonly handshakeTimeoutMs: number;
+  /** A session receiving nothing for this long is closed. */
+  readonly idleTimeoutMs: number;
+  /** Send queue limit per session in bytes. */
+  readonly maxQueuedBytes: number;
+  /** Smallest RSA modulus accepted from peers. */
+  readonly minPeerKeyBits: number;
+  /** Logger. */
+  readonly log: Logger;
+}
+
+/** Receives an established session's messages. */
+export interface PeerSessionHandler {
+  /** A decrypted, decoded message; throwing closes the session. */
+  onMessage(session: PeerSession, message: PeerMessage): void;
+  /** The session ended. */
+  onClose(session: PeerSession, reason: string): void;
+}
+
+type State = "hello" | "auth" | "open";
+
+/** Most messages buffered between AUTH and the handler being attached. */
+const MAX_EARLY_MESSAGES = 256;
+
+/** An established peer session. Create with {@link PeerSession.establish}. */
+export class PeerSession {
+  /** The peer's identity (SHA-256 of its SPKI DER). */
+  identity: Uint8Array = new Uint8Array(0);
+  /** Hex of {@link identity}. */
+  identityHex = "";
+  /** The peer's advertised listening address. */
+  listenAddress: SocketAddress = { hostname: "", port: 0 };
+  /** Frames received after the handshake. */
+  framesReceived = 0;
+
+  private readonly connection: FramedConnection;
+  private readonly ephemeral: EphemeralKey;
+  private readonly ownHello: Uint8Array;
+  private state: State = "hello";
+  private sealer: FrameSealer | undefined;
+  private opener: FrameOpener | undefined;
+  private transcript: Uint8Array | undefined;
+  private peerHello: HelloMessage | undefined;
+  private peerAuthReceived = false;
+  private peerAuthenticated = false;
+  private ownAuthSent = false;
+  private handler: PeerSessionHandler | undefined;
+  private early: PeerMessage[] = [];
+  private closeReason: string | undefined;
+  private readonly settled: {
+    resolve: (session: PeerSession) => void;
+    reject: (error: Error) => void;
+    promise: Promise<PeerSession>;
+  };
+  private readonly readDone: Promise<void>;
+  private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
+
+  private constructor(
+    conn: Deno.TcpConn,
+    readonly direction: Direction,
+    private readonly options: PeerSessionOptions,
+  ) {
+    let resolve!: (session: PeerSession) => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<PeerSession>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    promise.catch(() => {});
+    this.settled = { resolve, reject, promise };
+    this.connection = new FramedConnection(conn, {
+      format: PEER_FRAME_FORMAT,
+      maxQueuedBytes: options.maxQueuedBytes,
+      partialFrameTimeoutMs: options.handshakeTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs,
+      log: options.log,
+      onFrame: (frame) => this.onFrame(frame.subarray(4)),
+      onClose: (reason) => this.onConnectionClosed(reason),
+    });
+    this.ephemeral = generateEphemeralKey();
+    this.ownHello = encodePeerMessage({
+      type: PeerMessageType.Hello,
+      version: PEER_PROTOCOL_VERSION,
+      ephemeralKey: this.ephemeral.publicKey,
+      nonce: new Uint8Array(randomBytes(32)),
+      powNonce: options.powNonce,
+      listenAddress: options.listenAddress,
+      publicKey: options.hostKey.publicKeyDer,
+    });
+    this.readDone = this.connection.start();
+  }
+
+  /**
+   * Runs the handshake on a fresh connection. Resolves with the session once
+   * both sides are authenticated; rejects (and closes the connection) on any
+   * protocol error or after the handshake timeout.
+   */
+  static establish(
+    conn: Deno.TcpConn,
+    direction: Direction,
+    options: PeerSessionOptions,
+  ): Promise<PeerSession> {
+    const session = new PeerSession(conn, direction, options);
+    session.handshakeTimer = setTimeout(
+      () => session.fail(new TimeoutError("handshake timed out")),
+      options.handshakeTimeoutMs,
+    );
+    session.connection.send(framePeerPayload(session.ownHello));
+    return session.settled.promise;
+  }
+
+  /** Remote socket address, for logs. */
+  get remote(): string {
+    return this.connection.remote;
+  }
+
+  /** True once closed. */
+  get isClosed(): boolean {
+    return this.connection.isClosed;
+  }
+
+  /** Bytes waiting in the send queue. */
+  get pendingBytes(): number {
+    return this.connection.pendingBytes;
+  }
+
+  /** Frames dropped because the send queue was full. */
+  get droppedFrames(): number {
+    return this.connection.droppedFrames;
+  }
+
+  /** Attaches the handler and delivers messages that arrived before it. */
+  attach(handler: PeerSessionHandler): void {
+    this.handler = handler;
+    const early = this.early;
+    this.early = [];
+    for (const message of early) {
+      if (this.connection.isClosed) break;
+      this.dispatch(message);
+    }
+    if (this.connection.isClosed && this.closeReason !== undefined) {
+      handler.onClose(this, this.closeReason);
+    }
+  }
+
+  /** Encrypts and queues `message`; false when dropped. */
+  send(message: PeerMessage): boolean {
+    if (this.state !== "open" || this.connection.isClosed) return false;
+    return this.sendSealed(encodePeerMessage(message));
+  }
+
+  /**
+   * Closes the session, first sending GOODBYE with `goodbyeReason` when given.
+   * Resolves when the connection has ended.
+   */
+  async close(reason: string, goodbyeReason?: number): Promise<void> {
+    if (goodbyeReason !== undefined && this.sealer && !this.connection.isClosed) {
+      this.sendSealed(encodePeerMessage({ type: PeerMessageType.Goodbye, reason: goodbyeReason }));
+      await this.connection.close(reason, true, 500);
+    } else {
+      await this.connection.close(reason);
+    }
+    await this.readDone;
+  }
+
+  /** Resolves when the connection has ended. */
+  get done(): Promise<void> {
+    return this.readDone;
+  }
+
+  private sendSealed(plaintext: Uint8Array): boolean {
+    return this.connection.send(framePeerPayload(this.sealer!.seal(plaintext)));
+  }
+
+  private onFrame(payload: Uint8Array): void {
+    switch (this.state) {
+      case "hello":
+        this.onHello(payload);
+        return;
+      case "auth":
+      case "open": {
+        const message = decodePeerMessage(this.opener!.open(payload));
+        if (this.state === "auth") {
+          if (this.peerAuthReceived) {
+            // Messages after the peer's AUTH while its signature is being verified.
+            this.queueEarly(message);
+            return;
+          }
+          if (message.type !== PeerMessageType.Auth) {
+            throw new ProtocolError(`expected AUTH, got message type ${message.type}`);
+          }
+          this.peerAuthReceived = true;
+          this.verifyAuth(message.signature);
+          return;
+        }
+        this.framesReceived++;
+        if (this.handler) this.dispatch(message);
+        else this.queueEarly(message);
+        return;
+      }
+    }
+  }
+
+  private queueEarly(message: PeerMessage): void {
+    if (this.early.length >= MAX_EARLY_MESSAGES) {
+      throw new ProtocolError("too many messages before the session was ready");
+    }
+    this.early.push(message);
+  }
+
+  private dispatch(message: PeerMessage): void {
+    if (message.type === PeerMessageType.Goodbye) {
+      void this.connection.close(`peer said goodbye (reason ${message.reason})`);
+      return;
+    }
+    this.handler!.onMessage(this, message);
+  }
+
+  private onHello(payload: Uint8Array): void {
+    const message = decodePeerMessage(payload);
+    if (message.type !== PeerMessageType.Hello) {
+      throw new ProtocolError(`expected HELLO, got message type ${message.type}`);
+    }
+    if (message.version !== PEER_PROTOCOL_VERSION) {
+      throw new ProtocolError(`unsupported protocol version ${message.version}`);
+    }
+    const identity = new Uint8Array(createHash("sha256").update(message.publicKey).digest());
+    if (identityHex(identity) === identityHex(this.options.hostKey.identity)) {
+      throw new ProtocolError("connection to self");
+    }
+    if (!verifyProofOfWork(identity, message.powNonce, this.options.powDifficulty)) {
+      throw new ProtocolError(
+        `identity proof-of-work below ${this.options.powDifficulty} bits`,
+      );
+    }
+    // Keep private copies: the frame buffer may be reused.
+    this.peerHello = { ...message, publicKey: message.publicKey.slice() };
+    this.identity = identity;
+    this.identityHex = identityHex(identity);
+    this.listenAddress = message.listenAddress;
+    const role = this.direction === "outbound" ? "initiator" : "responder";
+    this.transcript = role === "initiator"
+      ? transcriptHash(this.ownHello, payload)
+      : transcriptHash(payload, this.ownHello);
+    const ciphers = deriveSessionCiphers(
+      this.ephemeral,
+      message.ephemeralKey,
+      this.transcript,
+      role,
+    );
+    this.sealer = ciphers.send;
+    this.opener = ciphers.receive;
+    this.state = "auth";
+    const transcript = this.transcript;
+    signWithHostKey(this.options.hostKey, authPayload(role, transcript)).then((signature) => {
+      if (this.connection.isClosed) return;
+      this.sendSealed(encodePeerMessage({ type: PeerMessageType.Auth, signature }));
+      this.ownAuthSent = true;
+      this.maybeOpen();
+    }, (error) => this.fail(error instanceof Error ? error : new Error(String(error))));
+  }
+
+  private verifyAuth(signature: Uint8Array): void {
+    const peerRole = this.direction === "outbound" ? "responder" : "initiator";
+    verifyPeerSignature(
+      this.peerHello!.publicKey,
+      authPayload(peerRole, this.transcript!),
+      signature.slice(),
+      { minBits: this.options.minPeerKeyBits },
+    ).then((ok) => {
+      if (!ok) {
+        this.fail(new ProtocolError("peer's AUTH signature does not verify"));
+        return;
+      }
+      this.peerAuthenticated = true;
+      this.maybeOpen();
+    }, (error) => this.fail(error instanceof Error ? error : new Error(String(error))));
+  }
+
+  private maybeOpen(): void {
+    if (!this.peerAuthenticated || !this.ownAuthSent || this.state === "open") return;
+    if (this.connection.isClosed) return;
+    this.state = "open";
+    clearTimeout(this.handshakeTimer);
+    this.settled.resolve(this);
+  }
+
+  private fail(error: Error): void {
+    clearTimeout(this.handshakeTimer);
+    if (!this.connection.isClosed) {
+      this.options.log.info("peer handshake failed", {
+        remote: this.remote,
+        reason: error.message,
+      });
+    }
+    void this.connection.close(error.message);
+    this.settled.reject(error);
+  }
+
+  private onConnectionClosed(reason: string): void {
+    clearTimeout(this.handshakeTimer);
+    this.closeReason = reason;
+    if (this.state !== "open") {
+      this.settled.reject(new ProtocolError(`connection closed during handshake: ${reason}`));
+      return;
+    }
+    this.handler?.onClose(this, reason);
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * A Gossip API test client that encodes and decodes bytes by hand, independently
+ * of lib/codec, so black-box tests check the node against the spec's layouts.
+ */
+
+/** A message received from the node, decoded by this client. */
+export interface ReceivedMessage {
+  size: number;
+  type: number;
+  /** NOTIFICATION message ID. */
+  messageId: number;
+  /** NOTIFICATION data type. */
+  dataType: number;
+  /** NOTIFICATION data. */
+  data: Uint8Array;
+  /** The whole message as received. */
+  raw: Uint8Array;
+}
+
+/** Builds `size u16 | type u16 | body` by hand. */
+export function rawMessage(type: number, body: Uint8Array, size = 4 + body.length): Uint8Array {
+  const out = new Uint8Array(4 + body.length);
+  out[0] = (size >> 8) & 0xff;
+  out[1] = size & 0xff;
+  out[2] = (type >> 8) & 0xff;
+  out[3] = type & 0xff;
+  out.set(body, 4);
+  return out;
+}
+
+/** ANNOUNCE bytes. */
+export function announceBytes(ttl: number, dataType: number, data: Uint8Array): Uint8Array {
+  return rawMessage(500, new Uint8Array([ttl, 0, dataType >> 8, dataType & 0xff, ...data]));
+}
+
+/** NOTIFY bytes. */
+export function notifyBytes(dataType: number): Uint8Array {
+  return rawMessage(501, new Uint8Array([0, 0, dataType >> 8, dataType & 0xff]));
+}
+
+/** VALIDATION bytes. */
+export function validationBytes(messageId: number, valid: boolean): Uint8Array {
+  return rawMessage(503, new Uint8Array([messageId >> 8, messageId & 0xff, 0, valid ? 1 : 0]));
+}
+
+/** A connected test client. */
+export class TestApiClient {
+  private buffer = new Uint8Array(0);
+  private readonly inbox: ReceivedMessage[] = [];
+  private waiters: (() => void)[] = [];
+  private ended = false;
+  private readonly readLoop: Promise<void>;
+
+  private constructor(readonly conn: Deno.TcpConn) {
+    this.readLoop = this.read();
+  }
+
+  /** Connects to `port` on 127.0.0.1 (or `hostname`). */
+  static async connect(port: number, hostname = "127.0.0.1"): Promise<TestApiClient> {
+    const conn = await Deno.connect({ hostname, port });
+    return new TestApiClient(conn);
+  }
+
+  /** True once the node closed the connection. */
+  get closedByPeer(): boolean {
+    return this.ended;
+  }
+
+  /** Writes raw bytes. */
+  async send(bytes: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < bytes.length) offset += await this.conn.write(bytes.subarray(offset));
+  }
+
+  /** Sends NOTIFY for `dataType`. */
+  notify(dataType: number): Promise<void> {
+    return this.send(notifyBytes(dataType));
+  }
+
+  /** Sends ANNOUNCE. */
+  announce(dataType: number, data: Uint8Array, ttl = 0): Promise<void> {
+    return this.send(announceBytes(ttl, dataType, data));
+  }
+
+  /** Sends VALIDATION. */
+  validate(messageId: number, valid: boolean): Promise<void> {
+    return this.send(validationBytes(messageId, valid));
+  }
+
+  /** Waits for the next message; throws after `timeoutMs` or if the node closed first. */
+  async next(timeoutMs = 5000): Promise<ReceivedMessage> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inbox.length === 0) {
+      if (this.ended) throw new Error("connection closed by the node");
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no message within ${timeoutMs} ms`);
+      await this.wait(left);
+    }
+    return this.inbox.shift()!;
+  }
+
+  /** Resolves true if the node closes the connection within `timeoutMs`. */
+  async waitClosed(timeoutMs = 5000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ended) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await this.wait(left);
+    }
+    return true;
+  }
+
+  /**
+   * Collects messages for up to `timeoutMs`; resolves early once `count` arrived.
+   * Used to show that nothing (more) arrives.
+   */
+  async collect(count: number, timeoutMs: number): Promise<ReceivedMessage[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inbox.length < count && !this.ended) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await this.wait(left);
+    }
+    return this.inbox.splice(0, this.inbox.length);
+  }
+
+  /** Messages received but not yet taken. */
+  get queued(): number {
+    return this.inbox.length;
+  }
+
+  /** Closes the connection and waits for the read loop. */
+  async close(): Promise<void> {
+    try {
+      this.conn.close();
+    } catch {
+      // already closed
+    }
+    await this.readLoop;
+  }
+
+  private wait(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      const waiter = () => done();
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.waiters.push(waiter);
+    });
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter();
+  }
+
+  private async read(): Promise<void> {
+    const chunk = new Uint8Array(65536);
+    try {
+      for (;;) {
+        const n = await this.conn.read(chunk);
+        if (n === null) break;
+        const merged = new Uint8Array(this.buffer.length + n);
+        merged.set(this.buffer);
+        merged.set(chunk.subarray(0, n), this.buffer.length);
+        this.buffer = merged;
+        while (this.buffer.length >= 4) {
+          const size = (this.buffer[0] << 8) | this.buffer[1];
+          if (size < 4) throw new Error(`node sent size ${size}`);
+          if (this.buffer.length < size) break;
+          const raw = this.buffer.slice(0, size);
+          this.buffer = this.buffer.slice(size);
+          this.inbox.push({
+            size,
+            type: (raw[2] << 8) | raw[3],
+            messageId: size >= 8 ? (raw[4] << 8) | raw[5] : -1,
+            dataType: size >= 8 ? (raw[6] << 8) | raw[7] : -1,
+            data: raw.slice(8),
+            raw,
+          });
+        }
+        this.wake();
+      }
+    } catch {
+      // closed locally or reset
+    }
+    this.ended = true;
+    try {
+      this.conn.close();
+    } catch {
+      // already closed
+    }
+    this.wake();
+  }
+}
