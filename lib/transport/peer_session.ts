@@ -347,8 +347,9 @@ export class PeerSession {
         reason: error.message,
       });
     }
-    void this.connection.close(error.message);
-    this.settled.reject(error);
+    // Settle only once the socket's operations have ended, so that closing a
+    // node after a failed handshake leaves nothing running.
+    this.connection.close(error.message).finally(() => this.settled.reject(error));
   }
 
   private onConnectionClosed(reason: string): void {

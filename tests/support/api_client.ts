@@ -46,6 +46,8 @@ export function validationBytes(messageId: number, valid: boolean): Uint8Array {
 /** A connected test client. */
 export class TestApiClient {
   private buffer = new Uint8Array(0);
+  private handler: ((message: ReceivedMessage) => void) | undefined;
+  private readonly pendingWrites = new Set<Promise<void>>();
   private readonly inbox: ReceivedMessage[] = [];
   private waiters: (() => void)[] = [];
   private ended = false;
@@ -124,13 +126,31 @@ export class TestApiClient {
     return this.inbox.splice(0, this.inbox.length);
   }
 
+  /**
+   * Handles every NOTIFICATION from now on instead of queueing it: records it in
+   * `log` and answers VALIDATION with `verdict(message)`.
+   */
+  autoValidate(log: ReceivedMessage[], verdict: (message: ReceivedMessage) => boolean): void {
+    this.handler = (message) => {
+      log.push(message);
+      if (message.type === 502) {
+        const write = this.send(validationBytes(message.messageId, verdict(message)))
+          .catch(() => {})
+          .finally(() => this.pendingWrites.delete(write));
+        this.pendingWrites.add(write);
+      }
+    };
+    for (const message of this.inbox.splice(0)) this.handler(message);
+  }
+
   /** Messages received but not yet taken. */
   get queued(): number {
     return this.inbox.length;
   }
 
-  /** Closes the connection and waits for the read loop. */
+  /** Closes the connection and waits for the read loop and automatic answers. */
   async close(): Promise<void> {
+    await Promise.all(this.pendingWrites);
     try {
       this.conn.close();
     } catch {
@@ -173,14 +193,16 @@ export class TestApiClient {
           if (this.buffer.length < size) break;
           const raw = this.buffer.slice(0, size);
           this.buffer = this.buffer.slice(size);
-          this.inbox.push({
+          const message = {
             size,
             type: (raw[2] << 8) | raw[3],
             messageId: size >= 8 ? (raw[4] << 8) | raw[5] : -1,
             dataType: size >= 8 ? (raw[6] << 8) | raw[7] : -1,
             data: raw.slice(8),
             raw,
-          });
+          };
+          if (this.handler) this.handler(message);
+          else this.inbox.push(message);
         }
         this.wake();
       }
