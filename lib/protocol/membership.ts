@@ -230,7 +230,10 @@ export class Membership {
       if (peer.identity !== exclude) pool.push(peer);
     }
     for (const peer of this.passive.values()) {
-      if (peer.identity !== undefined && peer.identity !== exclude && peer.failures === 0) {
+      if (
+        peer.identity !== undefined && peer.identity !== exclude && peer.failures === 0 &&
+        !this.active.has(peer.identity) // a connected bootstrapper is listed once
+      ) {
         pool.push({ identity: peer.identity, address: peer.address });
       }
     }
