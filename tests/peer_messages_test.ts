@@ -1,0 +1,495 @@
+import assert from "node:assert/strict";
+import {
+  decodePeerMessage,
+  encodePeerMessage,
+  framePeerPayload,
+  GoodbyeReason,
+  type HelloMessage,
+  MAX_DESCRIPTORS,
+  MAX_ITEM_DATA_BYTES,
+  MAX_ITEM_IDS,
+  MAX_PUBLIC_KEY_BYTES,
+  MAX_SIGNATURE_BYTES,
+  PEER_PROTOCOL_VERSION,
+  type PeerDescriptor,
+  type PeerMessage,
+  PeerMessageType,
+} from "../lib/codec/peer_messages.ts";
+import { DecodeError } from "../lib/errors.ts";
+
+// Expected bytes are built here by hand, independently of the codec under test.
+
+function filled(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) out[i] = (i * 13 + seed) & 0xff;
+  return out;
+}
+
+function u16(value: number): number[] {
+  return [value >> 8, value & 0xff];
+}
+
+function u64(value: bigint): number[] {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, value);
+  return [...out];
+}
+
+function ascii(text: string): number[] {
+  return [...text].map((char) => char.charCodeAt(0));
+}
+
+/** `len u8 | host | port u16`. */
+function address(host: string | number[], port: number): number[] {
+  const bytes = typeof host === "string" ? ascii(host) : host;
+  return [bytes.length, ...bytes, ...u16(port)];
+}
+
+function payload(type: number, ...parts: (number[] | Uint8Array)[]): Uint8Array {
+  const body = parts.flatMap((part) => [...part]);
+  return new Uint8Array([...u16(type), ...body]);
+}
+
+function assertDecodeError(input: Uint8Array, label: string, pattern?: RegExp): void {
+  assert.throws(() => decodePeerMessage(input), (error: unknown) => {
+    assert.ok(error instanceof DecodeError, `${label}: expected DecodeError, got ${error}`);
+    if (pattern) assert.match(error.message, pattern, label);
+    return true;
+  }, label);
+}
+
+function assertRangeError(message: PeerMessage, label: string): void {
+  assert.throws(() => encodePeerMessage(message), RangeError, label);
+}
+
+function descriptor(index: number, host = `peer${index}.example`): PeerDescriptor {
+  return { identity: filled(32, index), address: { hostname: host, port: 6000 + index } };
+}
+
+const EPHEMERAL = filled(32, 1);
+const NONCE = filled(32, 2);
+const PUBLIC_KEY = filled(550, 3);
+
+const HELLO: HelloMessage = {
+  type: PeerMessageType.Hello,
+  version: PEER_PROTOCOL_VERSION,
+  ephemeralKey: EPHEMERAL,
+  nonce: NONCE,
+  powNonce: 0x0123456789abcdefn,
+  listenAddress: { hostname: "peer-1.example", port: 6001 },
+  publicKey: PUBLIC_KEY,
+};
+
+const HELLO_BYTES = payload(
+  1000,
+  [PEER_PROTOCOL_VERSION, 0, 0, 0],
+  EPHEMERAL,
+  NONCE,
+  [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef],
+  address("peer-1.example", 6001),
+  u16(550),
+  PUBLIC_KEY,
+);
+
+function hello(overrides: Partial<HelloMessage>): HelloMessage {
+  return { ...HELLO, ...overrides };
+}
+
+/** HELLO bytes with a different address and public key. */
+function helloBytes(
+  addressBytes: number[],
+  keyLength: number,
+  key: number[] | Uint8Array,
+): Uint8Array {
+  return payload(
+    1000,
+    [1, 0, 0, 0],
+    EPHEMERAL,
+    NONCE,
+    u64(7n),
+    addressBytes,
+    u16(keyLength),
+    key,
+  );
+}
+
+const ALL_MESSAGES: PeerMessage[] = [
+  HELLO,
+  hello({
+    version: 255,
+    powNonce: 0xffffffffffffffffn,
+    listenAddress: { hostname: "::1", port: 65535 },
+    publicKey: new Uint8Array([1]),
+  }),
+  { type: PeerMessageType.Auth, signature: filled(512, 4) },
+  { type: PeerMessageType.Ping, nonce: 0n },
+  { type: PeerMessageType.Ping, nonce: 0xffffffffffffffffn },
+  { type: PeerMessageType.Pong, nonce: 42n },
+  { type: PeerMessageType.PullRequest, max: 0 },
+  { type: PeerMessageType.PullRequest, max: MAX_DESCRIPTORS },
+  { type: PeerMessageType.Peers, peers: [] },
+  { type: PeerMessageType.Peers, peers: [descriptor(1), descriptor(2, "10.0.0.1")] },
+  { type: PeerMessageType.Push, peers: [descriptor(3, "2001:db8::1")] },
+  { type: PeerMessageType.Goodbye, reason: GoodbyeReason.Shutdown },
+  { type: PeerMessageType.Goodbye, reason: 255 },
+  {
+    type: PeerMessageType.Item,
+    id: 0xfedcba9876543210n,
+    ttl: 255,
+    dataType: 0xffff,
+    data: filled(100, 5),
+  },
+  { type: PeerMessageType.Item, id: 0n, ttl: 0, dataType: 0, data: new Uint8Array([0]) },
+  { type: PeerMessageType.IHave, ids: [1n, 2n, 0xffffffffffffffffn] },
+  { type: PeerMessageType.IWant, ids: [0n] },
+];
+
+Deno.test("every message type round-trips through encode and decode", () => {
+  const seen = new Set<number>();
+  for (const message of ALL_MESSAGES) {
+    seen.add(message.type);
+    assert.deepEqual(decodePeerMessage(encodePeerMessage(message)), message, `${message.type}`);
+  }
+  assert.deepEqual([...seen].sort(), Object.values(PeerMessageType).sort());
+});
+
+Deno.test("HELLO encodes to and decodes from the hand-written bytes", () => {
+  assert.deepEqual(encodePeerMessage(HELLO), HELLO_BYTES);
+  assert.deepEqual(decodePeerMessage(HELLO_BYTES), HELLO);
+});
+
+Deno.test("HELLO ignores its reserved bytes when decoding", () => {
+  const bytes = HELLO_BYTES.slice();
+  bytes[3] = 0xff;
+  bytes[4] = 0x12;
+  bytes[5] = 0x34;
+  assert.deepEqual(decodePeerMessage(bytes), HELLO);
+});
+
+Deno.test("ITEM encodes to and decodes from the hand-written bytes", () => {
+  const message: PeerMessage = {
+    type: PeerMessageType.Item,
+    id: 0x0102030405060708n,
+    ttl: 7,
+    dataType: 0xbeef,
+    data: new Uint8Array([0xaa, 0xbb]),
+  };
+  const bytes = new Uint8Array([0x03, 0xfc, 1, 2, 3, 4, 5, 6, 7, 8, 7, 0, 0xbe, 0xef, 0xaa, 0xbb]);
+  assert.deepEqual(encodePeerMessage(message), bytes);
+  assert.deepEqual(decodePeerMessage(bytes), message);
+  // The reserved byte after the TTL is ignored.
+  const reserved = bytes.slice();
+  reserved[11] = 0x99;
+  assert.deepEqual(decodePeerMessage(reserved), message);
+});
+
+Deno.test("IHAVE and IWANT encode to and decode from the hand-written bytes", () => {
+  const bytes = new Uint8Array([
+    ...[0x03, 0xfd, 0, 2],
+    ...[0, 0, 0, 0, 0, 0, 0, 1],
+    ...[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+  ]);
+  const message: PeerMessage = { type: PeerMessageType.IHave, ids: [1n, 0xffffffffffffffffn] };
+  assert.deepEqual(encodePeerMessage(message), bytes);
+  assert.deepEqual(decodePeerMessage(bytes), message);
+
+  const want = new Uint8Array([0x03, 0xfe, 0, 1, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80]);
+  const wantMessage: PeerMessage = { type: PeerMessageType.IWant, ids: [0x1020304050607080n] };
+  assert.deepEqual(encodePeerMessage(wantMessage), want);
+  assert.deepEqual(decodePeerMessage(want), wantMessage);
+});
+
+Deno.test("PULL_REQUEST encodes to and decodes from the hand-written bytes", () => {
+  const message: PeerMessage = { type: PeerMessageType.PullRequest, max: 64 };
+  const bytes = new Uint8Array([0x03, 0xf2, 0x00, 0x40]);
+  assert.deepEqual(encodePeerMessage(message), bytes);
+  assert.deepEqual(decodePeerMessage(bytes), message);
+});
+
+Deno.test("the remaining types encode to the hand-written bytes", () => {
+  const cases: [PeerMessage, Uint8Array][] = [
+    [
+      { type: PeerMessageType.Auth, signature: new Uint8Array([9, 8, 7]) },
+      new Uint8Array([0x03, 0xe9, 0, 3, 9, 8, 7]),
+    ],
+    [
+      { type: PeerMessageType.Ping, nonce: 0x1122334455667788n },
+      new Uint8Array([0x03, 0xea, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]),
+    ],
+    [
+      { type: PeerMessageType.Pong, nonce: 1n },
+      new Uint8Array([0x03, 0xeb, 0, 0, 0, 0, 0, 0, 0, 1]),
+    ],
+    [
+      { type: PeerMessageType.Goodbye, reason: GoodbyeReason.Banned },
+      new Uint8Array([0x03, 0xf5, 5]),
+    ],
+    [
+      { type: PeerMessageType.Peers, peers: [descriptor(1, "a.b")] },
+      payload(1011, [0, 1], filled(32, 1), address("a.b", 6001)),
+    ],
+    [
+      { type: PeerMessageType.Push, peers: [] },
+      new Uint8Array([0x03, 0xf4, 0, 0]),
+    ],
+  ];
+  for (const [message, bytes] of cases) {
+    assert.deepEqual(encodePeerMessage(message), bytes, `${message.type}`);
+    assert.deepEqual(decodePeerMessage(bytes), message, `${message.type}`);
+  }
+});
+
+Deno.test("framePeerPayload prepends a 4-byte length of the payload only", () => {
+  assert.deepEqual(
+    framePeerPayload(new Uint8Array([0x03, 0xf2, 0, 8])),
+    new Uint8Array([0, 0, 0, 4, 0x03, 0xf2, 0, 8]),
+  );
+  const big = filled(70000, 6);
+  const framed = framePeerPayload(big);
+  assert.deepEqual([...framed.subarray(0, 4)], [0, 1, 0x11, 0x70]);
+  assert.deepEqual(framed.subarray(4), big);
+});
+
+Deno.test("descriptor count: 64 is accepted, 65 is rejected", () => {
+  const peers = Array.from({ length: MAX_DESCRIPTORS }, (_, i) => descriptor(i));
+  const message: PeerMessage = { type: PeerMessageType.Push, peers };
+  assert.equal(MAX_DESCRIPTORS, 64);
+  assert.deepEqual(decodePeerMessage(encodePeerMessage(message)), message);
+  assertRangeError({ type: PeerMessageType.Push, peers: [...peers, descriptor(64)] }, "encode 65");
+
+  const body = Array.from({ length: 65 }, (_, i) => [...filled(32, i), ...address("h", 1)]);
+  assertDecodeError(payload(1011, [0, 65], ...body), "decode 65", /descriptors exceed/);
+  assertDecodeError(payload(1012, [0xff, 0xff]), "decode 65535", /descriptors exceed/);
+  // A count that promises more descriptors than are present.
+  assertDecodeError(payload(1011, [0, 2], filled(32, 1), address("h", 1)), "short list");
+});
+
+Deno.test("descriptor identities must be 32 bytes", () => {
+  for (const length of [0, 31, 33]) {
+    assertRangeError({
+      type: PeerMessageType.Peers,
+      peers: [{ identity: new Uint8Array(length), address: { hostname: "h", port: 1 } }],
+    }, `identity ${length}`);
+  }
+});
+
+Deno.test("id count: 0 and 1025 are rejected, 1 and 1024 accepted", () => {
+  assert.equal(MAX_ITEM_IDS, 1024);
+  for (const count of [1, 1024]) {
+    const ids = Array.from({ length: count }, (_, i) => BigInt(i) * 0x100000001n);
+    const message: PeerMessage = { type: PeerMessageType.IWant, ids };
+    const encoded = encodePeerMessage(message);
+    assert.equal(encoded.length, 4 + 8 * count);
+    assert.deepEqual(decodePeerMessage(encoded), message);
+  }
+  for (const count of [0, 1025]) {
+    const ids = Array.from({ length: count }, (_, i) => BigInt(i));
+    assertRangeError({ type: PeerMessageType.IHave, ids }, `encode ${count}`);
+    assertRangeError({ type: PeerMessageType.IWant, ids }, `encode ${count}`);
+    const body = ids.flatMap((id) => u64(id));
+    assertDecodeError(payload(1021, u16(count), body), `decode ${count}`, /id count/);
+    assertDecodeError(payload(1022, u16(count), body), `decode ${count}`, /id count/);
+  }
+  assertDecodeError(payload(1021, [0, 3], u64(1n), u64(2n)), "count above ids present");
+});
+
+Deno.test("item data: empty and too large are rejected, the maximum is accepted", () => {
+  assert.equal(MAX_ITEM_DATA_BYTES, 65527);
+  const max: PeerMessage = {
+    type: PeerMessageType.Item,
+    id: 5n,
+    ttl: 1,
+    dataType: 2,
+    data: filled(MAX_ITEM_DATA_BYTES, 7),
+  };
+  assert.deepEqual(decodePeerMessage(encodePeerMessage(max)), max);
+  const item = (data: Uint8Array): PeerMessage => ({
+    type: PeerMessageType.Item,
+    id: 5n,
+    ttl: 1,
+    dataType: 2,
+    data,
+  });
+  assertRangeError(item(new Uint8Array(0)), "encode empty");
+  assertRangeError(item(new Uint8Array(MAX_ITEM_DATA_BYTES + 1)), "encode too large");
+  const header = [...u64(5n), 1, 0, 0, 2];
+  assertDecodeError(payload(1020, header), "decode empty", /without data/);
+  assertDecodeError(
+    payload(1020, header, new Uint8Array(MAX_ITEM_DATA_BYTES + 1)),
+    "decode too large",
+    /too large/,
+  );
+});
+
+Deno.test("item fields out of range are rejected when encoding", () => {
+  const base = { type: PeerMessageType.Item, id: 1n, ttl: 1, dataType: 1, data: filled(3, 1) };
+  assertRangeError({ ...base, ttl: 256 }, "ttl 256");
+  assertRangeError({ ...base, ttl: -1 }, "ttl -1");
+  assertRangeError({ ...base, dataType: 0x10000 }, "dataType 65536");
+  assertRangeError({ ...base, dataType: 0.5 }, "dataType 0.5");
+  assertRangeError({ ...base, id: -1n }, "id -1");
+  assertRangeError({ ...base, id: 1n << 64n }, "id 2^64");
+});
+
+Deno.test("public key length: 0 and too large are rejected, 1 and the maximum accepted", () => {
+  assert.equal(MAX_PUBLIC_KEY_BYTES, 2048);
+  for (const length of [1, MAX_PUBLIC_KEY_BYTES]) {
+    const message = hello({ publicKey: filled(length, 8) });
+    assert.deepEqual(decodePeerMessage(encodePeerMessage(message)), message, `key ${length}`);
+  }
+  assertRangeError(hello({ publicKey: new Uint8Array(0) }), "encode empty key");
+  assertRangeError(hello({ publicKey: new Uint8Array(MAX_PUBLIC_KEY_BYTES + 1) }), "encode big");
+  const addr = address("h", 1);
+  assertDecodeError(helloBytes(addr, 0, new Uint8Array(0)), "decode empty key", /public key/);
+  assertDecodeError(
+    helloBytes(addr, MAX_PUBLIC_KEY_BYTES + 1, new Uint8Array(MAX_PUBLIC_KEY_BYTES + 1)),
+    "decode big key",
+    /public key/,
+  );
+  assertDecodeError(helloBytes(addr, 0xffff, new Uint8Array(10)), "decode huge key length");
+  // Sanity check of the helper: a consistent key decodes.
+  assert.equal(decodePeerMessage(helloBytes(addr, 3, new Uint8Array([1, 2, 3]))).type, 1000);
+});
+
+Deno.test("HELLO fixed-size fields and version are checked when encoding", () => {
+  assertRangeError(hello({ ephemeralKey: new Uint8Array(31) }), "ephemeral 31");
+  assertRangeError(hello({ ephemeralKey: new Uint8Array(33) }), "ephemeral 33");
+  assertRangeError(hello({ nonce: new Uint8Array(0) }), "nonce 0");
+  assertRangeError(hello({ nonce: new Uint8Array(33) }), "nonce 33");
+  assertRangeError(hello({ version: 256 }), "version 256");
+  assertRangeError(hello({ version: -1 }), "version -1");
+  assertRangeError(hello({ powNonce: -1n }), "powNonce -1");
+  assertRangeError(hello({ powNonce: 1n << 64n }), "powNonce 2^64");
+});
+
+Deno.test("signature length: 0 and too large are rejected, 1 and the maximum accepted", () => {
+  assert.equal(MAX_SIGNATURE_BYTES, 1024);
+  for (const length of [1, MAX_SIGNATURE_BYTES]) {
+    const message: PeerMessage = { type: PeerMessageType.Auth, signature: filled(length, 9) };
+    assert.deepEqual(decodePeerMessage(encodePeerMessage(message)), message, `sig ${length}`);
+  }
+  assertRangeError({ type: PeerMessageType.Auth, signature: new Uint8Array(0) }, "encode 0");
+  assertRangeError(
+    { type: PeerMessageType.Auth, signature: new Uint8Array(MAX_SIGNATURE_BYTES + 1) },
+    "encode 1025",
+  );
+  assertDecodeError(payload(1001, [0, 0]), "decode 0", /signature length/);
+  assertDecodeError(
+    payload(1001, u16(1025), new Uint8Array(1025)),
+    "decode 1025",
+    /signature length/,
+  );
+  assertDecodeError(payload(1001, [0, 5], [1, 2, 3]), "decode truncated signature");
+});
+
+Deno.test("hosts: bad characters and lengths are rejected on both sides", () => {
+  for (const hostname of ["", "bad host", "a_b", "héllo", "a/b", "[::1]", "x".repeat(254)]) {
+    assertRangeError(hello({ listenAddress: { hostname, port: 1 } }), `encode "${hostname}"`);
+    assertRangeError({
+      type: PeerMessageType.Peers,
+      peers: [{ identity: filled(32, 0), address: { hostname, port: 1 } }],
+    }, `encode descriptor "${hostname}"`);
+  }
+  const longest = "a".repeat(253);
+  const ok = hello({ listenAddress: { hostname: longest, port: 1 } });
+  assert.deepEqual(decodePeerMessage(encodePeerMessage(ok)), ok);
+
+  const badHosts: number[][] = [
+    ascii("bad host"),
+    ascii("a_b"),
+    [0x68, 0x00],
+    [0xc3, 0xa9],
+    [0xff],
+    ascii("a/b"),
+  ];
+  for (const host of badHosts) {
+    assertDecodeError(
+      helloBytes(address(host, 6001), 1, [1]),
+      `decode host ${host}`,
+      /invalid characters/,
+    );
+    assertDecodeError(
+      payload(1011, [0, 1], filled(32, 1), address(host, 6001)),
+      `decode descriptor host ${host}`,
+      /invalid characters/,
+    );
+  }
+  assertDecodeError(helloBytes([0, ...u16(6001)], 1, new Uint8Array([1])), "empty", /empty host/);
+});
+
+Deno.test("port 0 is rejected on both sides, 1 and 65535 accepted", () => {
+  for (const port of [1, 65535]) {
+    const message = hello({ listenAddress: { hostname: "h", port } });
+    assert.deepEqual(decodePeerMessage(encodePeerMessage(message)), message, `port ${port}`);
+  }
+  assertRangeError(hello({ listenAddress: { hostname: "h", port: 0 } }), "encode port 0");
+  assertRangeError(hello({ listenAddress: { hostname: "h", port: 65536 } }), "encode 65536");
+  assertRangeError({
+    type: PeerMessageType.Push,
+    peers: [{ identity: filled(32, 0), address: { hostname: "h", port: 0 } }],
+  }, "encode descriptor port 0");
+  assertDecodeError(helloBytes(address("h", 0), 1, new Uint8Array([1])), "decode 0", /port 0/);
+  assertDecodeError(
+    payload(1012, [0, 1], filled(32, 1), address("h", 0)),
+    "decode descriptor port 0",
+    /port 0/,
+  );
+});
+
+Deno.test("PULL_REQUEST max and GOODBYE reason are range-checked", () => {
+  assertRangeError({ type: PeerMessageType.PullRequest, max: 65 }, "encode max 65");
+  assertRangeError({ type: PeerMessageType.PullRequest, max: -1 }, "encode max -1");
+  assertDecodeError(new Uint8Array([0x03, 0xf2, 0, 65]), "decode max 65", /pull max/);
+  assertDecodeError(new Uint8Array([0x03, 0xf2, 0xff, 0xff]), "decode max 65535", /pull max/);
+  assertRangeError({ type: PeerMessageType.Goodbye, reason: 256 }, "reason 256");
+  assertRangeError({ type: PeerMessageType.Ping, nonce: -1n }, "ping nonce -1");
+  assertRangeError({ type: PeerMessageType.Pong, nonce: 1n << 64n }, "pong nonce 2^64");
+  assertRangeError({ type: PeerMessageType.IHave, ids: [1n, -1n] }, "id -1");
+});
+
+Deno.test("truncating a valid HELLO at every byte offset throws DecodeError", () => {
+  assert.equal(HELLO_BYTES.length, 2 + 4 + 32 + 32 + 8 + 1 + 14 + 2 + 2 + 550);
+  for (let length = 0; length < HELLO_BYTES.length; length++) {
+    assertDecodeError(HELLO_BYTES.subarray(0, length), `truncated to ${length}`);
+  }
+});
+
+Deno.test("truncating every other fixed-layout message throws DecodeError", () => {
+  for (const message of ALL_MESSAGES) {
+    if (message.type === PeerMessageType.Item) continue;
+    const bytes = encodePeerMessage(message);
+    for (let length = 0; length < bytes.length; length++) {
+      assertDecodeError(bytes.subarray(0, length), `${message.type} truncated to ${length}`);
+    }
+  }
+  // ITEM: every truncation inside its fixed header, or down to no data, fails.
+  const item = encodePeerMessage({
+    type: PeerMessageType.Item,
+    id: 1n,
+    ttl: 1,
+    dataType: 1,
+    data: new Uint8Array([1, 2]),
+  });
+  for (let length = 0; length <= 14; length++) {
+    assertDecodeError(item.subarray(0, length), `ITEM truncated to ${length}`);
+  }
+});
+
+Deno.test("trailing bytes after a complete message throw DecodeError", () => {
+  for (const message of ALL_MESSAGES) {
+    if (message.type === PeerMessageType.Item) continue; // its data runs to the end
+    const bytes = encodePeerMessage(message);
+    for (const extra of [[0], [1, 2, 3]]) {
+      const longer = new Uint8Array([...bytes, ...extra]);
+      assertDecodeError(longer, `${message.type} + ${extra.length}`, /trailing/);
+    }
+  }
+});
+
+Deno.test("unknown message types throw DecodeError", () => {
+  for (const type of [0, 1, 500, 503, 999, 1004, 1009, 1014, 1019, 1023, 0xffff]) {
+    assertDecodeError(payload(type, []), `type ${type}`, /unknown peer message type/);
+    assertDecodeError(payload(type, filled(20, 1)), `type ${type} with body`, /unknown/);
+  }
+  assertDecodeError(new Uint8Array([0x03]), "one byte", /truncated/);
+});
