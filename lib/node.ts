@@ -465,8 +465,10 @@ export class GossipNode {
       conn.setNoDelay(true);
       this.handshakeConns.add(conn);
       let ok = false;
+      let identity: string | undefined;
       try {
         const session = await PeerSession.establish(conn, "outbound", this.sessionOptions);
+        identity = session.identityHex;
         ok = this.onEstablished(session);
       } catch (error) {
         this.counters.handshakeFailures++;
@@ -476,7 +478,7 @@ export class GossipNode {
         });
       } finally {
         this.handshakeConns.delete(conn);
-        this.membership.dialFinished(peer.addressKey, ok, performance.now());
+        this.membership.dialFinished(peer.addressKey, ok, performance.now(), identity);
       }
     })();
     this.handshakes.add(attempt);
@@ -581,6 +583,7 @@ export class GossipNode {
         this.spreading.receiveItem(key, {
           id: message.id,
           ttl: message.ttl,
+          hops: message.hops,
           dataType: message.dataType,
           data: message.data,
         });
@@ -608,6 +611,7 @@ export class GossipNode {
       type: PeerMessageType.Item,
       id: item.id,
       ttl: item.ttl,
+      hops: item.hops ?? 1,
       dataType: item.dataType,
       data: item.data,
     });

@@ -150,6 +150,7 @@ const peerMessage: fc.Arbitrary<PeerMessage> = fc.oneof(
     type: fc.constant(PeerMessageType.Item),
     id: u64,
     ttl: u8,
+    hops: u8,
     dataType: u16,
     data,
   }),

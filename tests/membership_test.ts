@@ -319,3 +319,26 @@ Deno.test("exchangePartner picks a connected peer", () => {
   view.connected({ identity: "id1", address: address(1), direction: "inbound" });
   assert.equal(view.exchangePartner()?.identity, "id1");
 });
+
+Deno.test("a bootstrapper known by hostname is not redialed once its identity is known", () => {
+  const membership = new Membership({
+    selfIdentity: "self",
+    degree: 2,
+    passiveSize: 10,
+    maxLearnPerMessage: 8,
+    backoffBaseMs: 100,
+    backoffMaxMs: 1000,
+    bootstrapper: { hostname: "boot.example", port: 6001 },
+    random: () => 0,
+  });
+  const [boot] = membership.nextDials(0);
+  assert.equal(boot.addressKey, "boot.example:6001");
+  // It advertises its IP address, not the configured hostname.
+  membership.connected({
+    identity: "b",
+    address: { hostname: "192.0.2.1", port: 6001 },
+    direction: "outbound",
+  });
+  membership.dialFinished(boot.addressKey, true, 0, "b");
+  assert.deepEqual(membership.nextDials(10_000), [], "no second connection to the bootstrapper");
+});

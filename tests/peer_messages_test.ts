@@ -136,10 +136,11 @@ const ALL_MESSAGES: PeerMessage[] = [
     type: PeerMessageType.Item,
     id: 0xfedcba9876543210n,
     ttl: 255,
+    hops: 255,
     dataType: 0xffff,
     data: filled(100, 5),
   },
-  { type: PeerMessageType.Item, id: 0n, ttl: 0, dataType: 0, data: new Uint8Array([0]) },
+  { type: PeerMessageType.Item, id: 0n, ttl: 0, hops: 0, dataType: 0, data: new Uint8Array([0]) },
   { type: PeerMessageType.IHave, ids: [1n, 2n, 0xffffffffffffffffn] },
   { type: PeerMessageType.IWant, ids: [0n] },
 ];
@@ -171,16 +172,17 @@ Deno.test("ITEM encodes to and decodes from the hand-written bytes", () => {
     type: PeerMessageType.Item,
     id: 0x0102030405060708n,
     ttl: 7,
+    hops: 3,
     dataType: 0xbeef,
     data: new Uint8Array([0xaa, 0xbb]),
   };
-  const bytes = new Uint8Array([0x03, 0xfc, 1, 2, 3, 4, 5, 6, 7, 8, 7, 0, 0xbe, 0xef, 0xaa, 0xbb]);
+  const bytes = new Uint8Array([0x03, 0xfc, 1, 2, 3, 4, 5, 6, 7, 8, 7, 3, 0xbe, 0xef, 0xaa, 0xbb]);
   assert.deepEqual(encodePeerMessage(message), bytes);
   assert.deepEqual(decodePeerMessage(bytes), message);
-  // The reserved byte after the TTL is ignored.
-  const reserved = bytes.slice();
-  reserved[11] = 0x99;
-  assert.deepEqual(decodePeerMessage(reserved), message);
+  // The byte after the TTL is the hop count.
+  const farther = bytes.slice();
+  farther[11] = 0x99;
+  assert.deepEqual(decodePeerMessage(farther), { ...message, hops: 0x99 });
 });
 
 Deno.test("IHAVE and IWANT encode to and decode from the hand-written bytes", () => {
@@ -299,6 +301,7 @@ Deno.test("item data: empty and too large are rejected, the maximum is accepted"
     type: PeerMessageType.Item,
     id: 5n,
     ttl: 1,
+    hops: 1,
     dataType: 2,
     data: filled(MAX_ITEM_DATA_BYTES, 7),
   };
@@ -307,6 +310,7 @@ Deno.test("item data: empty and too large are rejected, the maximum is accepted"
     type: PeerMessageType.Item,
     id: 5n,
     ttl: 1,
+    hops: 1,
     dataType: 2,
     data,
   });
@@ -322,7 +326,15 @@ Deno.test("item data: empty and too large are rejected, the maximum is accepted"
 });
 
 Deno.test("item fields out of range are rejected when encoding", () => {
-  const base = { type: PeerMessageType.Item, id: 1n, ttl: 1, dataType: 1, data: filled(3, 1) };
+  const base = {
+    type: PeerMessageType.Item,
+    id: 1n,
+    ttl: 1,
+    hops: 1,
+    dataType: 1,
+    data: filled(3, 1),
+  };
+  assertRangeError({ ...base, hops: 256 }, "hops 256");
   assertRangeError({ ...base, ttl: 256 }, "ttl 256");
   assertRangeError({ ...base, ttl: -1 }, "ttl -1");
   assertRangeError({ ...base, dataType: 0x10000 }, "dataType 65536");
@@ -467,6 +479,7 @@ Deno.test("truncating every other fixed-layout message throws DecodeError", () =
     type: PeerMessageType.Item,
     id: 1n,
     ttl: 1,
+    hops: 1,
     dataType: 1,
     data: new Uint8Array([1, 2]),
   });

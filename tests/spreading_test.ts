@@ -430,11 +430,16 @@ Deno.test("sweep drops details after detailRetentionMs and ids after seenTtlMs",
   clock.advance(50);
   engine.receiveItem("a", makeItem(2n));
   engine.validated(2n, "valid");
+  const pushed = actions.peersOf("item", 2n);
+  const asker = PEERS.find((peer) => peer !== "a" && !pushed.includes(peer))!;
   clock.advance(60); // item 1 is 110 ms old, item 2 is 60 ms old
   engine.sweep();
   actions.clear();
-  engine.receiveWant("b", [1n, 2n]);
-  assert.deepEqual(actions.calls, [{ kind: "item", peer: "b", id: 2n, ttl: 0 }]);
+  engine.receiveWant(asker, [1n, 2n]);
+  assert.deepEqual(actions.calls, [{ kind: "item", peer: asker, id: 2n, ttl: 0 }]);
+  actions.clear();
+  engine.receiveWant(asker, [2n]);
+  assert.deepEqual(actions.calls, [], "a repeated IWANT is not served twice");
   assert.ok(engine.has(1n), "the id is still remembered");
   engine.receiveItem("c", makeItem(1n));
   assert.equal(engine.stats.duplicates, 1);

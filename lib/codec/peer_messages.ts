@@ -138,6 +138,8 @@ export interface ItemMessage {
   readonly id: bigint;
   /** Remaining hops including this one; 0 = unlimited. */
   readonly ttl: number;
+  /** Hops travelled including this one (1 from the origin), saturating at 255. */
+  readonly hops: number;
   /** Application data type. */
   readonly dataType: number;
   /** Payload. */
@@ -255,7 +257,9 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
         throw new RangeError(`item data must be 1..${MAX_ITEM_DATA_BYTES} bytes`);
       }
       checkU64(message.id, "id");
-      writer.u64(message.id).u8(message.ttl).u8(0).u16(message.dataType).bytes(message.data);
+      checkInt(message.hops, 0xff, "hops");
+      writer.u64(message.id).u8(message.ttl).u8(message.hops).u16(message.dataType)
+        .bytes(message.data);
       break;
     case PeerMessageType.IHave:
     case PeerMessageType.IWant:
@@ -337,12 +341,12 @@ export function decodePeerMessage(payload: Uint8Array): PeerMessage {
     case PeerMessageType.Item: {
       const id = reader.u64("item id");
       const ttl = reader.u8("ttl");
-      reader.u8("reserved");
+      const hops = reader.u8("hops");
       const dataType = reader.u16("data type");
       const data = reader.rest();
       if (data.length === 0) throw new DecodeError("item without data");
       if (data.length > MAX_ITEM_DATA_BYTES) throw new DecodeError("item data too large");
-      return { type, id, ttl, dataType, data };
+      return { type, id, ttl, hops, dataType, data };
     }
     case PeerMessageType.IHave:
     case PeerMessageType.IWant: {

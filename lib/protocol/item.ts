@@ -14,6 +14,11 @@ export interface GossipItem {
   readonly dataType: number;
   /** Payload, 1..65527 bytes. */
   readonly data: Uint8Array;
+  /**
+   * Hops travelled: on a received item, how far it came (1 = from the origin);
+   * on an item to send, the value to put on the wire. Absent means 1.
+   */
+  readonly hops?: number;
 }
 
 /**

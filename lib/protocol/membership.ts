@@ -190,11 +190,17 @@ export class Membership {
     return chosen;
   }
 
-  /** Ends a dial; a failure backs the peer off exponentially with jitter. */
-  dialFinished(addressKey: string, succeeded: boolean, now: number): void {
+  /**
+   * Ends a dial; a failure backs the peer off exponentially with jitter.
+   * `identity` is who answered at that address (when the handshake completed):
+   * recorded so that a bootstrapper configured by hostname, which advertises
+   * another address, is not dialed again while connected.
+   */
+  dialFinished(addressKey: string, succeeded: boolean, now: number, identity?: string): void {
     this.dialing.delete(addressKey);
     const peer = this.passive.get(addressKey);
     if (!peer) return;
+    if (identity !== undefined) peer.identity = identity;
     if (succeeded) {
       peer.failures = 0;
       return;

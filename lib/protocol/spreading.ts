@@ -100,6 +100,8 @@ export interface SpreadingStats {
   pulled: number;
   /** IWANT requests sent. */
   wantsSent: number;
+  /** Largest hop count of a received item. */
+  maxHops: number;
 }
 
 type EntryStatus = "wanted" | "validating" | "forwardable" | "final";
@@ -138,6 +140,7 @@ export class Spreading {
     unsubscribed: 0,
     pulled: 0,
     wantsSent: 0,
+    maxHops: 0,
   };
 
   /** Creates an engine. */
@@ -195,8 +198,10 @@ export class Spreading {
     entry.holders = new Set([from, ...(entry.candidates ?? [])]);
     entry.candidates = undefined;
     const outgoing = forwardTtl(item.ttl);
+    const hops = item.hops ?? 1;
+    if (hops > this.stats.maxHops) this.stats.maxHops = hops;
     if (outgoing !== undefined) {
-      entry.item = outgoing === item.ttl ? item : { ...item, ttl: outgoing };
+      entry.item = { ...item, ttl: outgoing, hops: Math.min(hops + 1, 255) };
     }
     if (!this.actions.deliver(item, from)) {
       this.stats.unsubscribed++;
@@ -266,7 +271,8 @@ export class Spreading {
       const entry = this.entries.get(id);
       if (!entry || !entry.item) continue;
       if (entry.status === "forwardable") {
-        this.sendItem(entry, from);
+        // Serve each peer once: a repeated IWANT must not make us resend 64 KiB.
+        if (!entry.holders?.has(from)) this.sendItem(entry, from);
       } else if (entry.status === "validating") {
         entry.requesters ??= new Set();
         if (entry.requesters.size < 64) entry.requesters.add(from);
@@ -321,10 +327,7 @@ export class Spreading {
     for (const peer of targets) this.sendItem(entry, peer);
     if (advertise) {
       for (const peer of fresh) {
-        if (!holders.has(peer)) {
-          holders.add(peer);
-          this.actions.sendHave(peer, item.id);
-        }
+        if (!holders.has(peer)) this.actions.sendHave(peer, item.id);
       }
     }
   }
