@@ -28,6 +28,8 @@ const USAGE = `gossip ${VERSION}: peer-to-peer gossip daemon (VoidPhone Gossip A
 Usage:
   gossip [-c FILE] [--log-level LEVEL]   run a node (default config: gossip.ini)
   gossip keygen [--bits N] FILE          write a new RSA host key (PEM, mode 0600)
+  gossip status [-c FILE]                show a running node's peers and counters
+                                         (needs status_address in the config)
   gossip -h | --help                     show this help
   gossip --version                       show the version
 
@@ -64,6 +66,27 @@ async function runKeygen(args: string[]): Promise<void> {
   const path = positionals[0];
   await writeHostKeyFile(path, await generateHostKeyPem(Number(values.bits)));
   console.log(`wrote ${values.bits}-bit RSA host key to ${path}`);
+}
+
+async function runStatus(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: "string", short: "c", default: "gossip.ini" } },
+    strict: true,
+  });
+  const config = await loadConfig(values.config);
+  const address = config.gossip.statusAddress;
+  if (!address) {
+    throw new ConfigError("status_address", "not set; add e.g. `status_address = 127.0.0.1:7002`");
+  }
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  let response: Response;
+  try {
+    response = await fetch(`http://${host}:${address.port}/status`);
+  } catch (error) {
+    fail(`no node answers at ${host}:${address.port}: ${(error as Error).message}`, 1);
+  }
+  console.log(JSON.stringify(await response.json(), null, 2));
 }
 
 async function runNode(args: string[]): Promise<void> {
@@ -135,6 +158,7 @@ async function runNode(args: string[]): Promise<void> {
 async function main(args: string[]): Promise<void> {
   try {
     if (args[0] === "keygen") await runKeygen(args.slice(1));
+    else if (args[0] === "status") await runStatus(args.slice(1));
     else await runNode(args);
   } catch (error) {
     if (error instanceof ConfigError || error instanceof UsageError) fail(error.message, 2);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { formatSocketAddress, type SocketAddress } from "./address.ts";
+import { formatSocketAddress, parseSocketAddress, type SocketAddress } from "./address.ts";
 import {
   type AnnounceMessage,
   encodeApiMessage,
@@ -41,6 +41,7 @@ import { ValidationTracker, type Verdict } from "./protocol/validation_tracker.t
 import { type ApiClient, ApiServer } from "./transport/api_server.ts";
 import { TcpListener } from "./transport/listener.ts";
 import { PeerSession, type PeerSessionOptions } from "./transport/peer_session.ts";
+import { StatusServer } from "./transport/status_server.ts";
 
 /** Options of a {@link GossipNode}. */
 export interface GossipNodeOptions {
@@ -99,6 +100,7 @@ export interface NodeStats {
 }
 
 const EXCHANGE_SIZE = 16;
+const PEERS_SAVE_INTERVAL_MS = 30_000;
 
 /** One gossip peer. */
 export class GossipNode {
@@ -108,6 +110,7 @@ export class GossipNode {
   private readonly config: GossipOptions;
   private readonly apiServer: ApiServer;
   private readonly p2pListener: TcpListener;
+  private statusServer: StatusServer | undefined;
   private readonly subscriptions = new Subscriptions<ApiClient>();
   private readonly knowledgeBase: KnowledgeBase;
   private readonly validation: ValidationTracker<bigint>;
@@ -123,6 +126,8 @@ export class GossipNode {
   private announceScheduled = false;
   private maintenanceTimer: ReturnType<typeof setInterval> | undefined;
   private lastPing = 0;
+  private lastSave = 0;
+  private saving: Promise<void> = Promise.resolve();
   private started = false;
   private closing = false;
   private advertised: SocketAddress | undefined;
@@ -202,6 +207,13 @@ export class GossipNode {
     return { hostname, port };
   }
 
+  /** The bound status endpoint address, if one is configured (after start). */
+  get statusAddress(): SocketAddress | undefined {
+    if (!this.statusServer) return undefined;
+    const { hostname, port } = this.statusServer.addr;
+    return { hostname, port };
+  }
+
   /** Hex identities of connected peers. */
   get peerIdentities(): string[] {
     return [...this.sessions.keys()];
@@ -219,6 +231,19 @@ export class GossipNode {
     } catch (error) {
       await this.apiServer.close();
       throw error;
+    }
+    if (this.config.statusAddress) {
+      this.statusServer = new StatusServer(
+        this.config.statusAddress,
+        () => this.stats(),
+        this.log.child("status"),
+      );
+      try {
+        this.statusServer.listen();
+      } catch (error) {
+        await Promise.all([this.apiServer.close(), this.p2pListener.close()]);
+        throw error;
+      }
     }
     this.advertised = this.p2pAddress;
     if (this.config.p2pAddress.hostname !== this.advertised.hostname) {
@@ -246,6 +271,7 @@ export class GossipNode {
       bootstrapper: this.config.bootstrapper,
       random: this.random,
     });
+    await this.restorePeers();
     this.log.info("node started", {
       identity: this.shortId,
       api: formatSocketAddress(this.apiAddress),
@@ -265,7 +291,9 @@ export class GossipNode {
     this.validation.clear();
     this.spreading.close();
     if (!this.started) return;
-    await this.p2pListener.close();
+    await this.saving;
+    await this.savePeers();
+    await Promise.all([this.p2pListener.close(), this.statusServer?.close()]);
     for (const conn of this.handshakeConns) {
       try {
         conn.close();
@@ -645,8 +673,62 @@ export class GossipNode {
     }
   }
 
+  /** Loads the peers file, if configured; a missing or damaged file is not fatal. */
+  private async restorePeers(): Promise<void> {
+    const path = this.config.peersFile;
+    if (!path) return;
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) {
+        this.log.warn("cannot read peers file", { path, error: String(error) });
+      }
+      return;
+    }
+    try {
+      const parsed = JSON.parse(text) as { peers?: { identity?: unknown; address?: unknown }[] };
+      const peers = (parsed.peers ?? []).flatMap((entry) =>
+        typeof entry.identity === "string" && /^[0-9a-f]{64}$/.test(entry.identity) &&
+          typeof entry.address === "string"
+          ? [{
+            identity: entry.identity,
+            address: parseSocketAddress(entry.address, "peers_file"),
+          }]
+          : []
+      );
+      const added = this.membership.restore(peers, performance.now());
+      this.log.info("restored peers", { path, peers: added });
+    } catch (error) {
+      this.log.warn("ignoring damaged peers file", { path, error: String(error) });
+    }
+  }
+
+  /** Writes the known peers to the peers file atomically (temp file + rename). */
+  private async savePeers(): Promise<void> {
+    const path = this.config.peersFile;
+    if (!path || !this.membership) return;
+    const peers = this.membership.knownPeers().slice(0, 1000).map((peer) => ({
+      identity: peer.identity,
+      address: formatSocketAddress(peer.address),
+    }));
+    if (peers.length === 0) return;
+    const temp = `${path}.tmp`;
+    try {
+      await Deno.writeTextFile(temp, JSON.stringify({ version: 1, peers }, null, 1) + "\n");
+      await Deno.rename(temp, path);
+    } catch (error) {
+      this.log.warn("cannot write peers file", { path, error: String(error) });
+    }
+  }
+
   private maintain(): void {
     if (this.closing) return;
+    const now = performance.now();
+    if (this.config.peersFile && now - this.lastSave >= PEERS_SAVE_INTERVAL_MS) {
+      this.lastSave = now;
+      this.saving = this.saving.then(() => this.savePeers());
+    }
     this.spreading.sweep();
     this.dialMore();
     const partner = this.membership.exchangePartner();
@@ -657,7 +739,6 @@ export class GossipNode {
       offer.push({ identity: this.identityHex, address: this.advertised! });
       session?.send({ type: PeerMessageType.Push, peers: this.descriptors(offer) });
     }
-    const now = performance.now();
     if (now - this.lastPing >= this.config.peerIdleTimeoutMs / 3) {
       this.lastPing = now;
       for (const session of this.sessions.values()) {

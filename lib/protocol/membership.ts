@@ -229,6 +229,27 @@ export class Membership {
     return added;
   }
 
+  /**
+   * Adds peers remembered from an earlier run (the peers file), without the
+   * per-message limit of {@link learn}. Returns how many were added.
+   */
+  restore(peers: readonly AddressedPeer[], now: number): number {
+    let added = 0;
+    for (const peer of peers) if (this.addPassive(peer, now)) added++;
+    return added;
+  }
+
+  /** Every peer worth remembering across restarts: connected ones first. */
+  knownPeers(): AddressedPeer[] {
+    const out: AddressedPeer[] = [...this.active.values()];
+    for (const peer of this.passive.values()) {
+      if (peer.identity !== undefined && !this.active.has(peer.identity)) {
+        out.push({ identity: peer.identity, address: peer.address });
+      }
+    }
+    return out;
+  }
+
   /** Up to `count` random descriptors with known identity, excluding `exclude`. */
   sample(count: number, exclude?: string): AddressedPeer[] {
     const pool: AddressedPeer[] = [];
