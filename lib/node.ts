@@ -6,7 +6,12 @@
  * @module
  */
 
-import { formatSocketAddress, parseSocketAddress, type SocketAddress } from "./address.ts";
+import {
+  formatSocketAddress,
+  isLoopbackHostname,
+  parseSocketAddress,
+  type SocketAddress,
+} from "./address.ts";
 import {
   type AnnounceMessage,
   encodeApiMessage,
@@ -29,6 +34,13 @@ import { KnowledgeBase } from "./protocol/knowledge_base.ts";
 import { type KnownPeer, Membership } from "./protocol/membership.ts";
 import { solveProofOfWork } from "./protocol/proof_of_work.ts";
 import { defaultRandom, type RandomSource } from "./protocol/random.ts";
+import {
+  addressRange,
+  BanList,
+  KeyedRateLimiter,
+  StrikeCounter,
+  TokenBucket,
+} from "./protocol/rate_limit.ts";
 import {
   DEFAULT_SPREADING_OPTIONS,
   type PeerKey,
@@ -61,11 +73,51 @@ export interface GossipNodeOptions {
   readonly random?: RandomSource;
   /** Send queue limit per API client in bytes (default 8 MiB). */
   readonly maxApiQueueBytes?: number;
-  /** Send queue limit per peer in bytes (default 8 MiB). */
+  /** Send queue limit per peer in bytes (default 4 MiB). */
   readonly maxPeerQueueBytes?: number;
   /** Local announcements waiting to be processed before new ones are dropped. */
   readonly maxAnnounceQueue?: number;
+  /** Defences against hostile peers; see {@link SecurityOptions}. */
+  readonly security?: Partial<SecurityOptions>;
 }
+
+/** Limits against hostile peers (docs/SECURITY.md). */
+export interface SecurityOptions {
+  /** New inbound peer connections per second from one IP address. */
+  readonly connectionsPerIpPerSecond: number;
+  /** Burst of new inbound connections from one IP address. */
+  readonly connectionBurstPerIp: number;
+  /** Inbound peers (connected or in handshake) from one /24 or /48 address range. */
+  readonly maxInboundPerRange: number;
+  /** Frames per second one peer may send on average. */
+  readonly framesPerSecond: number;
+  /** Burst of frames one peer may send. */
+  readonly frameBurst: number;
+  /** Invalid items from one peer within `strikeWindowMs` that get it banned. */
+  readonly invalidItemsBeforeBan: number;
+  /** Window of the invalid-item count. */
+  readonly strikeWindowMs: number;
+  /** How long a ban lasts. */
+  readonly banDurationMs: number;
+  /** New descriptors accepted per membership round from all peers together. */
+  readonly maxLearnPerRound: number;
+  /** Whether per-IP and per-range limits also apply to loopback peers. */
+  readonly limitLoopback: boolean;
+}
+
+/** Defaults of {@link SecurityOptions}. */
+export const DEFAULT_SECURITY_OPTIONS: SecurityOptions = {
+  connectionsPerIpPerSecond: 5,
+  connectionBurstPerIp: 20,
+  maxInboundPerRange: 8,
+  framesPerSecond: 5_000,
+  frameBurst: 20_000,
+  invalidItemsBeforeBan: 10,
+  strikeWindowMs: 60_000,
+  banDurationMs: 10 * 60_000,
+  maxLearnPerRound: 32,
+  limitLoopback: false,
+};
 
 /** Counters and state of a node, for tests, benchmarks and the status command. */
 export interface NodeStats {
@@ -97,10 +149,22 @@ export interface NodeStats {
   readonly pendingValidations: number;
   /** Peer handshakes that failed. */
   readonly handshakeFailures: number;
+  /** Inbound peer connections refused (ban, rate or range limit). */
+  readonly peersRefused: number;
+  /** Peers banned (flooding or invalid items). */
+  readonly peersBanned: number;
+  /** Peer descriptors ignored (unsolicited, or over the per-round limit). */
+  readonly offersIgnored: number;
+  /** Frames dropped because a peer's send queue was full. */
+  readonly peerFramesDropped: number;
 }
 
 const EXCHANGE_SIZE = 16;
 const PEERS_SAVE_INTERVAL_MS = 30_000;
+/** A started API message must be complete within this time (slowloris guard). */
+const API_PARTIAL_MESSAGE_TIMEOUT_MS = 10_000;
+/** A new API client must send its first message within this time (half-open guard). */
+const API_FIRST_MESSAGE_TIMEOUT_MS = 30_000;
 
 /** One gossip peer. */
 export class GossipNode {
@@ -138,7 +202,18 @@ export class GossipNode {
     notificationsSent: 0,
     notificationsDropped: 0,
     handshakeFailures: 0,
+    peersRefused: 0,
+    peersBanned: 0,
+    offersIgnored: 0,
   };
+  private readonly security: SecurityOptions;
+  private readonly bans = new BanList();
+  private readonly connectionLimiter: KeyedRateLimiter;
+  private readonly invalidStrikes: StrikeCounter;
+  private readonly frameBuckets = new Map<PeerSession, TokenBucket>();
+  private readonly pullsOutstanding = new Set<PeerKey>();
+  private readonly pushedThisRound = new Set<PeerKey>();
+  private learnedThisRound = 0;
 
   /** Creates a node; nothing is bound until {@link start}. */
   constructor(private readonly options: GossipNodeOptions) {
@@ -146,6 +221,15 @@ export class GossipNode {
     this.log = options.log ?? silentLogger;
     this.random = options.random ?? defaultRandom;
     this.identityHex = identityHex(options.hostKey.identity);
+    this.security = { ...DEFAULT_SECURITY_OPTIONS, ...options.security };
+    this.connectionLimiter = new KeyedRateLimiter(
+      this.security.connectionsPerIpPerSecond,
+      this.security.connectionBurstPerIp,
+    );
+    this.invalidStrikes = new StrikeCounter(
+      this.security.invalidItemsBeforeBan,
+      this.security.strikeWindowMs,
+    );
     this.knowledgeBase = new KnowledgeBase(this.config.cacheSize);
     this.validation = new ValidationTracker<bigint>({
       timeoutMs: this.config.validationTimeoutMs,
@@ -164,6 +248,7 @@ export class GossipNode {
         sendHave: (peer, id) => this.queueIds(this.pendingHave, peer, id),
         sendWant: (peer, id) => this.queueIds(this.pendingWant, peer, id),
         deliver: (item, from) => this.deliverRemote(item, from),
+        rejected: (peer) => this.onInvalidItem(peer),
       },
     );
     const apiLog = this.log.child("api");
@@ -171,7 +256,8 @@ export class GossipNode {
       address: this.config.apiAddress,
       maxConnections: this.config.maxApiConnections,
       maxQueuedBytes: options.maxApiQueueBytes ?? 8 * 1024 * 1024,
-      partialFrameTimeoutMs: Math.max(this.config.validationTimeoutMs, 10_000),
+      partialFrameTimeoutMs: API_PARTIAL_MESSAGE_TIMEOUT_MS,
+      firstMessageTimeoutMs: API_FIRST_MESSAGE_TIMEOUT_MS,
       maxOutstandingNotifications: 16384,
       log: apiLog,
       handler: {
@@ -256,7 +342,7 @@ export class GossipNode {
       listenAddress: this.advertised,
       handshakeTimeoutMs: this.config.handshakeTimeoutMs,
       idleTimeoutMs: this.config.peerIdleTimeoutMs,
-      maxQueuedBytes: this.options.maxPeerQueueBytes ?? 8 * 1024 * 1024,
+      maxQueuedBytes: this.options.maxPeerQueueBytes ?? 4 * 1024 * 1024,
       minPeerKeyBits: this.options.minPeerKeyBits ?? 2048,
       log: this.log.child("p2p"),
     };
@@ -329,6 +415,7 @@ export class GossipNode {
       ...this.counters,
       spreading: { ...this.spreading.stats },
       pendingValidations: this.validation.size,
+      peerFramesDropped: [...this.sessions.values()].reduce((n, s) => n + s.droppedFrames, 0),
     };
   }
 
@@ -449,7 +536,61 @@ export class GossipNode {
   // ---- P2P side -------------------------------------------------------------
 
   private acceptPeer(conn: Deno.TcpConn): void {
+    const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const refusal = this.inboundRefusal(ip);
+    if (refusal) {
+      this.counters.peersRefused++;
+      if (this.counters.peersRefused % 100 === 1) {
+        this.log.warn("refusing peer connection", {
+          ip,
+          reason: refusal,
+          refused: this.counters.peersRefused,
+        });
+      }
+      conn.close();
+      return;
+    }
     this.trackHandshake(conn, PeerSession.establish(conn, "inbound", this.sessionOptions));
+  }
+
+  /** Why an inbound connection from `ip` must be refused, or undefined to accept it. */
+  private inboundRefusal(ip: string): string | undefined {
+    const now = performance.now();
+    if (this.bans.isBanned(ip, now)) return "banned address";
+    if (isLoopbackHostname(ip) && !this.security.limitLoopback) return undefined;
+    if (!this.connectionLimiter.take(ip, now)) return "connection rate";
+    const range = addressRange(ip);
+    let inRange = 0;
+    for (const conn of this.handshakeConns) {
+      if (addressRange((conn.remoteAddr as Deno.NetAddr).hostname) === range) inRange++;
+    }
+    for (const session of this.sessions.values()) {
+      if (session.direction === "inbound" && addressRange(session.remoteIp) === range) inRange++;
+    }
+    return inRange >= this.security.maxInboundPerRange
+      ? "too many peers from one range"
+      : undefined;
+  }
+
+  /** Bans a misbehaving peer (identity, and its address unless loopback) and drops it. */
+  private banPeer(session: PeerSession, reason: string): void {
+    const now = performance.now();
+    this.counters.peersBanned++;
+    this.bans.ban(session.identityHex, now, this.security.banDurationMs);
+    const ip = session.remoteIp;
+    if (!isLoopbackHostname(ip) || this.security.limitLoopback) {
+      this.bans.ban(ip, now, this.security.banDurationMs);
+    }
+    this.log.warn("banning peer", { peer: session.identityHex.slice(0, 8), ip, reason });
+    void session.close(`banned: ${reason}`, GoodbyeReason.Banned);
+  }
+
+  private onInvalidItem(peer: PeerKey): void {
+    if (!this.invalidStrikes.strike(peer, performance.now())) return;
+    this.invalidStrikes.clear(peer);
+    const session = this.sessions.get(peer);
+    if (session) this.banPeer(session, "repeated invalid items");
+    else this.bans.ban(peer, performance.now(), this.security.banDurationMs);
   }
 
   private trackHandshake(conn: Deno.TcpConn, handshake: Promise<PeerSession>): void {
@@ -520,6 +661,11 @@ export class GossipNode {
       return false;
     }
     const key = session.identityHex;
+    if (this.bans.isBanned(key, performance.now())) {
+      this.counters.peersRefused++;
+      void session.close("banned identity", GoodbyeReason.Banned);
+      return false;
+    }
     const existing = this.sessions.get(key);
     if (existing) {
       // Simultaneous dials: keep the connection opened by the smaller identity.
@@ -548,6 +694,10 @@ export class GossipNode {
       }
     }
     this.sessions.set(key, session);
+    this.frameBuckets.set(
+      session,
+      new TokenBucket(this.security.framesPerSecond, this.security.frameBurst, performance.now()),
+    );
     this.membership.connected({
       identity: key,
       address: session.listenAddress,
@@ -559,20 +709,21 @@ export class GossipNode {
       direction: session.direction,
       peers: this.sessions.size,
     });
+    // Pull before attaching: a referral may already be waiting among the early messages.
+    if (session.direction === "outbound") this.pull(session);
     session.attach({
       onMessage: (s, message) => this.onPeerMessage(s, message),
       onClose: (s, reason) => this.onPeerClosed(s, reason),
     });
-    if (session.direction === "outbound") {
-      session.send({ type: PeerMessageType.PullRequest, max: EXCHANGE_SIZE });
-    }
     return true;
   }
 
   private onPeerClosed(session: PeerSession, reason: string): void {
     const key = session.identityHex;
+    this.frameBuckets.delete(session);
     if (this.sessions.get(key) !== session) return;
     this.sessions.delete(key);
+    this.pullsOutstanding.delete(key);
     this.pendingHave.delete(key);
     this.pendingWant.delete(key);
     if (this.closing) return;
@@ -585,8 +736,17 @@ export class GossipNode {
     this.dialMore();
   }
 
+  private pull(session: PeerSession): void {
+    this.pullsOutstanding.add(session.identityHex);
+    session.send({ type: PeerMessageType.PullRequest, max: EXCHANGE_SIZE });
+  }
+
   private onPeerMessage(session: PeerSession, message: PeerMessage): void {
     const key = session.identityHex;
+    if (!this.frameBuckets.get(session)?.take(performance.now())) {
+      this.banPeer(session, "frame flood");
+      return;
+    }
     switch (message.type) {
       case PeerMessageType.Ping:
         session.send({ type: PeerMessageType.Pong, nonce: message.nonce });
@@ -600,13 +760,24 @@ export class GossipNode {
         });
         return;
       case PeerMessageType.Peers:
-      case PeerMessageType.Push:
-        this.membership.learn(
+      case PeerMessageType.Push: {
+        // Brahms-style limits: PEERS only in answer to our pull, one PUSH per peer
+        // per round, and a bounded number of new descriptors per round overall.
+        const solicited = message.type === PeerMessageType.Peers
+          ? this.pullsOutstanding.delete(key)
+          : !this.pushedThisRound.has(key);
+        if (!solicited || this.learnedThisRound >= this.security.maxLearnPerRound) {
+          this.counters.offersIgnored++;
+          return;
+        }
+        if (message.type === PeerMessageType.Push) this.pushedThisRound.add(key);
+        this.learnedThisRound += this.membership.learn(
           message.peers.map((p) => ({ identity: identityHex(p.identity), address: p.address })),
           performance.now(),
         );
         this.dialMore();
         return;
+      }
       case PeerMessageType.Item:
         this.spreading.receiveItem(key, {
           id: message.id,
@@ -730,11 +901,13 @@ export class GossipNode {
       this.saving = this.saving.then(() => this.savePeers());
     }
     this.spreading.sweep();
+    this.pushedThisRound.clear();
+    this.learnedThisRound = 0;
     this.dialMore();
     const partner = this.membership.exchangePartner();
     if (partner) {
       const session = this.sessions.get(partner.identity);
-      session?.send({ type: PeerMessageType.PullRequest, max: EXCHANGE_SIZE });
+      if (session) this.pull(session);
       const offer = this.membership.sample(EXCHANGE_SIZE / 2, partner.identity);
       offer.push({ identity: this.identityHex, address: this.advertised! });
       session?.send({ type: PeerMessageType.Push, peers: this.descriptors(offer) });

@@ -43,6 +43,8 @@ export interface SpreadingActions {
    * validation has begun and {@link Spreading.validated} will follow.
    */
   deliver(item: GossipItem, from: PeerKey): boolean;
+  /** Local validation found an item from `peer` invalid (for peer scoring). */
+  rejected?(peer: PeerKey, id: bigint): void;
 }
 
 /** Tuning of a {@link Spreading} engine. */
@@ -221,8 +223,12 @@ export class Spreading {
     const entry = this.entries.get(id);
     if (!entry || entry.status !== "validating") return;
     if (verdict !== "valid") {
-      if (verdict === "invalid") this.stats.invalid++;
-      else this.stats.unanswered++;
+      if (verdict === "invalid") {
+        this.stats.invalid++;
+        if (entry.from !== undefined) this.actions.rejected?.(entry.from, id);
+      } else {
+        this.stats.unanswered++;
+      }
       this.finalize(entry);
       return;
     }

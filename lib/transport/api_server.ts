@@ -48,6 +48,8 @@ export interface ApiServerOptions {
   readonly maxQueuedBytes: number;
   /** A started message must be complete within this time, or the client is closed. */
   readonly partialFrameTimeoutMs: number;
+  /** A new client must send its first message within this time, or it is closed. */
+  readonly firstMessageTimeoutMs: number;
   /** Notifications awaiting VALIDATION per client before the oldest is forgotten. */
   readonly maxOutstandingNotifications: number;
   /** Logger. */
@@ -134,6 +136,7 @@ export class ApiServer {
       format: API_FRAME_FORMAT,
       maxQueuedBytes: this.options.maxQueuedBytes,
       partialFrameTimeoutMs: this.options.partialFrameTimeoutMs,
+      firstFrameTimeoutMs: this.options.firstMessageTimeoutMs,
       log,
       onFrame: (frame) => this.dispatch(client!, frame),
       onClose: (reason) => {

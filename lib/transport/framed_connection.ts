@@ -38,6 +38,8 @@ export interface FramedConnectionOptions {
   readonly partialFrameTimeoutMs?: number;
   /** Closes the connection when nothing is received for this long. */
   readonly idleTimeoutMs?: number;
+  /** Closes the connection when no complete frame arrives within this time (half-open guard). */
+  readonly firstFrameTimeoutMs?: number;
 }
 
 const READ_BUFFER_BYTES = 64 * 1024;
@@ -56,6 +58,7 @@ export class FramedConnection {
   private writeLoopDone: Promise<void> = Promise.resolve();
   private partialTimer: ReturnType<typeof setTimeout> | undefined;
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
+  private firstFrameTimer: ReturnType<typeof setTimeout> | undefined;
   private lastReceive = 0;
   /** Frames dropped because the send queue was full. */
   droppedFrames = 0;
@@ -133,6 +136,7 @@ export class FramedConnection {
     this.closeReason = reason;
     clearTimeout(this.partialTimer);
     clearTimeout(this.idleTimer);
+    clearTimeout(this.firstFrameTimer);
     this.queue = [];
     this.queuedBytes = 0;
     try {
@@ -145,6 +149,16 @@ export class FramedConnection {
   private async readLoop(): Promise<void> {
     const buffer = new Uint8Array(READ_BUFFER_BYTES);
     this.armIdleTimer();
+    const firstFrameTimeout = this.options.firstFrameTimeoutMs;
+    if (firstFrameTimeout !== undefined) {
+      this.firstFrameTimer = setTimeout(() => {
+        this.options.log.info("closing connection", {
+          remote: this.remote,
+          reason: "no message in time",
+        });
+        this.shutdown("no message in time");
+      }, firstFrameTimeout);
+    }
     try {
       while (!this.closed) {
         const n = await this.conn.read(buffer);
@@ -155,6 +169,10 @@ export class FramedConnection {
         this.lastReceive = performance.now();
         // Frames may be kept (items, queues): give them their own exactly sized copy.
         const frames = this.decoder.push(buffer.slice(0, n));
+        if (frames.length > 0 && this.firstFrameTimer !== undefined) {
+          clearTimeout(this.firstFrameTimer);
+          this.firstFrameTimer = undefined;
+        }
         for (const frame of frames) {
           if (this.closed) break;
           this.options.onFrame(frame);

@@ -168,6 +168,11 @@ export class PeerSession {
     return this.connection.remote;
   }
 
+  /** Remote IP address. */
+  get remoteIp(): string {
+    return (this.connection.conn.remoteAddr as Deno.NetAddr).hostname;
+  }
+
   /** True once closed. */
   get isClosed(): boolean {
     return this.connection.isClosed;
