@@ -66,6 +66,7 @@ export class Logger {
     this.write("error", message, fields);
   }
 
+  /** Formats and writes one line if `level` is enabled. */
   private write(level: LogLevel, message: string, fields?: LogFields): void {
     if (!this.enabled(level)) return;
     let line = `${new Date().toISOString()} ${

@@ -22,6 +22,7 @@ import {
   GoodbyeReason,
   MAX_DESCRIPTORS,
   MAX_ITEM_IDS,
+  type PeerDescriptor,
   type PeerMessage,
   PeerMessageType,
 } from "./codec/peer_messages.ts";
@@ -421,6 +422,7 @@ export class GossipNode {
 
   // ---- API side -------------------------------------------------------------
 
+  /** Queues a local ANNOUNCE; dropped (and counted) when the queue is full. */
   private onAnnounce(client: ApiClient, message: AnnounceMessage): void {
     if (this.announceQueue.length >= (this.options.maxAnnounceQueue ?? 10_000)) {
       this.counters.announceDropped++;
@@ -436,6 +438,7 @@ export class GossipNode {
     }
   }
 
+  /** Turns queued announcements into items: store, notify, spread. */
   private drainAnnouncements(): void {
     this.announceScheduled = false;
     const queue = this.announceQueue;
@@ -464,11 +467,13 @@ export class GossipNode {
     }
   }
 
+  /** Subscribes an API client to a data type. */
   private onNotify(client: ApiClient, message: NotifyMessage): void {
     this.subscriptions.add(client, message.dataType);
     this.log.debug("subscribe", { client: client.id, type: message.dataType });
   }
 
+  /** Applies a module's VALIDATION; an unknown message ID is ill-formed. */
   private onValidation(client: ApiClient, message: ValidationMessage): void {
     const itemId = client.notificationIds.resolve(message.messageId);
     if (itemId === undefined) {
@@ -477,6 +482,7 @@ export class GossipNode {
     this.validation.answer(itemId, client.id, message.valid);
   }
 
+  /** Drops a closed client's subscriptions and pending answers. */
   private onClientClosed(client: ApiClient): void {
     this.subscriptions.remove(client);
     this.validation.removeSubscriber(client.id);
@@ -511,6 +517,7 @@ export class GossipNode {
     return notified;
   }
 
+  /** Hands an item from a peer to local subscribers; false when nobody subscribed. */
   private deliverRemote(item: GossipItem, from: PeerKey): boolean {
     if (!this.subscriptions.has(item.dataType)) {
       this.log.debug("item of unsubscribed type dropped", {
@@ -525,6 +532,7 @@ export class GossipNode {
     return true;
   }
 
+  /** Passes a validation verdict to the spreading engine. */
   private onVerdict(id: bigint, verdict: Verdict): void {
     if (this.closing) return;
     if (verdict !== "valid") {
@@ -535,6 +543,7 @@ export class GossipNode {
 
   // ---- P2P side -------------------------------------------------------------
 
+  /** Admits an inbound peer connection to the handshake, or refuses it. */
   private acceptPeer(conn: Deno.TcpConn): void {
     const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
     const refusal = this.inboundRefusal(ip);
@@ -585,6 +594,7 @@ export class GossipNode {
     void session.close(`banned: ${reason}`, GoodbyeReason.Banned);
   }
 
+  /** Counts an invalid item against its sender; bans repeat offenders. */
   private onInvalidItem(peer: PeerKey): void {
     if (!this.invalidStrikes.strike(peer, performance.now())) return;
     this.invalidStrikes.clear(peer);
@@ -593,6 +603,7 @@ export class GossipNode {
     else this.bans.ban(peer, performance.now(), this.security.banDurationMs);
   }
 
+  /** Runs an inbound handshake, tracked so that close() can wait for it. */
   private trackHandshake(conn: Deno.TcpConn, handshake: Promise<PeerSession>): void {
     this.handshakeConns.add(conn);
     const tracked = handshake.then(
@@ -608,11 +619,13 @@ export class GossipNode {
     this.handshakes.add(tracked);
   }
 
+  /** Dials known peers until `degree` outbound connections exist or are pending. */
   private dialMore(): void {
     if (this.closing) return;
     for (const peer of this.membership.nextDials(performance.now())) this.dial(peer);
   }
 
+  /** Connects to a known peer and runs the outbound handshake. */
   private dial(peer: KnownPeer): void {
     const attempt = (async () => {
       let conn: Deno.TcpConn;
@@ -718,6 +731,7 @@ export class GossipNode {
     return true;
   }
 
+  /** Forgets a closed session and dials a replacement. */
   private onPeerClosed(session: PeerSession, reason: string): void {
     const key = session.identityHex;
     this.frameBuckets.delete(session);
@@ -736,11 +750,13 @@ export class GossipNode {
     this.dialMore();
   }
 
+  /** Asks a peer for peer descriptors and remembers that an answer is due. */
   private pull(session: PeerSession): void {
     this.pullsOutstanding.add(session.identityHex);
     session.send({ type: PeerMessageType.PullRequest, max: EXCHANGE_SIZE });
   }
 
+  /** Dispatches an authenticated peer message. */
   private onPeerMessage(session: PeerSession, message: PeerMessage): void {
     const key = session.identityHex;
     if (!this.frameBuckets.get(session)?.take(performance.now())) {
@@ -798,13 +814,17 @@ export class GossipNode {
     }
   }
 
-  private descriptors(peers: { identity: string; address: SocketAddress }[]) {
+  /** Converts known peers to wire descriptors. */
+  private descriptors(
+    peers: { identity: string; address: SocketAddress }[],
+  ): PeerDescriptor[] {
     return peers.slice(0, MAX_DESCRIPTORS).map((p) => ({
       identity: hexToBytes(p.identity),
       address: p.address,
     }));
   }
 
+  /** Pushes an item to a connected peer. */
   private sendItem(peer: PeerKey, item: GossipItem): void {
     this.sessions.get(peer)?.send({
       type: PeerMessageType.Item,
@@ -816,6 +836,7 @@ export class GossipNode {
     });
   }
 
+  /** Queues an item ID for a batched IHAVE or IWANT to `peer`. */
   private queueIds(queue: Map<PeerKey, bigint[]>, peer: PeerKey, id: bigint): void {
     let ids = queue.get(peer);
     if (!ids) queue.set(peer, ids = []);
@@ -826,6 +847,7 @@ export class GossipNode {
     }
   }
 
+  /** Sends the batched IHAVE and IWANT messages. */
   private flushIds(): void {
     this.flushScheduled = false;
     for (
@@ -893,6 +915,7 @@ export class GossipNode {
     }
   }
 
+  /** Periodic work: sweep, reconnect, peer exchange, keepalive, peers file. */
   private maintain(): void {
     if (this.closing) return;
     const now = performance.now();

@@ -40,6 +40,7 @@ export const API_FRAME_FORMAT: FrameFormat = {
 
 /** GOSSIP ANNOUNCE: `| size | 500 | TTL u8 | reserved u8 | data type u16 | data |`. */
 export interface AnnounceMessage {
+  /** Discriminant: a ANNOUNCE. */
   readonly kind: "announce";
   /** Hops the item should travel; 0 means unlimited. */
   readonly ttl: number;
@@ -53,6 +54,7 @@ export interface AnnounceMessage {
 
 /** GOSSIP NOTIFY: `| 8 | 501 | reserved u16 | data type u16 |`. */
 export interface NotifyMessage {
+  /** Discriminant: a NOTIFY. */
   readonly kind: "notify";
   /** Reserved field, carried as received. */
   readonly reserved: number;
@@ -62,6 +64,7 @@ export interface NotifyMessage {
 
 /** GOSSIP NOTIFICATION: `| size | 502 | message ID u16 | data type u16 | data |`. */
 export interface NotificationMessage {
+  /** Discriminant: a NOTIFICATION. */
   readonly kind: "notification";
   /** Random ID the module echoes in its VALIDATION. */
   readonly messageId: number;
@@ -73,6 +76,7 @@ export interface NotificationMessage {
 
 /** GOSSIP VALIDATION: `| 8 | 503 | message ID u16 | reserved 15 bits | V 1 bit |`. */
 export interface ValidationMessage {
+  /** Discriminant: a VALIDATION. */
   readonly kind: "validation";
   /** The NOTIFICATION's message ID. */
   readonly messageId: number;
