@@ -584,6 +584,8 @@ export class GossipNode {
   /** Bans a misbehaving peer (identity, and its address unless loopback) and drops it. */
   private banPeer(session: PeerSession, reason: string): void {
     const now = performance.now();
+    // Already banned: its session is closing; do not count, log or say GOODBYE again.
+    if (this.bans.isBanned(session.identityHex, now)) return;
     this.counters.peersBanned++;
     this.bans.ban(session.identityHex, now, this.security.banDurationMs);
     const ip = session.remoteIp;
@@ -759,7 +761,10 @@ export class GossipNode {
   /** Dispatches an authenticated peer message. */
   private onPeerMessage(session: PeerSession, message: PeerMessage): void {
     const key = session.identityHex;
-    if (!this.frameBuckets.get(session)?.take(performance.now())) {
+    const now = performance.now();
+    // A banned peer's session is being closed: ignore whatever it still sends.
+    if (this.bans.isBanned(key, now)) return;
+    if (!this.frameBuckets.get(session)?.take(now)) {
       this.banPeer(session, "frame flood");
       return;
     }

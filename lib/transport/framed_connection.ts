@@ -218,7 +218,7 @@ export class FramedConnection {
 
   private armPartialTimer(): void {
     const timeout = this.options.partialFrameTimeoutMs;
-    if (timeout === undefined) return;
+    if (timeout === undefined || this.closed) return;
     if (this.decoder.bufferedBytes === 0) {
       clearTimeout(this.partialTimer);
       this.partialTimer = undefined;

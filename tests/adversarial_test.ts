@@ -1,0 +1,916 @@
+/**
+ * Adversarial black-box tests against real nodes on 127.0.0.1 (docs/SECURITY.md).
+ *
+ * Each test attacks a victim node through its real ports and then shows that
+ * the victim is still up AND still serves honest parties: an honest peer with a
+ * validating module still exchanges items with it end to end, and honest API
+ * clients still get NOTIFICATIONs. Memory figures are printed for the record
+ * (`deno task test` shows them; docs/SECURITY.md quotes them).
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import {
+  decodePeerMessage,
+  encodePeerMessage,
+  framePeerPayload,
+  type HelloMessage,
+  PeerMessageType,
+} from "../lib/codec/peer_messages.ts";
+import { type HostKey, identityHex, signWithHostKey } from "../lib/hostkey.ts";
+import type { GossipNode } from "../lib/node.ts";
+import { Logger, type LogLevel } from "../lib/log.ts";
+import { solveProofOfWork, verifyProofOfWork } from "../lib/protocol/proof_of_work.ts";
+import { randomItemId } from "../lib/protocol/item.ts";
+import { seededRandom } from "../lib/protocol/random.ts";
+import {
+  authPayload,
+  deriveSessionCiphers,
+  generateEphemeralKey,
+  type SessionCiphers,
+  transcriptHash,
+} from "../lib/transport/peer_crypto.ts";
+import { type ReceivedMessage, TestApiClient } from "./support/api_client.ts";
+import {
+  AdversaryPeer,
+  churnConnections,
+  failingPowNonce,
+  fakeDescriptors,
+  flipPayloadByte,
+  helloPayload,
+  type MemorySnapshot,
+  memorySnapshot,
+  MitmProxy,
+  rawFrame,
+  RawPeerClient,
+  seededBytes,
+  unusedPorts,
+} from "./support/adversary.ts";
+import {
+  announceText,
+  CLUSTER_TYPE,
+  INVALID_PREFIX,
+  type Member,
+  receivedCount,
+  startMember,
+  stopMembers,
+  waitForDelivery,
+  waitForOverlay,
+} from "./support/cluster.ts";
+import { startTestNode, testHostKey, type TestNodeOptions, waitUntil } from "./support/nodes.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+/** A data type no module subscribes to. */
+const UNSUBSCRIBED_TYPE = 0x7777;
+
+/** Announces one item from each member and waits until every other member received it. */
+async function assertItemsFlow(members: Member[], tag: string): Promise<void> {
+  for (const [i, origin] of members.entries()) {
+    const text = `${tag}-from-${i}`;
+    await announceText(origin, text);
+    await waitForDelivery(members.filter((m) => m !== origin), text);
+  }
+}
+
+/** A member whose node bootstraps through an arbitrary address (e.g. a proxy). */
+async function startMemberVia(
+  bootstrapper: { hostname: string; port: number } | undefined,
+  options: TestNodeOptions = {},
+): Promise<Member> {
+  const node = await startTestNode({ ...options, config: { ...options.config, bootstrapper } });
+  const module = await TestApiClient.connect(node.apiAddress.port);
+  const received: ReceivedMessage[] = [];
+  module.autoValidate(
+    received,
+    (m) => decoder.decode(m.data.subarray(0, INVALID_PREFIX.length)) !== INVALID_PREFIX,
+  );
+  await module.notify(CLUSTER_TYPE);
+  return { node, module, received };
+}
+
+/** A logger that keeps its lines (at most 10,000) for assertions. */
+function capturingLogger(level: LogLevel = "debug"): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const logger = new Logger(level, "victim", (_level, line) => {
+    if (lines.length < 10_000) lines.push(line);
+  });
+  return { logger, lines };
+}
+
+/** Prints before/after figures; returns the growth of V8 heap plus external memory in MiB. */
+function heapReport(label: string, before: MemorySnapshot, after: MemorySnapshot): number {
+  const delta = (a: number, b: number) => {
+    const d = Math.round((b - a) * 10) / 10;
+    return `${d >= 0 ? "+" : ""}${d}`;
+  };
+  console.log(
+    `[memory] ${label}: heapUsed ${before.heapUsedMiB} -> ${after.heapUsedMiB} MiB ` +
+      `(${delta(before.heapUsedMiB, after.heapUsedMiB)}), external ${before.externalMiB} -> ` +
+      `${after.externalMiB} MiB (${delta(before.externalMiB, after.externalMiB)}), rss ` +
+      `${before.rssMiB} -> ${after.rssMiB} MiB, gc ${after.gc ? "forced" : "not available"}`,
+  );
+  const growth = after.heapUsedMiB + after.externalMiB - before.heapUsedMiB - before.externalMiB;
+  return Math.round(growth * 10) / 10;
+}
+
+/** Identity (SHA-256 of the SPKI DER) of arbitrary public key bytes. */
+function identityOf(publicKey: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(publicKey).digest());
+}
+
+/**
+ * Runs the initiator's side of the handshake by hand on `client`, presenting
+ * `presented` (with its proof-of-work nonce) in HELLO but signing AUTH with
+ * `signer` under `role`'s label.
+ */
+async function handshakeByHand(
+  client: RawPeerClient,
+  presented: HostKey,
+  signer: HostKey,
+  role: "initiator" | "responder",
+  powNonce: bigint,
+): Promise<SessionCiphers> {
+  const ephemeral = generateEphemeralKey();
+  const hello = helloPayload({
+    publicKey: presented.publicKeyDer,
+    ephemeralKey: ephemeral.publicKey,
+    powNonce,
+    listenAddress: { hostname: "127.0.0.1", port: unusedPorts(1)[0] },
+  });
+  await client.write(framePeerPayload(hello));
+  const nodeHelloPayload = await client.nextFrame(2000);
+  const nodeHello = decodePeerMessage(nodeHelloPayload) as HelloMessage;
+  const transcript = transcriptHash(hello, nodeHelloPayload);
+  const ciphers = deriveSessionCiphers(ephemeral, nodeHello.ephemeralKey, transcript, "initiator");
+  const signature = await signWithHostKey(signer, authPayload(role, transcript));
+  await client.write(
+    framePeerPayload(
+      ciphers.send.seal(encodePeerMessage({ type: PeerMessageType.Auth, signature })),
+    ),
+  );
+  return ciphers;
+}
+
+// ---- 1. garbage, truncated and forged frames ---------------------------------------
+
+Deno.test("garbage, truncated and forged handshakes are dropped on both ports; honest traffic flows", async () => {
+  const difficulty = 12;
+  const handshakeTimeoutMs = 500;
+  const options = { config: { powDifficulty: difficulty, handshakeTimeoutMs } };
+  const log = capturingLogger();
+  const victim = await startMember(undefined, { ...options, node: { log: log.logger } });
+  const honest = await startMember(victim.node, options);
+  const clients: (RawPeerClient | TestApiClient)[] = [];
+  const others: GossipNode[] = [];
+  const proxies: MitmProxy[] = [];
+  try {
+    await waitForOverlay([victim, honest], 1);
+    const p2p = victim.node.p2pAddress.port;
+    const api = victim.node.apiAddress.port;
+    const random = seededRandom(0x5ec);
+    const [attacker, impostor] = await Promise.all([testHostKey(), testHostKey()]);
+    const goodNonce = solveProofOfWork(attacker.identity, difficulty);
+
+    // Slow API clients that start a message and never finish it, held through the whole test.
+    const slowApi: TestApiClient[] = [];
+    const slowStarted = performance.now();
+    for (let i = 0; i < 20; i++) {
+      const client = await TestApiClient.connect(api);
+      clients.push(client);
+      slowApi.push(client);
+      await client.send(new Uint8Array([0x00, 0x08, 0x01])); // 3 of 8 header+body bytes
+    }
+
+    // Control: the hand-made handshake is accepted when honest, so the forgeries below
+    // fail for the reason they are built for, not because the harness is wrong.
+    const control = await RawPeerClient.connect(p2p);
+    clients.push(control);
+    await handshakeByHand(control, attacker, attacker, "initiator", goodNonce);
+    const attackerHex = identityHex(attacker.identity);
+    await waitUntil(
+      () => victim.node.peerIdentities.includes(attackerHex),
+      3000,
+      "hand-made handshake accepted",
+    );
+    await control.close();
+    await waitUntil(
+      () => !victim.node.peerIdentities.includes(attackerHex),
+      3000,
+      "control dropped",
+    );
+
+    const hello = (fields: Partial<Omit<HelloMessage, "type">>) =>
+      framePeerPayload(
+        helloPayload({ publicKey: attacker.publicKeyDer, powNonce: goodNonce, ...fields }),
+      );
+    const randomKey = seededBytes(294, random);
+    // Proof-of-work is solved before connecting: the handshake clock starts at accept.
+    const randomKeyNonce = solveProofOfWork(identityOf(randomKey), difficulty);
+    const weakNonce = failingPowNonce(attacker.identity, difficulty, verifyProofOfWork);
+    // [attack, what the node must log as the reason, the attack]
+    const p2pAttacks: [string, RegExp, (c: RawPeerClient) => Promise<unknown>][] = [
+      ["random bytes", /frame size|message type|HELLO/, (c) => c.write(seededBytes(4096, random))],
+      [
+        "length prefix 0xffffffff",
+        /exceeds the limit of 98304/,
+        (c) => c.write(new Uint8Array([0xff, 0xff, 0xff, 0xff])),
+      ],
+      [
+        "frame of 96 KiB + 1 byte",
+        /frame size 98305 exceeds the limit of 98304/,
+        (c) => c.write(rawFrame(new Uint8Array(0), 96 * 1024 - 3)),
+      ],
+      ["payload of 1 byte", /below the minimum/, (c) => c.write(rawFrame(new Uint8Array([3])))],
+      [
+        "plaintext PING instead of HELLO",
+        /expected HELLO/,
+        (c) =>
+          c.write(framePeerPayload(encodePeerMessage({ type: PeerMessageType.Ping, nonce: 1n }))),
+      ],
+      [
+        "truncated HELLO, then silence",
+        /handshake timed out|incomplete frame timeout/,
+        (c) => c.write(hello({}).subarray(0, 60)),
+      ],
+      [
+        "HELLO with version 2",
+        /unsupported protocol version 2/,
+        (c) => c.write(hello({ version: 2 })),
+      ],
+      [
+        "HELLO with too little proof-of-work",
+        /proof-of-work below 12 bits/,
+        (c) =>
+          c.write(hello({
+            powNonce: weakNonce,
+          })),
+      ],
+      [
+        "HELLO with a low-order (all-zero) X25519 key",
+        /low-order|unusable ephemeral key/,
+        (c) => c.write(hello({ ephemeralKey: new Uint8Array(32) })),
+      ],
+      [
+        "HELLO with a random public key, then a garbage AUTH frame",
+        /failed authentication/,
+        async (c) => {
+          await c.write(framePeerPayload(helloPayload({
+            publicKey: randomKey,
+            powNonce: randomKeyNonce,
+          })));
+          await c.nextFrame(2000); // the node's HELLO: it went on to AUTH
+          await c.write(rawFrame(seededBytes(200, random)));
+        },
+      ],
+      [
+        "HELLO with a random public key, sealed AUTH with a garbage signature",
+        /does not verify/,
+        async (c) => {
+          const ephemeral = generateEphemeralKey();
+          const ownHello = helloPayload({
+            publicKey: randomKey,
+            ephemeralKey: ephemeral.publicKey,
+            powNonce: randomKeyNonce,
+          });
+          await c.write(framePeerPayload(ownHello));
+          const theirs = await c.nextFrame(2000);
+          const transcript = transcriptHash(ownHello, theirs);
+          const ciphers = deriveSessionCiphers(
+            ephemeral,
+            (decodePeerMessage(theirs) as HelloMessage).ephemeralKey,
+            transcript,
+            "initiator",
+          );
+          await c.write(framePeerPayload(ciphers.send.seal(encodePeerMessage({
+            type: PeerMessageType.Auth,
+            signature: seededBytes(128, random),
+          }))));
+        },
+      ],
+      [
+        "HELLO with a real key, AUTH signed by another key",
+        /does not verify/,
+        (c) => handshakeByHand(c, attacker, impostor, "initiator", goodNonce),
+      ],
+      [
+        "AUTH signed with the responder's label (reflected role)",
+        /does not verify/,
+        (c) => handshakeByHand(c, attacker, attacker, "responder", goodNonce),
+      ],
+      [
+        "the node's own HELLO reflected back (connection to itself)",
+        /connection to self/,
+        async (c) => await c.write(framePeerPayload(await c.nextFrame(2000))),
+      ],
+    ];
+    const failuresBefore = victim.node.stats().handshakeFailures;
+    const lifetimes: string[] = [];
+    for (const [name, reason, attack] of p2pAttacks) {
+      const client = await RawPeerClient.connect(p2p);
+      clients.push(client);
+      await attack(client);
+      assert.equal(await client.waitClosed(3000), true, `P2P: ${name} is dropped`);
+      const remote = `remote=127.0.0.1:${(client.conn.localAddr as Deno.NetAddr).port}`;
+      const logged = log.lines.filter((line) => line.includes(remote)).join("\n");
+      assert.match(logged, reason, `P2P: ${name} is dropped for the right reason`);
+      lifetimes.push(`${name}: ${client.lifetimeMs.toFixed(0)} ms (${logged.match(reason)?.[0]})`);
+      if (name.startsWith("truncated")) {
+        assert.ok(
+          client.lifetimeMs >= handshakeTimeoutMs - 50,
+          `truncated HELLO held until the handshake timeout`,
+        );
+      }
+    }
+    console.log(`[p2p attacks] connection lifetimes:\n  ${lifetimes.join("\n  ")}`);
+    await waitUntil(
+      () => victim.node.stats().handshakeFailures >= failuresBefore + p2pAttacks.length,
+      3000,
+      "every forged handshake counted as failed",
+    );
+
+    // A node whose bootstrapper leads back to itself (a proxy to its own port).
+    const lonerPort = unusedPorts(1)[0];
+    const selfLoop = new MitmProxy({ hostname: "127.0.0.1", port: lonerPort });
+    proxies.push(selfLoop);
+    const lonerLog = capturingLogger();
+    const loner = await startTestNode({
+      config: {
+        ...options.config,
+        p2pAddress: { hostname: "127.0.0.1", port: lonerPort },
+        bootstrapper: selfLoop.address,
+      },
+      node: { log: lonerLog.logger },
+    });
+    others.push(loner);
+    await waitUntil(
+      () => loner.stats().handshakeFailures >= 2 && selfLoop.connections.length >= 1,
+      3000,
+      "both ends of a self-connection fail",
+    );
+    assert.ok(selfLoop.connections[0].frames.a2b >= 1 && selfLoop.connections[0].frames.b2a >= 1);
+    assert.deepEqual(loner.peerIdentities, [], "a node never peers with itself");
+    assert.ok(lonerLog.lines.some((line) => line.includes("connection to self")));
+
+    // API: garbage, and clients that hang mid-message while others are served.
+    const apiGarbage: [string, Uint8Array][] = [
+      ["random bytes", seededBytes(70_000, random)],
+      ["size below 4", new Uint8Array([0, 2, 0, 0])],
+      ["unknown type", new Uint8Array([0, 4, 0x12, 0x34])],
+    ];
+    for (const [name, bytes] of apiGarbage) {
+      const client = await TestApiClient.connect(api);
+      clients.push(client);
+      await client.send(bytes).catch(() => {});
+      assert.equal(await client.waitClosed(3000), true, `API: ${name} is dropped`);
+    }
+    assert.ok(slowApi.every((c) => !c.closedByPeer), "slow clients are still waiting");
+    const listener = await TestApiClient.connect(api);
+    clients.push(listener);
+    await listener.notify(CLUSTER_TYPE);
+    await assertItemsFlow([victim, honest], "after-garbage");
+    assert.equal((await listener.next(3000)).type, 502, "a fresh API subscriber is notified");
+    assert.deepEqual(victim.node.peerIdentities, [honest.node.identityHex]);
+
+    // The slow clients are closed once their started message is 10 s old (slowloris guard).
+    await waitUntil(
+      () => slowApi.every((c) => c.closedByPeer),
+      12_000,
+      "slow API clients closed by the partial-message timeout",
+    );
+    const slowMs = performance.now() - slowStarted;
+    console.log(
+      `[api] 20 clients stuck mid-message were closed after ${(slowMs / 1000).toFixed(1)} s`,
+    );
+    assert.ok(slowMs >= 9_500, "not before the 10 s partial-message timeout");
+    assert.equal(victim.node.stats().apiClients, 2, "the module and the subscriber remain");
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(others.map((n) => n.close()));
+    await Promise.all(proxies.map((p) => p.close()));
+    await stopMembers([honest, victim]);
+  }
+});
+
+// ---- 2. connections opened and abandoned ---------------------------------------------
+
+Deno.test("10,000 abandoned connections on each port leave memory bounded and the node serving", async () => {
+  const options = { config: { handshakeTimeoutMs: 300, maxPeerConnections: 128 } };
+  const victim = await startMember(undefined, options);
+  const honest = await startMember(victim.node, options);
+  const extra: (Member | TestApiClient)[] = [];
+  try {
+    await waitForOverlay([victim, honest], 1);
+    const p2p = victim.node.p2pAddress.port;
+    const api = victim.node.apiAddress.port;
+    const stats = () => victim.node.stats();
+    const baseClients = stats().apiClients;
+    let failuresBase = stats().handshakeFailures;
+    const p2pChurn = (total: number, hold: boolean) =>
+      churnConnections(p2p, total, 200, {
+        // Held connections stay open until the node times out their handshake.
+        afterOpen: hold
+          ? (opened) =>
+            waitUntil(
+              () => stats().handshakeFailures >= failuresBase + opened,
+              5000,
+              `${opened} silent P2P connections timed out`,
+            )
+          : undefined,
+        afterClose: (closed) =>
+          waitUntil(
+            () => stats().handshakeFailures >= failuresBase + closed,
+            5000,
+            `${closed} abandoned P2P connections released`,
+          ),
+      });
+    const apiChurn = (total: number) =>
+      churnConnections(api, total, 200, {
+        afterOpen: (opened) =>
+          waitUntil(
+            () => stats().apiClients === baseClients + (opened - 1) % 200 + 1,
+            5000,
+            `${opened} API connections accepted`,
+          ),
+        afterClose: (closed) =>
+          waitUntil(
+            () => stats().apiClients === baseClients,
+            5000,
+            `${closed} API connections released`,
+          ),
+      });
+
+    // Warm up (JIT, buffers) before the baseline.
+    await p2pChurn(400, false);
+    failuresBase = stats().handshakeFailures;
+    await apiChurn(400);
+    failuresBase = stats().handshakeFailures;
+    const before = memorySnapshot();
+    const started = performance.now();
+
+    await p2pChurn(9_000, false);
+    failuresBase = stats().handshakeFailures;
+    await p2pChurn(1_000, true);
+    const p2pMs = performance.now() - started;
+    await apiChurn(10_000);
+    const apiMs = performance.now() - started - p2pMs;
+
+    const after = memorySnapshot();
+    const growth = heapReport("10,000 P2P + 10,000 API abandoned connections", before, after);
+    console.log(
+      `[churn] P2P 9,000 opened+closed and 1,000 held until the 300 ms handshake timeout: ` +
+        `${(p2pMs / 1000).toFixed(1)} s; API 10,000 opened+closed: ${(apiMs / 1000).toFixed(1)} s`,
+    );
+    assert.ok(growth < 50, `heap + external growth ${growth} MiB stays under 50 MiB`);
+    assert.deepEqual(victim.node.peerIdentities, [honest.node.identityHex], "honest peer kept");
+    assert.equal(stats().apiClients, baseClients);
+
+    // A new honest peer and a new API client are accepted and served.
+    const newcomer = await startMember(victim.node, options);
+    extra.push(newcomer);
+    const subscriber = await TestApiClient.connect(api);
+    extra.push(subscriber);
+    await subscriber.notify(CLUSTER_TYPE);
+    await waitForOverlay([victim, honest, newcomer], 1);
+    await assertItemsFlow([victim, honest, newcomer], "after-churn");
+    assert.equal((await subscriber.next(3000)).type, 502, "a new API subscriber is notified");
+  } finally {
+    for (const thing of extra) {
+      if (thing instanceof TestApiClient) await thing.close();
+      else await stopMembers([thing]);
+    }
+    await stopMembers([honest, victim]);
+  }
+});
+
+// ---- 3. a man in the middle ---------------------------------------------------------------
+
+Deno.test("a man in the middle that modifies or replays frames is detected by both ends", async () => {
+  // Long membership interval: nobody redials on a timer, so every connection the
+  // proxy sees is A's immediate redial of its bootstrapper after a drop.
+  const options = { config: { membershipIntervalMs: 30_000 } };
+  const b = await startMember(undefined, options);
+  const ITEM_FRAME_BYTES = 1500;
+  const proxy = new MitmProxy(b.node.p2pAddress, ({ connection, direction, index, bytes }) => {
+    // Frames 0 and 1 of each direction are HELLO and AUTH; the session starts at 2.
+    if (connection === 0 && direction === "a2b" && bytes.length - 4 >= ITEM_FRAME_BYTES) {
+      return [flipPayloadByte(bytes)]; // (a) modify the ITEM frame from A
+    }
+    if (connection === 1 && direction === "b2a" && index === 2) {
+      return [flipPayloadByte(bytes)]; // (a) modify B's first frame after AUTH
+    }
+    if (connection === 2 && direction === "a2b" && index === 2) {
+      return [bytes, bytes]; // (b) replay A's first frame after AUTH
+    }
+    return [bytes]; // (c) pass-through from connection 3 on
+  });
+  let a: Member | undefined;
+  try {
+    a = await startMemberVia(proxy.address, options);
+    const pair = [a, b];
+    await waitForOverlay(pair, 1);
+    assert.equal(proxy.connections.length, 1);
+
+    // (a) A flipped byte in an ITEM: B rejects the frame and hangs up; the item never arrives.
+    const tampered = "X".repeat(2000);
+    await announceText(a, tampered);
+    await waitUntil(() => proxy.connections.length >= 2, 5000, "connection 0 dropped, A redialled");
+    assert.equal(proxy.connections[0].firstCloser, "b", "B detects the modified ITEM");
+    assert.ok(proxy.connections[0].lengths.a2b.some((n) => n >= ITEM_FRAME_BYTES));
+
+    // (a) A flipped byte towards A: A detects it. (b) A replayed frame: B detects it.
+    await waitUntil(() => proxy.connections.length >= 4, 5000, "connections 1 and 2 dropped");
+    assert.equal(proxy.connections[1].firstCloser, "a", "A detects the modified frame");
+    assert.equal(proxy.connections[2].firstCloser, "b", "B detects the replayed frame");
+    assert.ok(proxy.connections.slice(0, 3).every((c) => c.ended), "both ends were closed");
+    assert.equal(a.node.stats().handshakeFailures, 0, "every handshake itself succeeded");
+
+    // (c) Pass-through: the pair reconnects through the proxy and items cross both ways.
+    await waitForOverlay(pair, 1);
+    await assertItemsFlow(pair, "through-proxy");
+    assert.equal(proxy.connections.length, 4, "the pass-through connection stays up");
+    assert.equal(proxy.connections[3].firstCloser, undefined);
+    assert.equal(receivedCount(b, tampered), 0, "the tampered item never crossed");
+    for (const message of b.received) {
+      assert.match(decoder.decode(message.data), /^through-proxy-from-0$/, "nothing corrupted");
+    }
+  } finally {
+    if (a) await stopMembers([a]);
+    await proxy.close();
+    await stopMembers([b]);
+  }
+});
+
+// ---- 4. a flood of peer offers (Sybil descriptors) -----------------------------------------
+
+Deno.test("a flood of fake peer descriptors keeps the passive view bounded and honest links up", async () => {
+  const passiveViewSize = 10;
+  const options = { config: { passiveViewSize, degree: 2, powDifficulty: 8 } };
+  const h1 = await startMember(undefined, options);
+  const h2 = await startMember(h1.node, options);
+  const victim = await startMember(h1.node, options);
+  const honest = [h1, h2, victim];
+  let adversary: AdversaryPeer | undefined;
+  try {
+    await waitForOverlay(honest, 2);
+    const honestLinks = victim.node.stats().peers.map((p) => `${p.identity}/${p.direction}`).sort();
+    const random = seededRandom(0xfeed);
+    const ports = unusedPorts(256);
+    const connected = await AdversaryPeer.connect(victim.node.p2pAddress.port, {
+      hostKey: await testHostKey(),
+      powDifficulty: 8,
+      listenPort: ports[0],
+    });
+    assert.ok(connected.peer, `adversary handshake: ${connected.error}`);
+    adversary = connected.peer;
+    const ignoredBefore = victim.node.stats().offersIgnored;
+
+    // 30 bursts, 50 ms apart (several membership rounds), of 10 PUSH + 10 unsolicited
+    // PEERS with 64 fresh random descriptors each: 38,400 fake identities.
+    let sent = 0;
+    let maxKnown = 0;
+    let honestLinksLost = 0;
+    for (let burst = 0; burst < 30; burst++) {
+      for (let i = 0; i < 10; i++) {
+        adversary.send({ type: PeerMessageType.Push, peers: fakeDescriptors(64, ports, random) });
+        adversary.send({ type: PeerMessageType.Peers, peers: fakeDescriptors(64, ports, random) });
+        sent += 128;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50)); // pacing the attacker, not a sync
+      const stats = victim.node.stats();
+      maxKnown = Math.max(maxKnown, stats.knownPeers);
+      const links = new Set(stats.peers.map((p) => `${p.identity}/${p.direction}`));
+      if (!honestLinks.every((l) => links.has(l))) honestLinksLost++;
+    }
+    await waitUntil(() => adversary!.pendingBytes === 0, 5000, "flood written");
+    const stats = victim.node.stats();
+    const ignored = stats.offersIgnored - ignoredBefore;
+    console.log(
+      `[offers] ${sent} fake descriptors in 600 messages: offersIgnored +${ignored}, ` +
+        `knownPeers max ${maxKnown} (passive_view_size ${passiveViewSize}), ` +
+        `adversary still connected: ${!adversary.isClosed}; honest neighbours' knownPeers ` +
+        `${h1.node.stats().knownPeers}, ${h2.node.stats().knownPeers}`,
+    );
+    assert.ok(maxKnown <= passiveViewSize, `passive view bounded (max ${maxKnown})`);
+    assert.ok(stats.knownPeers <= passiveViewSize);
+    assert.ok(ignored >= 500, `most offers ignored (${ignored} of 600)`);
+    assert.equal(honestLinksLost, 0, "the victim's honest connections were never displaced");
+    const links = victim.node.stats().peers.map((p) => `${p.identity}/${p.direction}`);
+    for (const link of honestLinks) assert.ok(links.includes(link), `kept ${link}`);
+    await assertItemsFlow(honest, "after-offers");
+  } finally {
+    await adversary?.close();
+    await stopMembers(honest);
+  }
+});
+
+// ---- 5. invalid items and frame floods get a peer banned ------------------------------------
+
+Deno.test("a peer sending invalid items or flooding frames is banned; honest items still flow", async () => {
+  const security = { invalidItemsBeforeBan: 3, framesPerSecond: 200, frameBurst: 400 };
+  const options = { config: { powDifficulty: 8 }, node: { security } };
+  const log = capturingLogger("warn");
+  const victim = await startMember(undefined, {
+    ...options,
+    node: { ...options.node, log: log.logger },
+  });
+  const honest = await startMember(victim.node, options);
+  const pair = [victim, honest];
+  const adversaries: (AdversaryPeer | RawPeerClient)[] = [];
+  try {
+    await waitForOverlay(pair, 1);
+    const port = victim.node.p2pAddress.port;
+    const [liarKey, flooderKey] = await Promise.all([testHostKey(), testHostKey()]);
+    const liarOptions = {
+      hostKey: liarKey,
+      powDifficulty: 8,
+      powNonce: solveProofOfWork(liarKey.identity, 8),
+      listenPort: unusedPorts(1)[0],
+    };
+
+    // Invalid items: the victim's module answers VALIDATION invalid for "BAD..." payloads.
+    const liar = (await AdversaryPeer.connect(port, liarOptions)).peer!;
+    adversaries.push(liar);
+    await waitUntil(() => victim.node.peerIdentities.length === 2, 3000, "liar connected");
+    for (let i = 0; i < 10; i++) {
+      liar.send({
+        type: PeerMessageType.Item,
+        id: randomItemId(),
+        ttl: 0,
+        hops: 1,
+        dataType: CLUSTER_TYPE,
+        data: encoder.encode(`${INVALID_PREFIX}-${i}`),
+      });
+    }
+    const liarGone = await liar.waitClosed(5000);
+    assert.match(liarGone ?? "still open", /reason 5/, "liar told GOODBYE banned");
+    let stats = victim.node.stats();
+    assert.equal(stats.peersBanned, 1);
+    assert.ok(stats.spreading.invalid >= 3, `invalid verdicts: ${stats.spreading.invalid}`);
+
+    // The same identity comes back: the handshake completes cryptographically, then the
+    // victim refuses the banned identity at once.
+    const refusedBefore = stats.peersRefused;
+    const again = await AdversaryPeer.connect(port, liarOptions);
+    if (again.peer) {
+      adversaries.push(again.peer);
+      assert.ok(await again.peer.waitClosed(3000), "banned identity disconnected at once");
+    }
+    await waitUntil(
+      () => victim.node.stats().peersRefused === refusedBefore + 1,
+      3000,
+      "banned identity refused after its handshake",
+    );
+    assert.deepEqual(victim.node.peerIdentities, [honest.node.identityHex]);
+    console.log(
+      `[ban] invalid items: banned at the ${security.invalidItemsBeforeBan}rd of ` +
+        `${stats.spreading.invalid} invalid verdicts; ` +
+        `reconnect ${
+          again.peer
+            ? "completed the handshake, then closed: " + again.peer.closeReason
+            : "closed during the handshake: " + again.error?.message
+        }`,
+    );
+
+    // Frame flood: PINGs as fast as the adversary can seal them.
+    const flooder = (await AdversaryPeer.connect(port, {
+      hostKey: flooderKey,
+      powDifficulty: 8,
+      listenPort: unusedPorts(1)[0],
+    })).peer!;
+    adversaries.push(flooder);
+    // Flood only once the victim runs the session: before that, more than 256 early
+    // messages end the handshake instead (a separate guard).
+    await waitUntil(() => victim.node.peerIdentities.length === 2, 3000, "flooder connected");
+    for (let i = 0; i < 5_000 && !flooder.isClosed; i++) {
+      flooder.send({ type: PeerMessageType.Ping, nonce: BigInt(i) });
+    }
+    // The GOODBYE may be lost: the victim closes with the flood unread, which resets TCP.
+    const flooderGone = await flooder.waitClosed(5000);
+    assert.ok(flooderGone !== undefined, "flooder disconnected");
+    stats = victim.node.stats();
+    const pongs = flooder.received.filter((m) => m.type === PeerMessageType.Pong).length;
+    console.log(
+      `[ban] frame flood of 5,000 PINGs (limit ${security.framesPerSecond}/s, burst ` +
+        `${security.frameBurst}): ${pongs} PONGs answered before the ban; ` +
+        `peersBanned ${stats.peersBanned}; flooder saw: ${flooderGone}`,
+    );
+    assert.equal(stats.peersBanned, 2, "each offender banned once");
+    const banLines = log.lines.filter((line) => line.includes("banning peer"));
+    assert.equal(banLines.length, 2, "one log line per ban");
+    assert.match(banLines[0], /repeated invalid items/);
+    assert.match(banLines[1], /frame flood/);
+    assert.ok(pongs <= security.frameBurst + 50, `flood answered at most ~burst times (${pongs})`);
+
+    // GOODBYE followed by the start of another frame in the same segment: the victim
+    // closes at once and must not leave a partial-frame timer behind (sanitizer).
+    const leaver = await RawPeerClient.connect(port);
+    adversaries.push(leaver);
+    const leaverKey = await testHostKey();
+    const ciphers = await handshakeByHand(
+      leaver,
+      leaverKey,
+      leaverKey,
+      "initiator",
+      solveProofOfWork(leaverKey.identity, 8),
+    );
+    await waitUntil(() => victim.node.peerIdentities.length === 2, 3000, "leaver connected");
+    const goodbye = framePeerPayload(
+      ciphers.send.seal(encodePeerMessage({ type: PeerMessageType.Goodbye, reason: 1 })),
+    );
+    const partial = rawFrame(new Uint8Array(20)).subarray(0, 10);
+    await leaver.write(new Uint8Array([...goodbye, ...partial]));
+    assert.ok(await leaver.waitClosed(3000), "victim closes after GOODBYE");
+
+    // Honest items still flow, and nothing the liar sent reached the honest node.
+    assert.deepEqual(victim.node.peerIdentities, [honest.node.identityHex]);
+    await assertItemsFlow(pair, "after-bans");
+    assert.ok(
+      honest.received.every((m) => !decoder.decode(m.data).startsWith(INVALID_PREFIX)),
+      "invalid items are not forwarded",
+    );
+  } finally {
+    await Promise.all(adversaries.map((a) => a.close()));
+    await stopMembers(pair);
+  }
+});
+
+// ---- 6. an item flood ---------------------------------------------------------------------
+
+Deno.test("20,000 flooded items leave the caches and the heap bounded", async () => {
+  const cacheSize = 500;
+  const seenCapacity = 5_000;
+  const options = {
+    config: { cacheSize, powDifficulty: 8 },
+    node: {
+      spreading: { seenCapacity },
+      // High enough that the flood is processed, not cut short by a ban.
+      security: { framesPerSecond: 1_000_000, frameBurst: 1_000_000 },
+    },
+  };
+  const victim = await startMember(undefined, options);
+  const honest = await startMember(victim.node, options);
+  const pair = [victim, honest];
+  let adversary: AdversaryPeer | undefined;
+  try {
+    await waitForOverlay(pair, 1);
+    adversary = (await AdversaryPeer.connect(victim.node.p2pAddress.port, {
+      hostKey: await testHostKey(),
+      powDifficulty: 8,
+      listenPort: unusedPorts(1)[0],
+    })).peer!;
+    await waitUntil(() => victim.node.peerIdentities.length === 2, 3000, "adversary connected");
+    const received = () => victim.node.stats().spreading.received;
+    const before = memorySnapshot();
+    const receivedBefore = received();
+    const started = performance.now();
+
+    // 15,000 items of a type nobody subscribed to and 5,000 valid items of the
+    // subscribed type (delivered, validated, forwarded to the honest node).
+    const total = 20_000;
+    const unsubscribedIds: bigint[] = [];
+    const payload = (i: number) => encoder.encode(`flood-${i}-${"x".repeat(100)}`);
+    for (let sent = 0; sent < total;) {
+      for (const end = sent + 1000; sent < end; sent++) {
+        const subscribed = sent % 4 === 0;
+        const id = randomItemId();
+        if (!subscribed) unsubscribedIds.push(id);
+        adversary.send({
+          type: PeerMessageType.Item,
+          id,
+          ttl: 0,
+          hops: 1,
+          dataType: subscribed ? CLUSTER_TYPE : UNSUBSCRIBED_TYPE,
+          data: payload(sent),
+        });
+      }
+      const target = receivedBefore + sent;
+      await waitUntil(() => received() >= target, 10_000, `${sent} flooded items received`);
+    }
+    await waitUntil(
+      () => pair.every((m) => m.node.stats().pendingValidations === 0),
+      10_000,
+      "validations settled",
+    );
+    await waitUntil(
+      () => receivedCount(honest, `flood-0-${"x".repeat(100)}`) === 1,
+      5000,
+      "valid flood items forwarded",
+    );
+    const floodMs = performance.now() - started;
+    const stats = victim.node.stats();
+    const notified = victim.received.length;
+    // Drop what the test harness itself kept, so the figure is the nodes' own.
+    for (const member of pair) member.received.length = 0;
+    adversary.received.length = 0;
+    const after = memorySnapshot();
+    const growth = heapReport("20,000 flooded items", before, after);
+    console.log(
+      `[item flood] ${total} items in ${(floodMs / 1000).toFixed(1)} s: ` +
+        `received ${stats.spreading.received - receivedBefore}, unsubscribed ` +
+        `${stats.spreading.unsubscribed}, knowledge base ${stats.knowledgeBaseItems}/${cacheSize} ` +
+        `(honest node ${honest.node.stats().knowledgeBaseItems}), NOTIFICATIONs to the ` +
+        `victim's module ${notified}`,
+    );
+    assert.ok(stats.knowledgeBaseItems <= cacheSize);
+    assert.ok(honest.node.stats().knowledgeBaseItems <= cacheSize);
+    assert.ok(growth < 50, `heap + external growth ${growth} MiB stays under 50 MiB`);
+
+    // The seen-cache holds at most `seenCapacity` IDs: the oldest flooded IDs are
+    // forgotten (a replay counts as new), the newest are still duplicates.
+    const old = unsubscribedIds.slice(0, 100);
+    const recent = unsubscribedIds.slice(-100);
+    const { received: r0, duplicates: d0 } = victim.node.stats().spreading;
+    for (const id of [...old, ...recent]) {
+      adversary.send({
+        type: PeerMessageType.Item,
+        id,
+        ttl: 0,
+        hops: 1,
+        dataType: UNSUBSCRIBED_TYPE,
+        data: encoder.encode("replay"),
+      });
+    }
+    await waitUntil(
+      () => {
+        const s = victim.node.stats().spreading;
+        return s.received + s.duplicates >= r0 + d0 + 200;
+      },
+      5000,
+      "replays processed",
+    );
+    const { received: r1, duplicates: d1 } = victim.node.stats().spreading;
+    assert.equal(r1 - r0, 100, "IDs older than the seen-cache capacity were forgotten");
+    assert.equal(d1 - d0, 100, "recent IDs are still remembered");
+
+    await assertItemsFlow(pair, "after-item-flood");
+  } finally {
+    await adversary?.close();
+    await stopMembers(pair);
+  }
+});
+
+// ---- 7. per-address limits (applied to loopback on request) ---------------------------------
+
+Deno.test("per-IP rate and per-range limits refuse a connection burst from one address", async () => {
+  // Loopback is exempt by default; limitLoopback makes 127.0.0.1 count as one address.
+  const security = {
+    limitLoopback: true,
+    connectionsPerIpPerSecond: 1,
+    connectionBurstPerIp: 10,
+    maxInboundPerRange: 8,
+  };
+  const options = { config: { handshakeTimeoutMs: 2000 }, node: { security } };
+  const victim = await startMember(undefined, options);
+  const honest = await startMember(victim.node, options);
+  const pair = [victim, honest];
+  const clients: RawPeerClient[] = [];
+  try {
+    await waitForOverlay(pair, 1);
+    const refusedBefore = victim.node.stats().peersRefused;
+    for (let i = 0; i < 30; i++) {
+      clients.push(await RawPeerClient.connect(victim.node.p2pAddress.port));
+    }
+    // Refused connections are closed at once; admitted ones wait in the handshake.
+    await waitUntil(
+      () => {
+        const refused = victim.node.stats().peersRefused - refusedBefore;
+        return refused + security.maxInboundPerRange >= clients.length &&
+          clients.filter((c) => c.closedByPeer).length === refused;
+      },
+      3000,
+      "excess connections refused",
+    );
+    const refused = victim.node.stats().peersRefused - refusedBefore;
+    const admitted = clients.length - refused;
+    console.log(
+      `[limits] 30 silent connections from 127.0.0.1 (max 8 inbound per range, honest peer ` +
+        `included): ` +
+        `${admitted} admitted, ${refused} refused`,
+    );
+    assert.ok(admitted <= security.maxInboundPerRange, `range limit (${admitted} admitted)`);
+
+    // With the range free again, the per-IP token bucket (now empty) still refuses.
+    const failuresBefore = victim.node.stats().handshakeFailures;
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await waitUntil(
+      () => victim.node.stats().handshakeFailures >= failuresBefore + admitted,
+      3000,
+      "admitted connections released",
+    );
+    const rateBefore = victim.node.stats().peersRefused;
+    for (let i = 0; i < 5; i++) {
+      clients.push(await RawPeerClient.connect(victim.node.p2pAddress.port));
+    }
+    await waitUntil(
+      () => victim.node.stats().peersRefused - rateBefore >= 4,
+      3000,
+      "connections over the per-IP rate refused",
+    );
+    assert.deepEqual(victim.node.peerIdentities, [honest.node.identityHex], "honest peer kept");
+    await assertItemsFlow(pair, "after-burst");
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await stopMembers(pair);
+  }
+});
