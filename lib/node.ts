@@ -78,6 +78,11 @@ export interface GossipNodeOptions {
   readonly maxPeerQueueBytes?: number;
   /** Local announcements waiting to be processed before new ones are dropped. */
   readonly maxAnnounceQueue?: number;
+  /**
+   * Payload bytes of peers' items awaiting local validation (default 32 MiB);
+   * items beyond it are dropped, so slow validators cannot make memory grow.
+   */
+  readonly maxPendingValidationBytes?: number;
   /** Defences against hostile peers; see {@link SecurityOptions}. */
   readonly security?: Partial<SecurityOptions>;
 }
@@ -158,6 +163,8 @@ export interface NodeStats {
   readonly offersIgnored: number;
   /** Frames dropped because a peer's send queue was full. */
   readonly peerFramesDropped: number;
+  /** Items from peers dropped because too many awaited validation. */
+  readonly validationOverflow: number;
 }
 
 const EXCHANGE_SIZE = 16;
@@ -206,7 +213,11 @@ export class GossipNode {
     peersRefused: 0,
     peersBanned: 0,
     offersIgnored: 0,
+    validationOverflow: 0,
   };
+  /** Payload size of each item from a peer that awaits validation. */
+  private readonly pendingSizes = new Map<bigint, number>();
+  private pendingBytes = 0;
   private readonly security: SecurityOptions;
   private readonly bans = new BanList();
   private readonly connectionLimiter: KeyedRateLimiter;
@@ -527,13 +538,30 @@ export class GossipNode {
       });
       return false;
     }
+    const limit = this.options.maxPendingValidationBytes ?? 32 * 1024 * 1024;
+    if (this.pendingBytes + item.data.length > limit) {
+      this.counters.validationOverflow++;
+      if (this.counters.validationOverflow % 1000 === 1) {
+        this.log.warn("too many items awaiting validation, dropping", {
+          dropped: this.counters.validationOverflow,
+        });
+      }
+      return false;
+    }
     this.knowledgeBase.add(item);
+    this.pendingSizes.set(item.id, item.data.length);
+    this.pendingBytes += item.data.length;
     this.validation.begin(item.id, this.notify(item));
     return true;
   }
 
   /** Passes a validation verdict to the spreading engine. */
   private onVerdict(id: bigint, verdict: Verdict): void {
+    const size = this.pendingSizes.get(id);
+    if (size !== undefined) {
+      this.pendingSizes.delete(id);
+      this.pendingBytes -= size;
+    }
     if (this.closing) return;
     if (verdict !== "valid") {
       this.log.debug("item not propagated", { item: itemIdHex(id), verdict });

@@ -123,8 +123,23 @@ Deno.test("never dials itself, by identity or by address", () => {
   ], 0);
   assert.equal(added, 1);
   assert.deepEqual(keys(view.nextDials(0)), [key(2)]);
-  // Nor is it offered to others.
-  assert.deepEqual(view.sample(10).map((p) => p.identity), ["id2"]);
+  // Nor is it offered to others (nor is id2: it is only second-hand so far).
+  assert.deepEqual(view.sample(10).map((p) => p.identity), []);
+});
+
+Deno.test("second-hand peers are dialed but passed on only once verified", () => {
+  const view = membership({ degree: 10 });
+  view.learn([peer(1), peer(2)], 0);
+  assert.deepEqual(view.sample(10), [], "nothing verified yet");
+  // A peer we were connected to, or restored from our own peers file, is verified.
+  view.connected({ identity: "id1", address: address(1), direction: "outbound" });
+  view.disconnected("id1", 0);
+  view.restore([peer(3)], 0);
+  assert.deepEqual(view.sample(10).map((p) => p.identity).sort(), ["id1", "id3"]);
+  // A second-hand claim cannot rename who is at a known address.
+  view.learn([{ identity: "liar", address: address(3) }], 0);
+  assert.ok(view.passivePeers.some((p) => p.identity === "id3"));
+  assert.ok(!view.passivePeers.some((p) => p.identity === "liar"));
 });
 
 Deno.test("learn accepts at most maxLearnPerMessage new descriptors per call", () => {
@@ -299,7 +314,7 @@ Deno.test("sample excludes the requester and failing passive peers", () => {
   const view = membership({ degree: 1, random: seededRandom(4) });
   view.connected({ identity: "id1", address: address(1), direction: "inbound" });
   view.connected({ identity: "id2", address: address(2), direction: "inbound" });
-  view.learn(peers(3, 5), 0);
+  view.restore(peers(3, 5), 0);
   const [dial] = view.nextDials(0);
   view.dialFinished(dial.addressKey, false, 0);
   for (let round = 0; round < 20; round++) {

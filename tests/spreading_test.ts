@@ -380,7 +380,11 @@ Deno.test("IWANT for a forwardable item is served; for unknown or wanted ids ign
 });
 
 Deno.test("maxWanted bounds the missing items tracked (IHAVE flood guard)", () => {
-  const { engine, actions, clock } = setup({ maxWanted: 2, pullTimeoutMs: 100 });
+  const { engine, actions, clock } = setup({
+    maxWanted: 2,
+    maxWantedPerPeer: 2,
+    pullTimeoutMs: 100,
+  });
   engine.receiveHave("a", [1n, 2n, 3n, 4n]);
   assert.equal(engine.size, 2);
   clock.advance(25);
@@ -400,6 +404,41 @@ Deno.test("maxWanted bounds the missing items tracked (IHAVE flood guard)", () =
   assert.deepEqual(later.map((call) => call.id), [7n, 8n]);
   engine.close();
   assert.equal(clock.pendingCount, 0);
+});
+
+Deno.test("one peer can fill only its share of the missing-item table", () => {
+  const { engine, actions, clock } = setup({ maxWanted: 8 }); // 2 per peer by default
+  engine.receiveHave("a", [1n, 2n, 3n, 4n, 5n]);
+  engine.receiveHave("b", [6n, 7n]);
+  clock.advance(25);
+  assert.deepEqual(actions.calls.map((call) => `${call.peer}:${call.id}`), [
+    "a:1",
+    "a:2",
+    "b:6",
+    "b:7",
+  ]);
+  // When a's entries arrive, a gets its share back.
+  engine.receiveItem("c", makeItem(1n));
+  engine.receiveHave("a", [9n]);
+  clock.advance(25);
+  assert.equal(actions.calls.filter((call) => call.peer === "a" && call.id === 9n).length, 1);
+  engine.close();
+});
+
+Deno.test("payloads beyond maxRetainedBytes are dropped oldest first and no longer served", () => {
+  const { engine, actions } = setup({ maxRetainedBytes: 250 });
+  const big = (id: bigint): GossipItem => ({ ...makeItem(id), data: new Uint8Array(100) });
+  engine.originate(big(1n));
+  engine.originate(big(2n));
+  assert.equal(engine.bytesRetained, 200);
+  engine.originate(big(3n));
+  assert.equal(engine.bytesRetained, 200, "the oldest payload was dropped");
+  actions.clear();
+  engine.receiveWant("x", [1n, 2n, 3n]);
+  assert.deepEqual(actions.calls.map((call) => call.id), [2n, 3n]);
+  assert.ok(engine.has(1n), "the id is still remembered as seen");
+  engine.close();
+  assert.equal(engine.bytesRetained, 0);
 });
 
 Deno.test("seenCapacity evicts the oldest id, which is then accepted again", () => {

@@ -32,6 +32,12 @@ export interface KnownPeer {
   nextAttemptAt: number;
   /** The configured bootstrapper (never evicted). */
   readonly bootstrap: boolean;
+  /**
+   * True once this node has had a session with the peer (or restored it from its
+   * own peers file). Only verified peers are passed on to others, so addresses
+   * invented by an attacker do not spread beyond the node it told them to.
+   */
+  verified: boolean;
 }
 
 /** A connected peer. */
@@ -95,6 +101,7 @@ export class Membership {
           failures: 0,
           nextAttemptAt: 0,
           bootstrap: true,
+          verified: false,
         });
       }
     }
@@ -142,6 +149,7 @@ export class Membership {
       // Keep the bootstrapper known for rejoining, now with its identity.
       known.identity = peer.identity;
       known.failures = 0;
+      known.verified = true;
     } else {
       this.passive.delete(key);
     }
@@ -159,8 +167,9 @@ export class Membership {
     const known = this.passive.get(key);
     if (known) {
       known.nextAttemptAt = Math.max(known.nextAttemptAt, now + this.options.backoffBaseMs);
+      known.verified = true;
     } else {
-      this.addPassive({ identity, address: peer.address }, now + this.options.backoffBaseMs);
+      this.addPassive({ identity, address: peer.address }, now + this.options.backoffBaseMs, true);
     }
   }
 
@@ -235,7 +244,7 @@ export class Membership {
    */
   restore(peers: readonly AddressedPeer[], now: number): number {
     let added = 0;
-    for (const peer of peers) if (this.addPassive(peer, now)) added++;
+    for (const peer of peers) if (this.addPassive(peer, now, true)) added++;
     return added;
   }
 
@@ -258,8 +267,8 @@ export class Membership {
     }
     for (const peer of this.passive.values()) {
       if (
-        peer.identity !== undefined && peer.identity !== exclude && peer.failures === 0 &&
-        !this.active.has(peer.identity) // a connected bootstrapper is listed once
+        peer.verified && peer.identity !== undefined && peer.identity !== exclude &&
+        peer.failures === 0 && !this.active.has(peer.identity) // a connected bootstrapper is listed once
       ) {
         pool.push({ identity: peer.identity, address: peer.address });
       }
@@ -273,14 +282,18 @@ export class Membership {
     return peers.length === 0 ? undefined : peers[Math.floor(this.random() * peers.length)];
   }
 
-  private addPassive(peer: AddressedPeer, nextAttemptAt: number): boolean {
+  private addPassive(peer: AddressedPeer, nextAttemptAt: number, verified = false): boolean {
     if (peer.identity === this.options.selfIdentity) return false;
     if (this.active.has(peer.identity)) return false;
     const addressKey = formatSocketAddress(peer.address);
     if (addressKey === this.selfAddressKey) return false;
     const existing = this.passive.get(addressKey);
     if (existing) {
-      if (existing.identity === undefined) existing.identity = peer.identity;
+      // Only first-hand knowledge may name who is at an address.
+      if (verified) {
+        existing.identity = peer.identity;
+        existing.verified = true;
+      }
       return false;
     }
     if (this.options.passiveSize <= 0) return false;
@@ -292,18 +305,21 @@ export class Membership {
       failures: 0,
       nextAttemptAt,
       bootstrap: false,
+      verified,
     });
     return true;
   }
 
-  /** Evicts the passive peer with most failures (random among equals). */
+  /** Evicts the passive peer with most failures (random among equals, unverified first). */
   private evictOne(): boolean {
     const candidates = [...this.passive.values()].filter((peer) =>
       !peer.bootstrap && !this.dialing.has(peer.addressKey)
     );
     if (candidates.length === 0) return false;
-    const worst = Math.max(...candidates.map((peer) => peer.failures));
-    const pool = candidates.filter((peer) => peer.failures === worst);
+    // Most failures first; among equals, second-hand (unverified) peers first.
+    const score = (peer: KnownPeer) => peer.failures * 2 + (peer.verified ? 0 : 1);
+    const worst = Math.max(...candidates.map(score));
+    const pool = candidates.filter((peer) => score(peer) === worst);
     const victim = pool[Math.floor(this.random() * pool.length)];
     this.passive.delete(victim.addressKey);
     return true;

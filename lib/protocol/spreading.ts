@@ -65,6 +65,13 @@ export interface SpreadingOptions {
   readonly maxPullCandidates: number;
   /** Most missing items tracked at once; further IHAVEs are ignored (flood guard). */
   readonly maxWanted: number;
+  /** Most missing items first advertised by one peer (a quarter of `maxWanted` by default). */
+  readonly maxWantedPerPeer?: number;
+  /**
+   * Most payload bytes kept for forwarding and IWANT answers; beyond it the oldest
+   * validated items' payloads are dropped (they can no longer be served).
+   */
+  readonly maxRetainedBytes: number;
   /** Peer choice randomness. */
   readonly random?: RandomSource;
   /** Clock and timers. */
@@ -80,6 +87,7 @@ export const DEFAULT_SPREADING_OPTIONS: Omit<SpreadingOptions, "degree"> = {
   pullTimeoutMs: 2_000,
   maxPullCandidates: 8,
   maxWanted: 4096,
+  maxRetainedBytes: 64 * 1024 * 1024,
 };
 
 /** Counters of a {@link Spreading} engine. */
@@ -124,12 +132,19 @@ interface Entry {
   timer?: TimerHandle;
   /** The peer it came from. */
   from?: PeerKey;
+  /** For wanted items: the peer whose IHAVE created the entry (for per-peer limits). */
+  wantedFrom?: PeerKey;
 }
 
 /** The spreading engine of one node. */
 export class Spreading {
   private readonly entries = new Map<bigint, Entry>();
   private wantedCount = 0;
+  private readonly wantedByPeer = new Map<PeerKey, number>();
+  private retainedBytes = 0;
+  /** IDs of entries holding a payload, oldest first (consumed from `retainedHead`). */
+  private retainedIds: bigint[] = [];
+  private retainedHead = 0;
   private readonly options: Required<SpreadingOptions>;
   /** Counters. */
   readonly stats: SpreadingStats = {
@@ -150,6 +165,7 @@ export class Spreading {
     this.options = {
       random: defaultRandom,
       scheduler: realScheduler,
+      maxWantedPerPeer: Math.max(1, Math.floor(options.maxWanted / 4)),
       ...options,
     };
   }
@@ -157,6 +173,11 @@ export class Spreading {
   /** Number of remembered item IDs. */
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Payload bytes currently kept for forwarding and IWANT answers. */
+  get bytesRetained(): number {
+    return this.retainedBytes;
   }
 
   /** True when `id` was seen (received, originated, or being pulled). */
@@ -173,7 +194,7 @@ export class Spreading {
   originate(item: GossipItem): void {
     this.stats.originated++;
     const entry = this.remember(item.id, "forwardable");
-    entry.item = item;
+    this.retain(item.id, entry, item);
     entry.holders = new Set();
     this.push(entry, true);
   }
@@ -187,7 +208,7 @@ export class Spreading {
       return;
     }
     if (entry) {
-      this.wantedCount--;
+      this.leaveWanted(entry);
       this.stats.pulled += entry.asked ? 1 : 0;
       this.clearTimer(entry);
       entry.status = "validating";
@@ -203,7 +224,7 @@ export class Spreading {
     const hops = item.hops ?? 1;
     if (hops > this.stats.maxHops) this.stats.maxHops = hops;
     if (outgoing !== undefined) {
-      entry.item = { ...item, ttl: outgoing, hops: Math.min(hops + 1, 255) };
+      this.retain(item.id, entry, { ...item, ttl: outgoing, hops: Math.min(hops + 1, 255) });
     }
     if (!this.actions.deliver(item, from)) {
       this.stats.unsubscribed++;
@@ -252,8 +273,12 @@ export class Spreading {
       const entry = this.entries.get(id);
       if (!entry) {
         if (this.wantedCount >= this.options.maxWanted) continue;
+        const fromPeer = this.wantedByPeer.get(from) ?? 0;
+        if (fromPeer >= this.options.maxWantedPerPeer) continue;
         const wanted = this.remember(id, "wanted");
         this.wantedCount++;
+        this.wantedByPeer.set(from, fromPeer + 1);
+        wanted.wantedFrom = from;
         wanted.candidates = [from];
         wanted.asked = 0;
         wanted.timer = this.options.scheduler.setTimeout(
@@ -300,10 +325,8 @@ export class Spreading {
         continue;
       }
       if (entry.status === "forwardable" || entry.status === "final") {
-        entry.status = "final";
-        entry.item = undefined;
+        this.finalize(entry);
         entry.holders = undefined;
-        entry.requesters = undefined;
       }
     }
   }
@@ -313,6 +336,10 @@ export class Spreading {
     for (const entry of this.entries.values()) this.clearTimer(entry);
     this.entries.clear();
     this.wantedCount = 0;
+    this.wantedByPeer.clear();
+    this.retainedBytes = 0;
+    this.retainedIds = [];
+    this.retainedHead = 0;
   }
 
   private remember(id: bigint, status: EntryStatus): Entry {
@@ -346,8 +373,47 @@ export class Spreading {
 
   private finalize(entry: Entry): void {
     entry.status = "final";
-    entry.item = undefined;
+    this.release(entry);
     entry.requesters = undefined;
+  }
+
+  /** Keeps `item` on `entry`, then trims the oldest payloads beyond the byte budget. */
+  private retain(id: bigint, entry: Entry, item: GossipItem): void {
+    this.release(entry);
+    entry.item = item;
+    this.retainedBytes += item.data.length;
+    this.retainedIds.push(id);
+    while (
+      this.retainedBytes > this.options.maxRetainedBytes &&
+      this.retainedHead < this.retainedIds.length
+    ) {
+      const oldest = this.entries.get(this.retainedIds[this.retainedHead++]);
+      // Payloads still being validated stay until their verdict (bounded by the node).
+      if (oldest?.item && oldest.status === "forwardable") this.finalize(oldest);
+    }
+    if (this.retainedHead > 1024 && this.retainedHead * 2 > this.retainedIds.length) {
+      this.retainedIds = this.retainedIds.slice(this.retainedHead);
+      this.retainedHead = 0;
+    }
+  }
+
+  /** Drops `entry`'s payload, if any, from the byte count. */
+  private release(entry: Entry): void {
+    if (entry.item) {
+      this.retainedBytes -= entry.item.data.length;
+      entry.item = undefined;
+    }
+  }
+
+  /** Bookkeeping when an entry stops being a wanted (missing) item. */
+  private leaveWanted(entry: Entry): void {
+    this.wantedCount--;
+    const from = entry.wantedFrom;
+    if (from === undefined) return;
+    entry.wantedFrom = undefined;
+    const count = (this.wantedByPeer.get(from) ?? 1) - 1;
+    if (count <= 0) this.wantedByPeer.delete(from);
+    else this.wantedByPeer.set(from, count);
   }
 
   private pullNext(id: bigint): void {
@@ -373,7 +439,8 @@ export class Spreading {
 
   private forget(id: bigint, entry: Entry): void {
     this.clearTimer(entry);
-    if (entry.status === "wanted") this.wantedCount--;
+    if (entry.status === "wanted") this.leaveWanted(entry);
+    this.release(entry);
     this.entries.delete(id);
   }
 

@@ -4,8 +4,9 @@
  * Handshake (docs/PROTOCOL.md): both sides send a plaintext HELLO at once
  * (version, X25519 ephemeral key, nonce, identity proof-of-work, listening
  * address, RSA public key). From the two HELLOs each side derives the session
- * keys and sends an encrypted AUTH: an RSA-PSS signature of the transcript
- * hash and its role. A session is established when the peer's AUTH verifies
+ * keys. The initiator then sends an encrypted AUTH: an RSA-PSS signature of
+ * the transcript hash and its role; the responder sends its own AUTH only
+ * after the initiator's verified, so it never signs for an unproven stranger. A session is established when the peer's AUTH verifies
  * against the key in its HELLO; the peer's identity is SHA-256 of that key.
  * Any deviation, or a handshake slower than the timeout, closes the
  * connection.
@@ -310,8 +311,15 @@ export class PeerSession {
     this.sealer = ciphers.send;
     this.opener = ciphers.receive;
     this.state = "auth";
-    const transcript = this.transcript;
-    signWithHostKey(this.options.hostKey, authPayload(role, transcript)).then((signature) => {
+    // The initiator proves itself first; the responder signs only after the
+    // initiator's AUTH verified, so a stranger cannot make it sign for free.
+    if (role === "initiator") this.sendAuth();
+  }
+
+  /** Signs the transcript and sends AUTH. */
+  private sendAuth(): void {
+    const role = this.direction === "outbound" ? "initiator" : "responder";
+    signWithHostKey(this.options.hostKey, authPayload(role, this.transcript!)).then((signature) => {
       if (this.connection.isClosed) return;
       this.sendSealed(encodePeerMessage({ type: PeerMessageType.Auth, signature }));
       this.ownAuthSent = true;
@@ -332,7 +340,8 @@ export class PeerSession {
         return;
       }
       this.peerAuthenticated = true;
-      this.maybeOpen();
+      if (!this.ownAuthSent && this.direction === "inbound") this.sendAuth();
+      else this.maybeOpen();
     }, (error) => this.fail(error instanceof Error ? error : new Error(String(error))));
   }
 
