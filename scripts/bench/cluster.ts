@@ -1,0 +1,448 @@
+/**
+ * Benchmark overlays on 127.0.0.1: {@link startProcessCluster} runs every
+ * node as its own `deno run main.ts -c <ini>` process, {@link
+ * startInProcessCluster} runs them as {@link GossipNode} objects in this
+ * process. Both hand out each node's API port, its counters and its memory.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gossipOptions } from "../../lib/config.ts";
+import { identityHex, parseHostKeyPem } from "../../lib/hostkey.ts";
+import { Logger, type LogLevel } from "../../lib/log.ts";
+import { GossipNode, type NodeStats } from "../../lib/node.ts";
+import { solveProofOfWork } from "../../lib/protocol/proof_of_work.ts";
+import type { RandomSource } from "../../lib/protocol/random.ts";
+import type { Deadline } from "./deadline.ts";
+import { rssOfPids } from "./proc.ts";
+
+/** One node of a benchmark overlay. */
+export interface ClusterNode {
+  /** Position in the overlay (start order). */
+  readonly index: number;
+  /** API port on 127.0.0.1. */
+  readonly apiPort: number;
+  /** P2P port on 127.0.0.1. */
+  readonly p2pPort: number;
+  /** Index of the node it bootstrapped through, if any. */
+  readonly bootstrap?: number;
+  /** OS process id (process mode). */
+  readonly pid?: number;
+}
+
+/** A running overlay. */
+export interface Cluster {
+  /** How the nodes run. */
+  readonly mode: "process" | "in-process";
+  /** The nodes in start order. */
+  readonly nodes: readonly ClusterNode[];
+  /** Time from the first spawn until every node answered, in ms. */
+  readonly startupMs: number;
+  /** Where configs and logs are (process mode) or undefined. */
+  readonly runDir?: string;
+  /** Every node's counters (its `/status` document). */
+  stats(): Promise<NodeStats[]>;
+  /** Resident set size in bytes: per node (process mode) or of this process. */
+  rssBytes(): Promise<number[]>;
+  /** Nodes that are no longer running, with the reason. */
+  failures(): string[];
+  /** Stops every node; bounded in time; never throws. */
+  close(): Promise<void>;
+}
+
+/** Settings shared by both kinds of overlay. */
+export interface ClusterOptions {
+  /** Number of nodes. */
+  readonly nodes: number;
+  /** `degree` of every node. */
+  readonly degree: number;
+  /** `pow_difficulty` of every node. */
+  readonly powDifficulty: number;
+  /** PEM host key files, one per node. */
+  readonly keyPaths: readonly string[];
+  /** RSA modulus of the keys (in-process mode accepts peers down to it). */
+  readonly keyBits: number;
+  /** Directory for configs, logs and caches of this run. */
+  readonly runDir: string;
+  /** Directory of the key cache (holds the proof-of-work cache too). */
+  readonly keysDir: string;
+  /** Chooses bootstrappers. */
+  readonly random: RandomSource;
+  /** Overall deadline. */
+  readonly deadline: Deadline;
+  /** Progress lines. */
+  readonly progress: (line: string) => void;
+  /** Process mode: run the daemons with `--cpu-prof` into `<runDir>/prof`. */
+  readonly cpuProf?: boolean;
+}
+
+const MAIN_PATH = fileURLToPath(new URL("../../main.ts", import.meta.url));
+const REPO_DIR = fileURLToPath(new URL("../../", import.meta.url));
+
+/** Grace period between SIGTERM and SIGKILL. */
+const TERM_GRACE_MS = 5000;
+
+/**
+ * Returns `count` distinct free TCP ports on 127.0.0.1, none of them in
+ * `exclude`: binds port 0 until enough are held, then releases them all. The
+ * chosen ports are added to `exclude`, so later calls never hand them out
+ * again while the nodes given them may still be starting.
+ */
+export function freePorts(count: number, exclude: Set<number> = new Set()): number[] {
+  const listeners: Deno.TcpListener[] = [];
+  const ports: number[] = [];
+  try {
+    for (let attempt = 0; ports.length < count && attempt < count * 20 + 100; attempt++) {
+      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0, transport: "tcp" });
+      listeners.push(listener);
+      const port = listener.addr.port;
+      if (!exclude.has(port)) {
+        exclude.add(port);
+        ports.push(port);
+      }
+    }
+  } finally {
+    for (const listener of listeners) listener.close();
+  }
+  if (ports.length < count) throw new Error(`found only ${ports.length} of ${count} free ports`);
+  return ports;
+}
+
+/**
+ * Start batches: node 0, then node 1, then 2–3, 4–7, ... Every node of a batch
+ * bootstraps through a random node of the earlier batches, which is already
+ * listening, so nobody waits on a dial back-off.
+ */
+export function startBatches(nodes: number): number[][] {
+  const batches: number[][] = [];
+  let start = 0;
+  let size = 1;
+  while (start < nodes) {
+    const end = Math.min(nodes, start + size);
+    batches.push(Array.from({ length: end - start }, (_, i) => start + i));
+    if (start > 0) size *= 2;
+    start = end;
+  }
+  return batches;
+}
+
+function iniText(
+  keyPath: string,
+  ports: { api: number; p2p: number; status: number },
+  degree: number,
+  powDifficulty: number,
+  bootstrapPort: number | undefined,
+): string {
+  return [
+    "; generated by scripts/bench.ts",
+    `hostkey = ${keyPath}`,
+    "",
+    "[gossip]",
+    `api_address = 127.0.0.1:${ports.api}`,
+    `p2p_address = 127.0.0.1:${ports.p2p}`,
+    `status_address = 127.0.0.1:${ports.status}`,
+    `degree = ${degree}`,
+    `pow_difficulty = ${powDifficulty}`,
+    ...(bootstrapPort === undefined ? [] : [`bootstrapper = 127.0.0.1:${bootstrapPort}`]),
+    "",
+  ].join("\n");
+}
+
+interface Child {
+  readonly node: ClusterNode;
+  readonly statusPort: number;
+  readonly logPath: string;
+  readonly process: Deno.ChildProcess;
+  readonly logDone: Promise<void>;
+  exit?: Deno.CommandStatus;
+}
+
+async function tail(path: string, lines = 5): Promise<string> {
+  try {
+    return (await Deno.readTextFile(path)).trimEnd().split("\n").slice(-lines).join(" | ");
+  } catch {
+    return "(no log)";
+  }
+}
+
+async function fetchStatus(port: number, timeoutMs: number): Promise<NodeStats> {
+  const response = await fetch(`http://127.0.0.1:${port}/status`, {
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new Error(`status ${response.status} from port ${port}`);
+  }
+  const body = await response.json() as NodeStats;
+  if (typeof body !== "object" || body === null || !Array.isArray(body.peers)) {
+    throw new Error(`malformed /status from port ${port}`);
+  }
+  return body;
+}
+
+async function stopChildren(children: readonly Child[]): Promise<void> {
+  const alive = () => children.filter((c) => c.exit === undefined);
+  for (const child of alive()) {
+    try {
+      child.process.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+  const settled = (ms: number) =>
+    Promise.race([
+      Promise.allSettled(children.map((c) => c.process.status)),
+      new Promise((resolve) => setTimeout(resolve, ms)),
+    ]);
+  // Re-arm a timer each time to avoid leaving one behind for long.
+  for (let i = 0; i < TERM_GRACE_MS / 100 && alive().length > 0; i++) await settled(100);
+  for (const child of alive()) {
+    try {
+      child.process.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  for (let i = 0; i < 50 && alive().length > 0; i++) await settled(100);
+  await Promise.race([
+    Promise.allSettled(children.map((c) => c.logDone)),
+    new Promise((resolve) => setTimeout(resolve, 1000)),
+  ]);
+}
+
+/** Start attempts per node: a port found free may be taken before the node binds it. */
+const START_ATTEMPTS = 3;
+
+/**
+ * Starts `options.nodes` daemons as child processes and waits until each
+ * answers `/status`. Ports are found by binding port 0 right before each
+ * spawn; a node that loses one of its ports to another socket in the
+ * meantime ("address already in use") is restarted on fresh ports.
+ */
+export async function startProcessCluster(options: ClusterOptions): Promise<Cluster> {
+  const { deadline, progress } = options;
+  const children: Child[] = [];
+  const started = performance.now();
+  const usedPorts = new Set<number>();
+  const spawnNode = async (
+    index: number,
+    bootstrap: number | undefined,
+    [api, p2p, status]: number[],
+  ): Promise<Child> => {
+    const nodePorts = { api, p2p, status };
+    const iniPath = join(options.runDir, `node-${index}.ini`);
+    const logPath = join(options.runDir, `node-${index}.log`);
+    await Deno.writeTextFile(
+      iniPath,
+      iniText(
+        options.keyPaths[index],
+        nodePorts,
+        options.degree,
+        options.powDifficulty,
+        bootstrap === undefined ? undefined : children[bootstrap].node.p2pPort,
+      ),
+    );
+    const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
+    let process: Deno.ChildProcess;
+    try {
+      process = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          ...(options.cpuProf
+            ? [
+              "--cpu-prof",
+              `--cpu-prof-dir=${join(options.runDir, "prof")}`,
+              `--cpu-prof-name=node-${index}.cpuprofile`,
+            ]
+            : []),
+          "--allow-net",
+          "--allow-read",
+          "--allow-write",
+          "--allow-env",
+          MAIN_PATH,
+          "-c",
+          iniPath,
+        ],
+        cwd: REPO_DIR,
+        env: { NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+    } catch (error) {
+      log.close();
+      throw error;
+    }
+    const child: Child = {
+      node: { index, apiPort: api, p2pPort: p2p, bootstrap, pid: process.pid },
+      statusPort: status,
+      logPath,
+      process,
+      logDone: process.stderr.pipeTo(log.writable).catch(() => {}),
+    };
+    process.status.then((status) => child.exit = status);
+    children[index] = child;
+    return child;
+  };
+  try {
+    for (const batch of startBatches(options.nodes)) {
+      const pending = new Set<Child>();
+      const attempts = new Map<number, number>();
+      const ports = freePorts(3 * batch.length, usedPorts);
+      for (const [i, index] of batch.entries()) {
+        const bootstrap = index === 0 ? undefined : Math.floor(options.random() * batch[0]);
+        pending.add(await spawnNode(index, bootstrap, ports.slice(3 * i, 3 * i + 3)));
+        attempts.set(index, 1);
+      }
+      await deadline.waitFor(
+        async () => {
+          for (const exited of [...pending].filter((c) => c.exit !== undefined)) {
+            const index = exited.node.index;
+            const log = await tail(exited.logPath);
+            const tries = attempts.get(index)!;
+            if (!/address already in use/i.test(log) || tries >= START_ATTEMPTS) {
+              throw new Error(
+                `node ${index} exited during start-up (code ${exited.exit!.code}): ${log}`,
+              );
+            }
+            await exited.logDone;
+            progress(`  node ${index} lost a port before binding it; restarting on new ports`);
+            pending.delete(exited);
+            attempts.set(index, tries + 1);
+            pending.add(await spawnNode(index, exited.node.bootstrap, freePorts(3, usedPorts)));
+          }
+          await Promise.all([...pending].map(async (child) => {
+            try {
+              const status = await fetchStatus(child.statusPort, 1000);
+              // The answer must come from this child: its API port, not another node's.
+              if (status.apiAddress.endsWith(`:${child.node.apiPort}`)) pending.delete(child);
+            } catch {
+              // not up yet
+            }
+          }));
+          return pending.size === 0;
+        },
+        Math.min(deadline.remainingMs, 30_000 + 2_000 * batch.length),
+        `nodes ${batch[0]}-${batch[batch.length - 1]} to answer /status`,
+        100,
+      );
+      progress(`  ${children.length}/${options.nodes} nodes up`);
+    }
+  } catch (error) {
+    await stopChildren(children);
+    throw error;
+  }
+  return {
+    mode: "process",
+    nodes: children.map((c) => c.node),
+    startupMs: performance.now() - started,
+    runDir: options.runDir,
+    stats: () => Promise.all(children.map((c) => fetchStatus(c.statusPort, 10_000))),
+    rssBytes: () => rssOfPids(children.map((c) => c.node.pid!)),
+    failures: () =>
+      children.filter((c) => c.exit !== undefined).map((c) =>
+        `node ${c.node.index} (pid ${c.node.pid}) exited with code ${
+          c.exit!.code
+        }; log ${c.logPath}`
+      ),
+    close: () => stopChildren(children),
+  };
+}
+
+type PowCache = Record<string, string>;
+
+async function readPowCache(path: string): Promise<PowCache> {
+  try {
+    const parsed = JSON.parse(await Deno.readTextFile(path)) as unknown;
+    return typeof parsed === "object" && parsed !== null ? parsed as PowCache : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Starts `options.nodes` {@link GossipNode}s in this process (peers accepted
+ * down to `keyBits`); proof-of-work nonces are cached next to the keys.
+ */
+export async function startInProcessCluster(options: ClusterOptions): Promise<Cluster> {
+  const { deadline, progress } = options;
+  const started = performance.now();
+  const warnings: string[] = [];
+  const logLevel: LogLevel = "warn";
+  const log = new Logger(logLevel, "gossip", (_level, line) => {
+    if (warnings.length < 1000) warnings.push(line);
+  });
+  const powPath = join(options.keysDir, "pow.json");
+  const powCache = await readPowCache(powPath);
+  let powChanged = false;
+  const gossipNodes: GossipNode[] = [];
+  const nodes: ClusterNode[] = [];
+  const closeAll = async () => {
+    await Promise.race([
+      Promise.allSettled(gossipNodes.map((n) => n.close())),
+      new Promise((resolve) => setTimeout(resolve, 10_000)),
+    ]);
+    if (warnings.length > 0) {
+      await Deno.writeTextFile(join(options.runDir, "nodes.log"), warnings.join("\n") + "\n")
+        .catch(() => {});
+    }
+  };
+  try {
+    for (let index = 0; index < options.nodes; index++) {
+      deadline.check();
+      const hostKey = await parseHostKeyPem(
+        await Deno.readTextFile(options.keyPaths[index]),
+        "hostkey",
+        { minBits: options.keyBits },
+      );
+      const powKey = `${identityHex(hostKey.identity)}:${options.powDifficulty}`;
+      let powNonce = powCache[powKey] === undefined ? undefined : BigInt(powCache[powKey]);
+      if (powNonce === undefined) {
+        powNonce = solveProofOfWork(hostKey.identity, options.powDifficulty);
+        powCache[powKey] = powNonce.toString();
+        powChanged = true;
+      }
+      const bootstrap = index === 0 ? undefined : Math.floor(options.random() * index);
+      const node = new GossipNode({
+        hostKey,
+        powNonce,
+        minPeerKeyBits: options.keyBits,
+        log: log.child(`node-${index}`),
+        config: gossipOptions({
+          apiAddress: { hostname: "127.0.0.1", port: 0 },
+          p2pAddress: { hostname: "127.0.0.1", port: 0 },
+          degree: options.degree,
+          powDifficulty: options.powDifficulty,
+          bootstrapper: bootstrap === undefined ? undefined : gossipNodes[bootstrap].p2pAddress,
+        }),
+      });
+      gossipNodes.push(node);
+      await node.start();
+      nodes.push({
+        index,
+        apiPort: node.apiAddress.port,
+        p2pPort: node.p2pAddress.port,
+        bootstrap,
+      });
+      if ((index + 1) % 10 === 0 || index + 1 === options.nodes) {
+        progress(`  ${index + 1}/${options.nodes} nodes up`);
+      }
+    }
+    if (powChanged) await Deno.writeTextFile(powPath, JSON.stringify(powCache, null, 1) + "\n");
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+  return {
+    mode: "in-process",
+    nodes,
+    startupMs: performance.now() - started,
+    runDir: options.runDir,
+    stats: () => Promise.resolve(gossipNodes.map((n) => n.stats())),
+    rssBytes: () => Promise.resolve([Deno.memoryUsage().rss]),
+    failures: () => [],
+    close: closeAll,
+  };
+}
