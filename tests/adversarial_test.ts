@@ -15,6 +15,7 @@ import {
   encodePeerMessage,
   framePeerPayload,
   type HelloMessage,
+  type PeerMessage,
   PeerMessageType,
 } from "../lib/codec/peer_messages.ts";
 import { type HostKey, identityHex, signWithHostKey } from "../lib/hostkey.ts";
@@ -144,12 +145,17 @@ async function handshakeByHand(
   const transcript = transcriptHash(hello, nodeHelloPayload);
   const ciphers = deriveSessionCiphers(ephemeral, nodeHello.ephemeralKey, transcript, "initiator");
   const signature = await signWithHostKey(signer, authPayload(role, transcript));
-  await client.write(
-    framePeerPayload(
-      ciphers.send.seal(encodePeerMessage({ type: PeerMessageType.Auth, signature })),
-    ),
-  );
+  await client.write(sealedFrame(ciphers, { type: PeerMessageType.Auth, signature }));
   return ciphers;
+}
+
+/** One sealed frame whose plaintext is the single record `| length u32 | message |`. */
+function sealedFrame(ciphers: SessionCiphers, message: PeerMessage): Uint8Array {
+  const encoded = encodePeerMessage(message);
+  const record = new Uint8Array(4 + encoded.length);
+  new DataView(record.buffer).setUint32(0, encoded.length);
+  record.set(encoded, 4);
+  return framePeerPayload(ciphers.send.seal(record));
 }
 
 // ---- 1. garbage, truncated and forged frames ---------------------------------------
@@ -282,10 +288,10 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
             transcript,
             "initiator",
           );
-          await c.write(framePeerPayload(ciphers.send.seal(encodePeerMessage({
+          await c.write(sealedFrame(ciphers, {
             type: PeerMessageType.Auth,
             signature: seededBytes(128, random),
-          }))));
+          }));
         },
       ],
       [
@@ -715,9 +721,7 @@ Deno.test("a peer sending invalid items or flooding frames is banned; honest ite
       solveProofOfWork(leaverKey.identity, 8),
     );
     await waitUntil(() => victim.node.peerIdentities.length === 2, 3000, "leaver connected");
-    const goodbye = framePeerPayload(
-      ciphers.send.seal(encodePeerMessage({ type: PeerMessageType.Goodbye, reason: 1 })),
-    );
+    const goodbye = sealedFrame(ciphers, { type: PeerMessageType.Goodbye, reason: 1 });
     const partial = rawFrame(new Uint8Array(20)).subarray(0, 10);
     await leaver.write(new Uint8Array([...goodbye, ...partial]));
     assert.ok(await leaver.waitClosed(3000), "victim closes after GOODBYE");

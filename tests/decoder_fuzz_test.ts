@@ -14,6 +14,7 @@ import {
   type PeerDescriptor,
   type PeerMessage,
   PeerMessageType,
+  splitRecords,
 } from "../lib/codec/peer_messages.ts";
 import { DecodeError } from "../lib/errors.ts";
 
@@ -282,6 +283,15 @@ Deno.test("decodePeerMessage: random bytes only ever throw DecodeError", () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 128, size: "max" }), (bytes) => {
       decodesOrRejects(() => decodePeerMessage(bytes));
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+Deno.test("splitRecords then decodePeerMessage: random plaintexts only ever throw DecodeError", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 128, size: "max" }), (bytes) => {
+      decodesOrRejects(() => splitRecords(bytes).map(decodePeerMessage));
     }),
     { numRuns: RUNS },
   );

@@ -5,6 +5,7 @@ import {
   framePeerPayload,
   GoodbyeReason,
   type HelloMessage,
+  joinRecords,
   MAX_DESCRIPTORS,
   MAX_ITEM_DATA_BYTES,
   MAX_ITEM_IDS,
@@ -14,6 +15,7 @@ import {
   type PeerDescriptor,
   type PeerMessage,
   PeerMessageType,
+  splitRecords,
 } from "../lib/codec/peer_messages.ts";
 import { DecodeError } from "../lib/errors.ts";
 
@@ -505,4 +507,26 @@ Deno.test("unknown message types throw DecodeError", () => {
     assertDecodeError(payload(type, filled(20, 1)), `type ${type} with body`, /unknown/);
   }
   assertDecodeError(new Uint8Array([0x03]), "one byte", /truncated/);
+});
+
+Deno.test("sealed-frame records: hand-written bytes, round trip and every malformed case", () => {
+  const ping = new Uint8Array([0x03, 0xea, 0, 0, 0, 0, 0, 0, 0, 7]);
+  const pull = new Uint8Array([0x03, 0xf2, 0, 16]);
+  const bytes = new Uint8Array([0, 0, 0, 10, ...ping, 0, 0, 0, 4, ...pull]);
+  assert.deepEqual(joinRecords([ping, pull]), bytes);
+  assert.deepEqual(splitRecords(bytes), [ping, pull]);
+  assert.deepEqual(decodePeerMessage(splitRecords(bytes)[1]), {
+    type: PeerMessageType.PullRequest,
+    max: 16,
+  });
+  const malformed: [string, Uint8Array][] = [
+    ["empty", new Uint8Array(0)],
+    ["truncated length", new Uint8Array([0, 0, 0])],
+    ["record shorter than a type", new Uint8Array([0, 0, 0, 1, 9])],
+    ["length past the end", new Uint8Array([0, 0, 0, 5, 1, 2, 3])],
+    ["trailing partial record", new Uint8Array([...bytes, 0, 0])],
+  ];
+  for (const [name, input] of malformed) {
+    assert.throws(() => splitRecords(input), DecodeError, name);
+  }
 });

@@ -86,6 +86,7 @@ function setup(
       ...DEFAULT_SPREADING_OPTIONS,
       degree: 3,
       pullDelayMs: 25,
+      maxPullDelayMs: 25, // fixed unless a test asks for the adaptive wait
       pullTimeoutMs: 1_000,
       random: seededRandom(seed),
       scheduler: clock,
@@ -518,4 +519,30 @@ Deno.test("close cancels pending pulls", () => {
   assert.equal(engine.size, 0);
   clock.advance(10_000);
   assert.deepEqual(actions.calls, []);
+});
+
+Deno.test("the pull wait adapts to how long pushes follow IHAVEs, within its bounds", () => {
+  const { engine, actions, clock } = setup({ pullDelayMs: 10, maxPullDelayMs: 200 });
+  assert.equal(engine.stats.pullDelayMs, 10);
+  // Pushes keep arriving 40 ms after the first IHAVE: the wait grows past 40 ms.
+  for (let i = 1n; i <= 20n; i++) {
+    engine.receiveHave("a", [i]);
+    clock.advance(40);
+    engine.receiveItem("b", makeItem(i));
+  }
+  assert.ok(engine.stats.pullDelayMs > 40 && engine.stats.pullDelayMs <= 200);
+  // A push as late as the usual lag now arrives before any pull is sent.
+  actions.clear();
+  engine.receiveHave("a", [100n]);
+  clock.advance(40);
+  assert.equal(actions.peersOf("want").length, 0);
+  engine.receiveItem("b", makeItem(100n));
+  // Fast pushes shrink it again, never below the minimum.
+  for (let i = 200n; i < 260n; i++) {
+    engine.receiveHave("a", [i]);
+    clock.advance(1);
+    engine.receiveItem("b", makeItem(i));
+  }
+  assert.equal(engine.stats.pullDelayMs, 10);
+  engine.close();
 });

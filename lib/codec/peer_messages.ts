@@ -371,3 +371,44 @@ export function framePeerPayload(payload: Uint8Array): Uint8Array {
   frame.set(payload, 4);
   return frame;
 }
+
+/** Bytes added per message in a sealed batch (its `length u32`). */
+export const RECORD_HEADER_BYTES = 4;
+
+/**
+ * Largest plaintext of one sealed frame: the frame limit less the frame's
+ * length field and the 16-byte AES-GCM tag.
+ */
+export const MAX_SEALED_PLAINTEXT_BYTES = PEER_MAX_FRAME_BYTES - 4 - 16;
+
+/** Joins encoded messages as `| length u32 | message |` records, the plaintext of a sealed frame. */
+export function joinRecords(messages: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const message of messages) total += RECORD_HEADER_BYTES + message.length;
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  let offset = 0;
+  for (const message of messages) {
+    view.setUint32(offset, message.length);
+    out.set(message, offset + RECORD_HEADER_BYTES);
+    offset += RECORD_HEADER_BYTES + message.length;
+  }
+  return out;
+}
+
+/**
+ * Splits a sealed frame's plaintext into its messages (views, no copy). Throws
+ * {@link DecodeError} when it is empty, a record is shorter than a message
+ * type, or a length runs past the end.
+ */
+export function splitRecords(plaintext: Uint8Array): Uint8Array[] {
+  if (plaintext.length === 0) throw new DecodeError("empty sealed frame");
+  const reader = new ByteReader(plaintext);
+  const messages: Uint8Array[] = [];
+  while (reader.remaining > 0) {
+    const length = reader.u32("record length");
+    if (length < 2) throw new DecodeError(`record of ${length} bytes is shorter than a type`);
+    messages.push(reader.bytesOf(length, "record"));
+  }
+  return messages;
+}

@@ -57,8 +57,15 @@ export interface SpreadingOptions {
   readonly seenTtlMs: number;
   /** After this age an entry keeps only its ID (drops item and peer sets). */
   readonly detailRetentionMs: number;
-  /** Wait after an IHAVE before pulling the item. */
+  /**
+   * Wait after an IHAVE before pulling the item: the initial and smallest value.
+   * The wait then adapts to how long pushes take to follow an IHAVE (like TCP's
+   * retransmission timer: smoothed lag plus four deviations), up to `maxPullDelayMs`,
+   * so that a loaded network is not answered with needless pulls.
+   */
   readonly pullDelayMs: number;
+  /** Largest adaptive pull wait; equal to `pullDelayMs` for a fixed wait. */
+  readonly maxPullDelayMs?: number;
   /** Wait for an IWANT answer before asking the next holder. */
   readonly pullTimeoutMs: number;
   /** Most holders remembered per missing item. */
@@ -83,7 +90,8 @@ export const DEFAULT_SPREADING_OPTIONS: Omit<SpreadingOptions, "degree"> = {
   seenCapacity: 100_000,
   seenTtlMs: 10 * 60_000,
   detailRetentionMs: 60_000,
-  pullDelayMs: 25,
+  pullDelayMs: 10,
+  maxPullDelayMs: 500,
   pullTimeoutMs: 2_000,
   maxPullCandidates: 8,
   maxWanted: 4096,
@@ -112,6 +120,8 @@ export interface SpreadingStats {
   wantsSent: number;
   /** Largest hop count of a received item. */
   maxHops: number;
+  /** Current wait after an IHAVE before pulling, in ms. */
+  pullDelayMs: number;
 }
 
 type EntryStatus = "wanted" | "validating" | "forwardable" | "final";
@@ -158,7 +168,11 @@ export class Spreading {
     pulled: 0,
     wantsSent: 0,
     maxHops: 0,
+    pullDelayMs: 0,
   };
+  /** Smoothed lag between an IHAVE and the item's arrival, and its deviation. */
+  private lagMs: number | undefined;
+  private lagDeviationMs = 0;
 
   /** Creates an engine. */
   constructor(options: SpreadingOptions, private readonly actions: SpreadingActions) {
@@ -166,8 +180,10 @@ export class Spreading {
       random: defaultRandom,
       scheduler: realScheduler,
       maxWantedPerPeer: Math.max(1, Math.floor(options.maxWanted / 4)),
+      maxPullDelayMs: options.pullDelayMs,
       ...options,
     };
+    this.stats.pullDelayMs = this.options.pullDelayMs;
   }
 
   /** Number of remembered item IDs. */
@@ -210,6 +226,7 @@ export class Spreading {
     if (entry) {
       this.leaveWanted(entry);
       this.stats.pulled += entry.asked ? 1 : 0;
+      this.observeLag(this.options.scheduler.now() - entry.createdAt);
       this.clearTimer(entry);
       entry.status = "validating";
     } else {
@@ -283,7 +300,7 @@ export class Spreading {
         wanted.asked = 0;
         wanted.timer = this.options.scheduler.setTimeout(
           () => this.pullNext(id),
-          this.options.pullDelayMs,
+          this.stats.pullDelayMs,
         );
       } else if (entry.status === "wanted") {
         const candidates = entry.candidates!;
@@ -403,6 +420,21 @@ export class Spreading {
       this.retainedBytes -= entry.item.data.length;
       entry.item = undefined;
     }
+  }
+
+  /** Updates the adaptive pull wait with one IHAVE-to-item lag (RFC 6298 style). */
+  private observeLag(sampleMs: number): void {
+    const { pullDelayMs, maxPullDelayMs } = this.options;
+    if (maxPullDelayMs <= pullDelayMs) return;
+    if (this.lagMs === undefined) {
+      this.lagMs = sampleMs;
+      this.lagDeviationMs = sampleMs / 2;
+    } else {
+      this.lagDeviationMs = 0.75 * this.lagDeviationMs + 0.25 * Math.abs(this.lagMs - sampleMs);
+      this.lagMs = 0.875 * this.lagMs + 0.125 * sampleMs;
+    }
+    const wait = this.lagMs + 4 * this.lagDeviationMs;
+    this.stats.pullDelayMs = Math.min(maxPullDelayMs, Math.max(pullDelayMs, wait));
   }
 
   /** Bookkeeping when an entry stops being a wanted (missing) item. */

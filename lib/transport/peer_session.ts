@@ -21,10 +21,14 @@ import {
   encodePeerMessage,
   framePeerPayload,
   type HelloMessage,
+  joinRecords,
+  MAX_SEALED_PLAINTEXT_BYTES,
   PEER_FRAME_FORMAT,
   PEER_PROTOCOL_VERSION,
   type PeerMessage,
   PeerMessageType,
+  RECORD_HEADER_BYTES,
+  splitRecords,
 } from "../codec/peer_messages.ts";
 import { ProtocolError, TimeoutError } from "../errors.ts";
 import { type HostKey, identityHex, signWithHostKey, verifyPeerSignature } from "../hostkey.ts";
@@ -101,6 +105,9 @@ export class PeerSession {
   private ownAuthSent = false;
   private handler: PeerSessionHandler | undefined;
   private early: PeerMessage[] = [];
+  private batch: Uint8Array[] = [];
+  private batchBytes = 0;
+  private flushScheduled = false;
   private closeReason: string | undefined;
   private readonly settled: {
     resolve: (session: PeerSession) => void;
@@ -203,10 +210,34 @@ export class PeerSession {
     }
   }
 
-  /** Encrypts and queues `message`; false when dropped. */
+  /**
+   * Queues `message`; false when the session is not open. Messages sent in the
+   * same turn of the event loop are sealed together into one frame (one
+   * AES-GCM operation and one write for a burst of IHAVEs, items and pings).
+   */
   send(message: PeerMessage): boolean {
     if (this.state !== "open" || this.connection.isClosed) return false;
-    return this.sendSealed(encodePeerMessage(message));
+    const encoded = encodePeerMessage(message);
+    if (this.batchBytes + RECORD_HEADER_BYTES + encoded.length > MAX_SEALED_PLAINTEXT_BYTES) {
+      this.flushBatch();
+    }
+    this.batch.push(encoded);
+    this.batchBytes += RECORD_HEADER_BYTES + encoded.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flushBatch());
+    }
+    return true;
+  }
+
+  /** Seals the queued messages into one frame. */
+  private flushBatch(): void {
+    this.flushScheduled = false;
+    if (this.batch.length === 0) return;
+    const batch = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    if (!this.connection.isClosed) this.sendSealed(batch);
   }
 
   /**
@@ -215,7 +246,10 @@ export class PeerSession {
    */
   async close(reason: string, goodbyeReason?: number): Promise<void> {
     if (goodbyeReason !== undefined && this.sealer && !this.connection.isClosed) {
-      this.sendSealed(encodePeerMessage({ type: PeerMessageType.Goodbye, reason: goodbyeReason }));
+      this.flushBatch();
+      this.sendSealed([
+        encodePeerMessage({ type: PeerMessageType.Goodbye, reason: goodbyeReason }),
+      ]);
       await this.connection.close(reason, true, 500);
     } else {
       await this.connection.close(reason);
@@ -228,8 +262,9 @@ export class PeerSession {
     return this.readDone;
   }
 
-  private sendSealed(plaintext: Uint8Array): boolean {
-    return this.connection.send(framePeerPayload(this.sealer!.seal(plaintext)));
+  /** Seals `messages` as one frame and queues it. */
+  private sendSealed(messages: Uint8Array[]): boolean {
+    return this.connection.send(framePeerPayload(this.sealer!.seal(joinRecords(messages))));
   }
 
   private onFrame(payload: Uint8Array): void {
@@ -238,8 +273,22 @@ export class PeerSession {
         this.onHello(payload);
         return;
       case "auth":
+      case "open":
+        for (const record of splitRecords(this.opener!.open(payload))) {
+          if (this.connection.isClosed) return;
+          this.onMessage(decodePeerMessage(record));
+        }
+        return;
+    }
+  }
+
+  /** Handles one decrypted message according to the handshake state. */
+  private onMessage(message: PeerMessage): void {
+    switch (this.state) {
+      case "hello":
+        throw new ProtocolError("sealed message before HELLO");
+      case "auth":
       case "open": {
-        const message = decodePeerMessage(this.opener!.open(payload));
         if (this.state === "auth") {
           if (this.peerAuthReceived) {
             // Messages after the peer's AUTH while its signature is being verified.
@@ -321,7 +370,7 @@ export class PeerSession {
     const role = this.direction === "outbound" ? "initiator" : "responder";
     signWithHostKey(this.options.hostKey, authPayload(role, this.transcript!)).then((signature) => {
       if (this.connection.isClosed) return;
-      this.sendSealed(encodePeerMessage({ type: PeerMessageType.Auth, signature }));
+      this.sendSealed([encodePeerMessage({ type: PeerMessageType.Auth, signature })]);
       this.ownAuthSent = true;
       this.maybeOpen();
     }, (error) => this.fail(error instanceof Error ? error : new Error(String(error))));
