@@ -52,9 +52,15 @@ export function solveProofOfWork(
   maxAttempts = 2 ** 40,
 ): bigint {
   if (difficulty <= 0) return 0n;
+  // Hash the fixed prefix once and copy its state per attempt.
+  const base = createHash("sha256").update(PREFIX).update(identity);
   const scratch = new DataView(new ArrayBuffer(8));
-  for (let nonce = 0n; nonce < BigInt(maxAttempts); nonce++) {
-    if (leadingZeroBits(powHash(identity, nonce, scratch)) >= difficulty) return nonce;
+  const nonceBytes = new Uint8Array(scratch.buffer);
+  for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    scratch.setBigUint64(0, BigInt(attempt));
+    if (leadingZeroBits(base.copy().update(nonceBytes).digest()) >= difficulty) {
+      return BigInt(attempt);
+    }
   }
   throw new RangeError(`no proof-of-work found in ${maxAttempts} attempts`);
 }

@@ -186,7 +186,16 @@ export class FramedConnection {
           : error instanceof Error
           ? `${error.name}: ${error.message}`
           : String(error);
-        this.options.log.warn("closing connection", { remote: this.remote, reason });
+        // Bad input is worth a warning; a socket reset or closed under us is not.
+        const routine = error instanceof Deno.errors.Interrupted ||
+          error instanceof Deno.errors.BadResource ||
+          error instanceof Deno.errors.ConnectionReset ||
+          error instanceof Deno.errors.BrokenPipe;
+        (routine ? this.options.log.debug : this.options.log.warn).call(
+          this.options.log,
+          "closing connection",
+          { remote: this.remote, reason },
+        );
         this.shutdown(reason);
       }
     } finally {
