@@ -725,7 +725,10 @@ export class GossipNode {
     if (session.direction === "inbound") {
       let inbound = 0;
       for (const s of this.sessions.values()) if (s.direction === "inbound") inbound++;
-      if (inbound >= this.config.maxPeerConnections) {
+      // Inbound peers beyond twice the degree are referred elsewhere, so that the
+      // nodes everyone bootstrapped through do not become hubs.
+      const limit = Math.min(this.config.maxPeerConnections, 2 * this.config.degree);
+      if (inbound >= limit) {
         // Full: refer the newcomer to other peers, then say goodbye.
         session.attach({ onMessage: () => {}, onClose: () => {} });
         session.send({
@@ -772,6 +775,14 @@ export class GossipNode {
     this.pendingWant.delete(key);
     if (this.closing) return;
     this.membership.disconnected(key, performance.now());
+    if (session.goodbyeReason === GoodbyeReason.Full) {
+      // It referred us elsewhere: do not come back soon.
+      this.membership.dialFinished(
+        formatSocketAddress(session.listenAddress),
+        false,
+        performance.now(),
+      );
+    }
     this.log.info("peer disconnected", {
       peer: key.slice(0, 8),
       reason,

@@ -260,3 +260,19 @@ Deno.test("the bootstrapper is not needed once the others have joined", async ()
     await stopMembers(members);
   }
 });
+
+Deno.test("a full node refers newcomers, who join through its peers instead", async () => {
+  // degree 2: at most 4 inbound peers; eight newcomers all bootstrap through the hub.
+  const options = { config: { degree: 2 } };
+  const hub = await startMember(undefined, options);
+  const members = [hub];
+  try {
+    for (let i = 0; i < 8; i++) members.push(await startMember(hub.node, options));
+    await waitForOverlay(members, 2);
+    const inbound = hub.node.stats().peers.filter((p) => p.direction === "inbound").length;
+    assert.ok(inbound <= 4, `hub has ${inbound} inbound peers, at most 2 x degree`);
+    await spreadAndCheck(members, 5, "referred", seededRandom(5));
+  } finally {
+    await stopMembers(members);
+  }
+});

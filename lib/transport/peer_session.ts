@@ -91,6 +91,8 @@ export class PeerSession {
   listenAddress: SocketAddress = { hostname: "", port: 0 };
   /** Frames received after the handshake. */
   framesReceived = 0;
+  /** The reason of the peer's GOODBYE, if it said goodbye. */
+  goodbyeReason: number | undefined;
 
   private readonly connection: FramedConnection;
   private readonly ephemeral: EphemeralKey;
@@ -101,6 +103,7 @@ export class PeerSession {
   private transcript: Uint8Array | undefined;
   private peerHello: HelloMessage | undefined;
   private peerAuthReceived = false;
+  private closedAfterPeerAuth = false;
   private peerAuthenticated = false;
   private ownAuthSent = false;
   private handler: PeerSessionHandler | undefined;
@@ -201,10 +204,8 @@ export class PeerSession {
     this.handler = handler;
     const early = this.early;
     this.early = [];
-    for (const message of early) {
-      if (this.connection.isClosed) break;
-      this.dispatch(message);
-    }
+    // Delivered even if the peer has closed since: a referral arrives just before GOODBYE.
+    for (const message of early) this.dispatch(message);
     if (this.connection.isClosed && this.closeReason !== undefined) {
       handler.onClose(this, this.closeReason);
     }
@@ -319,6 +320,7 @@ export class PeerSession {
 
   private dispatch(message: PeerMessage): void {
     if (message.type === PeerMessageType.Goodbye) {
+      this.goodbyeReason = message.reason;
       void this.connection.close(`peer said goodbye (reason ${message.reason})`);
       return;
     }
@@ -396,7 +398,9 @@ export class PeerSession {
 
   private maybeOpen(): void {
     if (!this.peerAuthenticated || !this.ownAuthSent || this.state === "open") return;
-    if (this.connection.isClosed) return;
+    // A peer may close right after its AUTH (a full node's referral and GOODBYE):
+    // the session still opens, so that the messages it sent are delivered.
+    if (this.connection.isClosed && !this.closedAfterPeerAuth) return;
     this.state = "open";
     clearTimeout(this.handshakeTimer);
     this.settled.resolve(this);
@@ -418,6 +422,11 @@ export class PeerSession {
   private onConnectionClosed(reason: string): void {
     clearTimeout(this.handshakeTimer);
     this.closeReason = reason;
+    if (this.state === "auth" && this.peerAuthReceived && this.ownAuthSent) {
+      // The peer's AUTH is being verified: let that decide (open or fail).
+      this.closedAfterPeerAuth = true;
+      return;
+    }
     if (this.state !== "open") {
       this.settled.reject(new ProtocolError(`connection closed during handshake: ${reason}`));
       return;
