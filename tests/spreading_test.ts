@@ -87,6 +87,7 @@ function setup(
       degree: 3,
       pullDelayMs: 25,
       maxPullDelayMs: 25, // fixed unless a test asks for the adaptive wait
+      minPushes: options.degree ?? 3, // push to `degree` fresh peers unless a test asks otherwise
       pullTimeoutMs: 1_000,
       random: seededRandom(seed),
       scheduler: clock,
@@ -545,4 +546,29 @@ Deno.test("the pull wait adapts to how long pushes follow IHAVEs, within its bou
   }
   assert.equal(engine.stats.pullDelayMs, 10);
   engine.close();
+});
+
+Deno.test("peers known to hold an item count towards the degree, down to minPushes", () => {
+  for (let seed = 1; seed <= 10; seed++) {
+    // 8 peers, degree 5, at least 2 pushes.
+    const peers = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    const { engine, actions } = setup({ degree: 5, minPushes: 2 }, peers, seed);
+    engine.receiveItem("a", makeItem(1n));
+    engine.receiveHave("b", [1n]); // a and b hold it: 5 - 2 = 3 pushes
+    actions.clear();
+    engine.validated(1n, "valid");
+    assert.equal(actions.peersOf("item", 1n).length, 3, `seed ${seed}`);
+    // With 5 holders known, the floor of 2 applies.
+    engine.receiveItem("a", makeItem(2n));
+    engine.receiveHave("b", [2n]);
+    engine.receiveHave("c", [2n]);
+    engine.receiveHave("d", [2n]);
+    engine.receiveHave("e", [2n]);
+    actions.clear();
+    engine.validated(2n, "valid");
+    const pushed = actions.peersOf("item", 2n);
+    assert.equal(pushed.length, 2);
+    for (const peer of pushed) assert.ok(["f", "g", "h"].includes(peer));
+    engine.close();
+  }
 });

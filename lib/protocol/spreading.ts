@@ -49,8 +49,14 @@ export interface SpreadingActions {
 
 /** Tuning of a {@link Spreading} engine. */
 export interface SpreadingOptions {
-  /** Peers an item is pushed to by each forwarding node. */
+  /**
+   * Peers of each node that an item should reach: a forwarding node pushes it
+   * to `degree` minus the peers already known to hold it (they count as
+   * reached), but always to at least `minPushes` peers that do not.
+   */
   readonly degree: number;
+  /** Fewest peers a forwarding node pushes to (default: half the degree, rounded up). */
+  readonly minPushes?: number;
   /** Most item IDs remembered. */
   readonly seenCapacity: number;
   /** How long an item ID is remembered. */
@@ -181,6 +187,7 @@ export class Spreading {
       scheduler: realScheduler,
       maxWantedPerPeer: Math.max(1, Math.floor(options.maxWanted / 4)),
       maxPullDelayMs: options.pullDelayMs,
+      minPushes: Math.ceil(options.degree / 2),
       ...options,
     };
     this.stats.pullDelayMs = this.options.pullDelayMs;
@@ -372,8 +379,13 @@ export class Spreading {
   private push(entry: Entry, advertise: boolean): void {
     const item = entry.item!;
     const holders = entry.holders!;
-    const fresh = this.actions.peers().filter((peer) => !holders.has(peer));
-    const targets = sample(fresh, this.options.degree, this.options.random);
+    const peers = this.actions.peers();
+    const fresh = peers.filter((peer) => !holders.has(peer));
+    // Peers that already hold it count towards the degree: fewer duplicates, while
+    // the floor keeps the epidemic growing and IHAVE/IWANT repairs the rest.
+    const { degree, minPushes } = this.options;
+    const count = Math.max(minPushes, degree - (peers.length - fresh.length));
+    const targets = sample(fresh, count, this.options.random);
     for (const peer of targets) this.sendItem(entry, peer);
     if (advertise) {
       for (const peer of fresh) {
