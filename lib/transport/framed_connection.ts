@@ -15,6 +15,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import { FrameDecoder, type FrameFormat } from "../codec/frame_decoder.ts";
 import { GossipError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -207,7 +208,7 @@ export class FramedConnection {
   private async writeLoop(): Promise<void> {
     try {
       while (this.queue.length > 0 && !this.closed) {
-        const batch = this.queue.length === 1 ? this.queue[0] : concat(this.queue);
+        const batch = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue);
         this.queue = [];
         this.queuedBytes = 0;
         let offset = 0;
@@ -258,16 +259,4 @@ export class FramedConnection {
     };
     this.idleTimer = setTimeout(check, timeout);
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import {
   API_FRAME_FORMAT,
   decodeApiMessage,
@@ -113,7 +114,7 @@ export class ModuleClient {
   private async writeLoop(): Promise<void> {
     try {
       while (this.queue.length > 0 && !this.closed) {
-        const batch = this.queue.length === 1 ? this.queue[0] : concat(this.queue);
+        const batch = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue);
         this.queue = [];
         this.queuedBytes = 0;
         let offset = 0;
@@ -167,16 +168,4 @@ export class ModuleClient {
       // already closed
     }
   }
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import type { LatencyResult, Percentiles, RawItem, ThroughputResult } from "./measure.ts";
 import type { BenchOptions } from "./options.ts";
 import type { OverlayShape } from "./stats.ts";
@@ -382,14 +383,7 @@ export async function sourceInfo(repoDir: string): Promise<SourceInfo> {
   for (const path of paths) {
     parts.push(encoder.encode(`${path}\0`), await Deno.readFile(`${repoDir}/${path}`));
   }
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const all = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    all.set(part, offset);
-    offset += part.length;
-  }
+  const all = Buffer.concat(parts);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
   const sourceHash = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
   const commit = await gitOutput(repoDir, ["rev-parse", "HEAD"]);

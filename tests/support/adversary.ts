@@ -7,6 +7,7 @@
  * @module
  */
 
+import { Inbox } from "./inbox.ts";
 import v8 from "node:v8";
 import vm from "node:vm";
 import type { SocketAddress } from "../../lib/address.ts";
@@ -111,11 +112,7 @@ export function rawFrame(payload: Uint8Array, length = payload.length): Uint8Arr
  */
 export class RawPeerClient {
   private buffer = new Uint8Array(0);
-  private readonly frames: Uint8Array[] = [];
-  private waiters: (() => void)[] = [];
-  private ended = false;
-  /** `performance.now()` when the node closed the connection. */
-  endedAt = 0;
+  private readonly frames = new Inbox<Uint8Array>();
   private readonly readLoop: Promise<void>;
 
   private constructor(readonly conn: Deno.TcpConn, readonly openedAt: number) {
@@ -130,7 +127,12 @@ export class RawPeerClient {
 
   /** True once the node closed (or reset) the connection. */
   get closedByPeer(): boolean {
-    return this.ended;
+    return this.frames.isEnded;
+  }
+
+  /** `performance.now()` when the node closed the connection. */
+  get endedAt(): number {
+    return this.frames.endedAt;
   }
 
   /** Milliseconds from connecting until the node closed the connection. */
@@ -150,26 +152,13 @@ export class RawPeerClient {
   }
 
   /** The next complete frame's payload; throws after `timeoutMs` or when closed first. */
-  async nextFrame(timeoutMs = 5000): Promise<Uint8Array> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.frames.length === 0) {
-      if (this.ended) throw new Error("connection closed by the node");
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no frame within ${timeoutMs} ms`);
-      await this.wait(left);
-    }
-    return this.frames.shift()!;
+  nextFrame(timeoutMs = 5000): Promise<Uint8Array> {
+    return this.frames.next(timeoutMs, "frame");
   }
 
   /** Resolves true once the node closed the connection, false after `timeoutMs`. */
-  async waitClosed(timeoutMs = 5000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.ended) {
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      await this.wait(left);
-    }
-    return true;
+  waitClosed(timeoutMs = 5000): Promise<boolean> {
+    return this.frames.waitEnded(timeoutMs);
   }
 
   /** Closes the connection and waits for the read loop. */
@@ -180,17 +169,6 @@ export class RawPeerClient {
       // already closed
     }
     await this.readLoop;
-  }
-
-  private wait(timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, timeoutMs);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.waiters.push(done);
-    });
   }
 
   private async read(): Promise<void> {
@@ -209,25 +187,16 @@ export class RawPeerClient {
           this.frames.push(this.buffer.slice(4, 4 + length));
           this.buffer = this.buffer.slice(4 + length);
         }
-        this.wake();
       }
     } catch {
       // reset by the node or closed locally
     }
-    this.ended = true;
-    this.endedAt = performance.now();
     try {
       this.conn.close();
     } catch {
       // already closed
     }
-    this.wake();
-  }
-
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const waiter of waiters) waiter();
+    this.frames.end();
   }
 }
 

@@ -3,6 +3,8 @@
  * of lib/codec, so black-box tests check the node against the spec's layouts.
  */
 
+import { Inbox } from "./inbox.ts";
+
 /** A message received from the node, decoded by this client. */
 export interface ReceivedMessage {
   size: number;
@@ -46,11 +48,9 @@ export function validationBytes(messageId: number, valid: boolean): Uint8Array {
 /** A connected test client. */
 export class TestApiClient {
   private buffer = new Uint8Array(0);
+  private readonly inbox = new Inbox<ReceivedMessage>();
   private handler: ((message: ReceivedMessage) => void) | undefined;
   private readonly pendingWrites = new Set<Promise<void>>();
-  private readonly inbox: ReceivedMessage[] = [];
-  private waiters: (() => void)[] = [];
-  private ended = false;
   private readonly readLoop: Promise<void>;
 
   private constructor(readonly conn: Deno.TcpConn) {
@@ -65,7 +65,7 @@ export class TestApiClient {
 
   /** True once the node closed the connection. */
   get closedByPeer(): boolean {
-    return this.ended;
+    return this.inbox.isEnded;
   }
 
   /** Writes raw bytes. */
@@ -90,26 +90,13 @@ export class TestApiClient {
   }
 
   /** Waits for the next message; throws after `timeoutMs` or if the node closed first. */
-  async next(timeoutMs = 5000): Promise<ReceivedMessage> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.inbox.length === 0) {
-      if (this.ended) throw new Error("connection closed by the node");
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no message within ${timeoutMs} ms`);
-      await this.wait(left);
-    }
-    return this.inbox.shift()!;
+  next(timeoutMs = 5000): Promise<ReceivedMessage> {
+    return this.inbox.next(timeoutMs, "message");
   }
 
   /** Resolves true if the node closes the connection within `timeoutMs`. */
-  async waitClosed(timeoutMs = 5000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.ended) {
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      await this.wait(left);
-    }
-    return true;
+  waitClosed(timeoutMs = 5000): Promise<boolean> {
+    return this.inbox.waitEnded(timeoutMs);
   }
 
   /**
@@ -117,13 +104,8 @@ export class TestApiClient {
    * Used to show that nothing (more) arrives.
    */
   async collect(count: number, timeoutMs: number): Promise<ReceivedMessage[]> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.inbox.length < count && !this.ended) {
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      await this.wait(left);
-    }
-    return this.inbox.splice(0, this.inbox.length);
+    await this.inbox.waitForCount(count, timeoutMs);
+    return this.inbox.takeAll();
   }
 
   /**
@@ -140,7 +122,7 @@ export class TestApiClient {
         this.pendingWrites.add(write);
       }
     };
-    for (const message of this.inbox.splice(0)) this.handler(message);
+    for (const message of this.inbox.takeAll()) this.handler(message);
   }
 
   /** Messages received but not yet taken. */
@@ -157,24 +139,6 @@ export class TestApiClient {
       // already closed
     }
     await this.readLoop;
-  }
-
-  private wait(timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, timeoutMs);
-      const waiter = () => done();
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.waiters.push(waiter);
-    });
-  }
-
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const waiter of waiters) waiter();
   }
 
   private async read(): Promise<void> {
@@ -204,17 +168,15 @@ export class TestApiClient {
           if (this.handler) this.handler(message);
           else this.inbox.push(message);
         }
-        this.wake();
       }
     } catch {
       // closed locally or reset
     }
-    this.ended = true;
     try {
       this.conn.close();
     } catch {
       // already closed
     }
-    this.wake();
+    this.inbox.end();
   }
 }
