@@ -276,3 +276,17 @@ Deno.test("a full node refers newcomers, who join through its peers instead", as
     await stopMembers(members);
   }
 });
+
+Deno.test("peers talk over IPv6 loopback", async () => {
+  const v6 = { hostname: "::1", port: 0 };
+  const a = await startMember(undefined, { config: { p2pAddress: v6 } });
+  const b = await startMember(a.node, { config: { p2pAddress: v6 } });
+  const members = [a, b];
+  try {
+    await waitForOverlay(members, 1);
+    assert.equal(a.node.stats().peers[0].address, `[::1]:${b.node.p2pAddress.port}`);
+    await spreadAndCheck(members, 3, "v6", seededRandom(6));
+  } finally {
+    await stopMembers(members);
+  }
+});
