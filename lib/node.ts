@@ -187,7 +187,10 @@ export class GossipNode {
   private readonly knowledgeBase: KnowledgeBase;
   private readonly validation: ValidationTracker<bigint>;
   private readonly spreading: Spreading;
+  /** Set by start(): the views need the bound address. */
   private membership!: Membership;
+  /** Set by start(): sessions need the proof-of-work and the bound address. */
+  private sessionOptions!: PeerSessionOptions;
   private readonly sessions = new Map<PeerKey, PeerSession>();
   private readonly handshakes = new Set<Promise<unknown>>();
   private readonly handshakeConns = new Set<Deno.TcpConn>();
@@ -378,8 +381,6 @@ export class GossipNode {
     this.maintenanceTimer = setInterval(() => this.maintain(), this.config.membershipIntervalMs);
     this.dialMore();
   }
-
-  private sessionOptions!: PeerSessionOptions;
 
   /** Closes every connection and listener; resolves when all are released. */
   async close(): Promise<void> {
