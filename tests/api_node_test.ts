@@ -225,3 +225,20 @@ Deno.test("the API listens on IPv6 loopback", async () => {
     await node.close();
   }
 });
+
+Deno.test("NOTIFY twice for a type still gives one NOTIFICATION per item", async () => {
+  await withNode(async (_node, port) => {
+    const subscriber = await subscribed(port, 41);
+    const announcer = await TestApiClient.connect(port);
+    try {
+      await subscriber.notify(41);
+      await subscriber.notify(42);
+      await announcer.announce(41, DATA);
+      await announcer.announce(42, DATA);
+      const got = await subscriber.collect(3, 300);
+      assert.deepEqual(got.map((m) => m.dataType), [41, 42]);
+    } finally {
+      await Promise.all([subscriber.close(), announcer.close()]);
+    }
+  });
+});
