@@ -233,10 +233,12 @@ Deno.test("NOTIFY twice for a type still gives one NOTIFICATION per item", async
     try {
       await subscriber.notify(41);
       await subscriber.notify(42);
-      await announcer.announce(41, DATA);
+      // Type 42 arriving proves both later NOTIFYs were processed (same connection, in order).
       await announcer.announce(42, DATA);
-      const got = await subscriber.collect(3, 300);
-      assert.deepEqual(got.map((m) => m.dataType), [41, 42]);
+      assert.equal((await subscriber.next()).dataType, 42);
+      await announcer.announce(41, DATA);
+      const got = await subscriber.collect(2, 300);
+      assert.deepEqual(got.map((m) => m.dataType), [41]);
     } finally {
       await Promise.all([subscriber.close(), announcer.close()]);
     }
