@@ -66,8 +66,11 @@ export interface SpreadingOptions {
   /**
    * Wait after an IHAVE before pulling the item: the initial and smallest value.
    * The wait then adapts to how long pushes take to follow an IHAVE (like TCP's
-   * retransmission timer: smoothed lag plus four deviations), up to `maxPullDelayMs`,
-   * so that a loaded network is not answered with needless pulls.
+   * retransmission timer: smoothed lag plus two deviations), up to `maxPullDelayMs`,
+   * so that a loaded network is not answered with needless pulls. Two deviations
+   * rather than TCP's four: a needless pull costs one duplicate, a late one the tail
+   * latency (50-process bench: p99 to all nodes 75-79 ms instead of 129-143 ms,
+   * duplicates per delivery 1.41 instead of 1.35).
    */
   readonly pullDelayMs: number;
   /** Largest adaptive pull wait; equal to `pullDelayMs` for a fixed wait. */
@@ -445,7 +448,7 @@ export class Spreading {
       this.lagDeviationMs = 0.75 * this.lagDeviationMs + 0.25 * Math.abs(this.lagMs - sampleMs);
       this.lagMs = 0.875 * this.lagMs + 0.125 * sampleMs;
     }
-    const wait = this.lagMs + 4 * this.lagDeviationMs;
+    const wait = this.lagMs + 2 * this.lagDeviationMs;
     this.stats.pullDelayMs = Math.min(maxPullDelayMs, Math.max(pullDelayMs, wait));
   }
 
