@@ -33,7 +33,12 @@ import { type Logger, silentLogger } from "./log.ts";
 import { type GossipItem, itemIdHex, randomItemId } from "./protocol/item.ts";
 import { KnowledgeBase } from "./protocol/knowledge_base.ts";
 import { type KnownPeer, Membership } from "./protocol/membership.ts";
-import { solveProofOfWork } from "./protocol/proof_of_work.ts";
+import {
+  powEpoch,
+  type ProofOfWork,
+  solveProofOfWork,
+  solveProofOfWorkInSlices,
+} from "./protocol/proof_of_work.ts";
 import { defaultRandom, type RandomSource } from "./protocol/random.ts";
 import {
   addressRange,
@@ -66,8 +71,11 @@ export interface GossipNodeOptions {
   readonly log?: Logger;
   /** Smallest RSA modulus accepted from peers (default 2048; tests use 1024). */
   readonly minPeerKeyBits?: number;
-  /** Precomputed proof-of-work nonce for `hostKey` at `config.powDifficulty`. */
-  readonly powNonce?: bigint;
+  /**
+   * A proof-of-work already solved for `hostKey` at `config.powDifficulty`; used
+   * when it is for the current epoch, otherwise one is solved at start.
+   */
+  readonly proofOfWork?: ProofOfWork;
   /** Overrides of the spreading engine's tuning. */
   readonly spreading?: Partial<Omit<SpreadingOptions, "degree">>;
   /** Randomness of peer choices (seeded in tests). */
@@ -202,6 +210,10 @@ export class GossipNode {
   private maintenanceTimer: ReturnType<typeof setInterval> | undefined;
   private lastPing = 0;
   private lastSave = 0;
+  /** This node's proof-of-work, renewed when the epoch changes. */
+  private proof: ProofOfWork = { epoch: 0, nonce: 0n };
+  private renewal: Promise<void> | undefined;
+  private readonly renewalAbort = new AbortController();
   private saving: Promise<void> = Promise.resolve();
   private started = false;
   private closing = false;
@@ -324,8 +336,12 @@ export class GossipNode {
   async start(): Promise<void> {
     if (this.started) throw new Error("node already started");
     this.started = true;
-    const powNonce = this.options.powNonce ??
-      solveProofOfWork(this.options.hostKey.identity, this.config.powDifficulty);
+    const epoch = powEpoch();
+    const given = this.options.proofOfWork;
+    this.proof = given?.epoch === epoch ? given : {
+      epoch,
+      nonce: solveProofOfWork(this.options.hostKey.identity, epoch, this.config.powDifficulty),
+    };
     this.apiServer.listen();
     try {
       this.p2pListener.listen();
@@ -352,7 +368,7 @@ export class GossipNode {
     }
     this.sessionOptions = {
       hostKey: this.options.hostKey,
-      powNonce,
+      proofOfWork: () => this.proof,
       powDifficulty: this.config.powDifficulty,
       listenAddress: this.advertised,
       handshakeTimeoutMs: this.config.handshakeTimeoutMs,
@@ -387,6 +403,8 @@ export class GossipNode {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.maintenanceTimer);
+    this.renewalAbort.abort();
+    await this.renewal;
     this.validation.clear();
     this.spreading.close();
     if (!this.started) return;
@@ -961,8 +979,26 @@ export class GossipNode {
   }
 
   /** Periodic work: sweep, reconnect, peer exchange, keepalive, peers file. */
+  /** Solves the next day's proof-of-work in slices, without stalling the node. */
+  private renewProofOfWork(): void {
+    const epoch = powEpoch();
+    if (this.renewal || this.proof.epoch === epoch || this.config.powDifficulty <= 0) return;
+    this.renewal = solveProofOfWorkInSlices(
+      this.options.hostKey.identity,
+      epoch,
+      this.config.powDifficulty,
+      { signal: this.renewalAbort.signal },
+    ).then((nonce) => {
+      this.proof = { epoch, nonce };
+      this.log.info("renewed proof-of-work", { epoch });
+    }, (error) => {
+      if (!this.closing) this.log.warn("proof-of-work renewal failed", { error: String(error) });
+    }).finally(() => this.renewal = undefined);
+  }
+
   private maintain(): void {
     if (this.closing) return;
+    this.renewProofOfWork();
     const now = performance.now();
     if (this.config.peersFile && now - this.lastSave >= PEERS_SAVE_INTERVAL_MS) {
       this.lastSave = now;

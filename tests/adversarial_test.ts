@@ -21,7 +21,7 @@ import {
 import { type HostKey, identityHex, signWithHostKey } from "../lib/hostkey.ts";
 import type { GossipNode } from "../lib/node.ts";
 import { Logger, type LogLevel } from "../lib/log.ts";
-import { solveProofOfWork, verifyProofOfWork } from "../lib/protocol/proof_of_work.ts";
+import { powEpoch, solveProofOfWork } from "../lib/protocol/proof_of_work.ts";
 import { randomItemId } from "../lib/protocol/item.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
 import {
@@ -176,7 +176,7 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
     const api = victim.node.apiAddress.port;
     const random = seededRandom(0x5ec);
     const [attacker, impostor] = await Promise.all([testHostKey(), testHostKey()]);
-    const goodNonce = solveProofOfWork(attacker.identity, difficulty);
+    const goodNonce = solveProofOfWork(attacker.identity, powEpoch(), difficulty);
 
     // Slow API clients that start a message and never finish it, held through the whole test.
     const slowApi: TestApiClient[] = [];
@@ -212,8 +212,9 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
       );
     const randomKey = seededBytes(294, random);
     // Proof-of-work is solved before connecting: the handshake clock starts at accept.
-    const randomKeyNonce = solveProofOfWork(identityOf(randomKey), difficulty);
-    const weakNonce = failingPowNonce(attacker.identity, difficulty, verifyProofOfWork);
+    const randomKeyNonce = solveProofOfWork(identityOf(randomKey), powEpoch(), difficulty);
+    const weakNonce = failingPowNonce(attacker.identity, difficulty);
+    const staleEpoch = powEpoch() - 3;
     // [attack, what the node must log as the reason, the attack]
     const p2pAttacks: [string, RegExp, (c: RawPeerClient) => Promise<unknown>][] = [
       ["random bytes", /frame size|message type|HELLO/, (c) => c.write(seededBytes(4096, random))],
@@ -250,6 +251,15 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
         (c) =>
           c.write(hello({
             powNonce: weakNonce,
+          })),
+      ],
+      [
+        "HELLO with a proof-of-work from three days ago",
+        /proof-of-work epoch \d+ is not current/,
+        (c) =>
+          c.write(hello({
+            powEpoch: staleEpoch,
+            powNonce: solveProofOfWork(attacker.identity, staleEpoch, difficulty),
           })),
       ],
       [
@@ -630,7 +640,7 @@ Deno.test("a peer sending invalid items or flooding frames is banned; honest ite
     const liarOptions = {
       hostKey: liarKey,
       powDifficulty: 8,
-      powNonce: solveProofOfWork(liarKey.identity, 8),
+      powNonce: solveProofOfWork(liarKey.identity, powEpoch(), 8),
       listenPort: unusedPorts(1)[0],
     };
 
@@ -718,7 +728,7 @@ Deno.test("a peer sending invalid items or flooding frames is banned; honest ite
       leaverKey,
       leaverKey,
       "initiator",
-      solveProofOfWork(leaverKey.identity, 8),
+      solveProofOfWork(leaverKey.identity, powEpoch(), 8),
     );
     await waitUntil(() => victim.node.peerIdentities.length === 2, 3000, "leaver connected");
     const goodbye = sealedFrame(ciphers, { type: PeerMessageType.Goodbye, reason: 1 });

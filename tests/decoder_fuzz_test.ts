@@ -79,6 +79,7 @@ function record<T>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }): fc.Arbitrary<
 
 const u8 = fc.integer({ min: 0, max: 0xff });
 const u16 = fc.integer({ min: 0, max: 0xffff });
+const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
 const u64 = fc.bigInt({ min: 0n, max: 0xffff_ffff_ffff_ffffn });
 const data = fc.uint8Array({ minLength: 1, maxLength: 300, size: "max" });
 const exactBytes = (length: number) =>
@@ -126,6 +127,7 @@ const peerMessage: fc.Arbitrary<PeerMessage> = fc.oneof(
     version: u8,
     ephemeralKey: exactBytes(32),
     nonce: exactBytes(32),
+    powEpoch: u32,
     powNonce: u64,
     listenAddress: socketAddress,
     publicKey: fc.uint8Array({ minLength: 1, maxLength: 600, size: "max" }),

@@ -77,6 +77,7 @@ const HELLO: HelloMessage = {
   version: PEER_PROTOCOL_VERSION,
   ephemeralKey: EPHEMERAL,
   nonce: NONCE,
+  powEpoch: 20_417,
   powNonce: 0x0123456789abcdefn,
   listenAddress: { hostname: "peer-1.example", port: 6001 },
   publicKey: PUBLIC_KEY,
@@ -87,6 +88,7 @@ const HELLO_BYTES = payload(
   [PEER_PROTOCOL_VERSION, 0, 0, 0],
   EPHEMERAL,
   NONCE,
+  [0x00, 0x00, 0x4f, 0xc1], // pow epoch 20417
   [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef],
   address("peer-1.example", 6001),
   u16(550),
@@ -108,6 +110,7 @@ function helloBytes(
     [1, 0, 0, 0],
     EPHEMERAL,
     NONCE,
+    [0, 0, 0, 1],
     u64(7n),
     addressBytes,
     u16(keyLength),
@@ -119,6 +122,7 @@ const ALL_MESSAGES: PeerMessage[] = [
   HELLO,
   hello({
     version: 255,
+    powEpoch: 0xffffffff,
     powNonce: 0xffffffffffffffffn,
     listenAddress: { hostname: "::1", port: 65535 },
     publicKey: new Uint8Array([1]),
@@ -374,6 +378,8 @@ Deno.test("HELLO fixed-size fields and version are checked when encoding", () =>
   assertRangeError(hello({ version: -1 }), "version -1");
   assertRangeError(hello({ powNonce: -1n }), "powNonce -1");
   assertRangeError(hello({ powNonce: 1n << 64n }), "powNonce 2^64");
+  assertRangeError(hello({ powEpoch: -1 }), "powEpoch -1");
+  assertRangeError(hello({ powEpoch: 2 ** 32 }), "powEpoch 2^32");
 });
 
 Deno.test("signature length: 0 and too large are rejected, 1 and the maximum accepted", () => {
@@ -462,7 +468,7 @@ Deno.test("PULL_REQUEST max and GOODBYE reason are range-checked", () => {
 });
 
 Deno.test("truncating a valid HELLO at every byte offset throws DecodeError", () => {
-  assert.equal(HELLO_BYTES.length, 2 + 4 + 32 + 32 + 8 + 1 + 14 + 2 + 2 + 550);
+  assert.equal(HELLO_BYTES.length, 2 + 4 + 32 + 32 + 4 + 8 + 1 + 14 + 2 + 2 + 550);
   for (let length = 0; length < HELLO_BYTES.length; length++) {
     assertDecodeError(HELLO_BYTES.subarray(0, length), `truncated to ${length}`);
   }

@@ -88,7 +88,9 @@ export interface HelloMessage {
   readonly ephemeralKey: Uint8Array;
   /** Fresh random bytes binding the signatures to this connection. */
   readonly nonce: Uint8Array;
-  /** Proof-of-work nonce for the sender's identity. */
+  /** Day (Unix time / 86400) the sender's proof-of-work is for. */
+  readonly powEpoch: number;
+  /** Proof-of-work nonce for the sender's identity and `powEpoch`. */
   readonly powNonce: bigint;
   /** Where the sender accepts peer connections. */
   readonly listenAddress: SocketAddress;
@@ -217,8 +219,9 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
         throw new RangeError("publicKey size out of range");
       }
       checkInt(message.version, 0xff, "version");
+      checkInt(message.powEpoch, 0xffffffff, "powEpoch");
       writer.u8(message.version).u8(0).u16(0).bytes(message.ephemeralKey).bytes(message.nonce)
-        .u64(checkU64(message.powNonce, "powNonce"));
+        .u32(message.powEpoch).u64(checkU64(message.powNonce, "powNonce"));
       writeAddress(writer, message.listenAddress);
       writer.u16(message.publicKey.length).bytes(message.publicKey);
       break;
@@ -288,6 +291,7 @@ export function decodePeerMessage(payload: Uint8Array): PeerMessage {
       reader.u16("reserved");
       const ephemeralKey = reader.bytesOf(EPHEMERAL_KEY_BYTES, "ephemeral key");
       const nonce = reader.bytesOf(HELLO_NONCE_BYTES, "nonce");
+      const powEpoch = reader.u32("pow epoch");
       const powNonce = reader.u64("pow nonce");
       const listenAddress = readAddress(reader);
       const keyLength = reader.u16("public key length");
@@ -296,7 +300,16 @@ export function decodePeerMessage(payload: Uint8Array): PeerMessage {
       }
       const publicKey = reader.bytesOf(keyLength, "public key");
       reader.end("HELLO");
-      return { type, version, ephemeralKey, nonce, powNonce, listenAddress, publicKey };
+      return {
+        type,
+        version,
+        ephemeralKey,
+        nonce,
+        powEpoch,
+        powNonce,
+        listenAddress,
+        publicKey,
+      };
     }
     case PeerMessageType.Auth: {
       const length = reader.u16("signature length");

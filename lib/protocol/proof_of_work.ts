@@ -1,17 +1,41 @@
 /**
  * Identity proof-of-work against cheap Sybil identities.
  *
- * A peer presents a 64-bit nonce such that
- * `SHA-256("gossip-pow-v1" || identity || nonce u64)` starts with `difficulty`
- * zero bits. The work is bound to the identity (a new identity means new
- * work) and checked with one hash; it is computed once per host key.
+ * A peer presents an epoch and a 64-bit nonce such that
+ * `SHA-256("gossip-pow-v2" || identity || epoch u32 || nonce u64)` starts with
+ * `difficulty` zero bits. The epoch is the current day (Unix time divided by
+ * {@link POW_EPOCH_SECONDS}); a proof is accepted for the epoch before and after
+ * the verifier's own, so clocks may disagree by up to a day. The work is thus
+ * bound to the identity (a new identity means new work) and to time (keeping an
+ * identity costs the work again every day); checking it takes one hash.
  *
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 
-const PREFIX = new TextEncoder().encode("gossip-pow-v1");
+const PREFIX = new TextEncoder().encode("gossip-pow-v2");
+
+/** Length of a proof-of-work epoch: one day. */
+export const POW_EPOCH_SECONDS = 86_400;
+
+/** A solved proof: the epoch it is for and the nonce. */
+export interface ProofOfWork {
+  /** Days since the Unix epoch when the proof was made. */
+  readonly epoch: number;
+  /** The nonce that makes the hash start with enough zero bits. */
+  readonly nonce: bigint;
+}
+
+/** The proof-of-work epoch at `nowMs` (milliseconds since the Unix epoch). */
+export function powEpoch(nowMs: number = Date.now()): number {
+  return Math.floor(nowMs / 1000 / POW_EPOCH_SECONDS);
+}
+
+/** True when `epoch` is within one epoch of the one at `nowMs`. */
+export function isFreshEpoch(epoch: number, nowMs: number = Date.now()): boolean {
+  return Math.abs(epoch - powEpoch(nowMs)) <= 1;
+}
 
 /** Number of leading zero bits of `bytes`. */
 export function leadingZeroBits(bytes: Uint8Array): number {
@@ -26,41 +50,73 @@ export function leadingZeroBits(bytes: Uint8Array): number {
   return bits;
 }
 
-function powHash(identity: Uint8Array, nonce: bigint, scratch: DataView): Uint8Array {
-  scratch.setBigUint64(0, nonce);
-  return createHash("sha256").update(PREFIX).update(identity)
-    .update(new Uint8Array(scratch.buffer)).digest();
+/** The hash state after the fixed prefix, identity and epoch; copied per attempt. */
+function baseHash(identity: Uint8Array, epoch: number): Hash {
+  const epochBytes = new Uint8Array(4);
+  new DataView(epochBytes.buffer).setUint32(0, epoch);
+  return createHash("sha256").update(PREFIX).update(identity).update(epochBytes);
 }
 
-/** True when `nonce` proves `difficulty` bits of work for `identity`. */
+function attempt(base: Hash, nonce: bigint, scratch: DataView): number {
+  scratch.setBigUint64(0, nonce);
+  return leadingZeroBits(base.copy().update(new Uint8Array(scratch.buffer)).digest());
+}
+
+/**
+ * True when `nonce` proves `difficulty` bits of work for `identity` in `epoch`.
+ * Whether the epoch is current is checked separately ({@link isFreshEpoch}).
+ */
 export function verifyProofOfWork(
   identity: Uint8Array,
+  epoch: number,
   nonce: bigint,
   difficulty: number,
 ): boolean {
   if (difficulty <= 0) return true;
-  return leadingZeroBits(powHash(identity, nonce, new DataView(new ArrayBuffer(8)))) >= difficulty;
+  return attempt(baseHash(identity, epoch), nonce, new DataView(new ArrayBuffer(8))) >= difficulty;
 }
 
 /**
- * Finds a nonce for `identity` at `difficulty` (expected 2^difficulty hashes).
- * Throws RangeError when `maxAttempts` are exhausted.
+ * Finds a nonce for `identity` in `epoch` at `difficulty` (expected 2^difficulty
+ * hashes, about 2.5 us each). Throws RangeError when `maxAttempts` are exhausted.
  */
 export function solveProofOfWork(
   identity: Uint8Array,
+  epoch: number,
   difficulty: number,
   maxAttempts = 2 ** 40,
 ): bigint {
   if (difficulty <= 0) return 0n;
-  // Hash the fixed prefix once and copy its state per attempt.
-  const base = createHash("sha256").update(PREFIX).update(identity);
+  const base = baseHash(identity, epoch);
   const scratch = new DataView(new ArrayBuffer(8));
-  const nonceBytes = new Uint8Array(scratch.buffer);
-  for (let attempt = 0; attempt < maxAttempts; attempt++) {
-    scratch.setBigUint64(0, BigInt(attempt));
-    if (leadingZeroBits(base.copy().update(nonceBytes).digest()) >= difficulty) {
-      return BigInt(attempt);
+  for (let nonce = 0; nonce < maxAttempts; nonce++) {
+    if (attempt(base, BigInt(nonce), scratch) >= difficulty) return BigInt(nonce);
+  }
+  throw new RangeError(`no proof-of-work found in ${maxAttempts} attempts`);
+}
+
+/**
+ * Like {@link solveProofOfWork}, but yields to the event loop every
+ * `sliceAttempts` attempts so that a running node keeps serving while it renews
+ * its proof. Rejects with the signal's reason when `signal` aborts.
+ */
+export async function solveProofOfWorkInSlices(
+  identity: Uint8Array,
+  epoch: number,
+  difficulty: number,
+  options: { sliceAttempts?: number; signal?: AbortSignal; maxAttempts?: number } = {},
+): Promise<bigint> {
+  const { sliceAttempts = 4096, signal, maxAttempts = 2 ** 40 } = options;
+  if (difficulty <= 0) return 0n;
+  const base = baseHash(identity, epoch);
+  const scratch = new DataView(new ArrayBuffer(8));
+  for (let nonce = 0; nonce < maxAttempts;) {
+    signal?.throwIfAborted();
+    const end = Math.min(maxAttempts, nonce + sliceAttempts);
+    for (; nonce < end; nonce++) {
+      if (attempt(base, BigInt(nonce), scratch) >= difficulty) return BigInt(nonce);
     }
+    await new Promise((resolve) => setTimeout(resolve, 0));
   }
   throw new RangeError(`no proof-of-work found in ${maxAttempts} attempts`);
 }

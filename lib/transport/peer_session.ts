@@ -33,7 +33,7 @@ import {
 import { ProtocolError, TimeoutError } from "../errors.ts";
 import { type HostKey, identityHex, signWithHostKey, verifyPeerSignature } from "../hostkey.ts";
 import type { Logger } from "../log.ts";
-import { verifyProofOfWork } from "../protocol/proof_of_work.ts";
+import { isFreshEpoch, type ProofOfWork, verifyProofOfWork } from "../protocol/proof_of_work.ts";
 import type { Direction } from "../protocol/membership.ts";
 import { FramedConnection } from "./framed_connection.ts";
 import {
@@ -50,8 +50,8 @@ import {
 export interface PeerSessionOptions {
   /** This node's host key. */
   readonly hostKey: HostKey;
-  /** Proof-of-work nonce for this node's identity. */
-  readonly powNonce: bigint;
+  /** This node's current proof-of-work (renewed daily by the node). */
+  readonly proofOfWork: () => ProofOfWork;
   /** Proof-of-work bits required of peers. */
   readonly powDifficulty: number;
   /** Address this node advertises for incoming peer connections. */
@@ -148,7 +148,8 @@ export class PeerSession {
       version: PEER_PROTOCOL_VERSION,
       ephemeralKey: this.ephemeral.publicKey,
       nonce: new Uint8Array(randomBytes(32)),
-      powNonce: options.powNonce,
+      powEpoch: options.proofOfWork().epoch,
+      powNonce: options.proofOfWork().nonce,
       listenAddress: options.listenAddress,
       publicKey: options.hostKey.publicKeyDer,
     });
@@ -339,7 +340,12 @@ export class PeerSession {
     if (identityHex(identity) === identityHex(this.options.hostKey.identity)) {
       throw new ProtocolError("connection to self");
     }
-    if (!verifyProofOfWork(identity, message.powNonce, this.options.powDifficulty)) {
+    if (this.options.powDifficulty > 0 && !isFreshEpoch(message.powEpoch)) {
+      throw new ProtocolError(`proof-of-work epoch ${message.powEpoch} is not current`);
+    }
+    if (
+      !verifyProofOfWork(identity, message.powEpoch, message.powNonce, this.options.powDifficulty)
+    ) {
       throw new ProtocolError(
         `identity proof-of-work below ${this.options.powDifficulty} bits`,
       );

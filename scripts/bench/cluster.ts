@@ -13,7 +13,7 @@ import { gossipOptions } from "../../lib/config.ts";
 import { identityHex, parseHostKeyPem } from "../../lib/hostkey.ts";
 import { Logger, type LogLevel } from "../../lib/log.ts";
 import { GossipNode, type NodeStats } from "../../lib/node.ts";
-import { solveProofOfWork } from "../../lib/protocol/proof_of_work.ts";
+import { powEpoch, solveProofOfWork } from "../../lib/protocol/proof_of_work.ts";
 import type { RandomSource } from "../../lib/protocol/random.ts";
 import type { Deadline } from "./deadline.ts";
 import { rssOfPids } from "./proc.ts";
@@ -397,17 +397,18 @@ export async function startInProcessCluster(options: ClusterOptions): Promise<Cl
         "hostkey",
         { minBits: options.keyBits },
       );
-      const powKey = `${identityHex(hostKey.identity)}:${options.powDifficulty}`;
+      const epoch = powEpoch();
+      const powKey = `${identityHex(hostKey.identity)}:${options.powDifficulty}:${epoch}`;
       let powNonce = powCache[powKey] === undefined ? undefined : BigInt(powCache[powKey]);
       if (powNonce === undefined) {
-        powNonce = solveProofOfWork(hostKey.identity, options.powDifficulty);
+        powNonce = solveProofOfWork(hostKey.identity, epoch, options.powDifficulty);
         powCache[powKey] = powNonce.toString();
         powChanged = true;
       }
       const bootstrap = index === 0 ? undefined : Math.floor(options.random() * index);
       const node = new GossipNode({
         hostKey,
-        powNonce,
+        proofOfWork: { epoch, nonce: powNonce },
         minPeerKeyBits: options.keyBits,
         log: log.child(`node-${index}`),
         config: gossipOptions({

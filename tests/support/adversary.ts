@@ -20,7 +20,7 @@ import {
 } from "../../lib/codec/peer_messages.ts";
 import type { HostKey } from "../../lib/hostkey.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { solveProofOfWork } from "../../lib/protocol/proof_of_work.ts";
+import { powEpoch, solveProofOfWork, verifyProofOfWork } from "../../lib/protocol/proof_of_work.ts";
 import { PeerSession } from "../../lib/transport/peer_session.ts";
 import { TEST_KEY_BITS } from "./nodes.ts";
 
@@ -211,20 +211,18 @@ export function helloPayload(
     version: PEER_PROTOCOL_VERSION,
     ephemeralKey: crypto.getRandomValues(new Uint8Array(32)),
     nonce: crypto.getRandomValues(new Uint8Array(32)),
+    powEpoch: powEpoch(),
     powNonce: 0n,
     listenAddress: { hostname: "127.0.0.1", port: 9 },
     ...fields,
   });
 }
 
-/** The smallest nonce that does NOT satisfy `difficulty` for `identity`. */
-export function failingPowNonce(
-  identity: Uint8Array,
-  difficulty: number,
-  verify: (identity: Uint8Array, nonce: bigint, difficulty: number) => boolean,
-): bigint {
+/** The smallest nonce that does NOT satisfy `difficulty` for `identity` in the current epoch. */
+export function failingPowNonce(identity: Uint8Array, difficulty: number): bigint {
+  const epoch = powEpoch();
   for (let nonce = 0n; nonce < 1000n; nonce++) {
-    if (!verify(identity, nonce, difficulty)) return nonce;
+    if (!verifyProofOfWork(identity, epoch, nonce, difficulty)) return nonce;
   }
   throw new Error("every nonce passes; difficulty too low for this test");
 }
@@ -237,7 +235,7 @@ export interface AdversaryOptions {
   readonly hostKey: HostKey;
   /** Proof-of-work difficulty: solved for its own identity, required of the victim. */
   readonly powDifficulty: number;
-  /** Precomputed proof-of-work nonce (solved when absent). */
+  /** Precomputed proof-of-work nonce for the current epoch (solved when absent). */
   readonly powNonce?: bigint;
   /** Advertised listening port; nothing should listen there. */
   readonly listenPort: number;
@@ -279,13 +277,14 @@ export class AdversaryPeer {
     options: AdversaryOptions,
   ): Promise<{ peer?: AdversaryPeer; error?: Error }> {
     // Solved before connecting: the victim's handshake clock starts at accept.
+    const epoch = powEpoch();
     const powNonce = options.powNonce ??
-      solveProofOfWork(options.hostKey.identity, options.powDifficulty);
+      solveProofOfWork(options.hostKey.identity, epoch, options.powDifficulty);
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
       const session = await PeerSession.establish(conn, "outbound", {
         hostKey: options.hostKey,
-        powNonce,
+        proofOfWork: () => ({ epoch, nonce: powNonce }),
         powDifficulty: options.powDifficulty,
         listenAddress: { hostname: "127.0.0.1", port: options.listenPort },
         handshakeTimeoutMs: options.handshakeTimeoutMs ?? 3000,
