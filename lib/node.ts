@@ -93,6 +93,8 @@ export interface GossipNodeOptions {
   readonly maxPendingValidationBytes?: number;
   /** Defences against hostile peers; see {@link SecurityOptions}. */
   readonly security?: Partial<SecurityOptions>;
+  /** Wall clock in ms since the Unix epoch, for proof-of-work days (tests move it). */
+  readonly wallClock?: () => number;
 }
 
 /** Limits against hostile peers (docs/SECURITY.md). */
@@ -173,6 +175,8 @@ export interface NodeStats {
   readonly peerFramesDropped: number;
   /** Items from peers dropped because too many awaited validation. */
   readonly validationOverflow: number;
+  /** The day (epoch) of this node's current identity proof-of-work. */
+  readonly powEpoch: number;
 }
 
 const EXCHANGE_SIZE = 16;
@@ -303,6 +307,11 @@ export class GossipNode {
     });
   }
 
+  /** Milliseconds since the Unix epoch. */
+  private wallClock(): number {
+    return this.options.wallClock?.() ?? Date.now();
+  }
+
   /** Short identity for logs. */
   get shortId(): string {
     return shortId(this.options.hostKey.identity);
@@ -336,7 +345,7 @@ export class GossipNode {
   async start(): Promise<void> {
     if (this.started) throw new Error("node already started");
     this.started = true;
-    const epoch = powEpoch();
+    const epoch = powEpoch(this.wallClock());
     const given = this.options.proofOfWork;
     this.proof = given?.epoch === epoch ? given : {
       epoch,
@@ -446,6 +455,7 @@ export class GossipNode {
       ...this.counters,
       spreading: { ...this.spreading.stats },
       pendingValidations: this.validation.size,
+      powEpoch: this.proof.epoch,
       peerFramesDropped: [...this.sessions.values()].reduce((n, s) => n + s.droppedFrames, 0),
     };
   }
@@ -981,7 +991,7 @@ export class GossipNode {
   /** Periodic work: sweep, reconnect, peer exchange, keepalive, peers file. */
   /** Solves the next day's proof-of-work in slices, without stalling the node. */
   private renewProofOfWork(): void {
-    const epoch = powEpoch();
+    const epoch = powEpoch(this.wallClock());
     if (this.renewal || this.proof.epoch === epoch || this.config.powDifficulty <= 0) return;
     this.renewal = solveProofOfWorkInSlices(
       this.options.hostKey.identity,

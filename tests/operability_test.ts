@@ -64,3 +64,23 @@ Deno.test("a damaged peers file is ignored, not fatal", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a node renews its proof-of-work when the day changes and stays admissible", async () => {
+  const day = 86_400_000;
+  let now = Date.now();
+  const a = await startTestNode({ config: { powDifficulty: 8 }, node: { wallClock: () => now } });
+  try {
+    const first = a.stats().powEpoch;
+    assert.equal(first, Math.floor(now / day));
+    now += day; // a's clock moves to tomorrow; the others' stay today: still within a day
+    await waitUntil(() => a.stats().powEpoch === first + 1, 5000, "renewed proof");
+    const c = await startTestNode({ config: { powDifficulty: 8, bootstrapper: a.p2pAddress } });
+    try {
+      await waitUntil(() => c.peerIdentities.includes(a.identityHex), 5000, "c admits a");
+    } finally {
+      await c.close();
+    }
+  } finally {
+    await a.close();
+  }
+});
