@@ -32,6 +32,7 @@ export type {
 export { FrameDecoder } from "./codec/frame_decoder.ts";
 export type { FrameFormat } from "./codec/frame_decoder.ts";
 export type { RandomSource } from "./protocol/random.ts";
+export type { ProofOfWork } from "./protocol/proof_of_work.ts";
 export type { Scheduler, TimerHandle } from "./protocol/scheduler.ts";
 export type { SpreadingOptions, SpreadingStats } from "./protocol/spreading.ts";
 export { ConfigError, DecodeError, GossipError, ProtocolError } from "./errors.ts";

@@ -988,7 +988,6 @@ export class GossipNode {
     }
   }
 
-  /** Periodic work: sweep, reconnect, peer exchange, keepalive, peers file. */
   /** Solves the next day's proof-of-work in slices, without stalling the node. */
   private renewProofOfWork(): void {
     const epoch = powEpoch(this.wallClock());
@@ -1006,6 +1005,7 @@ export class GossipNode {
     }).finally(() => this.renewal = undefined);
   }
 
+  /** Periodic work: sweep, reconnect, peer exchange, keepalive, peers file, proof renewal. */
   private maintain(): void {
     if (this.closing) return;
     this.renewProofOfWork();
