@@ -928,3 +928,26 @@ Deno.test("per-IP rate and per-range limits refuse a connection burst from one a
     await stopMembers(pair);
   }
 });
+
+Deno.test("a second session with the same identity leaves exactly one", async () => {
+  const victim = await startTestNode({ config: { powDifficulty: 8 } });
+  const twin = await testHostKey();
+  const options = { hostKey: twin, powDifficulty: 8, listenPort: unusedPorts(1)[0] };
+  const first = await AdversaryPeer.connect(victim.p2pAddress.port, options);
+  const second = await AdversaryPeer.connect(victim.p2pAddress.port, options);
+  try {
+    assert.ok(first.peer && second.peer, "both handshakes complete");
+    const closed = await Promise.race([
+      first.peer.waitClosed(3000).then((reason) => ({ which: "first", reason })),
+      second.peer.waitClosed(3000).then((reason) => ({ which: "second", reason })),
+    ]);
+    assert.ok(closed.reason !== undefined, "one of the two sessions is closed");
+    await waitUntil(() => victim.peerIdentities.length === 1, 3000, "one session left");
+    assert.deepEqual(victim.peerIdentities, [identityHex(twin.identity)]);
+    const survivor = closed.which === "first" ? second.peer : first.peer;
+    assert.equal(survivor.isClosed, false, "the other session stays up");
+  } finally {
+    await Promise.all([first.peer?.close(), second.peer?.close()]);
+    await victim.close();
+  }
+});
