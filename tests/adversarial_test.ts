@@ -951,3 +951,25 @@ Deno.test("a second session with the same identity leaves exactly one", async ()
     await victim.close();
   }
 });
+
+Deno.test("a peer that goes silent is dropped after the idle timeout", async () => {
+  const victim = await startTestNode({ config: { powDifficulty: 8, peerIdleTimeoutMs: 1000 } });
+  const key = await testHostKey();
+  const { peer } = await AdversaryPeer.connect(victim.p2pAddress.port, {
+    hostKey: key,
+    powDifficulty: 8,
+    listenPort: unusedPorts(1)[0],
+  });
+  try {
+    assert.ok(peer, "handshake completes");
+    await waitUntil(() => victim.peerIdentities.length === 1, 3000, "connected");
+    // The adversary never answers PING nor sends anything: the victim gives up on it.
+    const reason = await peer.waitClosed(5000);
+    assert.ok(reason !== undefined, "closed by the victim");
+    assert.equal(victim.peerIdentities.length, 0);
+    assert.ok(peer.received.some((m) => m.type === PeerMessageType.Ping), "it was pinged first");
+  } finally {
+    await peer?.close();
+    await victim.close();
+  }
+});
