@@ -17,6 +17,7 @@ import {
   splitRecords,
 } from "../lib/codec/peer_messages.ts";
 import { DecodeError } from "../lib/errors.ts";
+import { concat, peerFrame } from "./support/bytes.ts";
 
 const RUNS = 2000;
 
@@ -37,23 +38,6 @@ function apiFrame(type: number, body: Uint8Array): Uint8Array {
   view.setUint16(0, out.length);
   view.setUint16(2, type);
   out.set(body, 4);
-  return out;
-}
-
-function peerFrame(payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + payload.length);
-  new DataView(out.buffer).setUint32(0, payload.length);
-  out.set(payload, 4);
-  return out;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
   return out;
 }
 

@@ -3,6 +3,7 @@ import { API_FRAME_FORMAT } from "../lib/codec/api_messages.ts";
 import { FrameDecoder, type FrameFormat } from "../lib/codec/frame_decoder.ts";
 import { PEER_FRAME_FORMAT, PEER_MAX_FRAME_BYTES } from "../lib/codec/peer_messages.ts";
 import { DecodeError, FrameTooLargeError } from "../lib/errors.ts";
+import { concat, peerFrame } from "./support/bytes.ts";
 
 // Frames are built by hand here, independently of the code under test.
 
@@ -13,24 +14,6 @@ function apiFrame(type: number, body: readonly number[] | Uint8Array): Uint8Arra
   view.setUint16(0, out.length);
   view.setUint16(2, type);
   out.set(body, 4);
-  return out;
-}
-
-/** Peer frame: `length u32` counting only the payload, then the payload. */
-function peerFrame(payload: readonly number[] | Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + payload.length);
-  new DataView(out.buffer).setUint32(0, payload.length);
-  out.set(payload, 4);
-  return out;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
   return out;
 }
 
