@@ -973,3 +973,22 @@ Deno.test("a peer that goes silent is dropped after the idle timeout", async () 
     await victim.close();
   }
 });
+
+Deno.test("a peer advertising a wildcard address is recorded at its source address", async () => {
+  const victim = await startTestNode({ config: { powDifficulty: 8 } });
+  const port = unusedPorts(1)[0];
+  const { peer } = await AdversaryPeer.connect(victim.p2pAddress.port, {
+    hostKey: await testHostKey(),
+    powDifficulty: 8,
+    listenPort: port,
+    listenHost: "0.0.0.0",
+  });
+  try {
+    assert.ok(peer, "handshake completes");
+    await waitUntil(() => victim.peerIdentities.length === 1, 3000, "connected");
+    assert.equal(victim.stats().peers[0].address, `127.0.0.1:${port}`);
+  } finally {
+    await peer?.close();
+    await victim.close();
+  }
+});

@@ -354,7 +354,11 @@ export class PeerSession {
     this.peerHello = { ...message, publicKey: message.publicKey.slice() };
     this.identity = identity;
     this.identityHex = identityHex(identity);
-    this.listenAddress = message.listenAddress;
+    // A node listening on a wildcard address cannot name it; use where it connected from.
+    const { hostname, port } = message.listenAddress;
+    this.listenAddress = hostname === "0.0.0.0" || hostname === "::"
+      ? { hostname: this.remoteIp, port }
+      : message.listenAddress;
     const role = this.direction === "outbound" ? "initiator" : "responder";
     this.transcript = role === "initiator"
       ? transcriptHash(this.ownHello, payload)

@@ -239,6 +239,8 @@ export interface AdversaryOptions {
   readonly powNonce?: bigint;
   /** Advertised listening port; nothing should listen there. */
   readonly listenPort: number;
+  /** Advertised listening host (default 127.0.0.1). */
+  readonly listenHost?: string;
   /** Handshake timeout (default 3000 ms). */
   readonly handshakeTimeoutMs?: number;
 }
@@ -286,7 +288,7 @@ export class AdversaryPeer {
         hostKey: options.hostKey,
         proofOfWork: () => ({ epoch, nonce: powNonce }),
         powDifficulty: options.powDifficulty,
-        listenAddress: { hostname: "127.0.0.1", port: options.listenPort },
+        listenAddress: { hostname: options.listenHost ?? "127.0.0.1", port: options.listenPort },
         handshakeTimeoutMs: options.handshakeTimeoutMs ?? 3000,
         idleTimeoutMs: 120_000,
         maxQueuedBytes: 256 * 1024 * 1024,
