@@ -6,13 +6,13 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
 import {
   API_FRAME_FORMAT,
   decodeApiMessage,
   encodeApiMessage,
 } from "../../lib/codec/api_messages.ts";
-import { FrameDecoder } from "../../lib/codec/frame_decoder.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { FramedConnection } from "../../lib/transport/framed_connection.ts";
 
 /** Data type of every benchmark item. */
 export const BENCH_DATA_TYPE = 0xbe0c;
@@ -25,24 +25,31 @@ const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 /** One module connected to one node's API port. */
 export class ModuleClient {
-  private queue: Uint8Array[] = [];
-  private queuedBytes = 0;
-  private writing = false;
-  private writeDone: Promise<void> = Promise.resolve();
-  private closed = false;
+  private readonly connection: FramedConnection;
   private readonly readDone: Promise<void>;
+  private closedLocally = false;
   /** NOTIFICATIONs received. */
   notifications = 0;
   /** Set when the connection failed or the node closed it. */
   error: string | undefined;
 
   private constructor(
-    private readonly conn: Deno.TcpConn,
+    conn: Deno.TcpConn,
     readonly node: number,
     private readonly onNotification: NotificationHandler,
   ) {
     conn.setNoDelay(true);
-    this.readDone = this.readLoop();
+    this.connection = new FramedConnection(conn, {
+      format: API_FRAME_FORMAT,
+      maxQueuedBytes: MAX_QUEUED_BYTES,
+      log: silentLogger,
+      onFrame: (frame) => this.onFrame(frame),
+      onClose: (reason) => {
+        if (this.closedLocally) return;
+        this.error ??= reason === "end of stream" ? "connection closed by the node" : reason;
+      },
+    });
+    this.readDone = this.connection.start();
   }
 
   /** Connects to the API at 127.0.0.1:`port` and subscribes to {@link BENCH_DATA_TYPE}. */
@@ -76,96 +83,38 @@ export class ModuleClient {
   }
 
   /** Resolves once everything queued so far is written (or the connection failed). */
-  async flush(): Promise<void> {
-    for (let round = 0; round < 1000 && this.writing && !this.closed; round++) {
-      await this.writeDone;
-    }
+  flush(): Promise<void> {
+    return this.connection.flush();
   }
 
-  /** Closes the connection and waits for both loops. */
+  /** Closes the connection and waits for it to end. */
   async close(): Promise<void> {
-    if (!this.closed) {
-      this.closed = true;
-      try {
-        this.conn.close();
-      } catch {
-        // already closed
-      }
-    }
-    await Promise.allSettled([this.readDone, this.writeDone]);
+    this.closedLocally = true;
+    await this.connection.close("bench finished");
+    await this.readDone;
   }
 
-  /** Queues `frame` for the write loop; fails the client when the node stopped reading. */
+  /** Queues `frame`; fails the client when the node stopped reading. */
   private enqueue(frame: Uint8Array): void {
-    if (this.closed) return;
-    if (this.queuedBytes + frame.length > MAX_QUEUED_BYTES) {
-      this.fail("write queue overflow: the node stopped reading");
-      return;
-    }
-    this.queue.push(frame);
-    this.queuedBytes += frame.length;
-    if (!this.writing) {
-      this.writing = true;
-      this.writeDone = this.writeLoop();
+    if (this.connection.isClosed) return;
+    if (!this.connection.send(frame)) {
+      this.error ??= "write queue overflow: the node stopped reading";
+      void this.connection.close("write queue overflow");
     }
   }
 
-  /** Writes queued frames, coalescing those queued meanwhile into one write. */
-  private async writeLoop(): Promise<void> {
-    try {
-      while (this.queue.length > 0 && !this.closed) {
-        const batch = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue);
-        this.queue = [];
-        this.queuedBytes = 0;
-        let offset = 0;
-        while (offset < batch.length) offset += await this.conn.write(batch.subarray(offset));
-      }
-    } catch (error) {
-      this.fail(`write failed: ${(error as Error).message}`);
-    } finally {
-      this.writing = false;
-    }
-  }
-
-  /** Decodes NOTIFICATIONs, answers each with VALIDATION valid and reports its arrival. */
-  private async readLoop(): Promise<void> {
-    const decoder = new FrameDecoder(API_FRAME_FORMAT);
-    const buffer = new Uint8Array(256 * 1024);
-    try {
-      while (!this.closed) {
-        const n = await this.conn.read(buffer);
-        if (n === null) {
-          this.fail("connection closed by the node");
-          return;
-        }
-        const at = performance.now();
-        for (const frame of decoder.push(buffer.slice(0, n))) {
-          const message = decodeApiMessage(frame);
-          if (message.kind !== "notification") continue;
-          this.notifications++;
-          this.enqueue(encodeApiMessage({
-            kind: "validation",
-            messageId: message.messageId,
-            valid: true,
-            reserved: 0,
-          }));
-          this.onNotification(this.node, message.data, at);
-        }
-      }
-    } catch (error) {
-      this.fail(`read failed: ${(error as Error).message}`);
-    }
-  }
-
-  /** Records the first error and closes the connection. */
-  private fail(reason: string): void {
-    if (this.closed) return;
-    this.error ??= reason;
-    this.closed = true;
-    try {
-      this.conn.close();
-    } catch {
-      // already closed
-    }
+  /** Answers each NOTIFICATION with VALIDATION valid and reports its arrival. */
+  private onFrame(frame: Uint8Array): void {
+    const at = performance.now();
+    const message = decodeApiMessage(frame);
+    if (message.kind !== "notification") return;
+    this.notifications++;
+    this.enqueue(encodeApiMessage({
+      kind: "validation",
+      messageId: message.messageId,
+      valid: true,
+      reserved: 0,
+    }));
+    this.onNotification(this.node, message.data, at);
   }
 }
