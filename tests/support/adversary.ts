@@ -8,6 +8,7 @@
  */
 
 import { Inbox } from "./inbox.ts";
+import { readFrames } from "./read_frames.ts";
 import v8 from "node:v8";
 import vm from "node:vm";
 import type { SocketAddress } from "../../lib/address.ts";
@@ -111,7 +112,6 @@ export function rawFrame(payload: Uint8Array, length = payload.length): Uint8Arr
  * sending garbage and forged handshakes and observing when the node hangs up.
  */
 export class RawPeerClient {
-  private buffer = new Uint8Array(0);
   private readonly frames = new Inbox<Uint8Array>();
   private readonly readLoop: Promise<void>;
 
@@ -172,30 +172,14 @@ export class RawPeerClient {
   }
 
   private async read(): Promise<void> {
-    const chunk = new Uint8Array(65536);
-    try {
-      for (;;) {
-        const n = await this.conn.read(chunk);
-        if (n === null) break;
-        const merged = new Uint8Array(this.buffer.length + n);
-        merged.set(this.buffer);
-        merged.set(chunk.subarray(0, n), this.buffer.length);
-        this.buffer = merged;
-        while (this.buffer.length >= 4) {
-          const length = new DataView(this.buffer.buffer, this.buffer.byteOffset).getUint32(0);
-          if (this.buffer.length < 4 + length) break;
-          this.frames.push(this.buffer.slice(4, 4 + length));
-          this.buffer = this.buffer.slice(4 + length);
-        }
-      }
-    } catch {
-      // reset by the node or closed locally
-    }
-    try {
-      this.conn.close();
-    } catch {
-      // already closed
-    }
+    await readFrames(
+      this.conn,
+      (buffered) =>
+        buffered.length < 4
+          ? undefined
+          : 4 + new DataView(buffered.buffer, buffered.byteOffset).getUint32(0),
+      (frame) => this.frames.push(frame.subarray(4)),
+    );
     this.frames.end();
   }
 }

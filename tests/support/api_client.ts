@@ -4,6 +4,7 @@
  */
 
 import { Inbox } from "./inbox.ts";
+import { readFrames } from "./read_frames.ts";
 
 /** A message received from the node, decoded by this client. */
 export interface ReceivedMessage {
@@ -47,7 +48,6 @@ export function validationBytes(messageId: number, valid: boolean): Uint8Array {
 
 /** A connected test client. */
 export class TestApiClient {
-  private buffer = new Uint8Array(0);
   private readonly inbox = new Inbox<ReceivedMessage>();
   private handler: ((message: ReceivedMessage) => void) | undefined;
   private readonly pendingWrites = new Set<Promise<void>>();
@@ -142,41 +142,24 @@ export class TestApiClient {
   }
 
   private async read(): Promise<void> {
-    const chunk = new Uint8Array(65536);
-    try {
-      for (;;) {
-        const n = await this.conn.read(chunk);
-        if (n === null) break;
-        const merged = new Uint8Array(this.buffer.length + n);
-        merged.set(this.buffer);
-        merged.set(chunk.subarray(0, n), this.buffer.length);
-        this.buffer = merged;
-        while (this.buffer.length >= 4) {
-          const size = (this.buffer[0] << 8) | this.buffer[1];
-          if (size < 4) throw new Error(`node sent size ${size}`);
-          if (this.buffer.length < size) break;
-          const raw = this.buffer.slice(0, size);
-          this.buffer = this.buffer.slice(size);
-          const message = {
-            size,
-            type: (raw[2] << 8) | raw[3],
-            messageId: size >= 8 ? (raw[4] << 8) | raw[5] : -1,
-            dataType: size >= 8 ? (raw[6] << 8) | raw[7] : -1,
-            data: raw.slice(8),
-            raw,
-          };
-          if (this.handler) this.handler(message);
-          else this.inbox.push(message);
-        }
-      }
-    } catch {
-      // closed locally or reset
-    }
-    try {
-      this.conn.close();
-    } catch {
-      // already closed
-    }
+    await readFrames(this.conn, (buffered) => {
+      if (buffered.length < 2) return undefined;
+      const size = (buffered[0] << 8) | buffered[1];
+      if (size < 4) throw new Error(`node sent size ${size}`);
+      return size;
+    }, (raw) => {
+      const size = raw.length;
+      const message = {
+        size,
+        type: (raw[2] << 8) | raw[3],
+        messageId: size >= 8 ? (raw[4] << 8) | raw[5] : -1,
+        dataType: size >= 8 ? (raw[6] << 8) | raw[7] : -1,
+        data: raw.slice(8),
+        raw,
+      };
+      if (this.handler) this.handler(message);
+      else this.inbox.push(message);
+    });
     this.inbox.end();
   }
 }
