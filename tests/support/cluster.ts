@@ -95,6 +95,38 @@ export async function waitForOverlay(
   );
 }
 
+/**
+ * Waits until the overlay is connected, every member has `minPeers` peers, and
+ * no member's peer list has changed for `quietMs`: tests of hop distances take
+ * a snapshot of the peer lists and need it to stay true. (Nodes only dial to
+ * fill missing outbound slots; a node that cannot fill them because the others
+ * are full keeps its peers, and the full nodes refer it away without ever
+ * carrying items over those short sessions.)
+ */
+export async function waitForStableOverlay(
+  members: Member[],
+  minPeers: number,
+  quietMs = 500,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const signature = () => members.map((m) => [...m.node.peerIdentities].sort().join(",")).join(";");
+  let last = "";
+  let since = Date.now();
+  await waitUntil(
+    () => {
+      const now = signature();
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+      }
+      return Date.now() - since >= quietMs && isConnected(members) &&
+        members.every((m) => m.node.peerIdentities.length >= minPeers);
+    },
+    timeoutMs,
+    `a connected overlay with ${minPeers}+ peers per node, unchanged for ${quietMs} ms`,
+  );
+}
+
 /** How many times `member`'s module received a payload equal to `text`. */
 export function receivedCount(member: Member, text: string): number {
   let count = 0;
