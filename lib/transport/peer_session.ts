@@ -284,31 +284,20 @@ export class PeerSession {
     }
   }
 
-  /** Handles one decrypted message according to the handshake state. */
+  /** Handles one decrypted message (only called once the session keys exist). */
   private onMessage(message: PeerMessage): void {
-    switch (this.state) {
-      case "hello":
-        throw new ProtocolError("sealed message before HELLO");
-      case "auth":
-      case "open": {
-        if (this.state === "auth") {
-          if (this.peerAuthReceived) {
-            // Messages after the peer's AUTH while its signature is being verified.
-            this.queueEarly(message);
-            return;
-          }
-          if (message.type !== PeerMessageType.Auth) {
-            throw new ProtocolError(`expected AUTH, got message type ${message.type}`);
-          }
-          this.peerAuthReceived = true;
-          this.verifyAuth(message.signature);
-          return;
-        }
-        this.framesReceived++;
-        if (this.handler) this.dispatch(message);
-        else this.queueEarly(message);
-        return;
-      }
+    if (this.state === "open") {
+      this.framesReceived++;
+      if (this.handler) this.dispatch(message);
+      else this.queueEarly(message);
+    } else if (this.peerAuthReceived) {
+      // Messages after the peer's AUTH while its signature is being verified.
+      this.queueEarly(message);
+    } else if (message.type === PeerMessageType.Auth) {
+      this.peerAuthReceived = true;
+      this.verifyAuth(message.signature);
+    } else {
+      throw new ProtocolError(`expected AUTH, got message type ${message.type}`);
     }
   }
 
