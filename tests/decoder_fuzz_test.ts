@@ -136,6 +136,7 @@ const peerMessage: fc.Arbitrary<PeerMessage> = fc.oneof(
   record({
     type: fc.constant(PeerMessageType.Item),
     id: u64,
+    nonce: u64,
     ttl: u8,
     hops: u8,
     dataType: u16,

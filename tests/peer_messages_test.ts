@@ -141,12 +141,21 @@ const ALL_MESSAGES: PeerMessage[] = [
   {
     type: PeerMessageType.Item,
     id: 0xfedcba9876543210n,
+    nonce: 0xffffffffffffffffn,
     ttl: 255,
     hops: 255,
     dataType: 0xffff,
     data: filled(100, 5),
   },
-  { type: PeerMessageType.Item, id: 0n, ttl: 0, hops: 0, dataType: 0, data: new Uint8Array([0]) },
+  {
+    type: PeerMessageType.Item,
+    id: 0n,
+    nonce: 0n,
+    ttl: 0,
+    hops: 0,
+    dataType: 0,
+    data: new Uint8Array([0]),
+  },
   { type: PeerMessageType.IHave, ids: [1n, 2n, 0xffffffffffffffffn] },
   { type: PeerMessageType.IWant, ids: [0n] },
 ];
@@ -177,17 +186,23 @@ Deno.test("ITEM encodes to and decodes from the hand-written bytes", () => {
   const message: PeerMessage = {
     type: PeerMessageType.Item,
     id: 0x0102030405060708n,
+    nonce: 0x1112131415161718n,
     ttl: 7,
     hops: 3,
     dataType: 0xbeef,
     data: new Uint8Array([0xaa, 0xbb]),
   };
-  const bytes = new Uint8Array([0x03, 0xfc, 1, 2, 3, 4, 5, 6, 7, 8, 7, 3, 0xbe, 0xef, 0xaa, 0xbb]);
+  const bytes = new Uint8Array([
+    ...[0x03, 0xfc],
+    ...[1, 2, 3, 4, 5, 6, 7, 8],
+    ...[0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18],
+    ...[7, 3, 0xbe, 0xef, 0xaa, 0xbb],
+  ]);
   assert.deepEqual(encodePeerMessage(message), bytes);
   assert.deepEqual(decodePeerMessage(bytes), message);
   // The byte after the TTL is the hop count.
   const farther = bytes.slice();
-  farther[11] = 0x99;
+  farther[19] = 0x99;
   assert.deepEqual(decodePeerMessage(farther), { ...message, hops: 0x99 });
 });
 
@@ -306,6 +321,7 @@ Deno.test("item data: empty and too large are rejected, the maximum is accepted"
   const max: PeerMessage = {
     type: PeerMessageType.Item,
     id: 5n,
+    nonce: 6n,
     ttl: 1,
     hops: 1,
     dataType: 2,
@@ -315,6 +331,7 @@ Deno.test("item data: empty and too large are rejected, the maximum is accepted"
   const item = (data: Uint8Array): PeerMessage => ({
     type: PeerMessageType.Item,
     id: 5n,
+    nonce: 6n,
     ttl: 1,
     hops: 1,
     dataType: 2,
@@ -322,7 +339,7 @@ Deno.test("item data: empty and too large are rejected, the maximum is accepted"
   });
   assertRangeError(item(new Uint8Array(0)), "encode empty");
   assertRangeError(item(new Uint8Array(MAX_ITEM_DATA_BYTES + 1)), "encode too large");
-  const header = [...u64(5n), 1, 0, 0, 2];
+  const header = [...u64(5n), ...u64(6n), 1, 0, 0, 2];
   assertDecodeError(payload(1020, header), "decode empty", /without data/);
   assertDecodeError(
     payload(1020, header, new Uint8Array(MAX_ITEM_DATA_BYTES + 1)),
@@ -335,6 +352,7 @@ Deno.test("item fields out of range are rejected when encoding", () => {
   const base = {
     type: PeerMessageType.Item,
     id: 1n,
+    nonce: 2n,
     ttl: 1,
     hops: 1,
     dataType: 1,
@@ -347,6 +365,8 @@ Deno.test("item fields out of range are rejected when encoding", () => {
   assertRangeError({ ...base, dataType: 0.5 }, "dataType 0.5");
   assertRangeError({ ...base, id: -1n }, "id -1");
   assertRangeError({ ...base, id: 1n << 64n }, "id 2^64");
+  assertRangeError({ ...base, nonce: -1n }, "nonce -1");
+  assertRangeError({ ...base, nonce: 1n << 64n }, "nonce 2^64");
 });
 
 Deno.test("public key length: 0 and too large are rejected, 1 and the maximum accepted", () => {
@@ -486,12 +506,13 @@ Deno.test("truncating every other fixed-layout message throws DecodeError", () =
   const item = encodePeerMessage({
     type: PeerMessageType.Item,
     id: 1n,
+    nonce: 2n,
     ttl: 1,
     hops: 1,
     dataType: 1,
     data: new Uint8Array([1, 2]),
   });
-  for (let length = 0; length <= 14; length++) {
+  for (let length = 0; length <= 22; length++) {
     assertDecodeError(item.subarray(0, length), `ITEM truncated to ${length}`);
   }
 });

@@ -17,7 +17,7 @@ import { ByteReader, ByteWriter } from "./byte_io.ts";
 import type { FrameFormat } from "./frame_decoder.ts";
 
 /** Protocol version carried in HELLO. */
-export const PEER_PROTOCOL_VERSION = 1;
+export const PEER_PROTOCOL_VERSION = 2;
 
 /** Hard limit of a peer frame (length field plus payload). */
 export const PEER_MAX_FRAME_BYTES = 96 * 1024;
@@ -136,9 +136,11 @@ export interface GoodbyeMessage {
 /** A gossiped item. */
 export interface ItemMessage {
   readonly type: typeof PeerMessageType.Item;
-  /** Random 64-bit item ID. */
+  /** Content-bound 64-bit item ID (see `lib/protocol/item.ts`). */
   readonly id: bigint;
-  /** Remaining hops including this one; 0 = unlimited. */
+  /** The origin's random nonce, part of the ID's input. */
+  readonly nonce: bigint;
+  /** TTL the item was announced with (hops it may travel); 0 = unlimited. */
   readonly ttl: number;
   /** Hops travelled including this one (1 from the origin), saturating at 255. */
   readonly hops: number;
@@ -208,7 +210,7 @@ function checkLength(bytes: Uint8Array, exact: number, name: string): void {
 /** Encodes a message as `| type u16 | body |` (without the frame length). */
 export function encodePeerMessage(message: PeerMessage): Uint8Array {
   const writer = new ByteWriter(
-    message.type === PeerMessageType.Item ? 16 + message.data.length : 64,
+    message.type === PeerMessageType.Item ? 24 + message.data.length : 64,
   );
   writer.u16(message.type);
   switch (message.type) {
@@ -260,9 +262,10 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
         throw new RangeError(`item data must be 1..${MAX_ITEM_DATA_BYTES} bytes`);
       }
       checkU64(message.id, "id");
+      checkU64(message.nonce, "nonce");
       checkInt(message.hops, 0xff, "hops");
-      writer.u64(message.id).u8(message.ttl).u8(message.hops).u16(message.dataType)
-        .bytes(message.data);
+      writer.u64(message.id).u64(message.nonce).u8(message.ttl).u8(message.hops)
+        .u16(message.dataType).bytes(message.data);
       break;
     case PeerMessageType.IHave:
     case PeerMessageType.IWant:
@@ -353,13 +356,14 @@ export function decodePeerMessage(payload: Uint8Array): PeerMessage {
     }
     case PeerMessageType.Item: {
       const id = reader.u64("item id");
+      const nonce = reader.u64("item nonce");
       const ttl = reader.u8("ttl");
       const hops = reader.u8("hops");
       const dataType = reader.u16("data type");
       const data = reader.rest();
       if (data.length === 0) throw new DecodeError("item without data");
       if (data.length > MAX_ITEM_DATA_BYTES) throw new DecodeError("item data too large");
-      return { type, id, ttl, hops, dataType, data };
+      return { type, id, nonce, ttl, hops, dataType, data };
     }
     case PeerMessageType.IHave:
     case PeerMessageType.IWant: {

@@ -1,40 +1,72 @@
 /**
- * The unit that gossip spreads.
+ * The unit that gossip spreads, and how its ID is bound to its content.
+ *
+ * An item's ID is the first 8 bytes of
+ * `SHA-256("gossip-item-v2" || nonce u64 || TTL u8 || data type u16 || data)`,
+ * where the nonce is chosen at random by the originating node and TTL is the
+ * TTL the item was announced with. A receiver recomputes the ID, so no peer can
+ * occupy an ID with other content (a second preimage of 64 bits), and the
+ * reach an item was announced with cannot be widened. Only the hop count
+ * changes on the way.
  *
  * @module
  */
 
+import { createHash } from "node:crypto";
+
 /** An announced item as it travels between peers. */
 export interface GossipItem {
-  /** Random 64-bit identifier, the same on every node. */
+  /** Content-bound 64-bit identifier, the same on every node ({@link computeItemId}). */
   readonly id: bigint;
-  /** Remaining hops including the next one; 0 means unlimited. */
+  /** Random 64-bit value chosen by the origin; part of the ID's input. */
+  readonly nonce: bigint;
+  /** TTL the item was announced with: the hops it may travel; 0 means unlimited. */
   readonly ttl: number;
   /** Application data type (the API's `data type`). */
   readonly dataType: number;
   /** Payload, 1..65527 bytes. */
   readonly data: Uint8Array;
-  /**
-   * Hops travelled: on a received item, how far it came (1 = from the origin);
-   * on an item to send, the value to put on the wire. Absent means 1.
-   */
-  readonly hops?: number;
+}
+
+const ID_LABEL = new TextEncoder().encode("gossip-item-v2");
+
+/** The content-bound ID of an item with these fields. */
+export function computeItemId(
+  nonce: bigint,
+  ttl: number,
+  dataType: number,
+  data: Uint8Array,
+): bigint {
+  const header = new DataView(new ArrayBuffer(11));
+  header.setBigUint64(0, nonce);
+  header.setUint8(8, ttl);
+  header.setUint16(9, dataType);
+  const digest = createHash("sha256").update(ID_LABEL).update(new Uint8Array(header.buffer))
+    .update(data).digest();
+  return new DataView(digest.buffer, digest.byteOffset, 8).getBigUint64(0);
+}
+
+/** Builds a new item for a local announcement: a fresh nonce, the ID bound to it. */
+export function newItem(
+  ttl: number,
+  dataType: number,
+  data: Uint8Array,
+  nonce = randomU64(),
+): GossipItem {
+  return { id: computeItemId(nonce, ttl, dataType, data), nonce, ttl, dataType, data };
 }
 
 /**
- * TTL an item carries when forwarded by a node that received it with `ttl`,
- * or undefined when it must not travel further. An item announced with TTL n
- * travels n hops: the origin sends it with n, a receiver with TTL 1 keeps it,
- * a receiver with TTL k > 1 forwards it with k - 1; 0 (unlimited) stays 0.
+ * Whether a node that holds an item which travelled `hops` hops may pass it on
+ * (hops 0 is the origin itself). An item announced with TTL n reaches nodes at
+ * most n hops away; TTL 0 is unlimited.
  */
-export function forwardTtl(ttl: number): number | undefined {
-  if (ttl === 0) return 0;
-  if (ttl === 1) return undefined;
-  return ttl - 1;
+export function mayForward(ttl: number, hops: number): boolean {
+  return ttl === 0 || hops < ttl;
 }
 
-/** A fresh random item ID from the platform CSPRNG. */
-export function randomItemId(): bigint {
+/** A uniformly random 64-bit value from the platform CSPRNG. */
+export function randomU64(): bigint {
   const bytes = new BigUint64Array(1);
   crypto.getRandomValues(bytes);
   return bytes[0];

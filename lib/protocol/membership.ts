@@ -1,13 +1,26 @@
 /**
- * Membership: which peers this node is connected to (the active view) and which
- * others it knows of (the passive view), and whom to dial next.
+ * Membership: which peers this node is connected to (the active view), which
+ * others it knows of (the passive view), whom to dial next and whom to
+ * recommend to others.
  *
  * The node keeps `degree` outbound connections that it chose itself; inbound
- * connections come on top and cannot displace them. Peers are learned from the
- * bootstrapper and from push-pull exchanges; each exchange accepts only a bounded
- * number of new descriptors per source (a Brahms-style push limit). Failed dials
- * back off exponentially with jitter; the bootstrapper is retried forever, and
- * any known peer can serve to rejoin. Pure state: the node performs the I/O.
+ * connections come on top and cannot displace them.
+ *
+ * Addresses are claims until proven. A peer's address is **verified** only
+ * when this node itself dialled that address and the handshake proved the
+ * identity there (or it was restored from this node's own peers file, which
+ * holds only verified peers). An inbound session proves nothing about the
+ * address its peer advertises. Only verified peers are passed on to others
+ * (pull answers, referrals), preferring those verified longest, so peers that
+ * merely connected to a node a moment ago cannot be recommended by it to a
+ * newcomer. When dialling, verified peers come first, then peers learned from
+ * an outbound peer (one this node chose), and last peers learned from inbound
+ * peers (which anyone can be).
+ *
+ * Peers are learned from bootstrappers and from push-pull exchanges; each
+ * exchange accepts only a bounded number of new descriptors (a Brahms-style
+ * push limit). Failed dials back off exponentially with jitter; bootstrappers
+ * are retried forever. Pure state: the node performs the I/O.
  *
  * @module
  */
@@ -17,6 +30,15 @@ import { defaultRandom, type RandomSource, sample } from "./random.ts";
 
 /** Direction of a connection as seen from this node. */
 export type Direction = "outbound" | "inbound";
+
+/** Where a passive peer came from, in order of trust. */
+export type PeerSource =
+  /** A configured bootstrapper. */
+  | "bootstrap"
+  /** Learned from a peer this node dialled. */
+  | "outbound"
+  /** Learned from a peer that dialled this node (or its own advertisement). */
+  | "inbound";
 
 /** A peer this node knows an address for. */
 export interface KnownPeer {
@@ -30,14 +52,15 @@ export interface KnownPeer {
   failures: number;
   /** Earliest time of the next dial. */
   nextAttemptAt: number;
-  /** The configured bootstrapper (never evicted). */
+  /** A configured bootstrapper (never evicted). */
   readonly bootstrap: boolean;
+  /** Where this node learned of it. */
+  source: PeerSource;
   /**
-   * True once this node has had a session with the peer (or restored it from its
-   * own peers file). Only verified peers are passed on to others, so addresses
-   * invented by an attacker do not spread beyond the node it told them to.
+   * When this node first proved that `identity` listens at `address` (by
+   * dialling it); undefined while the address is only claimed.
    */
-  verified: boolean;
+  verifiedAt: number | undefined;
 }
 
 /** A connected peer. */
@@ -48,6 +71,8 @@ export interface ActivePeer {
   readonly address: SocketAddress;
   /** Who opened the connection. */
   readonly direction: Direction;
+  /** When the address was first verified, if it ever was. */
+  verifiedAt?: number;
 }
 
 /** A descriptor offered to or by peers. */
@@ -62,11 +87,11 @@ export interface AddressedPeer {
 export interface MembershipOptions {
   /** This node's hex identity (never added to its own views). */
   readonly selfIdentity: string;
-  /** This node's advertised address, also never dialed. */
+  /** This node's advertised address, also never dialled. */
   readonly selfAddress?: SocketAddress;
   /** Outbound connections to maintain. */
   readonly degree: number;
-  /** Most peers kept in the passive view. */
+  /** Most peers kept in the passive view (bootstrappers not counted). */
   readonly passiveSize: number;
   /** Most new descriptors accepted from one message (push limit). */
   readonly maxLearnPerMessage: number;
@@ -74,11 +99,18 @@ export interface MembershipOptions {
   readonly backoffBaseMs: number;
   /** Largest retry delay. */
   readonly backoffMaxMs: number;
-  /** The configured bootstrapper, if any. */
-  readonly bootstrapper?: SocketAddress;
+  /**
+   * Verified peers known at least this long are recommended before younger
+   * ones (default 60 s).
+   */
+  readonly establishedAfterMs?: number;
+  /** The configured bootstrappers, if any. */
+  readonly bootstrappers?: readonly SocketAddress[];
   /** Randomness of choices. */
   readonly random?: RandomSource;
 }
+
+const SOURCE_RANK: Record<PeerSource, number> = { bootstrap: 0, outbound: 1, inbound: 2 };
 
 /** Active and passive views of one node. */
 export class Membership {
@@ -87,23 +119,25 @@ export class Membership {
   private readonly dialing = new Set<string>();
   private readonly random: RandomSource;
   private readonly selfAddressKey: string | undefined;
+  private bootstrapCount = 0;
 
-  /** Creates the views; the bootstrapper, if any, is the first known peer. */
+  /** Creates the views; the bootstrappers, if any, are the first known peers. */
   constructor(private readonly options: MembershipOptions) {
     this.random = options.random ?? defaultRandom;
     this.selfAddressKey = options.selfAddress && formatSocketAddress(options.selfAddress);
-    if (options.bootstrapper) {
-      const addressKey = formatSocketAddress(options.bootstrapper);
-      if (addressKey !== this.selfAddressKey) {
-        this.passive.set(addressKey, {
-          address: options.bootstrapper,
-          addressKey,
-          failures: 0,
-          nextAttemptAt: 0,
-          bootstrap: true,
-          verified: false,
-        });
-      }
+    for (const address of options.bootstrappers ?? []) {
+      const addressKey = formatSocketAddress(address);
+      if (addressKey === this.selfAddressKey || this.passive.has(addressKey)) continue;
+      this.passive.set(addressKey, {
+        address,
+        addressKey,
+        failures: 0,
+        nextAttemptAt: 0,
+        bootstrap: true,
+        source: "bootstrap",
+        verifiedAt: undefined,
+      });
+      this.bootstrapCount++;
     }
   }
 
@@ -124,9 +158,19 @@ export class Membership {
     return count;
   }
 
-  /** Known but unconnected peers. */
+  /** Number of inbound connections. */
+  get inboundCount(): number {
+    return this.active.size - this.outboundCount;
+  }
+
+  /** Known but unconnected peers (bootstrappers included). */
   get passivePeers(): KnownPeer[] {
     return [...this.passive.values()];
+  }
+
+  /** Number of known but unconnected peers (bootstrappers included). */
+  get passiveCount(): number {
+    return this.passive.size;
   }
 
   /** True when `identity` is connected. */
@@ -139,18 +183,33 @@ export class Membership {
     return this.active.get(identity);
   }
 
-  /** Records a completed handshake. */
-  connected(peer: ActivePeer): void {
-    this.active.set(peer.identity, peer);
+  /**
+   * Records a completed handshake. An outbound session verifies the address
+   * it was dialled at (`now` is the verification time).
+   */
+  connected(peer: Omit<ActivePeer, "verifiedAt">, now = 0): void {
     const key = formatSocketAddress(peer.address);
     this.dialing.delete(key);
     const known = this.passive.get(key);
+    const sameIdentity = known?.identity === undefined || known.identity === peer.identity;
+    let verifiedAt = sameIdentity ? known?.verifiedAt : undefined;
+    if (peer.direction === "outbound") verifiedAt ??= now;
+    if (verifiedAt === undefined) {
+      // An inbound peer may have been verified under another address key before.
+      for (const other of this.passive.values()) {
+        if (other.identity === peer.identity && other.verifiedAt !== undefined) {
+          verifiedAt = other.verifiedAt;
+          break;
+        }
+      }
+    }
+    this.active.set(peer.identity, { ...peer, verifiedAt });
     if (known?.bootstrap) {
       // Keep the bootstrapper known for rejoining, now with its identity.
       known.identity = peer.identity;
       known.failures = 0;
-      known.verified = true;
-    } else {
+      if (peer.direction === "outbound") known.verifiedAt ??= now;
+    } else if (known) {
       this.passive.delete(key);
     }
     for (const [otherKey, other] of this.passive) {
@@ -167,33 +226,53 @@ export class Membership {
     const known = this.passive.get(key);
     if (known) {
       known.nextAttemptAt = Math.max(known.nextAttemptAt, now + this.options.backoffBaseMs);
-      known.verified = true;
+      if (known.identity === identity && peer.verifiedAt !== undefined) {
+        known.verifiedAt ??= peer.verifiedAt;
+      }
     } else {
-      this.addPassive({ identity, address: peer.address }, now + this.options.backoffBaseMs, true);
+      this.addPassive(
+        { identity, address: peer.address },
+        now + this.options.backoffBaseMs,
+        peer.direction === "outbound" ? "outbound" : "inbound",
+        peer.verifiedAt,
+      );
     }
   }
 
   /**
    * Peers to dial now so that outbound connections plus dials in progress reach
-   * `degree`. Each returned peer is marked as dialing until
-   * {@link dialFinished}. The bootstrapper is chosen when nothing else is.
+   * `degree`. Each returned peer is marked as dialling until
+   * {@link dialFinished}. Verified peers are chosen first, then peers learned
+   * from outbound peers, then the rest; bootstrappers when nothing else is
+   * known or nothing is connected.
    */
   nextDials(now: number): KnownPeer[] {
     const wanted = this.options.degree - this.outboundCount - this.dialing.size;
     if (wanted <= 0) return [];
-    const activeAddresses = new Set(
-      [...this.active.values()].map((peer) => formatSocketAddress(peer.address)),
-    );
-    const eligible = [...this.passive.values()].filter((peer) =>
-      peer.nextAttemptAt <= now &&
-      !this.dialing.has(peer.addressKey) &&
-      !activeAddresses.has(peer.addressKey) &&
-      !(peer.identity !== undefined && this.active.has(peer.identity))
-    );
-    const regular = eligible.filter((peer) => !peer.bootstrap);
-    let chosen = sample(regular, wanted, this.random);
+    const activeAddresses = new Set<string>();
+    for (const peer of this.active.values()) activeAddresses.add(formatSocketAddress(peer.address));
+    const eligible: KnownPeer[] = [];
+    for (const peer of this.passive.values()) {
+      if (
+        peer.nextAttemptAt <= now && !this.dialing.has(peer.addressKey) &&
+        !activeAddresses.has(peer.addressKey) &&
+        !(peer.identity !== undefined && this.active.has(peer.identity))
+      ) eligible.push(peer);
+    }
+    const tiers: KnownPeer[][] = [[], [], []];
+    const bootstrappers: KnownPeer[] = [];
+    for (const peer of eligible) {
+      if (peer.bootstrap) bootstrappers.push(peer);
+      else if (peer.verifiedAt !== undefined) tiers[0].push(peer);
+      else tiers[SOURCE_RANK[peer.source]].push(peer);
+    }
+    let chosen: KnownPeer[] = [];
+    for (const tier of tiers) {
+      if (chosen.length >= wanted) break;
+      chosen = chosen.concat(sample(tier, wanted - chosen.length, this.random));
+    }
     if (chosen.length < wanted && (this.active.size === 0 || chosen.length === 0)) {
-      chosen = chosen.concat(eligible.filter((peer) => peer.bootstrap).slice(0, 1));
+      chosen = chosen.concat(sample(bootstrappers, 1, this.random));
     }
     for (const peer of chosen) this.dialing.add(peer.addressKey);
     return chosen;
@@ -203,13 +282,21 @@ export class Membership {
    * Ends a dial; a failure backs the peer off exponentially with jitter.
    * `identity` is who answered at that address (when the handshake completed):
    * recorded so that a bootstrapper configured by hostname, which advertises
-   * another address, is not dialed again while connected.
+   * another address, is not dialled again while connected. A peer that turned
+   * out to be someone other than claimed loses its entry.
    */
   dialFinished(addressKey: string, succeeded: boolean, now: number, identity?: string): void {
     this.dialing.delete(addressKey);
     const peer = this.passive.get(addressKey);
     if (!peer) return;
-    if (identity !== undefined) peer.identity = identity;
+    if (identity !== undefined && peer.identity !== identity) {
+      if (!peer.bootstrap) {
+        // The claim was false: whoever listens there is not who we were told.
+        this.passive.delete(addressKey);
+        return;
+      }
+      peer.identity = identity;
+    }
     if (succeeded) {
       peer.failures = 0;
       return;
@@ -225,55 +312,88 @@ export class Membership {
     return this.dialing.size;
   }
 
+  /** True when every bootstrapper has failed at least once and none is connected. */
+  get bootstrappersFailing(): boolean {
+    if (this.bootstrapCount === 0) return false;
+    for (const peer of this.passive.values()) {
+      if (peer.bootstrap && peer.failures === 0) return false;
+    }
+    return true;
+  }
+
+  /** Number of configured bootstrappers. */
+  get bootstrapperCount(): number {
+    return this.bootstrapCount;
+  }
+
   /**
-   * Adds descriptors learned from a peer to the passive view; at most
-   * `maxLearnPerMessage` new ones per call. Returns how many were added.
+   * Adds descriptors learned from a peer to the passive view as unverified
+   * claims; at most `maxLearnPerMessage` new ones per call. `source` says
+   * whether the peer that sent them was dialled by this node. Returns how many
+   * were added.
    */
-  learn(peers: readonly AddressedPeer[], now: number): number {
+  learn(peers: readonly AddressedPeer[], now: number, source: PeerSource = "inbound"): number {
     let added = 0;
     for (const peer of sample(peers, peers.length, this.random)) {
       if (added >= this.options.maxLearnPerMessage) break;
-      if (this.addPassive(peer, now)) added++;
+      if (this.addPassive(peer, now, source, undefined)) added++;
     }
     return added;
   }
 
   /**
-   * Adds peers remembered from an earlier run (the peers file), without the
-   * per-message limit of {@link learn}. Returns how many were added.
+   * Adds peers remembered from an earlier run (this node's own peers file,
+   * which holds only peers it verified), without the per-message limit of
+   * {@link learn}. Returns how many were added.
    */
   restore(peers: readonly AddressedPeer[], now: number): number {
     let added = 0;
-    for (const peer of peers) if (this.addPassive(peer, now, true)) added++;
+    for (const peer of peers) if (this.addPassive(peer, now, "outbound", now)) added++;
     return added;
   }
 
-  /** Every peer worth remembering across restarts: connected ones first. */
+  /** Every verified peer, worth remembering across restarts: connected ones first. */
   knownPeers(): AddressedPeer[] {
-    const out: AddressedPeer[] = [...this.active.values()];
-    for (const peer of this.passive.values()) {
-      if (peer.identity !== undefined && !this.active.has(peer.identity)) {
+    const out: AddressedPeer[] = [];
+    for (const peer of this.active.values()) {
+      if (peer.verifiedAt !== undefined) {
         out.push({ identity: peer.identity, address: peer.address });
       }
+    }
+    for (const peer of this.passive.values()) {
+      if (
+        peer.identity !== undefined && peer.verifiedAt !== undefined &&
+        !this.active.has(peer.identity)
+      ) out.push({ identity: peer.identity, address: peer.address });
     }
     return out;
   }
 
-  /** Up to `count` random descriptors with known identity, excluding `exclude`. */
-  sample(count: number, exclude?: string): AddressedPeer[] {
-    const pool: AddressedPeer[] = [];
-    for (const peer of this.active.values()) {
-      if (peer.identity !== exclude) pool.push(peer);
-    }
+  /**
+   * Up to `count` verified descriptors to recommend, excluding `exclude`: peers
+   * verified at least `establishedAfterMs` before `now` first, in random order,
+   * then younger ones.
+   */
+  sample(count: number, now: number, exclude?: string): AddressedPeer[] {
+    const established: AddressedPeer[] = [];
+    const recent: AddressedPeer[] = [];
+    const cutoff = now - (this.options.establishedAfterMs ?? 60_000);
+    const add = (identity: string, address: SocketAddress, verifiedAt: number | undefined) => {
+      if (verifiedAt === undefined || identity === exclude) return;
+      (verifiedAt <= cutoff ? established : recent).push({ identity, address });
+    };
+    for (const peer of this.active.values()) add(peer.identity, peer.address, peer.verifiedAt);
     for (const peer of this.passive.values()) {
-      if (
-        peer.verified && peer.identity !== undefined && peer.identity !== exclude &&
-        peer.failures === 0 && !this.active.has(peer.identity) // a connected bootstrapper is listed once
-      ) {
-        pool.push({ identity: peer.identity, address: peer.address });
+      // A connected bootstrapper is listed once, as active.
+      if (peer.identity === undefined || peer.failures > 0 || this.active.has(peer.identity)) {
+        continue;
       }
+      add(peer.identity, peer.address, peer.verifiedAt);
     }
-    return sample(pool, count, this.random);
+    const chosen = sample(established, count, this.random);
+    return chosen.length >= count
+      ? chosen
+      : chosen.concat(sample(recent, count - chosen.length, this.random));
   }
 
   /** A random connected peer, for a push-pull exchange. */
@@ -282,7 +402,12 @@ export class Membership {
     return peers.length === 0 ? undefined : peers[Math.floor(this.random() * peers.length)];
   }
 
-  private addPassive(peer: AddressedPeer, nextAttemptAt: number, verified = false): boolean {
+  private addPassive(
+    peer: AddressedPeer,
+    nextAttemptAt: number,
+    source: PeerSource,
+    verifiedAt: number | undefined,
+  ): boolean {
     if (peer.identity === this.options.selfIdentity) return false;
     if (this.active.has(peer.identity)) return false;
     const addressKey = formatSocketAddress(peer.address);
@@ -290,14 +415,17 @@ export class Membership {
     const existing = this.passive.get(addressKey);
     if (existing) {
       // Only first-hand knowledge may name who is at an address.
-      if (verified) {
+      if (verifiedAt !== undefined) {
         existing.identity = peer.identity;
-        existing.verified = true;
+        existing.verifiedAt ??= verifiedAt;
+      } else if (SOURCE_RANK[source] < SOURCE_RANK[existing.source]) {
+        existing.source = source;
       }
       return false;
     }
     if (this.options.passiveSize <= 0) return false;
-    if (this.passive.size >= this.options.passiveSize && !this.evictOne()) return false;
+    const regular = this.passive.size - this.bootstrapCount;
+    if (regular >= this.options.passiveSize && !this.evictOne(source, verifiedAt)) return false;
     this.passive.set(addressKey, {
       identity: peer.identity,
       address: peer.address,
@@ -305,21 +433,33 @@ export class Membership {
       failures: 0,
       nextAttemptAt,
       bootstrap: false,
-      verified,
+      source,
+      verifiedAt,
     });
     return true;
   }
 
-  /** Evicts the passive peer with most failures (random among equals, unverified first). */
-  private evictOne(): boolean {
-    const candidates = [...this.passive.values()].filter((peer) =>
-      !peer.bootstrap && !this.dialing.has(peer.addressKey)
-    );
-    if (candidates.length === 0) return false;
-    // Most failures first; among equals, second-hand (unverified) peers first.
-    const score = (peer: KnownPeer) => peer.failures * 2 + (peer.verified ? 0 : 1);
-    const worst = Math.max(...candidates.map(score));
-    const pool = candidates.filter((peer) => score(peer) === worst);
+  /**
+   * Evicts the least trustworthy passive peer (most failures, then unverified,
+   * then learned from inbound peers; random among equals), if it is not more
+   * trustworthy than the newcomer described by `source` and `verifiedAt`.
+   */
+  private evictOne(source: PeerSource, verifiedAt: number | undefined): boolean {
+    const badness = (failures: number, src: PeerSource, verified: number | undefined) =>
+      failures * 4 + (verified === undefined ? 2 : 0) + (src === "inbound" ? 1 : 0);
+    let worst = -1;
+    let pool: KnownPeer[] = [];
+    for (const peer of this.passive.values()) {
+      if (peer.bootstrap || this.dialing.has(peer.addressKey)) continue;
+      const score = badness(peer.failures, peer.source, peer.verifiedAt);
+      if (score > worst) {
+        worst = score;
+        pool = [peer];
+      } else if (score === worst) {
+        pool.push(peer);
+      }
+    }
+    if (pool.length === 0 || worst < badness(0, source, verifiedAt)) return false;
     const victim = pool[Math.floor(this.random() * pool.length)];
     this.passive.delete(victim.addressKey);
     return true;

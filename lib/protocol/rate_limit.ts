@@ -91,6 +91,16 @@ export class BanList {
   get size(): number {
     return this.until.size;
   }
+
+  /** Bans still in force at `now`, with their end times; forgets expired ones. */
+  entries(now: number): { key: string; until: number }[] {
+    const out: { key: string; until: number }[] = [];
+    for (const [key, until] of this.until) {
+      if (until > now) out.push({ key, until });
+      else this.until.delete(key);
+    }
+    return out;
+  }
 }
 
 /**
@@ -121,6 +131,11 @@ export class StrikeCounter {
   /** Forgets `key`'s strikes. */
   clear(key: string): void {
     this.strikes.delete(key);
+  }
+
+  /** Number of keys with strikes. */
+  get size(): number {
+    return this.strikes.size;
   }
 }
 

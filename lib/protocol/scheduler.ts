@@ -1,6 +1,6 @@
 /**
  * Time as a dependency: state machines take a {@link Scheduler} so that unit
- * tests drive them with a fake clock instead of sleeping.
+ * tests and the simulator drive them with a virtual clock instead of sleeping.
  *
  * @module
  */
@@ -16,6 +16,12 @@ export interface Scheduler {
   setTimeout(callback: () => void, delayMs: number): TimerHandle;
   /** Cancels a callback scheduled with {@link Scheduler.setTimeout}. */
   clearTimeout(handle: TimerHandle): void;
+  /**
+   * Runs `callback` after the current event and everything it triggers
+   * synchronously, before time moves on (a microtask on the real clock). Used
+   * to batch what one event produces.
+   */
+  defer(callback: () => void): void;
 }
 
 /** The real clock (performance.now) and the platform timers. */
@@ -23,4 +29,5 @@ export const realScheduler: Scheduler = {
   now: () => performance.now(),
   setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
   clearTimeout: (handle) => clearTimeout(handle),
+  defer: (callback) => queueMicrotask(callback),
 };

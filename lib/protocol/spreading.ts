@@ -1,54 +1,87 @@
 /**
- * Epidemic spreading with validation gating and pull-based repair.
+ * Epidemic spreading with validation gating, pull-based repair and
+ * anti-entropy, on top of the {@link ItemStore}.
  *
- * Per item the engine remembers which peers are known to hold it. On first
- * receipt a node tells every other peer `IHAVE` at once (so they stop pushing it
- * here), hands the item to local validation, and after a valid verdict pushes it
- * to up to `degree` random peers not known to hold it, never back to the
- * sender. A peer that hears `IHAVE` for an item it lacks waits `pullDelayMs` for
- * the push to arrive, then asks one holder with `IWANT`, trying the next holder
- * after `pullTimeoutMs`. Every node that forwards an item thus advertises it to
- * all its peers, so delivery is complete on a connected overlay while eager
- * pushes keep latency low and `IHAVE` suppresses most duplicates.
+ * On first receipt of an item a node checks that its ID matches its content,
+ * tells every other peer `IHAVE` at once (so they stop pushing it here), and
+ * hands it to local validation. After a valid verdict it pushes the item to
+ * `degree` peers not known to hold it (peers that hold it count towards the
+ * degree, but at least `minPushes` are pushed to), never back to a holder.
+ * A node that hears `IHAVE` for an item it lacks pulls it after a wait
+ * ({@link PullTracker}). A node offers its recent valid items to every new
+ * session and, periodically, to one peer, so that items announced while it
+ * had no peer, or spread on one side of a partition, reach the rest when
+ * links come back.
  *
- * Invalid, unanswered and unsubscribed items are neither pushed nor served. An
- * item whose TTL ends here is not advertised. The seen-cache is bounded in
- * size and age. Pure state machine: sending is delegated to
- * {@link SpreadingActions}; time comes from a {@link Scheduler}.
+ * Hops: an item announced with TTL n travels at most n hops; a node keeps the
+ * fewest hops any copy arrived with, so a peer that relays a copy with an
+ * inflated hop count cannot cut the item's reach once an honest copy arrives.
+ *
+ * Pure state machine: sending is delegated to {@link SpreadingActions}; time
+ * comes from a {@link Scheduler}.
  *
  * @module
  */
 
-import { forwardTtl, type GossipItem } from "./item.ts";
+import { computeItemId, type GossipItem, mayForward } from "./item.ts";
+import { addOnce, type ItemStore, type PeerKey, type StoredItem } from "./item_store.ts";
+import { PullTracker, type PullTrackerOptions } from "./pull_tracker.ts";
 import { defaultRandom, type RandomSource, sample } from "./random.ts";
-import { realScheduler, type Scheduler, type TimerHandle } from "./scheduler.ts";
+import type { Scheduler } from "./scheduler.ts";
 import type { Verdict } from "./validation_tracker.ts";
 
-/** Identifies a connected peer (hex of its identity). */
-export type PeerKey = string;
+export type { PeerKey } from "./item_store.ts";
+
+/** What local delivery did with an item from a peer. */
+export type DeliveryOutcome =
+  /** Local modules were (or will be) notified; a verdict follows. */
+  | "validating"
+  /** No local module subscribed to the item's type: it goes no further. */
+  | "unsubscribed"
+  /** No room to validate it now: dropped without judging it, repairable later. */
+  | "overloaded";
+
+/** Misbehaviour the engine reports against a peer. */
+export type SpreadingOffence =
+  /** An item whose ID does not match its content. */
+  | "item-id-mismatch"
+  /** An item local validation judged invalid. */
+  | "invalid-item"
+  /** Advertised an item, then did not deliver it when asked. */
+  | "unanswered-want";
 
 /** What the engine asks its environment to do. */
 export interface SpreadingActions {
   /** Currently connected peers. */
   peers(): readonly PeerKey[];
-  /** Sends the item (with the TTL to put on the wire) to `peer`. */
-  sendItem(peer: PeerKey, item: GossipItem): void;
+  /** True when `peer` is connected. */
+  isConnected(peer: PeerKey): boolean;
+  /** True when items may be pushed to, and pulled from, `peer` (not distrusted). */
+  isTrusted(peer: PeerKey): boolean;
+  /** Sends `item` to `peer`, saying it travelled `hops` hops on arrival. */
+  sendItem(peer: PeerKey, item: GossipItem, hops: number): void;
   /** Tells `peer` that this node has item `id` (may be batched). */
   sendHave(peer: PeerKey, id: bigint): void;
   /** Asks `peer` for item `id` (may be batched). */
   sendWant(peer: PeerKey, id: bigint): void;
   /**
-   * Hands a newly received item to local subscribers. Returns false when no
-   * local module subscribed to its type (then it is not propagated); otherwise
-   * validation has begun and {@link Spreading.validated} will follow.
+   * Hands a newly received item to local validation. With "validating",
+   * {@link Spreading.validated} (or {@link Spreading.dropped}) follows, possibly
+   * before this returns.
    */
-  deliver(item: GossipItem, from: PeerKey): boolean;
-  /** Local validation found an item from `peer` invalid (for peer scoring). */
-  rejected?(peer: PeerKey, id: bigint): void;
+  deliver(item: GossipItem, from: PeerKey): DeliveryOutcome;
+  /** True when some local module subscribed to `dataType`. */
+  isSubscribed(dataType: number): boolean;
+  /** True when `peer` may be sent `bytes` more in answer to IWANT now. */
+  mayServe(peer: PeerKey, bytes: number): boolean;
+  /** Reports misbehaviour of `peer`. */
+  penalize(peer: PeerKey, offence: SpreadingOffence): void;
+  /** `peer` was the first to bring a valid item. */
+  credit(peer: PeerKey): void;
 }
 
 /** Tuning of a {@link Spreading} engine. */
-export interface SpreadingOptions {
+export interface SpreadingOptions extends PullTrackerOptions {
   /**
    * Peers of each node that an item should reach: a forwarding node pushes it
    * to `degree` minus the peers already known to hold it (they count as
@@ -57,59 +90,38 @@ export interface SpreadingOptions {
   readonly degree: number;
   /** Fewest peers a forwarding node pushes to (default: half the degree, rounded up). */
   readonly minPushes?: number;
-  /** Most item IDs remembered. */
-  readonly seenCapacity: number;
-  /** How long an item ID is remembered. */
-  readonly seenTtlMs: number;
-  /** After this age an entry keeps only its ID (drops item and peer sets). */
-  readonly detailRetentionMs: number;
-  /**
-   * Wait after an IHAVE before pulling the item: the initial and smallest value.
-   * The wait then adapts to how long pushes take to follow an IHAVE (like TCP's
-   * retransmission timer: smoothed lag plus two deviations), up to `maxPullDelayMs`,
-   * so that a loaded network is not answered with needless pulls. Two deviations
-   * rather than TCP's four: a needless pull costs one duplicate, a late one the tail
-   * latency (50-process bench: p99 to all nodes 75-79 ms instead of 129-143 ms,
-   * duplicates per delivery 1.41 instead of 1.35).
-   */
-  readonly pullDelayMs: number;
-  /** Largest adaptive pull wait; equal to `pullDelayMs` for a fixed wait. */
-  readonly maxPullDelayMs?: number;
-  /** Wait for an IWANT answer before asking the next holder. */
-  readonly pullTimeoutMs: number;
-  /** Most holders remembered per missing item. */
-  readonly maxPullCandidates: number;
-  /** Most missing items tracked at once; further IHAVEs are ignored (flood guard). */
-  readonly maxWanted: number;
-  /** Most missing items first advertised by one peer (a quarter of `maxWanted` by default). */
-  readonly maxWantedPerPeer?: number;
-  /**
-   * Most payload bytes kept for forwarding and IWANT answers; beyond it the oldest
-   * validated items' payloads are dropped (they can no longer be served).
-   */
-  readonly maxRetainedBytes: number;
+  /** Items first seen this long ago or less are offered to new sessions and in digests. */
+  readonly offerWindowMs: number;
+  /** Most item IDs offered to one peer at once. */
+  readonly maxOffer: number;
+  /** Most payload bytes sent in answer to one IWANT message. */
+  readonly maxWantAnswerBytes: number;
+  /** Most peers remembered as waiting for an item still being validated. */
+  readonly maxRequesters: number;
   /** Peer choice randomness. */
   readonly random?: RandomSource;
-  /** Clock and timers. */
-  readonly scheduler?: Scheduler;
 }
 
 /** Defaults for {@link SpreadingOptions} except `degree`. */
 export const DEFAULT_SPREADING_OPTIONS: Omit<SpreadingOptions, "degree"> = {
-  seenCapacity: 100_000,
-  seenTtlMs: 10 * 60_000,
-  detailRetentionMs: 60_000,
   pullDelayMs: 10,
   maxPullDelayMs: 500,
   pullTimeoutMs: 2_000,
-  maxPullCandidates: 8,
+  maxCandidates: 8,
   maxWanted: 4096,
-  maxRetainedBytes: 64 * 1024 * 1024,
+  maxWantedPerPeer: 1024,
+  offerWindowMs: 5 * 60_000,
+  maxOffer: 4096,
+  maxWantAnswerBytes: 1024 * 1024,
+  maxRequesters: 64,
 };
+
+/** Highest hop count with a bucket of its own in {@link SpreadingStats.hops}. */
+export const MAX_HOP_BUCKET = 16;
 
 /** Counters of a {@link Spreading} engine. */
 export interface SpreadingStats {
-  /** Items first received from peers. */
+  /** Items first received from peers (content checked). */
   received: number;
   /** Copies of items already seen. */
   duplicates: number;
@@ -123,48 +135,30 @@ export interface SpreadingStats {
   unanswered: number;
   /** Items not propagated: no local subscriber. */
   unsubscribed: number;
+  /** Items dropped without a verdict for lack of room (repairable). */
+  overloaded: number;
+  /** Items whose ID did not match their content (dropped, sender penalised). */
+  mismatched: number;
   /** Items obtained by IWANT. */
   pulled: number;
   /** IWANT requests sent. */
   wantsSent: number;
+  /** IWANT requests answered with an item. */
+  wantsServed: number;
+  /** Item IDs offered by anti-entropy (new sessions and digests). */
+  offered: number;
   /** Largest hop count of a received item. */
   maxHops: number;
+  /** Received items by hop count: index h counts items that came h hops (the last bucket: more). */
+  hops: number[];
   /** Current wait after an IHAVE before pulling, in ms. */
   pullDelayMs: number;
 }
 
-type EntryStatus = "wanted" | "validating" | "forwardable" | "final";
-
-interface Entry {
-  status: EntryStatus;
-  readonly createdAt: number;
-  /** The item as this node forwards it (outgoing TTL), while forwardable or validating. */
-  item?: GossipItem;
-  /** Peers known to hold the item. */
-  holders?: Set<PeerKey>;
-  /** Peers that asked for it while it was being validated. */
-  requesters?: Set<PeerKey>;
-  /** For wanted items: holders to pull from, in order heard. */
-  candidates?: PeerKey[];
-  /** For wanted items: holders already asked. */
-  asked?: number;
-  timer?: TimerHandle;
-  /** The peer it came from. */
-  from?: PeerKey;
-  /** For wanted items: the peer whose IHAVE created the entry (for per-peer limits). */
-  wantedFrom?: PeerKey;
-}
-
 /** The spreading engine of one node. */
 export class Spreading {
-  private readonly entries = new Map<bigint, Entry>();
-  private wantedCount = 0;
-  private readonly wantedByPeer = new Map<PeerKey, number>();
-  private retainedBytes = 0;
-  /** IDs of entries holding a payload, oldest first (consumed from `retainedHead`). */
-  private retainedIds: bigint[] = [];
-  private retainedHead = 0;
   private readonly options: Required<SpreadingOptions>;
+  private readonly pulls: PullTracker;
   /** Counters. */
   readonly stats: SpreadingStats = {
     received: 0,
@@ -174,327 +168,253 @@ export class Spreading {
     invalid: 0,
     unanswered: 0,
     unsubscribed: 0,
+    overloaded: 0,
+    mismatched: 0,
     pulled: 0,
     wantsSent: 0,
+    wantsServed: 0,
+    offered: 0,
     maxHops: 0,
+    hops: new Array(MAX_HOP_BUCKET + 1).fill(0),
     pullDelayMs: 0,
   };
-  /** Smoothed lag between an IHAVE and the item's arrival, and its deviation. */
-  private lagMs: number | undefined;
-  private lagDeviationMs = 0;
 
-  /** Creates an engine. */
-  constructor(options: SpreadingOptions, private readonly actions: SpreadingActions) {
+  /** Creates an engine over `store`. */
+  constructor(
+    options: SpreadingOptions,
+    private readonly store: ItemStore,
+    private readonly scheduler: Scheduler,
+    private readonly actions: SpreadingActions,
+  ) {
     this.options = {
       random: defaultRandom,
-      scheduler: realScheduler,
-      maxWantedPerPeer: Math.max(1, Math.floor(options.maxWanted / 4)),
-      maxPullDelayMs: options.pullDelayMs,
       minPushes: Math.ceil(options.degree / 2),
       ...options,
     };
-    this.stats.pullDelayMs = this.options.pullDelayMs;
+    this.pulls = new PullTracker(this.options, scheduler, {
+      canAsk: (peer) => actions.isConnected(peer) && actions.isTrusted(peer),
+      want: (peer, id) => {
+        this.stats.wantsSent++;
+        actions.sendWant(peer, id);
+      },
+      exhausted: (_id, asked) => {
+        for (const peer of asked) actions.penalize(peer, "unanswered-want");
+      },
+    });
+    this.stats.pullDelayMs = this.pulls.pullDelayMs;
   }
 
-  /** Number of remembered item IDs. */
-  get size(): number {
-    return this.entries.size;
+  /** Missing items being waited for. */
+  get missing(): number {
+    return this.pulls.size;
   }
 
-  /** Payload bytes currently kept for forwarding and IWANT answers. */
-  get bytesRetained(): number {
-    return this.retainedBytes;
-  }
-
-  /** True when `id` was seen (received, originated, or being pulled). */
-  has(id: bigint): boolean {
-    const entry = this.entries.get(id);
-    return entry !== undefined && entry.status !== "wanted";
+  /** Peers with missing items first advertised by them. */
+  get missingAdvertisers(): number {
+    return this.pulls.advertisers;
   }
 
   /**
-   * Spreads an item announced by a local module: pushed to `degree` random
-   * peers at once (local modules are trusted with their own items) and
-   * advertised to the rest.
+   * Spreads an item announced by a local module: stored as valid (local
+   * modules vouch for their own items), pushed to `degree` random peers and
+   * advertised to the rest. False when the store has no room.
    */
-  originate(item: GossipItem): void {
+  originate(item: GossipItem): boolean {
+    const stored = this.store.add(item, { hops: 0, state: "valid", now: this.scheduler.now() });
+    if (!stored) return false;
     this.stats.originated++;
-    const entry = this.remember(item.id, "forwardable");
-    this.retain(item.id, entry, item);
-    entry.holders = new Set();
-    this.push(entry, true);
+    this.push(stored, true);
+    return true;
   }
 
-  /** Handles an ITEM from `from`. */
-  receiveItem(from: PeerKey, item: GossipItem): void {
-    let entry = this.entries.get(item.id);
-    if (entry && entry.status !== "wanted") {
+  /** Handles an ITEM from `from` that travelled `hops` hops. */
+  receiveItem(from: PeerKey, item: GossipItem, hops: number): void {
+    const known = this.store.get(item.id);
+    if (known) {
       this.stats.duplicates++;
-      entry.holders?.add(from);
+      addOnce(known.holders, from);
+      if (hops < known.hops) this.improveHops(known, hops);
       return;
     }
-    if (entry) {
-      this.leaveWanted(entry);
-      this.stats.pulled += entry.asked ? 1 : 0;
-      this.observeLag(this.options.scheduler.now() - entry.createdAt);
-      this.clearTimer(entry);
-      entry.status = "validating";
-    } else {
-      entry = this.remember(item.id, "validating");
+    if (this.store.isKnown(item.id, this.actions.isSubscribed)) {
+      this.stats.duplicates++;
+      return;
+    }
+    if (computeItemId(item.nonce, item.ttl, item.dataType, item.data) !== item.id) {
+      this.stats.mismatched++;
+      this.actions.penalize(from, "item-id-mismatch");
+      return;
+    }
+    const now = this.scheduler.now();
+    const stored = this.store.add(item, { hops, state: "validating", from, now });
+    if (!stored) {
+      this.stats.overloaded++;
+      return;
+    }
+    const arrival = this.pulls.arrived(item.id);
+    this.stats.pullDelayMs = this.pulls.pullDelayMs;
+    if (arrival) {
+      if (arrival.pulled) this.stats.pulled++;
+      for (const peer of arrival.advertisers) addOnce(stored.holders, peer);
     }
     this.stats.received++;
-    entry.from = from;
-    // Peers that advertised it hold it too: never push it to them.
-    entry.holders = new Set([from, ...(entry.candidates ?? [])]);
-    entry.candidates = undefined;
-    const outgoing = forwardTtl(item.ttl);
-    const hops = item.hops ?? 1;
+    this.stats.hops[Math.min(hops, MAX_HOP_BUCKET)]++;
     if (hops > this.stats.maxHops) this.stats.maxHops = hops;
-    if (outgoing !== undefined) {
-      this.retain(item.id, entry, { ...item, ttl: outgoing, hops: Math.min(hops + 1, 255) });
-    }
-    if (!this.actions.deliver(item, from)) {
+    // Tell peers at once, so they stop pushing it here (before the verdict).
+    if (mayForward(item.ttl, hops)) this.advertise(stored);
+    const outcome = this.actions.deliver(item, from);
+    if (outcome === "unsubscribed") {
       this.stats.unsubscribed++;
-      this.finalize(entry);
-      return;
-    }
-    if (entry.item && entry.status === "validating") {
-      // Tell every peer we have it before validation, so they stop pushing it here.
-      for (const peer of this.actions.peers()) {
-        if (!entry.holders.has(peer)) this.actions.sendHave(peer, item.id);
-      }
+      this.store.dropUnsubscribed(item.id, item.dataType);
+    } else if (outcome === "overloaded") {
+      this.dropped(item.id);
     }
   }
 
   /** Applies the local validation verdict of item `id`. */
   validated(id: bigint, verdict: Verdict): void {
-    const entry = this.entries.get(id);
-    if (!entry || entry.status !== "validating") return;
+    const stored = this.store.get(id);
+    if (!stored || stored.state !== "validating") return;
     if (verdict !== "valid") {
       if (verdict === "invalid") {
         this.stats.invalid++;
-        if (entry.from !== undefined) this.actions.rejected?.(entry.from, id);
+        if (stored.from !== undefined) this.actions.penalize(stored.from, "invalid-item");
       } else {
         this.stats.unanswered++;
       }
-      this.finalize(entry);
+      this.store.settle(id, this.scheduler.now());
       return;
     }
-    if (!entry.item) {
-      // TTL ends here.
-      this.finalize(entry);
-      return;
+    stored.state = "valid";
+    if (stored.from !== undefined) this.actions.credit(stored.from);
+    const requesters = stored.requesters;
+    stored.requesters = undefined;
+    for (const peer of requesters ?? []) this.serve(stored, peer);
+    if (mayForward(stored.item.ttl, stored.hops)) this.push(stored, false);
+  }
+
+  /**
+   * Item `id`, still being validated, was dropped for lack of room: it is
+   * forgotten without a verdict and pulled again later from a peer other
+   * than the one that sent it, if another one is known to hold it.
+   */
+  dropped(id: bigint): void {
+    const stored = this.store.get(id);
+    if (!stored || stored.state !== "validating") return;
+    this.stats.overloaded++;
+    this.store.discard(id);
+    for (const peer of stored.holders) {
+      if (peer !== stored.from) this.pulls.heard(id, peer, this.options.pullTimeoutMs);
     }
-    entry.status = "forwardable";
-    const requesters = entry.requesters;
-    entry.requesters = undefined;
-    if (requesters) {
-      for (const peer of requesters) this.sendItem(entry, peer);
-    }
-    this.push(entry, false);
   }
 
   /** Handles an IHAVE from `from`. */
   receiveHave(from: PeerKey, ids: readonly bigint[]): void {
     for (const id of ids) {
-      const entry = this.entries.get(id);
-      if (!entry) {
-        if (this.wantedCount >= this.options.maxWanted) continue;
-        const fromPeer = this.wantedByPeer.get(from) ?? 0;
-        if (fromPeer >= this.options.maxWantedPerPeer) continue;
-        const wanted = this.remember(id, "wanted");
-        this.wantedCount++;
-        this.wantedByPeer.set(from, fromPeer + 1);
-        wanted.wantedFrom = from;
-        wanted.candidates = [from];
-        wanted.asked = 0;
-        wanted.timer = this.options.scheduler.setTimeout(
-          () => this.pullNext(id),
-          this.stats.pullDelayMs,
-        );
-      } else if (entry.status === "wanted") {
-        const candidates = entry.candidates!;
-        if (candidates.length < this.options.maxPullCandidates && !candidates.includes(from)) {
-          candidates.push(from);
-        }
-      } else {
-        entry.holders?.add(from);
-      }
-    }
-  }
-
-  /** Handles an IWANT from `from`: answers with items it holds and may forward. */
-  receiveWant(from: PeerKey, ids: readonly bigint[]): void {
-    for (const id of ids) {
-      const entry = this.entries.get(id);
-      if (!entry || !entry.item) continue;
-      if (entry.status === "forwardable") {
-        // Serve each peer once: a repeated IWANT must not make us resend 64 KiB.
-        if (!entry.holders?.has(from)) this.sendItem(entry, from);
-      } else if (entry.status === "validating") {
-        entry.requesters ??= new Set();
-        if (entry.requesters.size < 64) entry.requesters.add(from);
-      }
+      const stored = this.store.get(id);
+      if (stored) addOnce(stored.holders, from);
+      else if (!this.store.isKnown(id, this.actions.isSubscribed)) this.pulls.heard(id, from);
     }
   }
 
   /**
-   * Forgets old entries: IDs older than `seenTtlMs` entirely, details of
-   * entries older than `detailRetentionMs`. Call periodically.
+   * Handles an IWANT from `from`: answers with the valid items it holds, at
+   * most `maxWantAnswerBytes` per message and as the peer's serving budget
+   * allows; an item still being validated is sent once its verdict is valid.
    */
-  sweep(): void {
-    const now = this.options.scheduler.now();
-    for (const [id, entry] of this.entries) {
-      const age = now - entry.createdAt;
-      if (age < this.options.detailRetentionMs) break;
-      if (age >= this.options.seenTtlMs) {
-        this.forget(id, entry);
+  receiveWant(from: PeerKey, ids: readonly bigint[]): void {
+    let bytes = 0;
+    for (const id of ids) {
+      const stored = this.store.get(id);
+      if (!stored) continue;
+      if (stored.state === "validating") {
+        stored.requesters ??= [];
+        if (stored.requesters.length < this.options.maxRequesters) {
+          addOnce(stored.requesters, from);
+        }
         continue;
       }
-      if (entry.status === "forwardable" || entry.status === "final") {
-        this.finalize(entry);
-        entry.holders = undefined;
-      }
+      const size = stored.item.data.length;
+      if (bytes + size > this.options.maxWantAnswerBytes) return;
+      if (!this.actions.mayServe(from, size)) return;
+      bytes += size;
+      this.stats.wantsServed++;
+      this.serve(stored, from);
     }
+  }
+
+  /**
+   * Anti-entropy: advertises to `peer` the recent valid items it is not known
+   * to hold or to have been told of. Call for every new session and
+   * periodically for one peer. Returns the number of IDs offered.
+   */
+  offer(peer: PeerKey): number {
+    const since = this.scheduler.now() - this.options.offerWindowMs;
+    let count = 0;
+    for (const stored of this.store.recentValid(since)) {
+      if (count >= this.options.maxOffer) break;
+      if (!mayForward(stored.item.ttl, stored.hops)) continue;
+      if (stored.holders.includes(peer) || stored.advertised.includes(peer)) continue;
+      stored.advertised.push(peer);
+      this.actions.sendHave(peer, stored.item.id);
+      count++;
+    }
+    this.stats.offered += count;
+    return count;
+  }
+
+  /** `peer` disconnected: what it held may be gone when it comes back. */
+  peerLeft(peer: PeerKey): void {
+    this.store.forgetPeer(peer);
+  }
+
+  /** Periodic upkeep: expires old tombstones. */
+  sweep(): void {
+    this.store.sweep(this.scheduler.now());
   }
 
   /** Cancels every timer; the engine must not be used afterwards. */
   close(): void {
-    for (const entry of this.entries.values()) this.clearTimer(entry);
-    this.entries.clear();
-    this.wantedCount = 0;
-    this.wantedByPeer.clear();
-    this.retainedBytes = 0;
-    this.retainedIds = [];
-    this.retainedHead = 0;
+    this.pulls.clear();
   }
 
-  private remember(id: bigint, status: EntryStatus): Entry {
-    if (this.entries.size >= this.options.seenCapacity) {
-      const [oldestId, oldest] = this.entries.entries().next().value as [bigint, Entry];
-      this.forget(oldestId, oldest);
+  /** A copy came over a shorter path: the item may now travel further. */
+  private improveHops(stored: StoredItem, hops: number): void {
+    const couldForward = mayForward(stored.item.ttl, stored.hops);
+    stored.hops = hops;
+    if (!couldForward && mayForward(stored.item.ttl, hops)) {
+      if (stored.state === "valid") this.push(stored, true);
+      else this.advertise(stored);
     }
-    const entry: Entry = { status, createdAt: this.options.scheduler.now() };
-    this.entries.set(id, entry);
-    return entry;
   }
 
-  private push(entry: Entry, advertise: boolean): void {
-    const item = entry.item!;
-    const holders = entry.holders!;
-    const peers = this.actions.peers();
-    const fresh = peers.filter((peer) => !holders.has(peer));
+  /** Sends IHAVE to every connected peer not known to hold the item or told already. */
+  private advertise(stored: StoredItem): void {
+    for (const peer of this.actions.peers()) {
+      if (stored.holders.includes(peer) || stored.advertised.includes(peer)) continue;
+      stored.advertised.push(peer);
+      this.actions.sendHave(peer, stored.item.id);
+    }
+  }
+
+  private push(stored: StoredItem, advertise: boolean): void {
+    const fresh: PeerKey[] = [];
+    let holding = 0;
+    for (const peer of this.actions.peers()) {
+      if (stored.holders.includes(peer)) holding++;
+      else if (this.actions.isTrusted(peer)) fresh.push(peer);
+    }
     // Peers that already hold it count towards the degree: fewer duplicates, while
     // the floor keeps the epidemic growing and IHAVE/IWANT repairs the rest.
     const { degree, minPushes } = this.options;
-    const count = Math.max(minPushes, degree - (peers.length - fresh.length));
-    const targets = sample(fresh, count, this.options.random);
-    for (const peer of targets) this.sendItem(entry, peer);
-    if (advertise) {
-      for (const peer of fresh) {
-        if (!holders.has(peer)) this.actions.sendHave(peer, item.id);
-      }
-    }
+    const count = Math.max(minPushes, degree - holding);
+    for (const peer of sample(fresh, count, this.options.random)) this.serve(stored, peer);
+    if (advertise) this.advertise(stored);
   }
 
-  private sendItem(entry: Entry, peer: PeerKey): void {
-    entry.holders?.add(peer);
+  private serve(stored: StoredItem, peer: PeerKey): void {
+    addOnce(stored.holders, peer);
     this.stats.itemsSent++;
-    this.actions.sendItem(peer, entry.item!);
-  }
-
-  private finalize(entry: Entry): void {
-    entry.status = "final";
-    this.release(entry);
-    entry.requesters = undefined;
-  }
-
-  /** Keeps `item` on `entry`, then trims the oldest payloads beyond the byte budget. */
-  private retain(id: bigint, entry: Entry, item: GossipItem): void {
-    this.release(entry);
-    entry.item = item;
-    this.retainedBytes += item.data.length;
-    this.retainedIds.push(id);
-    while (
-      this.retainedBytes > this.options.maxRetainedBytes &&
-      this.retainedHead < this.retainedIds.length
-    ) {
-      const oldest = this.entries.get(this.retainedIds[this.retainedHead++]);
-      // Payloads still being validated stay until their verdict (bounded by the node).
-      if (oldest?.item && oldest.status === "forwardable") this.finalize(oldest);
-    }
-    if (this.retainedHead > 1024 && this.retainedHead * 2 > this.retainedIds.length) {
-      this.retainedIds = this.retainedIds.slice(this.retainedHead);
-      this.retainedHead = 0;
-    }
-  }
-
-  /** Drops `entry`'s payload, if any, from the byte count. */
-  private release(entry: Entry): void {
-    if (entry.item) {
-      this.retainedBytes -= entry.item.data.length;
-      entry.item = undefined;
-    }
-  }
-
-  /** Updates the adaptive pull wait with one IHAVE-to-item lag (RFC 6298 style). */
-  private observeLag(sampleMs: number): void {
-    const { pullDelayMs, maxPullDelayMs } = this.options;
-    if (maxPullDelayMs <= pullDelayMs) return;
-    if (this.lagMs === undefined) {
-      this.lagMs = sampleMs;
-      this.lagDeviationMs = sampleMs / 2;
-    } else {
-      this.lagDeviationMs = 0.75 * this.lagDeviationMs + 0.25 * Math.abs(this.lagMs - sampleMs);
-      this.lagMs = 0.875 * this.lagMs + 0.125 * sampleMs;
-    }
-    const wait = this.lagMs + 2 * this.lagDeviationMs;
-    this.stats.pullDelayMs = Math.min(maxPullDelayMs, Math.max(pullDelayMs, wait));
-  }
-
-  /** Bookkeeping when an entry stops being a wanted (missing) item. */
-  private leaveWanted(entry: Entry): void {
-    this.wantedCount--;
-    const from = entry.wantedFrom;
-    if (from === undefined) return;
-    entry.wantedFrom = undefined;
-    const count = (this.wantedByPeer.get(from) ?? 1) - 1;
-    if (count <= 0) this.wantedByPeer.delete(from);
-    else this.wantedByPeer.set(from, count);
-  }
-
-  private pullNext(id: bigint): void {
-    const entry = this.entries.get(id);
-    if (!entry || entry.status !== "wanted") return;
-    entry.timer = undefined;
-    const connected = new Set(this.actions.peers());
-    const candidates = entry.candidates!;
-    while (entry.asked! < candidates.length) {
-      const peer = candidates[entry.asked!++];
-      if (!connected.has(peer)) continue;
-      this.stats.wantsSent++;
-      this.actions.sendWant(peer, id);
-      entry.timer = this.options.scheduler.setTimeout(
-        () => this.pullNext(id),
-        this.options.pullTimeoutMs,
-      );
-      return;
-    }
-    // Nobody left to ask: forget it, so a later IHAVE or push starts afresh.
-    this.forget(id, entry);
-  }
-
-  private forget(id: bigint, entry: Entry): void {
-    this.clearTimer(entry);
-    if (entry.status === "wanted") this.leaveWanted(entry);
-    this.release(entry);
-    this.entries.delete(id);
-  }
-
-  private clearTimer(entry: Entry): void {
-    if (entry.timer !== undefined) {
-      this.options.scheduler.clearTimeout(entry.timer);
-      entry.timer = undefined;
-    }
+    this.actions.sendItem(peer, stored.item, Math.min(stored.hops + 1, 255));
   }
 }

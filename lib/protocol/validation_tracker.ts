@@ -4,10 +4,16 @@
  *
  * Rule (the spec leaves it open): an item is **valid** when at least one notified
  * subscriber answered valid and none answered invalid. A single invalid answer
- * decides at once (invalid). Otherwise the verdict is reached when every notified
- * subscriber has answered or disconnected, or when the timeout runs out, counting
- * only the answers received by then. No valid answer at all means the item is not
- * forwarded (`unanswered`).
+ * decides at once (invalid). Otherwise the verdict is reached when every
+ * subscriber waited for has answered or disconnected, or when the timeout runs
+ * out, counting only the answers received by then. No valid answer at all means
+ * the item is not forwarded (`unanswered`).
+ *
+ * Unresponsive subscribers: a subscriber that lets `muteAfterTimeouts`
+ * validations in a row time out is no longer waited for (it is still notified,
+ * and its answers still count while the verdict is open); its next answer makes
+ * it count again. So one module that reads but never answers cannot make every
+ * item wait the full timeout at every hop.
  *
  * @module
  */
@@ -37,25 +43,36 @@ export interface ValidationOutcome {
 /** Options of a {@link ValidationTracker}. */
 export interface ValidationTrackerOptions<K> {
   /** How long to wait for answers. */
-  readonly timeoutMs: number;
+  timeoutMs: number;
+  /** Timeouts in a row after which a subscriber is no longer waited for (default 3). */
+  readonly muteAfterTimeouts?: number;
   /** Called exactly once per begun key with its outcome. */
   readonly onDecision: (key: K, outcome: ValidationOutcome) => void;
+  /** Called when a subscriber stops being waited for. */
+  readonly onMuted?: (subscriber: SubscriberId) => void;
   /** Clock and timers (a fake one in tests). */
   readonly scheduler?: Scheduler;
 }
 
 interface PendingValidation {
+  /** Subscribers whose answer is waited for. */
   readonly waiting: Set<SubscriberId>;
-  notified: number;
+  /** Subscribers notified but not waited for (muted); their answers still count. */
+  readonly optional: Set<SubscriberId>;
+  readonly notified: number;
   valid: number;
   invalid: number;
-  timer: TimerHandle;
+  timer: TimerHandle | undefined;
 }
 
 /** Tracks outstanding validations per item key. */
 export class ValidationTracker<K> {
   private readonly pending = new Map<K, PendingValidation>();
   private readonly scheduler: Scheduler;
+  /** Consecutive timeouts per subscriber (only subscribers with at least one). */
+  private readonly timeouts = new Map<SubscriberId, number>();
+  private readonly muted = new Set<SubscriberId>();
+  private timedOutCount = 0;
 
   /** Creates a tracker. */
   constructor(private readonly options: ValidationTrackerOptions<K>) {
@@ -67,37 +84,66 @@ export class ValidationTracker<K> {
     return this.pending.size;
   }
 
+  /** Validations decided by the timeout, since creation. */
+  get timedOut(): number {
+    return this.timedOutCount;
+  }
+
+  /** Subscribers currently not waited for. */
+  get mutedCount(): number {
+    return this.muted.size;
+  }
+
   /** True while `key` waits for a verdict. */
   isPending(key: K): boolean {
     return this.pending.has(key);
   }
 
+  /** True when `subscriber` is currently not waited for. */
+  isMuted(subscriber: SubscriberId): boolean {
+    return this.muted.has(subscriber);
+  }
+
+  /** Changes the timeout of validations begun from now on. */
+  setTimeout(timeoutMs: number): void {
+    this.options.timeoutMs = timeoutMs;
+  }
+
   /**
-   * Starts waiting for `subscribers`' answers on `key`. With no subscribers the
-   * verdict (`unanswered`) is delivered synchronously. Beginning a key that is
-   * already pending is ignored.
+   * Starts collecting `subscribers`' answers on `key`. When no subscriber is
+   * waited for, the verdict (`unanswered`) is delivered synchronously.
+   * Beginning a key that is already pending is ignored.
    */
   begin(key: K, subscribers: Iterable<SubscriberId>): void {
     if (this.pending.has(key)) return;
-    const waiting = new Set(subscribers);
-    if (waiting.size === 0) {
-      this.options.onDecision(key, outcome("unanswered", 0, 0, 0, false));
-      return;
+    const waiting = new Set<SubscriberId>();
+    const optional = new Set<SubscriberId>();
+    for (const subscriber of subscribers) {
+      (this.muted.has(subscriber) ? optional : waiting).add(subscriber);
     }
     const entry: PendingValidation = {
       waiting,
-      notified: waiting.size,
+      optional,
+      notified: waiting.size + optional.size,
       valid: 0,
       invalid: 0,
-      timer: this.scheduler.setTimeout(() => this.finish(key, true), this.options.timeoutMs),
+      timer: undefined,
     };
     this.pending.set(key, entry);
+    if (waiting.size === 0) {
+      this.finish(key, false);
+      return;
+    }
+    entry.timer = this.scheduler.setTimeout(() => this.finish(key, true), this.options.timeoutMs);
   }
 
   /** Records `subscriber`'s answer on `key`; answers not waited for are ignored. */
   answer(key: K, subscriber: SubscriberId, valid: boolean): void {
+    this.timeouts.delete(subscriber);
+    this.muted.delete(subscriber);
     const entry = this.pending.get(key);
-    if (!entry || !entry.waiting.delete(subscriber)) return;
+    if (!entry) return;
+    if (!entry.waiting.delete(subscriber) && !entry.optional.delete(subscriber)) return;
     if (valid) entry.valid++;
     else entry.invalid++;
     if (!valid || entry.waiting.size === 0) this.finish(key, false);
@@ -105,14 +151,19 @@ export class ValidationTracker<K> {
 
   /** Stops waiting for `subscriber` on every key (its connection closed). */
   removeSubscriber(subscriber: SubscriberId): void {
+    this.timeouts.delete(subscriber);
+    this.muted.delete(subscriber);
     for (const [key, entry] of [...this.pending]) {
+      entry.optional.delete(subscriber);
       if (entry.waiting.delete(subscriber) && entry.waiting.size === 0) this.finish(key, false);
     }
   }
 
   /** Cancels every pending validation without deciding; used on shutdown. */
   clear(): void {
-    for (const entry of this.pending.values()) this.scheduler.clearTimeout(entry.timer);
+    for (const entry of this.pending.values()) {
+      if (entry.timer !== undefined) this.scheduler.clearTimeout(entry.timer);
+    }
     this.pending.clear();
   }
 
@@ -120,26 +171,32 @@ export class ValidationTracker<K> {
     const entry = this.pending.get(key);
     if (!entry) return;
     this.pending.delete(key);
-    this.scheduler.clearTimeout(entry.timer);
+    if (entry.timer !== undefined) this.scheduler.clearTimeout(entry.timer);
+    if (timedOut) {
+      this.timedOutCount++;
+      for (const subscriber of entry.waiting) this.countTimeout(subscriber);
+    }
     const unanswered = entry.notified - entry.valid - entry.invalid;
     const verdict: Verdict = entry.invalid > 0
       ? "invalid"
       : entry.valid > 0
       ? "valid"
       : "unanswered";
-    this.options.onDecision(
-      key,
-      outcome(verdict, entry.valid, entry.invalid, unanswered, timedOut),
-    );
+    this.options.onDecision(key, {
+      verdict,
+      validCount: entry.valid,
+      invalidCount: entry.invalid,
+      unansweredCount: unanswered,
+      timedOut,
+    });
   }
-}
 
-function outcome(
-  verdict: Verdict,
-  validCount: number,
-  invalidCount: number,
-  unansweredCount: number,
-  timedOut: boolean,
-): ValidationOutcome {
-  return { verdict, validCount, invalidCount, unansweredCount, timedOut };
+  private countTimeout(subscriber: SubscriberId): void {
+    const count = (this.timeouts.get(subscriber) ?? 0) + 1;
+    this.timeouts.set(subscriber, count);
+    if (count >= (this.options.muteAfterTimeouts ?? 3) && !this.muted.has(subscriber)) {
+      this.muted.add(subscriber);
+      this.options.onMuted?.(subscriber);
+    }
+  }
 }

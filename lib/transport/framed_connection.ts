@@ -63,6 +63,10 @@ export class FramedConnection {
   private lastReceive = 0;
   /** Frames dropped because the send queue was full. */
   droppedFrames = 0;
+  /** Bytes read from the socket. */
+  bytesRead = 0;
+  /** Bytes written to the socket. */
+  bytesWritten = 0;
 
   /** Wraps an accepted or connected socket; call {@link start} to read. */
   constructor(readonly conn: Deno.Conn, private readonly options: FramedConnectionOptions) {
@@ -168,6 +172,7 @@ export class FramedConnection {
           break;
         }
         this.lastReceive = performance.now();
+        this.bytesRead += n;
         // Frames may be kept (items, queues): give them their own exactly sized copy.
         const frames = this.decoder.push(buffer.slice(0, n));
         if (frames.length > 0 && this.firstFrameTimer !== undefined) {
@@ -213,7 +218,9 @@ export class FramedConnection {
         this.queuedBytes = 0;
         let offset = 0;
         while (offset < batch.length) {
-          offset += await this.conn.write(batch.subarray(offset));
+          const written = await this.conn.write(batch.subarray(offset));
+          offset += written;
+          this.bytesWritten += written;
         }
       }
     } catch (error) {

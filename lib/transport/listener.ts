@@ -12,7 +12,7 @@ export interface TcpListenerOptions {
   /** Address to bind; port 0 picks a free port. */
   readonly address: SocketAddress;
   /** Connections open at once; further ones are closed right after accept. */
-  readonly maxConnections: number;
+  readonly maxConnections: () => number;
   /** Logger for refusals and accept errors. */
   readonly log: Logger;
   /** Takes ownership of each accepted connection. */
@@ -74,11 +74,12 @@ export class TcpListener {
         conn.close();
         return;
       }
-      if (this.options.openConnections() >= this.options.maxConnections) {
+      const limit = this.options.maxConnections();
+      if (this.options.openConnections() >= limit) {
         this.refused++;
         if (this.refused === 1 || this.refused % 1000 === 0) {
           this.options.log.warn("connection limit reached, refusing", {
-            limit: this.options.maxConnections,
+            limit,
             refused: this.refused,
           });
         }

@@ -200,6 +200,16 @@ export class PeerSession {
     return this.connection.droppedFrames;
   }
 
+  /** Bytes received on the connection (handshake included). */
+  get bytesIn(): number {
+    return this.connection.bytesRead;
+  }
+
+  /** Bytes sent on the connection (handshake included). */
+  get bytesOut(): number {
+    return this.connection.bytesWritten;
+  }
+
   /** Attaches the handler and delivers messages that arrived before it. */
   attach(handler: PeerSessionHandler): void {
     this.handler = handler;

@@ -45,6 +45,11 @@ export class FakeScheduler implements Scheduler {
     if (typeof handle === "number") this.timers.delete(handle);
   }
 
+  /** Runs `callback` at the current time, after callbacks already due (inside {@link advance}). */
+  defer(callback: () => void): void {
+    this.setTimeout(callback, 0);
+  }
+
   /** Timers scheduled and neither fired nor cancelled. */
   get pendingCount(): number {
     return this.timers.size;

@@ -1,0 +1,446 @@
+/**
+ * The connection manager: which peer sessions a node keeps, whom it dials,
+ * whom it recommends, and how it joins.
+ *
+ * - **Sessions.** One session per identity: when two exist (both dialled each
+ *   other at once), both ends keep the one opened by the smaller identity. A
+ *   node with `min(max_peer_connections, 2 × degree)` inbound peers refers a
+ *   newcomer to its verified peers (PEERS) and says GOODBYE full, so that the
+ *   nodes everyone bootstraps through do not become hubs.
+ * - **Dialling** keeps `degree` outbound sessions ({@link Membership} decides
+ *   whom); failed dials back off.
+ * - **Exchange.** Every membership round the node asks one random peer for
+ *   descriptors (PULL_REQUEST) and offers it some (PUSH, itself included).
+ *   Brahms-style limits: PEERS are accepted only in answer to this node's
+ *   pull, one PUSH per peer per round, and at most `maxLearnPerRound` new
+ *   descriptors per round from all peers together.
+ * - **Joining.** With bootstrappers configured and no peer, a warning is
+ *   logged every `joinWarningMs` until one answers; an info line when the node
+ *   has its first peer.
+ *
+ * Pure state: sending and dialling are delegated.
+ *
+ * @module
+ */
+
+import { formatSocketAddress, type SocketAddress } from "../address.ts";
+import {
+  GoodbyeReason,
+  MAX_DESCRIPTORS,
+  type PeerDescriptor,
+  type PeerMessage,
+  PeerMessageType,
+} from "../codec/peer_messages.ts";
+import { hexToBytes, identityHex } from "../hex.ts";
+import type { Logger } from "../log.ts";
+import type { PeerKey } from "../protocol/item_store.ts";
+import { type AddressedPeer, type Direction, Membership } from "../protocol/membership.ts";
+import type { RandomSource } from "../protocol/random.ts";
+import type { Scheduler } from "../protocol/scheduler.ts";
+
+/** Descriptors asked for and offered in one exchange. */
+export const EXCHANGE_SIZE = 16;
+
+/** What the connection manager asks the node to do. */
+export interface ConnectionActions {
+  /** Queues `message` to the session of `peer`. */
+  send(peer: PeerKey, message: PeerMessage): void;
+  /** Closes the session of `peer` (already forgotten here) with a GOODBYE. */
+  close(peer: PeerKey, reason: string, goodbye: number): void;
+  /** Dials `address` (its key `addressKey`) and runs the outbound handshake. */
+  dial(address: SocketAddress, addressKey: string): void;
+  /** The session of `peer` ended or was replaced: forget per-peer state elsewhere. */
+  forgotten(peer: PeerKey): void;
+  /** A new session was accepted. */
+  accepted(peer: PeerKey, direction: Direction): void;
+}
+
+/** An authenticated session, as the transport reports it. */
+export interface SessionInfo {
+  /** The peer's hex identity. */
+  readonly peer: PeerKey;
+  /** Who opened the connection. */
+  readonly direction: Direction;
+  /** The listening address the peer advertised (wildcards already replaced). */
+  readonly address: SocketAddress;
+  /** The IP address the connection comes from. */
+  readonly ip: string;
+  /** For an outbound session: the address key this node dialled. */
+  readonly dialed?: string;
+}
+
+/** A connected peer, as the manager tracks it. */
+export interface PeerSessionState {
+  /** Who opened the connection. */
+  readonly direction: Direction;
+  /** The advertised listening address. */
+  readonly address: SocketAddress;
+  /** Remote IP address. */
+  readonly ip: string;
+  /** When the session was accepted. */
+  readonly since: number;
+}
+
+/** Tuning of a {@link ConnectionManager}. */
+export interface ConnectionManagerOptions {
+  /** This node's hex identity. */
+  readonly selfIdentity: string;
+  /** The address this node advertises. */
+  readonly selfAddress: SocketAddress;
+  /** Outbound sessions to keep (`degree`). */
+  readonly degree: number;
+  /** Hard cap on inbound sessions (`max_peer_connections`). */
+  readonly maxPeerConnections: number;
+  /** Passive view size (`passive_view_size`). */
+  readonly passiveViewSize: number;
+  /** Membership round (`membership_interval_ms`). */
+  readonly membershipIntervalMs: number;
+  /** Bootstrappers (`bootstrapper`). */
+  readonly bootstrappers: readonly SocketAddress[];
+  /** New descriptors accepted per round from all peers together. */
+  readonly maxLearnPerRound: number;
+  /** Verified peers known this long are recommended first. */
+  readonly establishedAfterMs: number;
+  /** Interval of the warning while no bootstrapper answers and no peer is connected. */
+  readonly joinWarningMs: number;
+  /** Randomness. */
+  readonly random: RandomSource;
+}
+
+/** Counters of a {@link ConnectionManager}. */
+export interface ConnectionStats {
+  /** Peer descriptors ignored (unsolicited, or over the per-round limit). */
+  offersIgnored: number;
+  /** Sessions refused because the inbound slots were full (referred elsewhere). */
+  referred: number;
+  /** Duplicate sessions closed. */
+  duplicates: number;
+  /** Dials started. */
+  dials: number;
+  /** Dials that failed (connect or handshake). */
+  dialFailures: number;
+}
+
+/** Sessions, dialling and exchange of one node. */
+export class ConnectionManager {
+  /** The views. */
+  readonly membership: Membership;
+  private readonly sessions = new Map<PeerKey, PeerSessionState>();
+  private readonly pullsOutstanding = new Set<PeerKey>();
+  private readonly pushedThisRound = new Set<PeerKey>();
+  private learnedThisRound = 0;
+  private joined = false;
+  private lonelySince: number;
+  private lastJoinWarning: number;
+  /** Counters. */
+  readonly stats: ConnectionStats = {
+    offersIgnored: 0,
+    referred: 0,
+    duplicates: 0,
+    dials: 0,
+    dialFailures: 0,
+  };
+
+  /** Creates the manager at time `now`. */
+  constructor(
+    private readonly options: ConnectionManagerOptions,
+    private readonly actions: ConnectionActions,
+    private readonly log: Logger,
+    private readonly scheduler: Scheduler,
+    now: number,
+  ) {
+    this.membership = new Membership({
+      selfIdentity: options.selfIdentity,
+      selfAddress: options.selfAddress,
+      degree: options.degree,
+      passiveSize: options.passiveViewSize,
+      maxLearnPerMessage: 8,
+      backoffBaseMs: Math.min(500, options.membershipIntervalMs),
+      backoffMaxMs: 30_000,
+      establishedAfterMs: options.establishedAfterMs,
+      bootstrappers: options.bootstrappers,
+      random: options.random,
+    });
+    this.lonelySince = now;
+    this.lastJoinWarning = now;
+  }
+
+  /** Connected peers' identities. */
+  get peers(): PeerKey[] {
+    return [...this.sessions.keys()];
+  }
+
+  /** Number of connected peers. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** The session of `peer`. */
+  session(peer: PeerKey): PeerSessionState | undefined {
+    return this.sessions.get(peer);
+  }
+
+  /** Every session. */
+  entries(): IterableIterator<[PeerKey, PeerSessionState]> {
+    return this.sessions.entries();
+  }
+
+  /** True when `peer` has an accepted session. */
+  isConnected(peer: PeerKey): boolean {
+    return this.sessions.has(peer);
+  }
+
+  /** Sizes of the per-peer tables, for the status endpoint. */
+  get sizes(): Record<string, number> {
+    return {
+      sessions: this.sessions.size,
+      passivePeers: this.membership.passiveCount,
+      dialsInProgress: this.membership.dialsInProgress,
+      pullsOutstanding: this.pullsOutstanding.size,
+      pushedThisRound: this.pushedThisRound.size,
+    };
+  }
+
+  /**
+   * Decides on a new authenticated session: accepted (registered here), or
+   * refused with a GOODBYE reason and, when full, a referral to send first.
+   * `refusal` is the guard's verdict, checked first.
+   */
+  sessionOpened(
+    info: SessionInfo,
+    now: number,
+    refusal: string | undefined,
+  ): SessionDecision {
+    const { peer } = info;
+    if (refusal !== undefined) {
+      return this.refuse(info, now, refusal, GoodbyeReason.Banned);
+    }
+    const existing = this.sessions.get(peer);
+    if (existing) {
+      // Simultaneous dials: keep the connection opened by the smaller identity.
+      const self = this.options.selfIdentity;
+      const initiator = info.direction === "outbound" ? self : peer;
+      const preferred = self < peer ? self : peer;
+      this.stats.duplicates++;
+      if (initiator !== preferred) {
+        return this.refuse(info, now, "duplicate connection", GoodbyeReason.Duplicate);
+      }
+      this.forget(peer, now);
+      this.actions.close(peer, "replaced by preferred duplicate", GoodbyeReason.Duplicate);
+    }
+    if (info.direction === "inbound") {
+      // Inbound peers beyond twice the degree are referred elsewhere.
+      const limit = Math.min(this.options.maxPeerConnections, 2 * this.options.degree);
+      if (this.membership.inboundCount >= limit) {
+        this.stats.referred++;
+        const referral = this.descriptors(this.membership.sample(EXCHANGE_SIZE, now, peer));
+        return { ...this.refuse(info, now, "peer limit reached", GoodbyeReason.Full), referral };
+      }
+    }
+    this.sessions.set(peer, {
+      direction: info.direction,
+      address: info.address,
+      ip: info.ip,
+      since: now,
+    });
+    this.membership.connected(
+      { identity: peer, address: info.address, direction: info.direction },
+      now,
+    );
+    if (info.dialed !== undefined) this.membership.dialFinished(info.dialed, true, now, peer);
+    this.log.info("peer connected", {
+      peer: peer.slice(0, 8),
+      address: formatSocketAddress(info.address),
+      direction: info.direction,
+      peers: this.sessions.size,
+    });
+    if (!this.joined) {
+      this.joined = true;
+      this.log.info("joined the network", {
+        via: formatSocketAddress(info.address),
+        direction: info.direction,
+      });
+    }
+    this.actions.accepted(peer, info.direction);
+    // Ask a peer we chose for more at once (after the session is registered); a
+    // referral may already be on its way and counts as the answer.
+    if (info.direction === "outbound") {
+      this.pullsOutstanding.add(peer);
+      this.scheduler.defer(() => {
+        if (this.pullsOutstanding.has(peer)) {
+          this.actions.send(peer, { type: PeerMessageType.PullRequest, max: EXCHANGE_SIZE });
+        }
+      });
+    }
+    return { accept: true };
+  }
+
+  /** An accepted session ended; `goodbye` is the reason the peer gave, if any. */
+  sessionClosed(peer: PeerKey, now: number, goodbye?: number): void {
+    const session = this.sessions.get(peer);
+    if (!session) return;
+    this.forget(peer, now);
+    if (goodbye === GoodbyeReason.Full) {
+      // It referred us elsewhere: do not come back soon.
+      this.membership.dialFinished(formatSocketAddress(session.address), false, now);
+    }
+    this.dialMore(now);
+  }
+
+  /** Closes and forgets `peer` (banned, or broke the protocol). */
+  drop(peer: PeerKey, now: number, reason: string, goodbye: number): void {
+    if (!this.sessions.has(peer)) return;
+    this.forget(peer, now);
+    this.actions.close(peer, reason, goodbye);
+    this.dialMore(now);
+  }
+
+  /** A dial of `addressKey` failed (no connection, or no session). */
+  dialFailed(addressKey: string, now: number, identity?: string): void {
+    this.stats.dialFailures++;
+    this.membership.dialFinished(addressKey, false, now, identity);
+  }
+
+  /** Dials known peers until `degree` outbound sessions exist or are pending. */
+  dialMore(now: number): void {
+    for (const known of this.membership.nextDials(now)) {
+      this.stats.dials++;
+      this.actions.dial(known.address, known.addressKey);
+    }
+  }
+
+  /** Answers a PULL_REQUEST. */
+  answerPull(peer: PeerKey, max: number, now: number): void {
+    this.actions.send(peer, {
+      type: PeerMessageType.Peers,
+      peers: this.descriptors(this.membership.sample(max, now, peer)),
+    });
+  }
+
+  /**
+   * Handles PEERS (an answer) or PUSH (an offer) from `peer`. Returns false
+   * when the message was not solicited or over the round's limit (ignored).
+   */
+  receiveOffer(
+    peer: PeerKey,
+    kind: "peers" | "push",
+    descriptors: readonly PeerDescriptor[],
+    now: number,
+  ): boolean {
+    const solicited = kind === "peers"
+      ? this.pullsOutstanding.delete(peer)
+      : !this.pushedThisRound.has(peer);
+    if (!solicited || this.learnedThisRound >= this.options.maxLearnPerRound) {
+      this.stats.offersIgnored++;
+      return false;
+    }
+    if (kind === "push") this.pushedThisRound.add(peer);
+    const session = this.sessions.get(peer);
+    this.learnedThisRound += this.membership.learn(
+      descriptors.map((d) => ({ identity: identityHex(d.identity), address: d.address })),
+      now,
+      session?.direction === "outbound" ? "outbound" : "inbound",
+    );
+    this.dialMore(now);
+    return true;
+  }
+
+  /** One membership round: limits reset, dials, one exchange, the join watchdog. */
+  round(now: number): void {
+    this.pushedThisRound.clear();
+    this.learnedThisRound = 0;
+    this.dialMore(now);
+    const partner = this.membership.exchangePartner();
+    if (partner) {
+      this.pull(partner.identity);
+      const offer = this.membership.sample(EXCHANGE_SIZE / 2, now, partner.identity);
+      offer.push({ identity: this.options.selfIdentity, address: this.options.selfAddress });
+      this.actions.send(partner.identity, {
+        type: PeerMessageType.Push,
+        peers: this.descriptors(offer),
+      });
+    }
+    this.watchJoin(now);
+  }
+
+  /** Verified peers worth saving across restarts. */
+  knownPeers(): AddressedPeer[] {
+    return this.membership.knownPeers();
+  }
+
+  /** Adds peers saved by an earlier run. */
+  restore(peers: readonly AddressedPeer[], now: number): number {
+    return this.membership.restore(peers, now);
+  }
+
+  /** Closes every session with GOODBYE shutdown. */
+  closeAll(now: number): void {
+    for (const peer of [...this.sessions.keys()]) {
+      this.forget(peer, now);
+      this.actions.close(peer, "shutdown", GoodbyeReason.Shutdown);
+    }
+  }
+
+  private refuse(
+    info: SessionInfo,
+    now: number,
+    reason: string,
+    goodbye: number,
+  ): SessionDecision & { accept: false } {
+    if (info.dialed !== undefined) this.membership.dialFinished(info.dialed, false, now, info.peer);
+    return { accept: false, reason, goodbye };
+  }
+
+  private forget(peer: PeerKey, now: number): void {
+    const session = this.sessions.get(peer);
+    if (!session) return;
+    this.sessions.delete(peer);
+    this.pullsOutstanding.delete(peer);
+    this.pushedThisRound.delete(peer);
+    this.membership.disconnected(peer, now);
+    if (this.sessions.size === 0) {
+      this.lonelySince = now;
+      this.joined = false;
+    }
+    this.log.info("peer disconnected", { peer: peer.slice(0, 8), peers: this.sessions.size });
+    this.actions.forgotten(peer);
+  }
+
+  private pull(peer: PeerKey): void {
+    this.pullsOutstanding.add(peer);
+    this.actions.send(peer, { type: PeerMessageType.PullRequest, max: EXCHANGE_SIZE });
+  }
+
+  private watchJoin(now: number): void {
+    if (this.sessions.size > 0 || this.membership.bootstrapperCount === 0) return;
+    const { joinWarningMs } = this.options;
+    if (now - this.lonelySince < joinWarningMs || now - this.lastJoinWarning < joinWarningMs) {
+      return;
+    }
+    this.lastJoinWarning = now;
+    this.log.warn("no peer and no bootstrapper answers; still trying", {
+      bootstrappers: this.options.bootstrappers.map(formatSocketAddress).join(","),
+      seconds: Math.round((now - this.lonelySince) / 1000),
+    });
+  }
+
+  private descriptors(peers: readonly AddressedPeer[]): PeerDescriptor[] {
+    return peers.slice(0, MAX_DESCRIPTORS).map((p) => ({
+      identity: hexToBytes(p.identity),
+      address: p.address,
+    }));
+  }
+}
+
+/** The core's answer to a new authenticated session. */
+export type SessionDecision =
+  | { readonly accept: true }
+  | {
+    readonly accept: false;
+    /** Why, for the log. */
+    readonly reason: string;
+    /** The GOODBYE reason to send. */
+    readonly goodbye: number;
+    /** Peers to recommend before saying goodbye (when full). */
+    readonly referral?: readonly PeerDescriptor[];
+  };

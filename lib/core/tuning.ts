@@ -1,0 +1,77 @@
+/**
+ * Every tunable of the node core and its default, in one place. The config
+ * file sets the documented keys (README); these are the limits and timings
+ * behind them, overridable by library users and tests.
+ *
+ * @module
+ */
+
+import { DEFAULT_ITEM_STORE_OPTIONS, type ItemStoreOptions } from "../protocol/item_store.ts";
+import { DEFAULT_SPREADING_OPTIONS, type SpreadingOptions } from "../protocol/spreading.ts";
+import {
+  DEFAULT_VALIDATION_QUEUE_OPTIONS,
+  type ValidationQueueOptions,
+} from "../protocol/validation_queue.ts";
+import type { SecurityOptions } from "./peer_guard.ts";
+
+/** Internal limits and timings of a node core. */
+export interface CoreTuning {
+  /** Spreading and pull repair. */
+  readonly spreading: Omit<SpreadingOptions, "degree" | "random">;
+  /** Item store bounds besides `cache_size`. */
+  readonly store: Omit<ItemStoreOptions, "maxItems">;
+  /** The fair queue in front of local validation. */
+  readonly validationQueue: ValidationQueueOptions;
+  /** Local announcements waiting before new ones are dropped. */
+  readonly maxAnnounceQueue: number;
+  /** Unanswered NOTIFICATION IDs kept per API client (oldest forgotten beyond). */
+  readonly maxOutstandingNotifications: number;
+  /** Validation timeouts in a row after which a module is no longer waited for. */
+  readonly muteAfterTimeouts: number;
+  /** IWANT is answered only while less than this is queued to the peer. */
+  readonly maxPeerBacklogBytes: number;
+  /** How often the peers file is written. */
+  readonly persistIntervalMs: number;
+  /** Verified peers known this long are recommended before younger ones. */
+  readonly establishedAfterMs: number;
+  /** Interval of the warning while no peer is connected and no bootstrapper answers. */
+  readonly joinWarningMs: number;
+}
+
+/** Defaults of {@link CoreTuning}. */
+export const DEFAULT_CORE_TUNING: CoreTuning = {
+  spreading: DEFAULT_SPREADING_OPTIONS,
+  store: DEFAULT_ITEM_STORE_OPTIONS,
+  validationQueue: DEFAULT_VALIDATION_QUEUE_OPTIONS,
+  maxAnnounceQueue: 10_000,
+  maxOutstandingNotifications: 16_384,
+  muteAfterTimeouts: 3,
+  maxPeerBacklogBytes: 2 * 1024 * 1024,
+  persistIntervalMs: 30_000,
+  establishedAfterMs: 60_000,
+  joinWarningMs: 30_000,
+};
+
+/** Defaults of {@link SecurityOptions}. */
+export const DEFAULT_SECURITY_OPTIONS: SecurityOptions = {
+  connectionsPerIpPerSecond: 5,
+  connectionBurstPerIp: 20,
+  connectionsPerRangePerSecond: 20,
+  connectionBurstPerRange: 60,
+  maxInboundPerRange: 8,
+  maxPreAuthConnections: 64,
+  sessionsPerIdentityPerSecond: 1,
+  sessionBurstPerIdentity: 10,
+  messagesPerSecond: 5_000,
+  messageBurst: 20_000,
+  serveBytesPerSecond: 8 * 1024 * 1024,
+  serveBurstBytes: 16 * 1024 * 1024,
+  invalidItemsBeforeBan: 10,
+  strikeWindowMs: 60_000,
+  banDurationMs: 10 * 60_000,
+  distrustScore: -20,
+  banScore: -100,
+  scoreHalfLifeMs: 5 * 60_000,
+  maxLearnPerRound: 32,
+  limitLoopback: false,
+};

@@ -1,0 +1,91 @@
+/**
+ * The peers file (`peers_file`): peers this node verified and bans in force,
+ * saved every 30 s and at shutdown and read at start, so that a restarted node
+ * rejoins through peers it knows and keeps its bans.
+ *
+ * The file is JSON, written atomically (temporary file, then rename). A
+ * missing file is normal (first start); an unreadable, oversized or damaged
+ * one is logged and ignored: the node starts without it.
+ *
+ * @module
+ */
+
+import { formatSocketAddress, parseSocketAddress } from "./address.ts";
+import type { PersistentState } from "./core/node_core.ts";
+import type { Logger } from "./log.ts";
+
+/** Largest peers file read (a full file of 1000 peers and 10,000 bans is about 1 MiB). */
+export const MAX_PEERS_FILE_BYTES = 4 * 1024 * 1024;
+/** Most peers written. */
+const MAX_SAVED_PEERS = 1000;
+
+/** Reads the peers file at `path`; undefined when missing or unusable (logged). */
+export async function readPeersFile(
+  path: string,
+  log: Logger,
+): Promise<PersistentState | undefined> {
+  let text: string;
+  try {
+    const info = await Deno.stat(path);
+    if (!info.isFile) throw new Error("not a regular file");
+    if (info.size > MAX_PEERS_FILE_BYTES) {
+      throw new Error(`larger than ${MAX_PEERS_FILE_BYTES} bytes`);
+    }
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) {
+      log.warn("cannot read peers file; starting without it", { path, error: String(error) });
+    }
+    return undefined;
+  }
+  try {
+    return parsePeersFile(text);
+  } catch (error) {
+    log.warn("ignoring damaged peers file", { path, error: String(error) });
+    return undefined;
+  }
+}
+
+/** Parses the peers file's JSON, keeping only well-formed entries. */
+export function parsePeersFile(text: string): PersistentState {
+  const parsed = JSON.parse(text) as {
+    peers?: { identity?: unknown; address?: unknown }[];
+    bans?: { key?: unknown; until?: unknown }[];
+  };
+  const peers = (Array.isArray(parsed.peers) ? parsed.peers : []).flatMap((entry) =>
+    typeof entry?.identity === "string" && /^[0-9a-f]{64}$/.test(entry.identity) &&
+      typeof entry.address === "string"
+      ? [{ identity: entry.identity, address: parseSocketAddress(entry.address, "peers_file") }]
+      : []
+  );
+  const bans = (Array.isArray(parsed.bans) ? parsed.bans : []).flatMap((entry) =>
+    typeof entry?.key === "string" && entry.key.length <= 64 && typeof entry.until === "number"
+      ? [{ key: entry.key, until: entry.until }]
+      : []
+  );
+  return { peers, bans };
+}
+
+/** Writes `state` to `path` atomically; failures are logged, not thrown. */
+export async function writePeersFile(
+  path: string,
+  state: PersistentState,
+  log: Logger,
+): Promise<void> {
+  if (state.peers.length === 0 && state.bans.length === 0) return;
+  const body = {
+    version: 2,
+    peers: state.peers.slice(0, MAX_SAVED_PEERS).map((peer) => ({
+      identity: peer.identity,
+      address: formatSocketAddress(peer.address),
+    })),
+    bans: state.bans,
+  };
+  const temp = `${path}.tmp`;
+  try {
+    await Deno.writeTextFile(temp, JSON.stringify(body, null, 1) + "\n");
+    await Deno.rename(temp, path);
+  } catch (error) {
+    log.warn("cannot write peers file", { path, error: String(error) });
+  }
+}
