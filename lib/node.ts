@@ -12,7 +12,7 @@
 
 import { formatSocketAddress, type SocketAddress } from "./address.ts";
 import { encodeApiMessage } from "./codec/api_messages.ts";
-import { type PeerMessage, PeerMessageType } from "./codec/peer_messages.ts";
+import { GoodbyeReason, type PeerMessage, PeerMessageType } from "./codec/peer_messages.ts";
 import type { GossipOptions } from "./config.ts";
 import {
   type CoreActions,
@@ -82,6 +82,8 @@ export interface NodeStats extends CoreStats {
   readonly peers: readonly PeerStatus[];
   /** Failed handshakes, all reasons. */
   readonly handshakeFailureCount: number;
+  /** Inbound connections and sessions refused, all reasons. */
+  readonly peersRefused: number;
   /** Peer messages dropped because a peer's send queue was full. */
   readonly peerMessagesDropped: number;
   /** Bytes received and sent on current and past peer sessions. */
@@ -329,7 +331,8 @@ export class GossipNode {
       p2pAddress: formatSocketAddress(this.p2pAddress),
       powEpoch: this.proof.epoch,
       peers,
-      handshakeFailureCount: Object.values(stats.handshakeFailures).reduce((a, b) => a + b, 0),
+      handshakeFailureCount: sum(stats.handshakeFailures),
+      peersRefused: sum(stats.guard.refused),
       peerMessagesDropped: dropped,
       bytes: { in: bytesIn, out: bytesOut },
       structures: {
@@ -355,6 +358,7 @@ export class GossipNode {
       },
       peerBacklog: (peer) => this.sessions.get(peer)?.pendingBytes ?? 0,
       dial: (address, key) => this.dial(address, key),
+      probe: (address, key) => this.probe(address, key),
       closeConnection: (conn) => {
         const socket = this.handshakes.get(conn);
         if (socket) closeQuietly(socket);
@@ -426,10 +430,44 @@ export class GossipNode {
     })());
   }
 
+  /** Proves who listens at `address` with a probe handshake; reports it to the core. */
+  private probe(address: SocketAddress, key: string): void {
+    this.track((async () => {
+      let identity: string | undefined;
+      try {
+        const conn = await Deno.connect({ hostname: address.hostname, port: address.port });
+        conn.setNoDelay(true);
+        const id = this.nextConnection++;
+        this.handshakes.set(id, conn);
+        try {
+          const session = await PeerSession.establish(conn, "outbound", this.sessionOptions!, true);
+          identity = session.identityHex;
+          session.attach({ onMessage: () => {}, onClose: () => {} });
+          await session.close("probe done", GoodbyeReason.Probe);
+        } finally {
+          this.handshakes.delete(id);
+        }
+      } catch (error) {
+        this.log.debug("probe failed", { peer: key, error: String(error) });
+      }
+      if (!this.closing) this.core?.probeFinished(key, identity);
+    })());
+  }
+
   /** Hands an authenticated session to the core; registers it, or refuses it. */
   private onSession(session: PeerSession, dialed?: string): void {
     const core = this.requireCore();
     const peer = session.identityHex;
+    if (session.isProbe) {
+      // The peer only checks that we listen here; it closes after the handshake.
+      session.attach({ onMessage: () => {}, onClose: () => {} });
+      const timer = setTimeout(
+        () => session.close("probe answered"),
+        this.config.handshakeTimeoutMs,
+      );
+      this.track(session.done.finally(() => clearTimeout(timer)));
+      return;
+    }
     const decision = this.closing ? undefined : core.sessionOpened({
       peer,
       direction: session.direction,
@@ -512,6 +550,10 @@ export function handshakeFailureReason(message: string): string {
   if (/self/.test(message)) return "self";
   if (/closed/.test(message)) return "closed";
   return "malformed";
+}
+
+function sum(counts: Record<string, number>): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
 }
 
 function closeQuietly(conn: Deno.Conn): void {

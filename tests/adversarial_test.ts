@@ -22,7 +22,7 @@ import { type HostKey, identityHex, signWithHostKey } from "../lib/hostkey.ts";
 import type { GossipNode } from "../lib/node.ts";
 import { Logger, type LogLevel } from "../lib/log.ts";
 import { powEpoch, solveProofOfWork } from "../lib/protocol/proof_of_work.ts";
-import { randomItemId } from "../lib/protocol/item.ts";
+import { DEFAULT_CORE_TUNING } from "../lib/core/tuning.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
 import {
   authPayload,
@@ -35,6 +35,7 @@ import { type ReceivedMessage, TestApiClient } from "./support/api_client.ts";
 import {
   AdversaryPeer,
   churnConnections,
+  contentItem,
   failingPowNonce,
   fakeDescriptors,
   flipPayloadByte,
@@ -241,9 +242,9 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
         (c) => c.write(hello({}).subarray(0, 60)),
       ],
       [
-        "HELLO with version 2",
-        /unsupported protocol version 2/,
-        (c) => c.write(hello({ version: 2 })),
+        "HELLO with a future version",
+        /unsupported protocol version 9/,
+        (c) => c.write(hello({ version: 9 })),
       ],
       [
         "HELLO with too little proof-of-work",
@@ -320,7 +321,7 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
         async (c) => await c.write(framePeerPayload(await c.nextFrame(2000))),
       ],
     ];
-    const failuresBefore = victim.node.stats().handshakeFailures;
+    const failuresBefore = victim.node.stats().handshakeFailureCount;
     const lifetimes: string[] = [];
     for (const [name, reason, attack] of p2pAttacks) {
       const client = await RawPeerClient.connect(p2p);
@@ -340,7 +341,7 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
     }
     console.log(`[p2p attacks] connection lifetimes:\n  ${lifetimes.join("\n  ")}`);
     await waitUntil(
-      () => victim.node.stats().handshakeFailures >= failuresBefore + p2pAttacks.length,
+      () => victim.node.stats().handshakeFailureCount >= failuresBefore + p2pAttacks.length,
       3000,
       "every forged handshake counted as failed",
     );
@@ -360,7 +361,7 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
     });
     others.push(loner);
     await waitUntil(
-      () => loner.stats().handshakeFailures >= 2 && selfLoop.connections.length >= 1,
+      () => loner.stats().handshakeFailureCount >= 2 && selfLoop.connections.length >= 1,
       3000,
       "both ends of a self-connection fail",
     );
@@ -421,21 +422,21 @@ Deno.test("10,000 abandoned connections on each port leave memory bounded and th
     const api = victim.node.apiAddress.port;
     const stats = () => victim.node.stats();
     const baseClients = stats().apiClients;
-    let failuresBase = stats().handshakeFailures;
+    let failuresBase = stats().handshakeFailureCount;
     const p2pChurn = (total: number, hold: boolean) =>
       churnConnections(p2p, total, 200, {
         // Held connections stay open until the node times out their handshake.
         afterOpen: hold
           ? (opened) =>
             waitUntil(
-              () => stats().handshakeFailures >= failuresBase + opened,
+              () => stats().handshakeFailureCount >= failuresBase + opened,
               5000,
               `${opened} silent P2P connections timed out`,
             )
           : undefined,
         afterClose: (closed) =>
           waitUntil(
-            () => stats().handshakeFailures >= failuresBase + closed,
+            () => stats().handshakeFailureCount >= failuresBase + closed,
             5000,
             `${closed} abandoned P2P connections released`,
           ),
@@ -458,14 +459,14 @@ Deno.test("10,000 abandoned connections on each port leave memory bounded and th
 
     // Warm up (JIT, buffers) before the baseline.
     await p2pChurn(400, false);
-    failuresBase = stats().handshakeFailures;
+    failuresBase = stats().handshakeFailureCount;
     await apiChurn(400);
-    failuresBase = stats().handshakeFailures;
+    failuresBase = stats().handshakeFailureCount;
     const before = memorySnapshot();
     const started = performance.now();
 
     await p2pChurn(9_000, false);
-    failuresBase = stats().handshakeFailures;
+    failuresBase = stats().handshakeFailureCount;
     await p2pChurn(1_000, true);
     const p2pMs = performance.now() - started;
     await apiChurn(10_000);
@@ -527,7 +528,7 @@ Deno.test("a man in the middle that modifies or replays frames is detected by bo
     await waitForOverlay(pair, 1);
     assert.equal(proxy.connections.length, 1);
 
-    // (a) A flipped byte in an ITEM: B rejects the frame and hangs up; the item never arrives.
+    // (a) A flipped byte in an ITEM: B rejects the frame and hangs up; the copy never arrives.
     const tampered = "X".repeat(2000);
     await announceText(a, tampered);
     await waitUntil(() => proxy.connections.length >= 2, 5000, "connection 0 dropped, A redialled");
@@ -539,16 +540,20 @@ Deno.test("a man in the middle that modifies or replays frames is detected by bo
     assert.equal(proxy.connections[1].firstCloser, "a", "A detects the modified frame");
     assert.equal(proxy.connections[2].firstCloser, "b", "B detects the replayed frame");
     assert.ok(proxy.connections.slice(0, 3).every((c) => c.ended), "both ends were closed");
-    assert.equal(a.node.stats().handshakeFailures, 0, "every handshake itself succeeded");
+    assert.equal(a.node.stats().handshakeFailureCount, 0, "every handshake itself succeeded");
 
     // (c) Pass-through: the pair reconnects through the proxy and items cross both ways.
     await waitForOverlay(pair, 1);
     await assertItemsFlow(pair, "through-proxy");
     assert.equal(proxy.connections.length, 4, "the pass-through connection stays up");
     assert.equal(proxy.connections[3].firstCloser, undefined);
-    assert.equal(receivedCount(b, tampered), 0, "the tampered item never crossed");
+    // The modified copy was never delivered; anti-entropy later brings the intact
+    // original over a sound connection, exactly once.
+    await waitForDelivery([b], tampered);
+    assert.equal(receivedCount(b, tampered), 1, "the original item crossed once, intact");
     for (const message of b.received) {
-      assert.match(decoder.decode(message.data), /^through-proxy-from-0$/, "nothing corrupted");
+      const text = decoder.decode(message.data);
+      assert.ok(text === tampered || text === "through-proxy-from-0", "nothing corrupted");
     }
   } finally {
     if (a) await stopMembers([a]);
@@ -579,7 +584,7 @@ Deno.test("a flood of fake peer descriptors keeps the passive view bounded and h
     });
     assert.ok(connected.peer, `adversary handshake: ${connected.error}`);
     adversary = connected.peer;
-    const ignoredBefore = victim.node.stats().offersIgnored;
+    const ignoredBefore = victim.node.stats().connections.offersIgnored;
 
     // 30 bursts, 50 ms apart (several membership rounds), of 10 PUSH + 10 unsolicited
     // PEERS with 64 fresh random descriptors each: 38,400 fake identities.
@@ -600,7 +605,7 @@ Deno.test("a flood of fake peer descriptors keeps the passive view bounded and h
     }
     await waitUntil(() => adversary!.pendingBytes === 0, 5000, "flood written");
     const stats = victim.node.stats();
-    const ignored = stats.offersIgnored - ignoredBefore;
+    const ignored = stats.connections.offersIgnored - ignoredBefore;
     console.log(
       `[offers] ${sent} fake descriptors in 600 messages: offersIgnored +${ignored}, ` +
         `knownPeers max ${maxKnown} (passive_view_size ${passiveViewSize}), ` +
@@ -609,7 +614,11 @@ Deno.test("a flood of fake peer descriptors keeps the passive view bounded and h
     );
     assert.ok(maxKnown <= passiveViewSize, `passive view bounded (max ${maxKnown})`);
     assert.ok(stats.knownPeers <= passiveViewSize);
-    assert.ok(ignored >= 500, `most offers ignored (${ignored} of 600)`);
+    // Each ignored offer costs the sender score: after about 200 it is banned, and
+    // whatever it sends afterwards is not even read.
+    assert.ok(ignored >= 150, `offers ignored (${ignored} of 600)`);
+    assert.ok(adversary.isClosed || ignored >= 500, "the flooder was banned, or ignored");
+    assert.ok(stats.guard.banned >= 1 || ignored >= 500);
     assert.equal(honestLinksLost, 0, "the victim's honest connections were never displaced");
     const links = victim.node.stats().peers.map((p) => `${p.identity}/${p.direction}`);
     for (const link of honestLinks) assert.ok(links.includes(link), `kept ${link}`);
@@ -623,7 +632,7 @@ Deno.test("a flood of fake peer descriptors keeps the passive view bounded and h
 // ---- 5. invalid items and frame floods get a peer banned ------------------------------------
 
 Deno.test("a peer sending invalid items or flooding frames is banned; honest items still flow", async () => {
-  const security = { invalidItemsBeforeBan: 3, framesPerSecond: 200, frameBurst: 400 };
+  const security = { invalidItemsBeforeBan: 3, messagesPerSecond: 200, messageBurst: 400 };
   const options = { config: { powDifficulty: 8 }, node: { security } };
   const log = capturingLogger("warn");
   const victim = await startMember(undefined, {
@@ -649,19 +658,15 @@ Deno.test("a peer sending invalid items or flooding frames is banned; honest ite
     adversaries.push(liar);
     await waitUntil(() => victim.node.peerIdentities.length === 2, 3000, "liar connected");
     for (let i = 0; i < 10; i++) {
-      liar.send({
-        type: PeerMessageType.Item,
-        id: randomItemId(),
-        ttl: 0,
-        hops: 1,
+      liar.send(contentItem({
         dataType: CLUSTER_TYPE,
         data: encoder.encode(`${INVALID_PREFIX}-${i}`),
-      });
+      }));
     }
     const liarGone = await liar.waitClosed(5000);
     assert.match(liarGone ?? "still open", /reason 5/, "liar told GOODBYE banned");
     let stats = victim.node.stats();
-    assert.equal(stats.peersBanned, 1);
+    assert.equal(stats.guard.banned, 1);
     assert.ok(stats.spreading.invalid >= 3, `invalid verdicts: ${stats.spreading.invalid}`);
 
     // The same identity comes back: the handshake completes cryptographically, then the
@@ -707,16 +712,19 @@ Deno.test("a peer sending invalid items or flooding frames is banned; honest ite
     stats = victim.node.stats();
     const pongs = flooder.received.filter((m) => m.type === PeerMessageType.Pong).length;
     console.log(
-      `[ban] frame flood of 5,000 PINGs (limit ${security.framesPerSecond}/s, burst ` +
-        `${security.frameBurst}): ${pongs} PONGs answered before the ban; ` +
-        `peersBanned ${stats.peersBanned}; flooder saw: ${flooderGone}`,
+      `[ban] frame flood of 5,000 PINGs (limit ${security.messagesPerSecond}/s, burst ` +
+        `${security.messageBurst}): ${pongs} PONGs answered before the ban; ` +
+        `peersBanned ${stats.guard.banned}; flooder saw: ${flooderGone}`,
     );
-    assert.equal(stats.peersBanned, 2, "each offender banned once");
+    assert.equal(stats.guard.banned, 2, "each offender banned once");
     const banLines = log.lines.filter((line) => line.includes("banning peer"));
     assert.equal(banLines.length, 2, "one log line per ban");
     assert.match(banLines[0], /repeated invalid items/);
-    assert.match(banLines[1], /frame flood/);
-    assert.ok(pongs <= security.frameBurst + 50, `flood answered at most ~burst times (${pongs})`);
+    assert.match(banLines[1], /message flood/);
+    assert.ok(
+      pongs <= security.messageBurst + 50,
+      `flood answered at most ~burst times (${pongs})`,
+    );
 
     // GOODBYE followed by the start of another frame in the same segment: the victim
     // closes at once and must not leave a partial-frame timer behind (sanitizer).
@@ -753,13 +761,13 @@ Deno.test("a peer sending invalid items or flooding frames is banned; honest ite
 
 Deno.test("20,000 flooded items leave the caches and the heap bounded", async () => {
   const cacheSize = 500;
-  const seenCapacity = 5_000;
+  const maxUnsubscribed = 5_000;
   const options = {
     config: { cacheSize, powDifficulty: 8 },
     node: {
-      spreading: { seenCapacity },
+      tuning: { store: { ...DEFAULT_CORE_TUNING.store, maxUnsubscribed } },
       // High enough that the flood is processed, not cut short by a ban.
-      security: { framesPerSecond: 1_000_000, frameBurst: 1_000_000 },
+      security: { messagesPerSecond: 1_000_000, messageBurst: 1_000_000 },
     },
   };
   const victim = await startMember(undefined, options);
@@ -782,24 +790,27 @@ Deno.test("20,000 flooded items leave the caches and the heap bounded", async ()
     // 15,000 items of a type nobody subscribed to and 5,000 valid items of the
     // subscribed type (delivered, validated, forwarded to the honest node).
     const total = 20_000;
-    const unsubscribedIds: bigint[] = [];
+    const unsubscribedItems: ReturnType<typeof contentItem>[] = [];
     const payload = (i: number) => encoder.encode(`flood-${i}-${"x".repeat(100)}`);
     for (let sent = 0; sent < total;) {
       for (const end = sent + 1000; sent < end; sent++) {
         const subscribed = sent % 4 === 0;
-        const id = randomItemId();
-        if (!subscribed) unsubscribedIds.push(id);
-        adversary.send({
-          type: PeerMessageType.Item,
-          id,
-          ttl: 0,
-          hops: 1,
+        const item = contentItem({
           dataType: subscribed ? CLUSTER_TYPE : UNSUBSCRIBED_TYPE,
           data: payload(sent),
         });
+        if (!subscribed) unsubscribedItems.push(item);
+        adversary.send(item);
       }
       const target = receivedBefore + sent;
       await waitUntil(() => received() >= target, 10_000, `${sent} flooded items received`);
+      // Paced by the victim's validation: beyond its share, a peer's items are
+      // refused and it is penalised (a separate test); here the caches are measured.
+      await waitUntil(
+        () => victim.node.stats().queuedValidations === 0,
+        10_000,
+        `validation queue drained after ${sent} items`,
+      );
     }
     await waitUntil(
       () => pair.every((m) => m.node.stats().pendingValidations === 0),
@@ -822,29 +833,21 @@ Deno.test("20,000 flooded items leave the caches and the heap bounded", async ()
     console.log(
       `[item flood] ${total} items in ${(floodMs / 1000).toFixed(1)} s: ` +
         `received ${stats.spreading.received - receivedBefore}, unsubscribed ` +
-        `${stats.spreading.unsubscribed}, knowledge base ${stats.knowledgeBaseItems}/${cacheSize} ` +
-        `(honest node ${honest.node.stats().knowledgeBaseItems}), NOTIFICATIONs to the ` +
+        `${stats.spreading.unsubscribed}, knowledge base ${stats.itemsStored}/${cacheSize} ` +
+        `(honest node ${honest.node.stats().itemsStored}), NOTIFICATIONs to the ` +
         `victim's module ${notified}`,
     );
-    assert.ok(stats.knowledgeBaseItems <= cacheSize);
-    assert.ok(honest.node.stats().knowledgeBaseItems <= cacheSize);
+    assert.ok(stats.itemsStored <= cacheSize);
+    assert.ok(honest.node.stats().itemsStored <= cacheSize);
     assert.ok(growth < 50, `heap + external growth ${growth} MiB stays under 50 MiB`);
 
-    // The seen-cache holds at most `seenCapacity` IDs: the oldest flooded IDs are
-    // forgotten (a replay counts as new), the newest are still duplicates.
-    const old = unsubscribedIds.slice(0, 100);
-    const recent = unsubscribedIds.slice(-100);
+    // Items dropped for want of a subscriber are remembered up to `maxUnsubscribed`:
+    // the oldest flooded ones are forgotten (a replay counts as new), the newest
+    // are still duplicates.
+    const old = unsubscribedItems.slice(0, 100);
+    const recent = unsubscribedItems.slice(-100);
     const { received: r0, duplicates: d0 } = victim.node.stats().spreading;
-    for (const id of [...old, ...recent]) {
-      adversary.send({
-        type: PeerMessageType.Item,
-        id,
-        ttl: 0,
-        hops: 1,
-        dataType: UNSUBSCRIBED_TYPE,
-        data: encoder.encode("replay"),
-      });
-    }
+    for (const item of [...old, ...recent]) adversary.send(item);
     await waitUntil(
       () => {
         const s = victim.node.stats().spreading;
@@ -854,7 +857,7 @@ Deno.test("20,000 flooded items leave the caches and the heap bounded", async ()
       "replays processed",
     );
     const { received: r1, duplicates: d1 } = victim.node.stats().spreading;
-    assert.equal(r1 - r0, 100, "IDs older than the seen-cache capacity were forgotten");
+    assert.equal(r1 - r0, 100, "IDs older than the memo's capacity were forgotten");
     assert.equal(d1 - d0, 100, "recent IDs are still remembered");
 
     await assertItemsFlow(pair, "after-item-flood");
@@ -905,10 +908,10 @@ Deno.test("per-IP rate and per-range limits refuse a connection burst from one a
     assert.ok(admitted <= security.maxInboundPerRange, `range limit (${admitted} admitted)`);
 
     // With the range free again, the per-IP token bucket (now empty) still refuses.
-    const failuresBefore = victim.node.stats().handshakeFailures;
+    const failuresBefore = victim.node.stats().handshakeFailureCount;
     await Promise.all(clients.splice(0).map((c) => c.close()));
     await waitUntil(
-      () => victim.node.stats().handshakeFailures >= failuresBefore + admitted,
+      () => victim.node.stats().handshakeFailureCount >= failuresBefore + admitted,
       3000,
       "admitted connections released",
     );

@@ -178,7 +178,11 @@ Deno.test("subscriptions end when the connection closes", async () => {
       await leaving.close();
       await announcer.announce(21, DATA);
       assert.deepEqual((await staying.next()).data, DATA);
-      assert.equal(node.stats().notificationsSent, 1, "only the remaining subscriber was notified");
+      assert.equal(
+        node.stats().local.notificationsSent,
+        1,
+        "only the remaining subscriber was notified",
+      );
     } finally {
       await Promise.all([staying.close(), announcer.close()]);
     }
@@ -200,7 +204,10 @@ Deno.test("a subscriber that never reads does not stall others", async () => {
       await announcer.announce(31, data);
       assert.equal((await reader.next()).data.length, 60_000);
     }
-    assert.ok(node.stats().notificationsDropped > 0, "the stalled subscriber's surplus is dropped");
+    assert.ok(
+      node.stats().local.notificationsDropped > 0,
+      "the stalled subscriber's surplus is dropped",
+    );
   } finally {
     stalled.close();
     await Promise.all([reader.close(), announcer.close()]);

@@ -4,6 +4,7 @@ import {
   encodePeerMessage,
   framePeerPayload,
   GoodbyeReason,
+  HelloFlags,
   type HelloMessage,
   joinRecords,
   MAX_DESCRIPTORS,
@@ -75,6 +76,7 @@ const PUBLIC_KEY = filled(550, 3);
 const HELLO: HelloMessage = {
   type: PeerMessageType.Hello,
   version: PEER_PROTOCOL_VERSION,
+  flags: 0,
   ephemeralKey: EPHEMERAL,
   nonce: NONCE,
   powEpoch: 20_417,
@@ -174,12 +176,16 @@ Deno.test("HELLO encodes to and decodes from the hand-written bytes", () => {
   assert.deepEqual(decodePeerMessage(HELLO_BYTES), HELLO);
 });
 
-Deno.test("HELLO ignores its reserved bytes when decoding", () => {
+Deno.test("HELLO carries its flags byte and ignores its reserved bytes when decoding", () => {
   const bytes = HELLO_BYTES.slice();
   bytes[3] = 0xff;
   bytes[4] = 0x12;
   bytes[5] = 0x34;
-  assert.deepEqual(decodePeerMessage(bytes), HELLO);
+  assert.deepEqual(decodePeerMessage(bytes), { ...HELLO, flags: 0xff });
+  const probe = encodePeerMessage({ ...HELLO, flags: HelloFlags.Probe });
+  assert.equal(probe[3], 1, "the probe flag is bit 0 of the byte after the version");
+  assert.equal(decodePeerMessage(probe).type, PeerMessageType.Hello);
+  assertRangeError({ ...HELLO, flags: 256 }, "flags 256");
 });
 
 Deno.test("ITEM encodes to and decodes from the hand-written bytes", () => {

@@ -62,6 +62,16 @@ export const MAX_PUBLIC_KEY_BYTES = 2048;
 /** Largest RSA signature accepted in AUTH (RSA 8192). */
 export const MAX_SIGNATURE_BYTES = 1024;
 
+/** Bits of HELLO's flags byte. */
+export const HelloFlags = {
+  /**
+   * The initiator only verifies that the responder's identity listens at this
+   * address: the handshake completes, then the initiator closes with GOODBYE
+   * probe; neither side treats it as a session.
+   */
+  Probe: 1,
+} as const;
+
 /** Why a peer says goodbye. */
 export const GoodbyeReason = {
   Shutdown: 1,
@@ -69,6 +79,7 @@ export const GoodbyeReason = {
   Duplicate: 3,
   ProtocolViolation: 4,
   Banned: 5,
+  Probe: 6,
 } as const;
 
 /** A known peer: its identity and where it listens. */
@@ -84,6 +95,8 @@ export interface HelloMessage {
   readonly type: typeof PeerMessageType.Hello;
   /** Protocol version ({@link PEER_PROTOCOL_VERSION}). */
   readonly version: number;
+  /** {@link HelloFlags} bits; unknown bits are ignored. */
+  readonly flags: number;
   /** X25519 public key of this connection. */
   readonly ephemeralKey: Uint8Array;
   /** Fresh random bytes binding the signatures to this connection. */
@@ -222,7 +235,9 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
       }
       checkInt(message.version, 0xff, "version");
       checkInt(message.powEpoch, 0xffffffff, "powEpoch");
-      writer.u8(message.version).u8(0).u16(0).bytes(message.ephemeralKey).bytes(message.nonce)
+      checkInt(message.flags, 0xff, "flags");
+      writer.u8(message.version).u8(message.flags).u16(0).bytes(message.ephemeralKey)
+        .bytes(message.nonce)
         .u32(message.powEpoch).u64(checkU64(message.powNonce, "powNonce"));
       writeAddress(writer, message.listenAddress);
       writer.u16(message.publicKey.length).bytes(message.publicKey);
@@ -290,7 +305,7 @@ export function decodePeerMessage(payload: Uint8Array): PeerMessage {
   switch (type) {
     case PeerMessageType.Hello: {
       const version = reader.u8("version");
-      reader.u8("reserved");
+      const flags = reader.u8("flags");
       reader.u16("reserved");
       const ephemeralKey = reader.bytesOf(EPHEMERAL_KEY_BYTES, "ephemeral key");
       const nonce = reader.bytesOf(HELLO_NONCE_BYTES, "nonce");
@@ -306,6 +321,7 @@ export function decodePeerMessage(payload: Uint8Array): PeerMessage {
       return {
         type,
         version,
+        flags,
         ephemeralKey,
         nonce,
         powEpoch,

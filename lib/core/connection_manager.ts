@@ -40,6 +40,8 @@ import type { Scheduler } from "../protocol/scheduler.ts";
 
 /** Descriptors asked for and offered in one exchange. */
 export const EXCHANGE_SIZE = 16;
+/** A failed address probe is retried after this long. */
+const PROBE_RETRY_MS = 10 * 60_000;
 
 /** What the connection manager asks the node to do. */
 export interface ConnectionActions {
@@ -49,6 +51,8 @@ export interface ConnectionActions {
   close(peer: PeerKey, reason: string, goodbye: number): void;
   /** Dials `address` (its key `addressKey`) and runs the outbound handshake. */
   dial(address: SocketAddress, addressKey: string): void;
+  /** Runs a probe handshake at `address` to learn who listens there. */
+  probe(address: SocketAddress, addressKey: string): void;
   /** The session of `peer` ended or was replaced: forget per-peer state elsewhere. */
   forgotten(peer: PeerKey): void;
   /** A new session was accepted. */
@@ -119,6 +123,10 @@ export interface ConnectionStats {
   dials: number;
   /** Dials that failed (connect or handshake). */
   dialFailures: number;
+  /** Probe handshakes made to verify an inbound peer's address. */
+  probes: number;
+  /** Probes that proved the address. */
+  probesVerified: number;
 }
 
 /** Sessions, dialling and exchange of one node. */
@@ -127,6 +135,8 @@ export class ConnectionManager {
   readonly membership: Membership;
   private readonly sessions = new Map<PeerKey, PeerSessionState>();
   private readonly pullsOutstanding = new Set<PeerKey>();
+  /** Probes in flight: address key -> the identity that claimed the address. */
+  private readonly probing = new Map<string, PeerKey>();
   private readonly pushedThisRound = new Set<PeerKey>();
   private learnedThisRound = 0;
   private joined = false;
@@ -139,6 +149,8 @@ export class ConnectionManager {
     duplicates: 0,
     dials: 0,
     dialFailures: 0,
+    probes: 0,
+    probesVerified: 0,
   };
 
   /** Creates the manager at time `now`. */
@@ -197,6 +209,7 @@ export class ConnectionManager {
       passivePeers: this.membership.passiveCount,
       dialsInProgress: this.membership.dialsInProgress,
       pullsOutstanding: this.pullsOutstanding.size,
+      probesInFlight: this.probing.size,
       pushedThisRound: this.pushedThisRound.size,
     };
   }
@@ -212,6 +225,8 @@ export class ConnectionManager {
     refusal: string | undefined,
   ): SessionDecision {
     const { peer } = info;
+    // Our own completed handshake proves who listens at the address we dialled.
+    if (info.dialed !== undefined) this.membership.markVerified(peer, info.dialed, now);
     if (refusal !== undefined) {
       return this.refuse(info, now, refusal, GoodbyeReason.Banned);
     }
@@ -223,7 +238,9 @@ export class ConnectionManager {
       const preferred = self < peer ? self : peer;
       this.stats.duplicates++;
       if (initiator !== preferred) {
-        return this.refuse(info, now, "duplicate connection", GoodbyeReason.Duplicate);
+        // The handshake itself succeeded (a verification probe, or a crossed dial).
+        if (info.dialed !== undefined) this.membership.dialFinished(info.dialed, true, now, peer);
+        return { accept: false, reason: "duplicate connection", goodbye: GoodbyeReason.Duplicate };
       }
       this.forget(peer, now);
       this.actions.close(peer, "replaced by preferred duplicate", GoodbyeReason.Duplicate);
@@ -295,6 +312,24 @@ export class ConnectionManager {
     this.dialMore(now);
   }
 
+  /**
+   * A probe of `addressKey` ended: `identity` answered there (undefined when
+   * nobody did). Returns the identity that claimed the address when someone
+   * else answered (a false claim), so the caller can hold it against it.
+   */
+  probeFinished(addressKey: string, now: number, identity?: PeerKey): PeerKey | undefined {
+    const expected = this.probing.get(addressKey);
+    this.probing.delete(addressKey);
+    this.membership.probeEnded(addressKey);
+    if (expected === undefined || identity === undefined) return undefined;
+    if (identity === expected) {
+      this.stats.probesVerified++;
+      this.membership.markVerified(identity, addressKey, now);
+      return undefined;
+    }
+    return expected;
+  }
+
   /** A dial of `addressKey` failed (no connection, or no session). */
   dialFailed(addressKey: string, now: number, identity?: string): void {
     this.stats.dialFailures++;
@@ -359,6 +394,14 @@ export class ConnectionManager {
         type: PeerMessageType.Push,
         peers: this.descriptors(offer),
       });
+    }
+    // Verify one inbound peer's address per round with a probe handshake.
+    const probe = this.membership.probeCandidate(now, PROBE_RETRY_MS);
+    if (probe) {
+      const key = formatSocketAddress(probe.address);
+      this.probing.set(key, probe.identity);
+      this.stats.probes++;
+      this.actions.probe(probe.address, key);
     }
     this.watchJoin(now);
   }

@@ -44,6 +44,7 @@ import { type ClientId, LocalDelivery, type LocalDeliveryStats } from "./local_d
 import {
   type GuardStats,
   type Offence,
+  OFFENCE_DESCRIPTION,
   PeerGuard,
   type PersistedBan,
   type SecurityOptions,
@@ -74,6 +75,11 @@ export interface CoreActions {
    * {@link NodeCore.dialFailed}.
    */
   dial(address: SocketAddress, addressKey: string): void;
+  /**
+   * Runs a probe handshake at `address` (HELLO flag probe: no session) and
+   * reports who answered with {@link NodeCore.probeFinished}.
+   */
+  probe(address: SocketAddress, addressKey: string): void;
   /** Closes an unauthenticated inbound connection (evicted to make room). */
   closeConnection(conn: ConnectionId, reason: string): void;
   /** Sends a NOTIFICATION to an API client; false when it was dropped (queue full). */
@@ -140,12 +146,14 @@ export interface NodeCoreOptions {
 export interface CoreStats {
   /** Connected peers by direction. */
   readonly peerCounts: { readonly inbound: number; readonly outbound: number };
-  /** Known but unconnected peers. */
+  /** Known but unconnected peers (spares; configured bootstrappers not counted). */
   readonly knownPeers: number;
-  /** Items in the store. */
+  /** Validated items in the store (what `cache_size` bounds). */
   readonly itemsStored: number;
-  /** Payload bytes in the store. */
+  /** Payload bytes of validated items in the store. */
   readonly storeBytes: number;
+  /** Items from peers in the store awaiting their verdict. */
+  readonly itemsValidating: number;
   /** Items awaiting a verdict (notified). */
   readonly pendingValidations: number;
   /** Items waiting for a validation slot. */
@@ -231,6 +239,7 @@ export class NodeCore {
         send: (peer, message) => this.actions.sendToPeer(peer, message),
         close: (peer, reason, goodbye) => this.actions.closePeer(peer, reason, goodbye),
         dial: (address, key) => this.actions.dial(address, key),
+        probe: (address, key) => this.actions.probe(address, key),
         forgotten: (peer) => {
           this.guard.sessionClosed(peer);
           this.spreading.peerLeft(peer);
@@ -402,6 +411,13 @@ export class NodeCore {
     this.connections.dialFailed(addressKey, this.scheduler.now(), identity);
   }
 
+  /** A probe of `addressKey` ended; `identity` answered there (undefined: nobody did). */
+  probeFinished(addressKey: string, identity?: PeerKey): void {
+    if (this.stopped) return;
+    const liar = this.connections.probeFinished(addressKey, this.scheduler.now(), identity);
+    if (liar !== undefined) this.penalize(liar, "false-address-claim");
+  }
+
   /** A message from the accepted session of `peer`. */
   peerMessage(peer: PeerKey, message: PeerMessage): void {
     if (this.stopped) return;
@@ -468,9 +484,11 @@ export class NodeCore {
     }
     return {
       peerCounts: { inbound: this.connections.size - outbound, outbound },
-      knownPeers: this.connections.membership.passiveCount,
+      knownPeers: this.connections.membership.passiveCount -
+        this.connections.membership.bootstrapperCount,
       itemsStored: this.store.size,
       storeBytes: this.store.bytes,
+      itemsValidating: this.store.validating,
       pendingValidations: this.local.pendingValidations,
       queuedValidations: this.local.queuedValidations,
       validationsTimedOut: this.local.validationsTimedOut,
@@ -505,6 +523,7 @@ export class NodeCore {
   structureSizes(): Record<string, number> {
     return {
       storeItems: this.store.size,
+      storeValidating: this.store.validating,
       storeTombstones: this.store.tombstoneCount,
       storeUnsubscribed: this.store.unsubscribedCount,
       missingItems: this.spreading.missing,
@@ -574,7 +593,9 @@ export class NodeCore {
   }
 
   private penalize(peer: PeerKey, offence: Offence): void {
-    if (this.guard.penalize(peer, offence, this.scheduler.now())) this.ban(peer, offence);
+    if (this.guard.penalize(peer, offence, this.scheduler.now())) {
+      this.ban(peer, OFFENCE_DESCRIPTION[offence]);
+    }
   }
 
   private ban(peer: PeerKey, reason: string): void {

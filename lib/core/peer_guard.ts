@@ -93,16 +93,40 @@ export type Offence =
   /** Offered peer descriptors without being asked, or too many. */
   | "unsolicited-offer"
   /** A message that broke the protocol after the handshake. */
-  | "protocol-violation";
+  | "protocol-violation"
+  /** Advertised an address where someone else answered. */
+  | "false-address-claim";
 
 /** Score change of each offence. */
 export const OFFENCE_PENALTY: Readonly<Record<Offence, number>> = {
   "item-id-mismatch": 25,
   "invalid-item": 5,
   "unanswered-want": 1,
-  "validation-over-share": 2,
+  "validation-over-share": 1,
   "unsolicited-offer": 0.5,
   "protocol-violation": 100,
+  "false-address-claim": 10,
+};
+
+/**
+ * Offences that are poor service rather than misbehaviour: an honest but
+ * overloaded peer commits them too (it evicted an item it had advertised). They
+ * can make a peer distrusted, never banned: alone they lower the score at most
+ * to {@link SERVICE_FLOOR_BELOW_DISTRUST} under `distrustScore`.
+ */
+const SERVICE_OFFENCES: ReadonlySet<Offence> = new Set(["unanswered-want"]);
+/** How far below `distrustScore` poor service alone can lower a score. */
+const SERVICE_FLOOR_BELOW_DISTRUST = 10;
+
+/** Each offence in words, for logs. */
+export const OFFENCE_DESCRIPTION: Readonly<Record<Offence, string>> = {
+  "item-id-mismatch": "item ID does not match its content",
+  "invalid-item": "repeated invalid items",
+  "unanswered-want": "advertised items it did not deliver",
+  "validation-over-share": "flooded validation beyond its share",
+  "unsolicited-offer": "unsolicited peer offers",
+  "protocol-violation": "protocol violation",
+  "false-address-claim": "false address claim",
 };
 
 /** Score a peer earns for bringing a valid item first. */
@@ -334,7 +358,12 @@ export class PeerGuard {
    */
   penalize(peer: PeerKey, offence: Offence, now: number): boolean {
     this.count(this.stats.offences, offence);
-    const score = this.adjust(peer, -OFFENCE_PENALTY[offence], now);
+    let penalty = OFFENCE_PENALTY[offence];
+    if (SERVICE_OFFENCES.has(offence)) {
+      const floor = this.options.distrustScore - SERVICE_FLOOR_BELOW_DISTRUST;
+      penalty = Math.max(0, Math.min(penalty, this.score(peer, now) - floor));
+    }
+    const score = this.adjust(peer, -penalty, now);
     if (offence === "invalid-item" && this.strikes.strike(peer, now)) {
       this.strikes.clear(peer);
       return true;

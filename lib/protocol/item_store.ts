@@ -8,9 +8,10 @@
  * anti-entropy finds recent items to offer.
  *
  * Bounds, oldest first:
- * - `maxItems` (the `cache_size` key) and `maxBytes` of payload. Items still
- *   being validated are never evicted (the validation queue bounds them); when
- *   only such items are left, a new item is refused.
+ * - `maxItems` (the `cache_size` key) and `maxBytes` of payload bound the
+ *   validated items (the knowledge base); the oldest are evicted first. Items
+ *   still being validated are not counted and never evicted: the validation
+ *   queue bounds them, by count and bytes.
  * - An evicted or settled item leaves a tombstone (its ID and time) so that a
  *   late copy is still recognised as a duplicate: at most `maxTombstones`, each
  *   for `tombstoneTtlMs`.
@@ -84,7 +85,9 @@ export class ItemStore {
   private readonly tombstones = new Map<bigint, number>();
   /** ID -> data type of items dropped because nobody subscribed. */
   private readonly unsubscribed = new Map<bigint, number>();
-  private payloadBytes = 0;
+  private validCount = 0;
+  private validBytes = 0;
+  private validatingBytes = 0;
   private evictedCount = 0;
 
   /** Creates an empty store. */
@@ -94,14 +97,24 @@ export class ItemStore {
     }
   }
 
-  /** Items held with their payload. */
+  /** Validated items held (what `maxItems` bounds). */
   get size(): number {
-    return this.items.size;
+    return this.validCount;
   }
 
-  /** Payload bytes held. */
+  /** Payload bytes of validated items held (what `maxBytes` bounds). */
   get bytes(): number {
-    return this.payloadBytes;
+    return this.validBytes;
+  }
+
+  /** Items held that are still being validated. */
+  get validating(): number {
+    return this.items.size - this.validCount;
+  }
+
+  /** Payload bytes of items still being validated. */
+  get validatingPayloadBytes(): number {
+    return this.validatingBytes;
   }
 
   /** Tombstones held. */
@@ -139,17 +152,19 @@ export class ItemStore {
   }
 
   /**
-   * Stores a new item. Evicts the oldest items that are not being validated
-   * until both bounds hold; returns undefined (nothing stored) when that is
-   * impossible. The ID must not be stored already.
+   * Stores a new item. A valid item evicts the oldest valid items until both
+   * bounds hold; undefined (nothing stored) when it is larger than `maxBytes`
+   * on its own. The ID must not be stored already.
    */
   add(
     item: GossipItem,
     details: { hops: number; state: StoredItemState; from?: PeerKey; now: number },
   ): StoredItem | undefined {
     const size = item.data.length;
-    if (size > this.options.maxBytes) return undefined;
-    if (!this.makeRoom(1, size, details.now)) return undefined;
+    if (details.state === "valid") {
+      if (size > this.options.maxBytes) return undefined;
+      this.makeRoom(size, details.now);
+    }
     this.tombstones.delete(item.id);
     this.unsubscribed.delete(item.id);
     const stored: StoredItem = {
@@ -163,8 +178,21 @@ export class ItemStore {
       requesters: undefined,
     };
     this.items.set(item.id, stored);
-    this.payloadBytes += size;
+    this.account(stored, 1);
     return stored;
+  }
+
+  /**
+   * Marks a validating item valid: it joins the knowledge base, evicting the
+   * oldest other valid items to respect the bounds.
+   */
+  markValid(id: bigint, now: number): void {
+    const stored = this.items.get(id);
+    if (!stored || stored.state === "valid") return;
+    this.account(stored, -1);
+    this.makeRoom(stored.item.data.length, now, id);
+    stored.state = "valid";
+    this.account(stored, 1);
   }
 
   /** Removes `id` and leaves a tombstone: it was judged, and must not come back. */
@@ -233,14 +261,27 @@ export class ItemStore {
     this.items.clear();
     this.tombstones.clear();
     this.unsubscribed.clear();
-    this.payloadBytes = 0;
+    this.validCount = 0;
+    this.validBytes = 0;
+    this.validatingBytes = 0;
   }
 
   private drop(id: bigint): void {
     const stored = this.items.get(id);
     if (!stored) return;
     this.items.delete(id);
-    this.payloadBytes -= stored.item.data.length;
+    this.account(stored, -1);
+  }
+
+  /** Adds (`sign` 1) or removes (-1) `stored` from the counters of its state. */
+  private account(stored: StoredItem, sign: 1 | -1): void {
+    const size = stored.item.data.length * sign;
+    if (stored.state === "valid") {
+      this.validCount += sign;
+      this.validBytes += size;
+    } else {
+      this.validatingBytes += size;
+    }
   }
 
   private addTombstone(id: bigint, now: number): void {
@@ -252,19 +293,21 @@ export class ItemStore {
     this.tombstones.set(id, now);
   }
 
-  /** Evicts the oldest settled items until `count` more items of `size` bytes fit. */
-  private makeRoom(count: number, size: number, now: number): boolean {
+  /**
+   * Evicts the oldest valid items (never `keep`) until one more valid item of
+   * `size` bytes fits both bounds.
+   */
+  private makeRoom(size: number, now: number, keep?: bigint): void {
     const { maxItems, maxBytes } = this.options;
-    if (this.items.size + count <= maxItems && this.payloadBytes + size <= maxBytes) return true;
+    const fits = () => this.validCount + 1 <= maxItems && this.validBytes + size <= maxBytes;
+    if (fits()) return;
     for (const [id, stored] of this.items) {
-      if (stored.state === "validating") continue;
-      this.items.delete(id);
-      this.payloadBytes -= stored.item.data.length;
+      if (stored.state !== "valid" || id === keep) continue;
+      this.drop(id);
       this.addTombstone(id, now);
       this.evictedCount++;
-      if (this.items.size + count <= maxItems && this.payloadBytes + size <= maxBytes) return true;
+      if (fits()) return;
     }
-    return false;
   }
 }
 

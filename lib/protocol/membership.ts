@@ -71,8 +71,12 @@ export interface ActivePeer {
   readonly address: SocketAddress;
   /** Who opened the connection. */
   readonly direction: Direction;
+  /** When the session was established. */
+  readonly since: number;
   /** When the address was first verified, if it ever was. */
   verifiedAt?: number;
+  /** When this node last dialled the address to verify it. */
+  probedAt?: number;
 }
 
 /** A descriptor offered to or by peers. */
@@ -187,7 +191,7 @@ export class Membership {
    * Records a completed handshake. An outbound session verifies the address
    * it was dialled at (`now` is the verification time).
    */
-  connected(peer: Omit<ActivePeer, "verifiedAt">, now = 0): void {
+  connected(peer: Omit<ActivePeer, "verifiedAt" | "since" | "probedAt">, now = 0): void {
     const key = formatSocketAddress(peer.address);
     this.dialing.delete(key);
     const known = this.passive.get(key);
@@ -203,7 +207,7 @@ export class Membership {
         }
       }
     }
-    this.active.set(peer.identity, { ...peer, verifiedAt });
+    this.active.set(peer.identity, { ...peer, since: now, verifiedAt });
     if (known?.bootstrap) {
       // Keep the bootstrapper known for rejoining, now with its identity.
       known.identity = peer.identity;
@@ -312,6 +316,45 @@ export class Membership {
     return this.dialing.size;
   }
 
+  /**
+   * Records that this node's own handshake at `addressKey` proved `identity`
+   * listens there (an outbound handshake completed, whether or not the
+   * session is kept).
+   */
+  markVerified(identity: string, addressKey: string, now: number): void {
+    const active = this.active.get(identity);
+    if (active && formatSocketAddress(active.address) === addressKey) active.verifiedAt ??= now;
+    const known = this.passive.get(addressKey);
+    if (known && (known.identity === undefined || known.identity === identity)) {
+      known.identity = identity;
+      known.verifiedAt ??= now;
+    }
+  }
+
+  /**
+   * An inbound peer whose address was never verified and not probed in the
+   * last `retryMs`: a probe handshake at its address proves (or disproves)
+   * that it listens where it says. Marked as probed and as being dialled
+   * until {@link probeEnded}.
+   */
+  probeCandidate(now: number, retryMs: number): ActivePeer | undefined {
+    for (const peer of this.active.values()) {
+      if (peer.direction !== "inbound" || peer.verifiedAt !== undefined) continue;
+      if (peer.probedAt !== undefined && now - peer.probedAt < retryMs) continue;
+      const key = formatSocketAddress(peer.address);
+      if (key === this.selfAddressKey || this.dialing.has(key)) continue;
+      peer.probedAt = now;
+      this.dialing.add(key);
+      return peer;
+    }
+    return undefined;
+  }
+
+  /** A probe of `addressKey` ended (its outcome is recorded with {@link markVerified}). */
+  probeEnded(addressKey: string): void {
+    this.dialing.delete(addressKey);
+  }
+
   /** True when every bootstrapper has failed at least once and none is connected. */
   get bootstrappersFailing(): boolean {
     if (this.bootstrapCount === 0) return false;
@@ -370,30 +413,43 @@ export class Membership {
   }
 
   /**
-   * Up to `count` verified descriptors to recommend, excluding `exclude`: peers
-   * verified at least `establishedAfterMs` before `now` first, in random order,
-   * then younger ones.
+   * Up to `count` descriptors to recommend, excluding `exclude`. Only peers
+   * whose address this node verified are recommended: those verified at least
+   * `establishedAfterMs` before `now` first, then recently verified ones, at
+   * most half as many as established ones (any number when there are none,
+   * as in a network starting up). Only when this node has verified nobody does
+   * it fall back to unverified inbound peers, so that newcomers can still find
+   * each other.
    */
   sample(count: number, now: number, exclude?: string): AddressedPeer[] {
     const established: AddressedPeer[] = [];
     const recent: AddressedPeer[] = [];
+    const claimed: AddressedPeer[] = [];
     const cutoff = now - (this.options.establishedAfterMs ?? 60_000);
-    const add = (identity: string, address: SocketAddress, verifiedAt: number | undefined) => {
-      if (verifiedAt === undefined || identity === exclude) return;
-      (verifiedAt <= cutoff ? established : recent).push({ identity, address });
-    };
-    for (const peer of this.active.values()) add(peer.identity, peer.address, peer.verifiedAt);
+    for (const peer of this.active.values()) {
+      if (peer.identity === exclude) continue;
+      const entry = { identity: peer.identity, address: peer.address };
+      if (peer.verifiedAt === undefined) claimed.push(entry);
+      else (peer.verifiedAt <= cutoff ? established : recent).push(entry);
+    }
     for (const peer of this.passive.values()) {
       // A connected bootstrapper is listed once, as active.
-      if (peer.identity === undefined || peer.failures > 0 || this.active.has(peer.identity)) {
-        continue;
-      }
-      add(peer.identity, peer.address, peer.verifiedAt);
+      if (
+        peer.identity === undefined || peer.identity === exclude || peer.failures > 0 ||
+        peer.verifiedAt === undefined || this.active.has(peer.identity)
+      ) continue;
+      const entry = { identity: peer.identity, address: peer.address };
+      (peer.verifiedAt <= cutoff ? established : recent).push(entry);
     }
     const chosen = sample(established, count, this.random);
-    return chosen.length >= count
-      ? chosen
-      : chosen.concat(sample(recent, count - chosen.length, this.random));
+    // Recently verified peers fill up, but never outnumber half the established
+    // ones: peers that arrived a moment ago cannot crowd out long-standing ones.
+    const room = Math.min(
+      count - chosen.length,
+      chosen.length === 0 ? count : Math.floor(chosen.length / 2),
+    );
+    const all = chosen.concat(sample(recent, room, this.random));
+    return all.length > 0 ? all : sample(claimed, count, this.random);
   }
 
   /** A random connected peer, for a push-pull exchange. */

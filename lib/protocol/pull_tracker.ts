@@ -143,6 +143,25 @@ export class PullTracker {
     if (entry) this.remove(id, entry);
   }
 
+  /**
+   * `peer` disconnected: it is no longer a candidate (a later IHAVE adds it
+   * again), and an item being asked of it is asked of the next one at once.
+   */
+  peerLeft(peer: PeerKey): void {
+    for (const [id, entry] of this.wanted) {
+      const index = entry.candidates.indexOf(peer);
+      if (index < 0) continue;
+      entry.candidates.splice(index, 1);
+      if (index >= entry.asked) continue;
+      const wasOutstanding = index === entry.asked - 1;
+      entry.asked--;
+      if (wasOutstanding && entry.timer !== undefined) {
+        this.scheduler.clearTimeout(entry.timer);
+        entry.timer = this.scheduler.setTimeout(() => this.askNext(id), 0);
+      }
+    }
+  }
+
   /** Cancels every timer. */
   clear(): void {
     for (const entry of this.wanted.values()) {

@@ -246,11 +246,7 @@ export class Spreading {
       return;
     }
     const now = this.scheduler.now();
-    const stored = this.store.add(item, { hops, state: "validating", from, now });
-    if (!stored) {
-      this.stats.overloaded++;
-      return;
-    }
+    const stored = this.store.add(item, { hops, state: "validating", from, now })!;
     const arrival = this.pulls.arrived(item.id);
     this.stats.pullDelayMs = this.pulls.pullDelayMs;
     if (arrival) {
@@ -285,7 +281,7 @@ export class Spreading {
       this.store.settle(id, this.scheduler.now());
       return;
     }
-    stored.state = "valid";
+    this.store.markValid(id, this.scheduler.now());
     if (stored.from !== undefined) this.actions.credit(stored.from);
     const requesters = stored.requesters;
     stored.requesters = undefined;
@@ -366,6 +362,7 @@ export class Spreading {
   /** `peer` disconnected: what it held may be gone when it comes back. */
   peerLeft(peer: PeerKey): void {
     this.store.forgetPeer(peer);
+    this.pulls.peerLeft(peer);
   }
 
   /** Periodic upkeep: expires old tombstones. */

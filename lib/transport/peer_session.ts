@@ -20,6 +20,7 @@ import {
   decodePeerMessage,
   encodePeerMessage,
   framePeerPayload,
+  HelloFlags,
   type HelloMessage,
   joinRecords,
   MAX_SEALED_PLAINTEXT_BYTES,
@@ -93,6 +94,11 @@ export class PeerSession {
   framesReceived = 0;
   /** The reason of the peer's GOODBYE, if it said goodbye. */
   goodbyeReason: number | undefined;
+  /**
+   * A verification probe: the initiator only proves who listens at the
+   * address and closes; not a session to register (see `HelloFlags.Probe`).
+   */
+  isProbe: boolean;
 
   private readonly connection: FramedConnection;
   private readonly ephemeral: EphemeralKey;
@@ -124,7 +130,9 @@ export class PeerSession {
     conn: Deno.TcpConn,
     readonly direction: Direction,
     private readonly options: PeerSessionOptions,
+    probe: boolean,
   ) {
+    this.isProbe = probe;
     let resolve!: (session: PeerSession) => void;
     let reject!: (error: Error) => void;
     const promise = new Promise<PeerSession>((res, rej) => {
@@ -146,6 +154,7 @@ export class PeerSession {
     this.ownHello = encodePeerMessage({
       type: PeerMessageType.Hello,
       version: PEER_PROTOCOL_VERSION,
+      flags: probe ? HelloFlags.Probe : 0,
       ephemeralKey: this.ephemeral.publicKey,
       nonce: new Uint8Array(randomBytes(32)),
       powEpoch: options.proofOfWork().epoch,
@@ -165,8 +174,9 @@ export class PeerSession {
     conn: Deno.TcpConn,
     direction: Direction,
     options: PeerSessionOptions,
+    probe = false,
   ): Promise<PeerSession> {
-    const session = new PeerSession(conn, direction, options);
+    const session = new PeerSession(conn, direction, options, probe && direction === "outbound");
     session.handshakeTimer = setTimeout(
       () => session.fail(new TimeoutError("handshake timed out")),
       options.handshakeTimeoutMs,
@@ -349,6 +359,7 @@ export class PeerSession {
         `identity proof-of-work below ${this.options.powDifficulty} bits`,
       );
     }
+    if (this.direction === "inbound") this.isProbe = (message.flags & HelloFlags.Probe) !== 0;
     // Keep private copies: the frame buffer may be reused.
     this.peerHello = { ...message, publicKey: message.publicKey.slice() };
     this.identity = identity;

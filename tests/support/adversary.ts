@@ -11,6 +11,7 @@ import { Inbox } from "./inbox.ts";
 import { readFrames } from "./read_frames.ts";
 import v8 from "node:v8";
 import vm from "node:vm";
+import { createHash } from "node:crypto";
 import type { SocketAddress } from "../../lib/address.ts";
 import {
   encodePeerMessage,
@@ -193,6 +194,7 @@ export function helloPayload(
   return encodePeerMessage({
     type: PeerMessageType.Hello,
     version: PEER_PROTOCOL_VERSION,
+    flags: 0,
     ephemeralKey: crypto.getRandomValues(new Uint8Array(32)),
     nonce: crypto.getRandomValues(new Uint8Array(32)),
     powEpoch: powEpoch(),
@@ -568,4 +570,34 @@ export async function churnConnections(
     done += size;
     await hooks.afterClose?.(done);
   }
+}
+
+// ---- items --------------------------------------------------------------------
+
+/**
+ * An ITEM message whose ID is bound to its content as docs/PROTOCOL.md says:
+ * the first 8 bytes of SHA-256("gossip-item-v2" || nonce u64 || TTL u8 ||
+ * data type u16 || data), computed here independently of lib/.
+ */
+export function contentItem(
+  fields: { dataType: number; data: Uint8Array; ttl?: number; hops?: number; nonce?: bigint },
+): PeerMessage & { type: typeof PeerMessageType.Item } {
+  const ttl = fields.ttl ?? 0;
+  const nonce = fields.nonce ?? BigInt.asUintN(64, BigInt(Math.floor(Math.random() * 2 ** 53)));
+  const header = new Uint8Array(11);
+  const view = new DataView(header.buffer);
+  view.setBigUint64(0, nonce);
+  view.setUint8(8, ttl);
+  view.setUint16(9, fields.dataType);
+  const digest = createHash("sha256").update("gossip-item-v2").update(header)
+    .update(fields.data).digest();
+  return {
+    type: PeerMessageType.Item,
+    id: digest.readBigUInt64BE(0),
+    nonce,
+    ttl,
+    hops: fields.hops ?? 1,
+    dataType: fields.dataType,
+    data: fields.data,
+  };
 }
