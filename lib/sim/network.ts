@@ -1,0 +1,484 @@
+/**
+ * An in-memory network of real node cores, for tests and the simulator.
+ *
+ * Every simulated node runs the daemon's own {@link NodeCore} (membership,
+ * spreading, guard, store: the same code as `lib/node.ts` drives) on a shared
+ * {@link VirtualClock}. The network carries out the cores' actions: sessions
+ * are per-pair FIFO channels with a delay per message from a pluggable model,
+ * a dial or a probe takes a connect round trip plus the handshake, and each
+ * node has one local module that subscribes and answers VALIDATION after a
+ * delay. Partitions close the sessions that cross them and refuse dials until
+ * healed; nodes can be stopped and restarted with their saved state.
+ *
+ * Deterministic: the same options and seed give the same run.
+ *
+ * @module
+ */
+
+import type { SocketAddress } from "../address.ts";
+import { encodePeerMessage, type PeerMessage, PeerMessageType } from "../codec/peer_messages.ts";
+import {
+  type CoreActions,
+  type CoreConfig,
+  NodeCore,
+  type PersistentState,
+} from "../core/node_core.ts";
+import type { SecurityOptions } from "../core/peer_guard.ts";
+import type { CoreTuning } from "../core/tuning.ts";
+import { type Logger, silentLogger } from "../log.ts";
+import type { GossipItem } from "../protocol/item.ts";
+import type { PeerKey } from "../protocol/item_store.ts";
+import { type RandomSource, seededRandom } from "../protocol/random.ts";
+import { VirtualClock } from "./virtual_clock.ts";
+
+/** The API client ID of every simulated node's one module. */
+const MODULE_CLIENT = 1;
+
+/** Delay of one message from `from` to `to` of `bytes` bytes, in virtual ms. */
+export type DelayModel = (from: SimNode, to: SimNode, bytes: number) => number;
+
+/** Settings of one simulated node. */
+export interface SimNodeOptions {
+  /** Overrides of the config keys (defaults: degree 5, cache 1000, ...). */
+  readonly config?: Partial<CoreConfig>;
+  /** Limits against hostile peers. */
+  readonly security?: Partial<SecurityOptions>;
+  /** Internal limits and timings. */
+  readonly tuning?: Partial<CoreTuning>;
+  /** Nodes to bootstrap through. */
+  readonly bootstrap?: readonly SimNode[];
+  /** Data types the module subscribes to (default: [1]; empty: none). */
+  readonly dataTypes?: readonly number[];
+  /** The module's verdict on an item (default: valid). */
+  readonly validate?: (item: { dataType: number; data: Uint8Array }) => boolean;
+  /** Delay before the module answers VALIDATION (default 0.5 ms); Infinity: never. */
+  readonly validationDelayMs?: number;
+  /** IP address (default: 10.x.y.1, one /24 per node). */
+  readonly ip?: string;
+  /**
+   * Wraps the node's actions, for hostile variants: the wrapper may drop,
+   * delay or alter what the honest core decides.
+   */
+  readonly wrapActions?: (actions: CoreActions, node: SimNode) => CoreActions;
+  /** Logger (silent by default). */
+  readonly log?: Logger;
+}
+
+/** Settings of a {@link SimNetwork}. */
+export interface SimNetworkOptions {
+  /** Seed of every random choice. */
+  readonly seed: number;
+  /** Delay of each message (default: 1 ms). */
+  readonly delay?: DelayModel;
+  /** Count bytes of every message (costs an encode per message; default false). */
+  readonly measureBytes?: boolean;
+}
+
+/** What one node's module received of one tagged item. */
+export interface Reception {
+  /** Virtual time of the first NOTIFICATION. */
+  readonly first: number;
+  /** NOTIFICATIONs received (more than 1 means a duplicate delivery). */
+  count: number;
+}
+
+interface Session {
+  readonly initiator: SimNode;
+  readonly responder: SimNode;
+  /** Arrival time of the last message scheduled in each direction (FIFO). */
+  lastToResponder: number;
+  lastToInitiator: number;
+}
+
+/** Message and byte counters of the whole network. */
+export interface TrafficCounters {
+  /** Messages carried, by peer message type. */
+  readonly messages: Record<number, number>;
+  /** Encoded bytes carried, by peer message type (when measured). */
+  readonly bytes: Record<number, number>;
+}
+
+/** One simulated node: its core, address, module and what the module received. */
+export class SimNode {
+  /** The node's core. */
+  core: NodeCore;
+  /** Whether the node is running. */
+  alive = true;
+  /** Accepted sessions by peer identity. */
+  readonly sessions = new Map<PeerKey, Session>();
+  /** Receptions by tag (the first 4 bytes of an item's data, big-endian). */
+  readonly received = new Map<number, Reception>();
+  /** The state the core last saved. */
+  saved: PersistentState | undefined;
+  /** Virtual time the node (re)started. */
+  startedAt = 0;
+
+  /** Creates a node; {@link SimNetwork.addNode} is the way to add one. */
+  constructor(
+    /** Index in the network. */
+    readonly index: number,
+    /** Hex identity. */
+    readonly identity: PeerKey,
+    /** The address it listens at. */
+    readonly address: SocketAddress,
+    /** Its IP address. */
+    readonly ip: string,
+    /** Its settings. */
+    readonly options: SimNodeOptions,
+    core: NodeCore,
+  ) {
+    this.core = core;
+  }
+
+  /** `formatSocketAddress(address)`. */
+  get addressKey(): string {
+    return `${this.address.hostname}:${this.address.port}`;
+  }
+}
+
+/** A simulated network of node cores on one virtual clock. */
+export class SimNetwork {
+  /** The shared clock. */
+  readonly clock = new VirtualClock();
+  /** Every node ever added, by index. */
+  readonly nodes: SimNode[] = [];
+  /** Traffic counters. */
+  readonly traffic: TrafficCounters = { messages: {}, bytes: {} };
+  private readonly random: RandomSource;
+  private readonly byAddress = new Map<string, SimNode>();
+  private readonly delay: DelayModel;
+  private blocked: ((a: SimNode, b: SimNode) => boolean) | undefined;
+  private nextConnection = 1;
+
+  /** Creates an empty network. */
+  constructor(private readonly options: SimNetworkOptions) {
+    this.random = seededRandom(options.seed);
+    this.delay = options.delay ?? (() => 1);
+  }
+
+  /** The network's seeded randomness (for scenario choices). */
+  get rng(): RandomSource {
+    return this.random;
+  }
+
+  /** Adds and starts a node. */
+  addNode(options: SimNodeOptions = {}): SimNode {
+    const index = this.nodes.length;
+    const ip = options.ip ?? `10.${(index >> 8) & 255}.${index & 255}.1`;
+    const address = { hostname: ip, port: 6001 };
+    const identity = this.randomIdentity();
+    const node = new SimNode(
+      index,
+      identity,
+      address,
+      ip,
+      options,
+      undefined as unknown as NodeCore,
+    );
+    node.core = this.makeCore(node);
+    this.nodes.push(node);
+    this.byAddress.set(node.addressKey, node);
+    this.startCore(node, undefined);
+    return node;
+  }
+
+  /** Runs the network for `ms` virtual milliseconds. */
+  run(ms: number): void {
+    this.clock.advance(ms);
+  }
+
+  /**
+   * The local module of `node` announces an item whose data starts with the
+   * 4-byte `tag`, padded to `size` bytes.
+   */
+  announce(
+    node: SimNode,
+    tag: number,
+    options: { size?: number; ttl?: number; dataType?: number } = {},
+  ): void {
+    const data = new Uint8Array(Math.max(4, options.size ?? 16));
+    new DataView(data.buffer).setUint32(0, tag);
+    node.core.clientMessage(MODULE_CLIENT, {
+      kind: "announce",
+      ttl: options.ttl ?? 0,
+      reserved: 0,
+      dataType: options.dataType ?? 1,
+      data,
+    });
+  }
+
+  /**
+   * Cuts the network: every session between nodes for which `cut(a, b)` holds
+   * is closed, and dials and probes between them fail until {@link heal}.
+   */
+  partition(cut: (a: SimNode, b: SimNode) => boolean): void {
+    this.blocked = cut;
+    for (const node of this.nodes) {
+      for (const [peer, session] of [...node.sessions]) {
+        const other = session.initiator === node ? session.responder : session.initiator;
+        if (!cut(node, other)) continue;
+        // The link is cut: both ends notice (here at once, as on a reset).
+        this.breakSession(node, peer, session);
+        node.core.sessionClosed(peer);
+      }
+    }
+  }
+
+  /** Ends the partition. */
+  heal(): void {
+    this.blocked = undefined;
+  }
+
+  /** Stops `node` abruptly (as SIGKILL): its peers see its sessions end. */
+  kill(node: SimNode): void {
+    if (!node.alive) return;
+    node.alive = false;
+    for (const [peer, session] of [...node.sessions]) this.breakSession(node, peer, session);
+    node.core.stop();
+  }
+
+  /** Restarts a stopped `node` with the same identity, address and saved state. */
+  restart(node: SimNode): void {
+    if (node.alive) return;
+    node.alive = true;
+    node.received.clear();
+    node.core = this.makeCore(node);
+    this.startCore(node, node.saved);
+  }
+
+  // ---- internals ---------------------------------------------------------------
+
+  private randomIdentity(): PeerKey {
+    let hex = "";
+    for (let i = 0; i < 8; i++) {
+      hex += Math.floor(this.random() * 2 ** 32).toString(16).padStart(8, "0");
+    }
+    return hex;
+  }
+
+  private makeCore(node: SimNode): NodeCore {
+    const { options } = node;
+    const base = this.actionsOf(node);
+    const actions = options.wrapActions ? options.wrapActions(base, node) : base;
+    return new NodeCore({
+      selfIdentity: node.identity,
+      selfAddress: node.address,
+      config: {
+        degree: 5,
+        cacheSize: 1000,
+        validationTimeoutMs: 5000,
+        maxPeerConnections: 64,
+        passiveViewSize: 30,
+        membershipIntervalMs: 1000,
+        peerIdleTimeoutMs: 30_000,
+        persist: true,
+        ...options.config,
+        bootstrappers: (options.bootstrap ?? []).map((b) => b.address),
+      },
+      security: options.security,
+      tuning: options.tuning,
+      scheduler: this.clock,
+      random: seededRandom(Math.floor(this.random() * 2 ** 32)),
+      wallClock: () => 1_700_000_000_000 + this.clock.now(),
+      log: options.log ?? silentLogger,
+    }, actions);
+  }
+
+  private startCore(node: SimNode, restored: PersistentState | undefined): void {
+    node.startedAt = this.clock.now();
+    node.core.clientOpened(MODULE_CLIENT);
+    for (const dataType of node.options.dataTypes ?? [1]) {
+      node.core.clientMessage(MODULE_CLIENT, { kind: "notify", reserved: 0, dataType });
+    }
+    node.core.start(restored);
+  }
+
+  private actionsOf(node: SimNode): CoreActions {
+    return {
+      sendToPeer: (peer, message) => this.send(node, peer, message),
+      closePeer: (peer) => {
+        const session = node.sessions.get(peer);
+        if (session) this.breakSession(node, peer, session);
+      },
+      peerBacklog: () => 0,
+      dial: (address, key) => this.dial(node, address, key),
+      probe: (_address, key) => this.probe(node, key),
+      closeConnection: () => {},
+      notifyClient: (_client, messageId, item) => this.notifyModule(node, messageId, item),
+      closeClient: () => {},
+      persist: (state) => node.saved = state,
+    };
+  }
+
+  private reachable(from: SimNode, key: string): SimNode | undefined {
+    const target = this.byAddress.get(key);
+    if (!target || !target.alive || target === from) return undefined;
+    if (this.blocked?.(from, target)) return undefined;
+    return target;
+  }
+
+  private dial(from: SimNode, _address: SocketAddress, key: string): void {
+    const core = from.core;
+    const target = this.reachable(from, key);
+    if (!target) {
+      const rtt = this.rttTo(from, this.byAddress.get(key));
+      this.clock.setTimeout(() => from.core === core && core.dialFailed(key), rtt);
+      return;
+    }
+    const there = this.delay(from, target, 64);
+    const back = this.delay(target, from, 64);
+    const conn = this.nextConnection++;
+    const targetCore = target.core;
+    // The connection reaches the responder, which admits it or not.
+    this.clock.setTimeout(() => {
+      if (!from.alive || from.core !== core) return;
+      if (!target.alive || target.core !== targetCore || this.blocked?.(from, target)) {
+        this.clock.setTimeout(() => from.core === core && core.dialFailed(key), back);
+        return;
+      }
+      if (!targetCore.connectionOpened(conn, from.ip)) {
+        this.clock.setTimeout(() => from.core === core && core.dialFailed(key), back);
+        return;
+      }
+      // HELLOs cross, the initiator's AUTH arrives: the responder decides.
+      this.clock.setTimeout(() => {
+        targetCore.connectionEnded(conn);
+        if (!target.alive || target.core !== targetCore || !from.alive || from.core !== core) {
+          return;
+        }
+        if (this.blocked?.(from, target)) {
+          this.clock.setTimeout(() => from.core === core && core.dialFailed(key), back);
+          return;
+        }
+        const session: Session = {
+          initiator: from,
+          responder: target,
+          lastToResponder: 0,
+          lastToInitiator: 0,
+        };
+        const decision = targetCore.sessionOpened({
+          peer: from.identity,
+          direction: "inbound",
+          address: from.address,
+          ip: from.ip,
+        });
+        if (decision.accept) target.sessions.set(from.identity, session);
+        // The responder's AUTH reaches the initiator.
+        const opened = this.clock.now() + back;
+        session.lastToInitiator = opened;
+        this.clock.setTimeout(() => {
+          if (!from.alive || from.core !== core) return;
+          const gone = decision.accept && target.sessions.get(from.identity) !== session;
+          if (gone || this.blocked?.(from, target)) {
+            // The responder's side ended while its AUTH was on the way.
+            core.dialFailed(key);
+            return;
+          }
+          const mine = core.sessionOpened({
+            peer: target.identity,
+            direction: "outbound",
+            address: target.address,
+            ip: target.ip,
+            dialed: key,
+          });
+          if (mine.accept) from.sessions.set(target.identity, session);
+          else if (decision.accept) this.breakSession(from, target.identity, session);
+        }, back);
+        if (!decision.accept) {
+          if (decision.referral) {
+            this.carry(target, from, session, {
+              type: PeerMessageType.Peers,
+              peers: decision.referral,
+            });
+          }
+          this.scheduleClose(target, from, session, decision.goodbye);
+        }
+      }, there + back + there);
+    }, there);
+  }
+
+  private probe(from: SimNode, key: string): void {
+    const core = from.core;
+    const target = this.reachable(from, key);
+    const rtt = this.rttTo(from, this.byAddress.get(key));
+    this.clock.setTimeout(
+      () =>
+        from.core === core && core.probeFinished(key, target?.alive ? target.identity : undefined),
+      target ? 2 * rtt : rtt,
+    );
+  }
+
+  private rttTo(from: SimNode, to: SimNode | undefined): number {
+    return to
+      ? this.delay(from, to, 64) + this.delay(to, from, 64)
+      : 2 * this.delay(from, from, 64);
+  }
+
+  private send(from: SimNode, peer: PeerKey, message: PeerMessage): void {
+    const session = from.sessions.get(peer);
+    if (!session) return;
+    const to = session.initiator === from ? session.responder : session.initiator;
+    this.carry(from, to, session, message);
+  }
+
+  /** Schedules `message` from `from` to `to` on `session`, FIFO. */
+  private carry(from: SimNode, to: SimNode, session: Session, message: PeerMessage): void {
+    const bytes = this.options.measureBytes ? encodePeerMessage(message).length + 24 : 64;
+    this.traffic.messages[message.type] = (this.traffic.messages[message.type] ?? 0) + 1;
+    if (this.options.measureBytes) {
+      this.traffic.bytes[message.type] = (this.traffic.bytes[message.type] ?? 0) + bytes;
+    }
+    const arrival = this.arrival(from, to, session, bytes);
+    const core = to.core;
+    this.clock.setTimeout(() => {
+      if (to.core === core && to.sessions.get(from.identity) === session) {
+        core.peerMessage(from.identity, message);
+      }
+    }, arrival - this.clock.now());
+  }
+
+  private arrival(from: SimNode, to: SimNode, session: Session, bytes: number): number {
+    const toResponder = session.initiator === from;
+    const last = toResponder ? session.lastToResponder : session.lastToInitiator;
+    const arrival = Math.max(this.clock.now() + this.delay(from, to, bytes), last);
+    if (toResponder) session.lastToResponder = arrival;
+    else session.lastToInitiator = arrival;
+    return arrival;
+  }
+
+  /** `node` ends its session with `peer`: the other end learns it after the delay. */
+  private breakSession(node: SimNode, peer: PeerKey, session: Session): void {
+    if (node.sessions.get(peer) === session) node.sessions.delete(peer);
+    const other = session.initiator === node ? session.responder : session.initiator;
+    this.scheduleClose(node, other, session, undefined);
+  }
+
+  private scheduleClose(from: SimNode, to: SimNode, session: Session, goodbye?: number): void {
+    const arrival = this.arrival(from, to, session, 16);
+    const core = to.core;
+    this.clock.setTimeout(() => {
+      if (to.core !== core || to.sessions.get(from.identity) !== session) return;
+      to.sessions.delete(from.identity);
+      core.sessionClosed(from.identity, goodbye);
+    }, arrival - this.clock.now());
+  }
+
+  private notifyModule(node: SimNode, messageId: number, item: GossipItem): boolean {
+    if (item.data.length >= 4) {
+      const tag = new DataView(item.data.buffer, item.data.byteOffset, 4).getUint32(0);
+      const reception = node.received.get(tag);
+      if (reception) reception.count++;
+      else node.received.set(tag, { first: this.clock.now(), count: 1 });
+    }
+    const delay = node.options.validationDelayMs ?? 0.5;
+    if (Number.isFinite(delay)) {
+      const valid = node.options.validate?.(item) ?? true;
+      const core = node.core;
+      this.clock.setTimeout(() => {
+        if (node.core !== core) return;
+        core.clientMessage(MODULE_CLIENT, { kind: "validation", messageId, reserved: 0, valid });
+      }, delay);
+    }
+    return true;
+  }
+}
