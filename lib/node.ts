@@ -542,7 +542,7 @@ export class GossipNode {
 }
 
 /** A short category of a handshake failure message, for counters. */
-export function handshakeFailureReason(message: string): string {
+function handshakeFailureReason(message: string): string {
   if (/timed out/.test(message)) return "timeout";
   if (/proof-of-work/.test(message)) return "proof-of-work";
   if (/signature/.test(message)) return "signature";

@@ -15,7 +15,7 @@ import type { PersistentState } from "./core/node_core.ts";
 import type { Logger } from "./log.ts";
 
 /** Largest peers file read (a full file of 1000 peers and 10,000 bans is about 1 MiB). */
-export const MAX_PEERS_FILE_BYTES = 4 * 1024 * 1024;
+const MAX_PEERS_FILE_BYTES = 4 * 1024 * 1024;
 /** Most peers written. */
 const MAX_SAVED_PEERS = 1000;
 

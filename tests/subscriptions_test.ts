@@ -5,7 +5,6 @@ Deno.test("an empty table has no subscribers for any type", () => {
   const subscriptions = new Subscriptions<number>();
   assert.ok(!subscriptions.has(0));
   assert.equal(subscriptions.subscribers(0).size, 0);
-  assert.deepEqual(subscriptions.dataTypes(), []);
 });
 
 Deno.test("add subscribes a connection to a data type", () => {
@@ -14,7 +13,6 @@ Deno.test("add subscribes a connection to a data type", () => {
   assert.ok(subscriptions.has(0xffff));
   assert.ok(!subscriptions.has(0xfffe));
   assert.deepEqual([...subscriptions.subscribers(0xffff)], ["conn-1"]);
-  assert.deepEqual(subscriptions.dataTypes(), [0xffff]);
 });
 
 Deno.test("repeating add is harmless", () => {
@@ -35,7 +33,7 @@ Deno.test("several subscribers per type and several types per subscriber", () =>
   assert.deepEqual(new Set(subscriptions.subscribers(1)), new Set(["a", "b"]));
   assert.deepEqual([...subscriptions.subscribers(2)], ["a"]);
   assert.deepEqual([...subscriptions.subscribers(0)], ["c"]);
-  assert.deepEqual(subscriptions.dataTypes().sort(), [0, 1, 2]);
+  assert.ok([0, 1, 2].every((type) => subscriptions.has(type)));
 });
 
 Deno.test("remove drops every subscription of that subscriber and no other", () => {
@@ -48,10 +46,8 @@ Deno.test("remove drops every subscription of that subscriber and no other", () 
   assert.ok(subscriptions.has(1));
   assert.ok(!subscriptions.has(2), "a type without subscribers is gone");
   assert.equal(subscriptions.subscribers(2).size, 0);
-  assert.deepEqual(subscriptions.dataTypes(), [1]);
   subscriptions.remove("b");
   assert.ok(!subscriptions.has(1));
-  assert.deepEqual(subscriptions.dataTypes(), []);
 });
 
 Deno.test("removing an unknown subscriber changes nothing", () => {

@@ -39,7 +39,7 @@ import type { RandomSource } from "../protocol/random.ts";
 import type { Scheduler } from "../protocol/scheduler.ts";
 
 /** Descriptors asked for and offered in one exchange. */
-export const EXCHANGE_SIZE = 16;
+const EXCHANGE_SIZE = 16;
 /** A failed address probe is retried after this long. */
 const PROBE_RETRY_MS = 10 * 60_000;
 

@@ -117,7 +117,7 @@ export const DEFAULT_SPREADING_OPTIONS: Omit<SpreadingOptions, "degree"> = {
 };
 
 /** Highest hop count with a bucket of its own in {@link SpreadingStats.hops}. */
-export const MAX_HOP_BUCKET = 16;
+const MAX_HOP_BUCKET = 16;
 
 /** Counters of a {@link Spreading} engine. */
 export interface SpreadingStats {

@@ -40,11 +40,6 @@ export class Subscriptions<S> {
   has(dataType: number): boolean {
     return this.byType.has(dataType);
   }
-
-  /** Data types with at least one subscriber. */
-  dataTypes(): number[] {
-    return [...this.byType.keys()];
-  }
 }
 
 const EMPTY: ReadonlySet<never> = new Set();
