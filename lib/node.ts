@@ -12,7 +12,7 @@
 
 import { formatSocketAddress, type SocketAddress } from "./address.ts";
 import { encodeApiMessage } from "./codec/api_messages.ts";
-import { GoodbyeReason, type PeerMessage, PeerMessageType } from "./codec/peer_messages.ts";
+import { type PeerMessage, PeerMessageType } from "./codec/peer_messages.ts";
 import type { GossipOptions } from "./config.ts";
 import {
   type CoreActions,
@@ -25,17 +25,13 @@ import type { CoreTuning } from "./core/tuning.ts";
 import { type HostKey, identityHex, shortId } from "./hostkey.ts";
 import { type Logger, silentLogger } from "./log.ts";
 import { readPeersFile, writePeersFile } from "./peers_file.ts";
-import {
-  powEpoch,
-  type ProofOfWork,
-  solveProofOfWork,
-  solveProofOfWorkInSlices,
-} from "./protocol/proof_of_work.ts";
+import { ProofKeeper } from "./proof_keeper.ts";
+import type { ProofOfWork } from "./protocol/proof_of_work.ts";
 import type { RandomSource } from "./protocol/random.ts";
 import { realScheduler } from "./protocol/scheduler.ts";
 import { ApiServer } from "./transport/api_server.ts";
-import { TcpListener } from "./transport/listener.ts";
-import { PeerSession, type PeerSessionOptions } from "./transport/peer_session.ts";
+import { PeerConnector } from "./transport/peer_connector.ts";
+import type { PeerSession } from "./transport/peer_session.ts";
 import { StatusServer } from "./transport/status_server.ts";
 
 /** Options of a {@link GossipNode}. */
@@ -120,20 +116,13 @@ export class GossipNode {
   private readonly log: Logger;
   private readonly config: GossipOptions;
   private readonly apiServer: ApiServer;
-  private readonly p2pListener: TcpListener;
+  private readonly connector: PeerConnector;
   private statusServer: StatusServer | undefined;
   /** Set by start(): the core needs the bound address. */
   private core: NodeCore | undefined;
-  private sessionOptions: PeerSessionOptions | undefined;
+  private proof: ProofKeeper | undefined;
   private readonly sessions = new Map<string, PeerSession>();
-  private readonly handshakes = new Map<number, Deno.TcpConn>();
-  private readonly inFlight = new Set<Promise<unknown>>();
-  private nextConnection = 1;
   private closedBytes = { in: 0, out: 0, dropped: 0 };
-  private proof: ProofOfWork = { epoch: 0, nonce: 0n };
-  private renewal: Promise<void> | undefined;
-  private readonly renewalAbort = new AbortController();
-  private powTimer: ReturnType<typeof setInterval> | undefined;
   private saving: Promise<void> = Promise.resolve();
   private started = false;
   private closing = false;
@@ -158,12 +147,20 @@ export class GossipNode {
         onClientClosed: (client) => this.core?.clientClosed(client),
       },
     });
-    this.p2pListener = new TcpListener({
+    this.connector = new PeerConnector({
       address: this.config.p2pAddress,
       maxConnections: () => this.config.maxPeerConnections * 2,
+      openSessions: () => this.sessions.size,
       log: this.log.child("p2p"),
-      openConnections: () => this.sessions.size + this.handshakes.size,
-      onConnection: (conn) => this.acceptPeer(conn),
+      handler: {
+        admit: (id, ip) => !this.closing && this.requireCore().connectionOpened(id, ip),
+        ended: (id) => this.core?.connectionEnded(id),
+        session: (session, dialed) => this.onSession(session, dialed),
+        handshakeFailed: (reason, message) => {
+          this.core?.handshakeFailed(reason);
+          this.log.debug("handshake failed", { reason, error: message });
+        },
+      },
     });
   }
 
@@ -180,7 +177,7 @@ export class GossipNode {
 
   /** The bound P2P address (after start). */
   get p2pAddress(): SocketAddress {
-    const { hostname, port } = this.p2pListener.addr;
+    const { hostname, port } = this.connector.addr;
     return { hostname, port };
   }
 
@@ -200,15 +197,17 @@ export class GossipNode {
   async start(): Promise<void> {
     if (this.started) throw new Error("node already started");
     this.started = true;
-    const epoch = powEpoch(this.wallClock());
-    const given = this.options.proofOfWork;
-    this.proof = given?.epoch === epoch ? given : {
-      epoch,
-      nonce: solveProofOfWork(this.options.hostKey.identity, epoch, this.config.powDifficulty),
-    };
+    const wallClock = () => this.options.wallClock?.() ?? Date.now();
+    const proof = this.proof = new ProofKeeper(
+      this.options.hostKey.identity,
+      this.config.powDifficulty,
+      wallClock,
+      this.log,
+      this.options.proofOfWork,
+    );
     this.apiServer.listen();
     try {
-      this.p2pListener.listen();
+      this.connector.listen();
       if (this.config.statusAddress) {
         this.statusServer = new StatusServer(
           this.config.statusAddress,
@@ -218,14 +217,14 @@ export class GossipNode {
         this.statusServer.listen();
       }
     } catch (error) {
-      await Promise.all([this.apiServer.close(), this.p2pListener.close()]);
+      await Promise.all([this.apiServer.close(), this.connector.close()]);
       throw error;
     }
     // A wildcard or port-0 p2p_address is advertised with the bound port.
     const advertised = { hostname: this.config.p2pAddress.hostname, port: this.p2pAddress.port };
-    this.sessionOptions = {
+    this.connector.configure({
       hostKey: this.options.hostKey,
-      proofOfWork: () => this.proof,
+      proofOfWork: () => proof.current,
       powDifficulty: this.config.powDifficulty,
       listenAddress: advertised,
       handshakeTimeoutMs: this.config.handshakeTimeoutMs,
@@ -233,7 +232,7 @@ export class GossipNode {
       maxQueuedBytes: this.options.maxPeerQueueBytes ?? 4 * 1024 * 1024,
       minPeerKeyBits: this.options.minPeerKeyBits ?? 2048,
       log: this.log.child("p2p"),
-    };
+    });
     this.core = new NodeCore({
       selfIdentity: this.identityHex,
       selfAddress: advertised,
@@ -246,14 +245,14 @@ export class GossipNode {
       tuning: this.options.tuning,
       scheduler: realScheduler,
       random: this.options.random,
-      wallClock: () => this.wallClock(),
+      wallClock,
       log: this.log,
     }, this.actions());
     const restored = this.config.peersFile
       ? await readPeersFile(this.config.peersFile, this.log)
       : undefined;
     this.core.start(restored);
-    this.powTimer = setInterval(() => this.renewProofOfWork(), this.config.membershipIntervalMs);
+    proof.start(this.config.membershipIntervalMs);
     this.log.info("node started", {
       identity: this.shortId,
       api: formatSocketAddress(this.apiAddress),
@@ -265,9 +264,7 @@ export class GossipNode {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    clearInterval(this.powTimer);
-    this.renewalAbort.abort();
-    await this.renewal;
+    await this.proof?.stop();
     if (!this.started) return;
     const state = this.core?.persistentState();
     this.core?.stop();
@@ -275,16 +272,12 @@ export class GossipNode {
     if (state && this.config.peersFile) {
       await writePeersFile(this.config.peersFile, state, this.log);
     }
-    await Promise.all([this.p2pListener.close(), this.statusServer?.close()]);
-    for (const conn of this.handshakes.values()) closeQuietly(conn);
-    await Promise.allSettled([
-      ...[...this.sessions.values()].map((s) => s.close("shutdown")),
+    await Promise.all([
+      this.statusServer?.close(),
       this.apiServer.close(),
+      ...[...this.sessions.values()].map((s) => s.close("shutdown")),
     ]);
-    // Dials and handshakes still in flight settle once their sockets are closed.
-    for (let round = 0; round < 100 && this.inFlight.size > 0; round++) {
-      await Promise.allSettled([...this.inFlight]);
-    }
+    await this.connector.close();
     this.log.info("node stopped", { identity: this.shortId });
   }
 
@@ -329,7 +322,7 @@ export class GossipNode {
       identity: this.identityHex,
       apiAddress: formatSocketAddress(this.apiAddress),
       p2pAddress: formatSocketAddress(this.p2pAddress),
-      powEpoch: this.proof.epoch,
+      powEpoch: this.proof?.current.epoch ?? 0,
       peers,
       handshakeFailureCount: sum(stats.handshakeFailures),
       peersRefused: sum(stats.guard.refused),
@@ -338,8 +331,8 @@ export class GossipNode {
       structures: {
         ...core.structureSizes(),
         shellSessions: this.sessions.size,
-        shellHandshakes: this.handshakes.size,
-        shellInFlight: this.inFlight.size,
+        shellHandshakes: this.connector.handshaking,
+        shellInFlight: this.connector.pending,
       },
     };
   }
@@ -354,15 +347,13 @@ export class GossipNode {
         const session = this.sessions.get(peer);
         if (!session) return;
         this.sessions.delete(peer);
-        this.track(session.close(reason, goodbye));
+        this.connector.track(session.close(reason, goodbye));
       },
       peerBacklog: (peer) => this.sessions.get(peer)?.pendingBytes ?? 0,
-      dial: (address, key) => this.dial(address, key),
-      probe: (address, key) => this.probe(address, key),
-      closeConnection: (conn) => {
-        const socket = this.handshakes.get(conn);
-        if (socket) closeQuietly(socket);
-      },
+      dial: (address, key) => this.connector.dial(address, key, () => this.core?.dialFailed(key)),
+      probe: (address, key) =>
+        this.connector.probe(address, (identity) => this.core?.probeFinished(key, identity)),
+      closeConnection: (conn) => this.connector.evict(conn),
       notifyClient: (client, messageId, item) =>
         this.apiServer.send(
           client,
@@ -381,93 +372,12 @@ export class GossipNode {
     };
   }
 
-  // ---- peer connections -----------------------------------------------------------
-
-  /** Admits an inbound connection to the handshake, or closes it. */
-  private acceptPeer(conn: Deno.TcpConn): void {
-    const id = this.nextConnection++;
-    const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
-    if (this.closing || !this.requireCore().connectionOpened(id, ip)) {
-      closeQuietly(conn);
-      return;
-    }
-    this.handshakes.set(id, conn);
-    this.track(
-      PeerSession.establish(conn, "inbound", this.sessionOptions!).then(
-        (session) => this.onSession(session),
-        (error) => this.handshakeFailed(error),
-      ).finally(() => {
-        this.handshakes.delete(id);
-        this.core?.connectionEnded(id);
-      }),
-    );
-  }
-
-  /** Connects to a peer and runs the outbound handshake; reports the outcome to the core. */
-  private dial(address: SocketAddress, key: string): void {
-    this.track((async () => {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await Deno.connect({ hostname: address.hostname, port: address.port });
-      } catch (error) {
-        this.log.debug("dial failed", { peer: key, error: String(error) });
-        if (!this.closing) this.core?.dialFailed(key);
-        return;
-      }
-      if (this.closing) return closeQuietly(conn);
-      conn.setNoDelay(true);
-      const id = this.nextConnection++;
-      this.handshakes.set(id, conn);
-      try {
-        const session = await PeerSession.establish(conn, "outbound", this.sessionOptions!);
-        this.handshakes.delete(id);
-        this.onSession(session, key);
-      } catch (error) {
-        this.handshakes.delete(id);
-        this.handshakeFailed(error);
-        if (!this.closing) this.core?.dialFailed(key);
-      }
-    })());
-  }
-
-  /** Proves who listens at `address` with a probe handshake; reports it to the core. */
-  private probe(address: SocketAddress, key: string): void {
-    this.track((async () => {
-      let identity: string | undefined;
-      try {
-        const conn = await Deno.connect({ hostname: address.hostname, port: address.port });
-        conn.setNoDelay(true);
-        const id = this.nextConnection++;
-        this.handshakes.set(id, conn);
-        try {
-          const session = await PeerSession.establish(conn, "outbound", this.sessionOptions!, true);
-          identity = session.identityHex;
-          session.attach({ onMessage: () => {}, onClose: () => {} });
-          await session.close("probe done", GoodbyeReason.Probe);
-        } finally {
-          this.handshakes.delete(id);
-        }
-      } catch (error) {
-        this.log.debug("probe failed", { peer: key, error: String(error) });
-      }
-      if (!this.closing) this.core?.probeFinished(key, identity);
-    })());
-  }
+  // ---- peer sessions ----------------------------------------------------------------
 
   /** Hands an authenticated session to the core; registers it, or refuses it. */
   private onSession(session: PeerSession, dialed?: string): void {
     const core = this.requireCore();
     const peer = session.identityHex;
-    if (session.isProbe) {
-      // The peer only checks that we listen here; it closes after the handshake.
-      session.attach({ onMessage: () => {}, onClose: () => {} });
-      const timer = setTimeout(
-        () => session.close("probe answered"),
-        this.config.handshakeTimeoutMs,
-      );
-      this.track(session.done.finally(() => clearTimeout(timer)));
-      return;
-    }
     const decision = this.closing ? undefined : core.sessionOpened({
       peer,
       direction: session.direction,
@@ -497,43 +407,6 @@ export class GossipNode {
     });
   }
 
-  /** Counts a failed handshake by its reason. */
-  private handshakeFailed(error: unknown): void {
-    const message = error instanceof Error ? error.message : String(error);
-    this.core?.handshakeFailed(handshakeFailureReason(message));
-    this.log.debug("handshake failed", { error: message });
-  }
-
-  /** Remembers work in flight so that close() can wait for it. */
-  private track(work: Promise<unknown>): void {
-    this.inFlight.add(work);
-    work.finally(() => this.inFlight.delete(work));
-  }
-
-  // ---- proof-of-work ----------------------------------------------------------------
-
-  /** Milliseconds since the Unix epoch (tests move it). */
-  private wallClock(): number {
-    return this.options.wallClock?.() ?? Date.now();
-  }
-
-  /** Solves the next day's proof-of-work in slices, without stalling the node. */
-  private renewProofOfWork(): void {
-    const epoch = powEpoch(this.wallClock());
-    if (this.renewal || this.proof.epoch === epoch || this.config.powDifficulty <= 0) return;
-    this.renewal = solveProofOfWorkInSlices(
-      this.options.hostKey.identity,
-      epoch,
-      this.config.powDifficulty,
-      { signal: this.renewalAbort.signal },
-    ).then((nonce) => {
-      this.proof = { epoch, nonce };
-      this.log.info("renewed proof-of-work", { epoch });
-    }, (error) => {
-      if (!this.closing) this.log.warn("proof-of-work renewal failed", { error: String(error) });
-    }).finally(() => this.renewal = undefined);
-  }
-
   /** The core, which exists once the node has started. */
   private requireCore(): NodeCore {
     if (!this.core) throw new Error("node is not started");
@@ -541,27 +414,8 @@ export class GossipNode {
   }
 }
 
-/** A short category of a handshake failure message, for counters. */
-function handshakeFailureReason(message: string): string {
-  if (/timed out/.test(message)) return "timeout";
-  if (/proof-of-work/.test(message)) return "proof-of-work";
-  if (/signature/.test(message)) return "signature";
-  if (/version/.test(message)) return "version";
-  if (/self/.test(message)) return "self";
-  if (/closed/.test(message)) return "closed";
-  return "malformed";
-}
-
 function sum(counts: Record<string, number>): number {
   return Object.values(counts).reduce((a, b) => a + b, 0);
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // already closed
-  }
 }
 
 export type { PersistentState };

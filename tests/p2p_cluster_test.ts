@@ -171,7 +171,12 @@ async function startLine() {
     await Promise.all(nodes.map((n) => n.close()));
   };
   try {
-    await waitUntil(() => b.peerIdentities.length === 2, 5000, "b connected to a and c");
+    // The responder registers a session before the initiator has verified its AUTH.
+    await waitUntil(
+      () => b.peerIdentities.length === 2 && c.peerIdentities.length === 1,
+      5000,
+      "b connected to a and c",
+    );
     assert.deepEqual(a.peerIdentities, [b.identityHex]);
     assert.deepEqual(c.peerIdentities, [b.identityHex]);
   } catch (error) {

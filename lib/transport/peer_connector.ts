@@ -1,0 +1,224 @@
+/**
+ * The P2P port's connections before they are sessions: the listener,
+ * outbound dials, probe handshakes, and the unauthenticated connections in
+ * between, each with an ID so that admission can evict one.
+ *
+ * Every handshake runs to an authenticated {@link PeerSession} or fails; the
+ * connector hands sessions (and failures, by category) to its owner and keeps
+ * track of everything in flight, so that {@link PeerConnector.close} can wait
+ * until no socket is left.
+ *
+ * @module
+ */
+
+import type { SocketAddress } from "../address.ts";
+import { GoodbyeReason } from "../codec/peer_messages.ts";
+import type { Logger } from "../log.ts";
+import { TcpListener } from "./listener.ts";
+import { PeerSession, type PeerSessionOptions } from "./peer_session.ts";
+
+/** What the connector reports to its owner. */
+export interface PeerConnectorHandler {
+  /** A new inbound connection `id` from `ip`: false closes it at once. */
+  admit(id: number, ip: string): boolean;
+  /** Admitted connection `id` finished its handshake, failed, or was closed. */
+  ended(id: number): void;
+  /** An authenticated session (not a probe); `dialed` is the address key of an outbound dial. */
+  session(session: PeerSession, dialed?: string): void;
+  /** A handshake failed, with a short category of why. */
+  handshakeFailed(reason: string, message: string): void;
+}
+
+/** Options of a {@link PeerConnector}. */
+export interface PeerConnectorOptions {
+  /** Address to listen at. */
+  readonly address: SocketAddress;
+  /** Connections (sessions and handshakes) open at once; beyond, new ones are closed. */
+  readonly maxConnections: () => number;
+  /** Sessions currently open, counted against `maxConnections`. */
+  readonly openSessions: () => number;
+  /** Logger. */
+  readonly log: Logger;
+  /** Receives sessions and failures. */
+  readonly handler: PeerConnectorHandler;
+}
+
+/** Listener, dials, probes and handshakes of one node's P2P port. */
+export class PeerConnector {
+  private readonly listener: TcpListener;
+  private readonly handshakes = new Map<number, Deno.TcpConn>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private sessionOptions: PeerSessionOptions | undefined;
+  private nextId = 1;
+  private closing = false;
+
+  /** Creates the connector; call {@link listen} to bind. */
+  constructor(private readonly options: PeerConnectorOptions) {
+    this.listener = new TcpListener({
+      address: options.address,
+      maxConnections: options.maxConnections,
+      log: options.log,
+      openConnections: () => options.openSessions() + this.handshakes.size,
+      onConnection: (conn) => this.accept(conn),
+    });
+  }
+
+  /** The bound address. */
+  get addr(): Deno.NetAddr {
+    return this.listener.addr;
+  }
+
+  /** Unauthenticated connections open. */
+  get handshaking(): number {
+    return this.handshakes.size;
+  }
+
+  /** Handshakes, dials and probes in flight. */
+  get pending(): number {
+    return this.inFlight.size;
+  }
+
+  /** Binds the port; handshakes use `sessionOptions` (known only once bound). */
+  listen(): Deno.NetAddr {
+    return this.listener.listen();
+  }
+
+  /** Sets the handshake settings (the advertised address needs the bound port). */
+  configure(sessionOptions: PeerSessionOptions): void {
+    this.sessionOptions = sessionOptions;
+  }
+
+  /**
+   * Connects to `address` and runs the outbound handshake; the session goes to
+   * the handler, a failure (no connection or no session) to `failed`.
+   */
+  dial(address: SocketAddress, key: string, failed: () => void): void {
+    this.track((async () => {
+      const session = await this.connect(address, false).catch((error) => {
+        if (!(error instanceof ConnectFailed)) this.failed(error);
+        this.options.log.debug("dial failed", { peer: key, error: String(error) });
+        return undefined;
+      });
+      if (session) this.options.handler.session(session, key);
+      else if (!this.closing) failed();
+    })());
+  }
+
+  /** Runs a probe handshake at `address`; reports who answered (undefined: nobody). */
+  probe(address: SocketAddress, done: (identity: string | undefined) => void): void {
+    this.track((async () => {
+      let identity: string | undefined;
+      try {
+        const session = await this.connect(address, true);
+        identity = session.identityHex;
+        session.attach({ onMessage: () => {}, onClose: () => {} });
+        await session.close("probe done", GoodbyeReason.Probe);
+      } catch (error) {
+        this.options.log.debug("probe failed", { address: address.hostname, error: String(error) });
+      }
+      if (!this.closing) done(identity);
+    })());
+  }
+
+  /** Closes the unauthenticated connection `id` (admission evicted it). */
+  evict(id: number): void {
+    const conn = this.handshakes.get(id);
+    if (conn) closeQuietly(conn);
+  }
+
+  /** Remembers `work` (a closing session, say) so that {@link close} waits for it. */
+  track(work: Promise<unknown>): void {
+    this.inFlight.add(work);
+    work.finally(() => this.inFlight.delete(work));
+  }
+
+  /** Stops listening, closes unauthenticated connections and waits for everything in flight. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.listener.close();
+    for (const conn of this.handshakes.values()) closeQuietly(conn);
+    // Work in flight settles once its sockets are closed; new work may follow it once.
+    for (let round = 0; round < 100 && this.inFlight.size > 0; round++) {
+      await Promise.allSettled([...this.inFlight]);
+    }
+  }
+
+  private accept(conn: Deno.TcpConn): void {
+    const id = this.nextId++;
+    const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+    if (this.closing || !this.sessionOptions || !this.options.handler.admit(id, ip)) {
+      closeQuietly(conn);
+      return;
+    }
+    this.handshakes.set(id, conn);
+    this.track(
+      PeerSession.establish(conn, "inbound", this.sessionOptions).then(
+        (session) => this.inbound(session),
+        (error) => this.failed(error),
+      ).finally(() => {
+        this.handshakes.delete(id);
+        this.options.handler.ended(id);
+      }),
+    );
+  }
+
+  private inbound(session: PeerSession): void {
+    if (!session.isProbe) {
+      this.options.handler.session(session);
+      return;
+    }
+    // The peer only checks that we listen here; it closes after the handshake.
+    session.attach({ onMessage: () => {}, onClose: () => {} });
+    const timeout = this.sessionOptions?.handshakeTimeoutMs ?? 5_000;
+    const timer = setTimeout(() => session.close("probe answered"), timeout);
+    this.track(session.done.finally(() => clearTimeout(timer)));
+  }
+
+  private async connect(address: SocketAddress, probe: boolean): Promise<PeerSession> {
+    let conn: Deno.TcpConn;
+    try {
+      conn = await Deno.connect({ hostname: address.hostname, port: address.port });
+    } catch (error) {
+      throw new ConnectFailed(String(error));
+    }
+    if (this.closing || !this.sessionOptions) {
+      closeQuietly(conn);
+      throw new ConnectFailed("shutting down");
+    }
+    conn.setNoDelay(true);
+    const id = this.nextId++;
+    this.handshakes.set(id, conn);
+    try {
+      return await PeerSession.establish(conn, "outbound", this.sessionOptions, probe);
+    } finally {
+      this.handshakes.delete(id);
+    }
+  }
+
+  private failed(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.options.handler.handshakeFailed(failureReason(message), message);
+  }
+}
+
+/** A short category of a handshake failure, for counters. */
+function failureReason(message: string): string {
+  if (/timed out/.test(message)) return "timeout";
+  if (/proof-of-work/.test(message)) return "proof-of-work";
+  if (/signature/.test(message)) return "signature";
+  if (/version/.test(message)) return "version";
+  if (/to self/.test(message)) return "self";
+  if (/closed/.test(message)) return "closed";
+  return "malformed";
+}
+
+/** No TCP connection could be made (not a handshake failure). */
+class ConnectFailed extends Error {}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
+  }
+}
