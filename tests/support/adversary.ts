@@ -12,6 +12,7 @@ import { readFrames } from "./read_frames.ts";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { createHash } from "node:crypto";
+import net from "node:net";
 import type { SocketAddress } from "../../lib/address.ts";
 import {
   encodePeerMessage,
@@ -241,6 +242,7 @@ export class AdversaryPeer {
   /** Why the session ended, once it has. */
   closeReason: string | undefined;
   private readonly closed: Promise<string>;
+  private listener: ((message: PeerMessage) => void) | undefined;
 
   private constructor(readonly session: PeerSession) {
     let resolveClosed!: (reason: string) => void;
@@ -248,6 +250,7 @@ export class AdversaryPeer {
     session.attach({
       onMessage: (_s, message) => {
         if (this.received.length < 100_000) this.received.push(message);
+        this.listener?.(message);
       },
       onClose: (_s, reason) => {
         this.closeReason = reason;
@@ -285,6 +288,11 @@ export class AdversaryPeer {
     } catch (error) {
       return { error: error instanceof Error ? error : new Error(String(error)) };
     }
+  }
+
+  /** Calls `listener` with every message the victim sends from now on, as it arrives. */
+  onMessage(listener: (message: PeerMessage) => void): void {
+    this.listener = listener;
   }
 
   /** Encrypts and queues a message (false when dropped or closed). */
@@ -600,4 +608,45 @@ export function contentItem(
     dataType: fields.dataType,
     data: fields.data,
   };
+}
+
+// ---- connections from chosen source addresses ---------------------------------------
+
+/** A TCP connection from a chosen loopback source address that never sends a byte. */
+export interface SilentConnection {
+  /** The source address it was bound to. */
+  readonly localAddress: string;
+  /** Resolves when the node closed (or reset) it; true if it was the node. */
+  readonly closed: Promise<boolean>;
+  /** Closes it from this side. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a connection to 127.0.0.1:`port` from `localAddress` (any address of
+ * 127.0.0.0/8 on Linux), so that per-address limits see distinct addresses.
+ */
+export function silentConnection(port: number, localAddress: string): Promise<SilentConnection> {
+  return new Promise((resolve, reject) => {
+    let closedByUs = false;
+    let settle!: (byNode: boolean) => void;
+    const closed = new Promise<boolean>((done) => settle = done);
+    const socket = net.createConnection({ host: "127.0.0.1", port, localAddress }, () => {
+      resolve({
+        localAddress,
+        closed,
+        close: async () => {
+          closedByUs = true;
+          socket.destroy();
+          await closed;
+        },
+      });
+    });
+    socket.on("error", (error) => {
+      if (!socket.connecting) return;
+      reject(error);
+    });
+    socket.on("close", () => settle(!closedByUs));
+    socket.on("data", () => {});
+  });
 }

@@ -125,6 +125,30 @@ export class TestApiClient {
     for (const message of this.inbox.takeAll()) this.handler(message);
   }
 
+  /**
+   * Like {@link autoValidate}, but a module that needs `delayMs` per item: it
+   * handles NOTIFICATIONs one after another, each answered `delayMs` after the
+   * previous answer.
+   */
+  slowValidate(
+    log: ReceivedMessage[],
+    delayMs: number,
+    verdict: (message: ReceivedMessage) => boolean,
+  ): void {
+    let chain = Promise.resolve();
+    this.handler = (message) => {
+      log.push(message);
+      if (message.type !== 502) return;
+      const write = chain = chain
+        .then(() => new Promise<void>((resolve) => setTimeout(resolve, delayMs)))
+        .then(() => this.send(validationBytes(message.messageId, verdict(message))))
+        .catch(() => {})
+        .finally(() => this.pendingWrites.delete(write));
+      this.pendingWrites.add(write);
+    };
+    for (const message of this.inbox.takeAll()) this.handler(message);
+  }
+
   /** Messages received but not yet taken. */
   get queued(): number {
     return this.inbox.length;
