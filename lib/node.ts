@@ -394,7 +394,7 @@ export class GossipNode {
       maxLearnPerMessage: 8,
       backoffBaseMs: Math.min(500, this.config.membershipIntervalMs),
       backoffMaxMs: 30_000,
-      bootstrapper: this.config.bootstrapper,
+      bootstrapper: this.config.bootstrappers[0],
       random: this.random,
     });
     await this.restorePeers();

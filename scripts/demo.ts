@@ -177,8 +177,8 @@ class Demo {
     const setupStart = performance.now();
     for (let i = 0; i < nodes; i++) {
       const bootstrap = i === 0
-        ? undefined
-        : this.members[Math.floor(Math.random() * i)].node.p2pAddress;
+        ? []
+        : [this.members[Math.floor(Math.random() * i)].node.p2pAddress];
       await this.startMember(i, keys[i], bootstrap);
     }
     console.error(
@@ -235,7 +235,7 @@ class Demo {
   private async startMember(
     index: number,
     hostKey: HostKey,
-    bootstrapper: GossipOptions["bootstrapper"],
+    bootstrappers: GossipOptions["bootstrappers"],
   ): Promise<void> {
     this.throwIfAborted();
     const node = new GossipNode({
@@ -243,7 +243,7 @@ class Demo {
       config: gossipOptions({
         apiAddress: { hostname: "127.0.0.1", port: 0 },
         p2pAddress: { hostname: "127.0.0.1", port: 0 },
-        bootstrapper,
+        bootstrappers,
         degree: 4,
         powDifficulty: 8,
         membershipIntervalMs: 250,

@@ -79,7 +79,10 @@ async function startMemberVia(
   bootstrapper: { hostname: string; port: number } | undefined,
   options: TestNodeOptions = {},
 ): Promise<Member> {
-  const node = await startTestNode({ ...options, config: { ...options.config, bootstrapper } });
+  const node = await startTestNode({
+    ...options,
+    config: { ...options.config, bootstrappers: bootstrapper ? [bootstrapper] : [] },
+  });
   const module = await TestApiClient.connect(node.apiAddress.port);
   const received: ReceivedMessage[] = [];
   module.autoValidate(
@@ -354,7 +357,7 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
       config: {
         ...options.config,
         p2pAddress: { hostname: "127.0.0.1", port: lonerPort },
-        bootstrapper: selfLoop.address,
+        bootstrappers: [selfLoop.address],
       },
       node: { log: lonerLog.logger },
     });

@@ -6,7 +6,7 @@ import { startTestNode, testHostKey, waitUntil } from "./support/nodes.ts";
 
 Deno.test("the status endpoint reports identity, peers and counters as JSON", async () => {
   const a = await startTestNode({ config: { statusAddress: { hostname: "127.0.0.1", port: 0 } } });
-  const b = await startTestNode({ config: { bootstrapper: a.p2pAddress } });
+  const b = await startTestNode({ config: { bootstrappers: [a.p2pAddress] } });
   try {
     await waitUntil(() => a.peerIdentities.length === 1, 5000, "a and b connected");
     const base = `http://127.0.0.1:${a.statusAddress!.port}`;
@@ -32,9 +32,12 @@ Deno.test("a restarted node rejoins from its peers file without a bootstrapper",
   const dir = await Deno.makeTempDir();
   const peersFile = join(dir, "peers.json");
   const a = await startTestNode();
-  const b = await startTestNode({ config: { bootstrapper: a.p2pAddress } });
+  const b = await startTestNode({ config: { bootstrappers: [a.p2pAddress] } });
   const key = await testHostKey();
-  let c = await startTestNode({ hostKey: key, config: { bootstrapper: a.p2pAddress, peersFile } });
+  let c = await startTestNode({
+    hostKey: key,
+    config: { bootstrappers: [a.p2pAddress], peersFile },
+  });
   try {
     await waitUntil(() => c.peerIdentities.length === 2, 5000, "c connected to a and b");
     await c.close();
@@ -74,7 +77,7 @@ Deno.test("a node renews its proof-of-work when the day changes and stays admiss
     assert.equal(first, Math.floor(now / day));
     now += day; // a's clock moves to tomorrow; the others' stay today: still within a day
     await waitUntil(() => a.stats().powEpoch === first + 1, 5000, "renewed proof");
-    const c = await startTestNode({ config: { powDifficulty: 8, bootstrapper: a.p2pAddress } });
+    const c = await startTestNode({ config: { powDifficulty: 8, bootstrappers: [a.p2pAddress] } });
     try {
       await waitUntil(() => c.peerIdentities.includes(a.identityHex), 5000, "c admits a");
     } finally {
