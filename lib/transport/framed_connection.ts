@@ -63,6 +63,10 @@ export class FramedConnection {
   private lastReceive = 0;
   /** Frames dropped because the send queue was full. */
   droppedFrames = 0;
+  /** Bytes read from the socket. */
+  bytesReceived = 0;
+  /** Bytes written to the socket. */
+  bytesSent = 0;
 
   /** Wraps an accepted or connected socket; call {@link start} to read. */
   constructor(readonly conn: Deno.Conn, private readonly options: FramedConnectionOptions) {
@@ -168,6 +172,7 @@ export class FramedConnection {
           break;
         }
         this.lastReceive = performance.now();
+        this.bytesReceived += n;
         // Frames may be kept (items, queues): give them their own exactly sized copy.
         const frames = this.decoder.push(buffer.slice(0, n));
         if (frames.length > 0 && this.firstFrameTimer !== undefined) {
@@ -215,6 +220,7 @@ export class FramedConnection {
         while (offset < batch.length) {
           offset += await this.conn.write(batch.subarray(offset));
         }
+        this.bytesSent += batch.length;
       }
     } catch (error) {
       if (!this.closed) {

@@ -20,6 +20,7 @@ import {
   decodePeerMessage,
   encodePeerMessage,
   framePeerPayload,
+  goodbyeReasonName,
   type HelloMessage,
   joinRecords,
   MAX_SEALED_PLAINTEXT_BYTES,
@@ -200,6 +201,16 @@ export class PeerSession {
     return this.connection.droppedFrames;
   }
 
+  /** Bytes received on this connection, handshake included. */
+  get bytesReceived(): number {
+    return this.connection.bytesReceived;
+  }
+
+  /** Bytes sent on this connection, handshake included. */
+  get bytesSent(): number {
+    return this.connection.bytesSent;
+  }
+
   /** Attaches the handler and delivers messages that arrived before it. */
   attach(handler: PeerSessionHandler): void {
     this.handler = handler;
@@ -311,7 +322,7 @@ export class PeerSession {
   private dispatch(message: PeerMessage): void {
     if (message.type === PeerMessageType.Goodbye) {
       this.goodbyeReason = message.reason;
-      void this.connection.close(`peer said goodbye (reason ${message.reason})`);
+      void this.connection.close(`peer said goodbye: ${goodbyeReasonName(message.reason)}`);
       return;
     }
     this.handler!.onMessage(this, message);
