@@ -26,8 +26,8 @@ import {
   type PeerMessage,
   PeerMessageType,
 } from "./codec/peer_messages.ts";
-import type { GossipOptions } from "./config.ts";
-import { DecodeError, ProtocolError } from "./errors.ts";
+import { type GossipOptions, gossipOptions } from "./config.ts";
+import { DecodeError, ListenError, ProtocolError } from "./errors.ts";
 import { type HostKey, identityHex, shortId } from "./hostkey.ts";
 import { type Logger, silentLogger } from "./log.ts";
 import { type GossipItem, itemIdHex, randomItemId } from "./protocol/item.ts";
@@ -145,8 +145,24 @@ export interface NodeStats {
   readonly p2pAddress: string;
   /** Connected API clients. */
   readonly apiClients: number;
-  /** Connected peers with direction and address. */
-  readonly peers: { identity: string; address: string; direction: string }[];
+  /** Connected peers with direction, address, age, traffic and score. */
+  readonly peers: {
+    identity: string;
+    address: string;
+    direction: string;
+    /** Milliseconds since the session was established. */
+    ageMs: number;
+    /** Bytes received on the connection. */
+    bytesIn: number;
+    /** Bytes sent on the connection. */
+    bytesOut: number;
+    /** Standing of the peer (0 until the node scores peers). */
+    score: number;
+  }[];
+  /** Bytes received from peers (current and past sessions). */
+  readonly bytesIn: number;
+  /** Bytes sent to peers (current and past sessions). */
+  readonly bytesOut: number;
   /** Known but unconnected peers. */
   readonly knownPeers: number;
   /** Items in the knowledge base. */
@@ -178,6 +194,12 @@ export interface NodeStats {
   /** The day (epoch) of this node's current identity proof-of-work. */
   readonly powEpoch: number;
 }
+
+/** Settings {@link GossipNode.reconfigure} can change while the node runs. */
+export type ReconfigurableOptions = Pick<
+  GossipOptions,
+  "validationTimeoutMs" | "maxApiConnections" | "maxPeerConnections"
+>;
 
 const EXCHANGE_SIZE = 16;
 const PEERS_SAVE_INTERVAL_MS = 30_000;
@@ -243,12 +265,24 @@ export class GossipNode {
   private readonly invalidStrikes: StrikeCounter;
   private readonly frameBuckets = new Map<PeerSession, TokenBucket>();
   private readonly pullsOutstanding = new Set<PeerKey>();
+  /** Limits that {@link reconfigure} changes; read live by the API server, listener and tracker. */
+  private readonly limits: { -readonly [K in keyof ReconfigurableOptions]: number };
+  /** When each session was established (performance.now()). */
+  private readonly connectedAt = new WeakMap<PeerSession, number>();
+  /** Bytes of sessions that have ended. */
+  private readonly pastBytes = { in: 0, out: 0 };
   private readonly pushedThisRound = new Set<PeerKey>();
   private learnedThisRound = 0;
 
   /** Creates a node; nothing is bound until {@link start}. */
   constructor(private readonly options: GossipNodeOptions) {
     this.config = options.config;
+    this.limits = {
+      validationTimeoutMs: this.config.validationTimeoutMs,
+      maxApiConnections: this.config.maxApiConnections,
+      maxPeerConnections: this.config.maxPeerConnections,
+    };
+    const limits = this.limits;
     this.log = options.log ?? silentLogger;
     this.random = options.random ?? defaultRandom;
     this.identityHex = identityHex(options.hostKey.identity);
@@ -263,7 +297,9 @@ export class GossipNode {
     );
     this.knowledgeBase = new KnowledgeBase(this.config.cacheSize);
     this.validation = new ValidationTracker<bigint>({
-      timeoutMs: this.config.validationTimeoutMs,
+      get timeoutMs() {
+        return limits.validationTimeoutMs;
+      },
       onDecision: (id, outcome) => this.onVerdict(id, outcome.verdict),
     });
     this.spreading = new Spreading(
@@ -285,7 +321,9 @@ export class GossipNode {
     const apiLog = this.log.child("api");
     this.apiServer = new ApiServer({
       address: this.config.apiAddress,
-      maxConnections: this.config.maxApiConnections,
+      get maxConnections() {
+        return limits.maxApiConnections;
+      },
       maxQueuedBytes: options.maxApiQueueBytes ?? 8 * 1024 * 1024,
       partialFrameTimeoutMs: API_PARTIAL_MESSAGE_TIMEOUT_MS,
       firstMessageTimeoutMs: API_FIRST_MESSAGE_TIMEOUT_MS,
@@ -300,7 +338,9 @@ export class GossipNode {
     });
     this.p2pListener = new TcpListener({
       address: this.config.p2pAddress,
-      maxConnections: this.config.maxPeerConnections * 2,
+      get maxConnections() {
+        return limits.maxPeerConnections * 2;
+      },
       log: this.log.child("p2p"),
       openConnections: () => this.sessions.size + this.handshakeConns.size,
       onConnection: (conn) => this.acceptPeer(conn),
@@ -351,12 +391,16 @@ export class GossipNode {
       epoch,
       nonce: solveProofOfWork(this.options.hostKey.identity, epoch, this.config.powDifficulty),
     };
-    this.apiServer.listen();
+    try {
+      this.apiServer.listen();
+    } catch (error) {
+      throw ListenError.from("api_address", formatSocketAddress(this.config.apiAddress), error);
+    }
     try {
       this.p2pListener.listen();
     } catch (error) {
       await this.apiServer.close();
-      throw error;
+      throw ListenError.from("p2p_address", formatSocketAddress(this.config.p2pAddress), error);
     }
     if (this.config.statusAddress) {
       this.statusServer = new StatusServer(
@@ -449,7 +493,13 @@ export class GossipNode {
         identity: s.identityHex,
         address: formatSocketAddress(s.listenAddress),
         direction: s.direction,
+        ageMs: Math.round(performance.now() - (this.connectedAt.get(s) ?? performance.now())),
+        bytesIn: s.bytesReceived,
+        bytesOut: s.bytesSent,
+        score: 0,
       })),
+      bytesIn: [...this.sessions.values()].reduce((n, s) => n + s.bytesReceived, this.pastBytes.in),
+      bytesOut: [...this.sessions.values()].reduce((n, s) => n + s.bytesSent, this.pastBytes.out),
       knownPeers: this.membership?.passivePeers.length ?? 0,
       knowledgeBaseItems: this.knowledgeBase.size,
       ...this.counters,
@@ -458,6 +508,21 @@ export class GossipNode {
       powEpoch: this.proof.epoch,
       peerFramesDropped: [...this.sessions.values()].reduce((n, s) => n + s.droppedFrames, 0),
     };
+  }
+
+  /**
+   * Changes limits while the node runs. A lower connection limit refuses new
+   * connections until the count falls below it; it closes none. A new
+   * validation timeout applies to items that arrive from now on.
+   *
+   * @throws {ConfigError} naming the key of an out-of-range value (nothing is changed then).
+   */
+  reconfigure(changes: Partial<ReconfigurableOptions>): void {
+    const checked = gossipOptions({ ...this.config, ...this.limits, ...changes });
+    this.limits.validationTimeoutMs = checked.validationTimeoutMs;
+    this.limits.maxApiConnections = checked.maxApiConnections;
+    this.limits.maxPeerConnections = checked.maxPeerConnections;
+    this.log.info("limits changed", { ...this.limits });
   }
 
   // ---- API side -------------------------------------------------------------
@@ -756,7 +821,7 @@ export class GossipNode {
       for (const s of this.sessions.values()) if (s.direction === "inbound") inbound++;
       // Inbound peers beyond twice the degree are referred elsewhere, so that the
       // nodes everyone bootstrapped through do not become hubs.
-      const limit = Math.min(this.config.maxPeerConnections, 2 * this.config.degree);
+      const limit = Math.min(this.limits.maxPeerConnections, 2 * this.config.degree);
       if (inbound >= limit) {
         // Full: refer the newcomer to other peers, then say goodbye.
         session.attach({ onMessage: () => {}, onClose: () => {} });
@@ -769,6 +834,7 @@ export class GossipNode {
       }
     }
     this.sessions.set(key, session);
+    this.connectedAt.set(session, performance.now());
     this.frameBuckets.set(
       session,
       new TokenBucket(this.security.framesPerSecond, this.security.frameBurst, performance.now()),
@@ -798,6 +864,8 @@ export class GossipNode {
     const key = session.identityHex;
     this.frameBuckets.delete(session);
     if (this.sessions.get(key) !== session) return;
+    this.pastBytes.in += session.bytesReceived;
+    this.pastBytes.out += session.bytesSent;
     this.sessions.delete(key);
     this.pullsOutstanding.delete(key);
     this.pendingHave.delete(key);

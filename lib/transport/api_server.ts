@@ -94,7 +94,10 @@ export class ApiServer {
   constructor(private readonly options: ApiServerOptions) {
     this.listener = new TcpListener({
       address: options.address,
-      maxConnections: options.maxConnections,
+      // Read at each accept: the node may change the limit while running.
+      get maxConnections() {
+        return options.maxConnections;
+      },
       log: options.log,
       openConnections: () => this.clients.size,
       onConnection: (conn) => this.accept(conn),
