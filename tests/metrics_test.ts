@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import {
   DROP_REASONS,
   HANDSHAKE_FAILURE_REASONS,
-  MetricsRenderer,
   type NodeMetrics,
 } from "../lib/transport/metrics.ts";
+import { MetricsRenderer } from "../lib/transport/metrics_renderer.ts";
 import { CLUSTER_TYPE, receivedCount, startMember, stopMembers } from "./support/cluster.ts";
 import { startTestNode, waitUntil } from "./support/nodes.ts";
 

@@ -18,12 +18,8 @@ import { formatSocketAddress, isIPv6Literal, type SocketAddress } from "../addre
 import { ListenError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { VERSION } from "../version.ts";
-import {
-  metricsFromStats,
-  MetricsRenderer,
-  type NodeMetrics,
-  type StatusSnapshot,
-} from "./metrics.ts";
+import { metricsFromStats, type NodeMetrics, type StatusSnapshot } from "./metrics.ts";
+import type { MetricsRenderer } from "./metrics_renderer.ts";
 import { STATUS_PAGE_HTML, statusPageHeaders } from "./status_page.ts";
 
 const IPV4 = /^\d{1,3}(?:\.\d{1,3}){3}$/;
@@ -31,7 +27,8 @@ const IPV4 = /^\d{1,3}(?:\.\d{1,3}){3}$/;
 /** A running status endpoint. */
 export class StatusServer {
   private server: Deno.HttpServer<Deno.NetAddr> | undefined;
-  private readonly renderer = new MetricsRenderer(VERSION);
+  /** Loaded on the first scrape (prom-client is not needed before). */
+  private renderer: Promise<MetricsRenderer> | undefined;
   private pageHeaders: Promise<Record<string, string>> | undefined;
 
   /**
@@ -92,10 +89,15 @@ export class StatusServer {
         return new Response(STATUS_PAGE_HTML, { headers: await this.pageHeaders });
       case "/status":
         return Response.json(this.snapshot(), { headers: { "cache-control": "no-store" } });
-      case "/metrics":
-        return new Response(await this.renderer.render(this.metrics()), {
-          headers: { "content-type": this.renderer.contentType, "cache-control": "no-store" },
+      case "/metrics": {
+        this.renderer ??= import("./metrics_renderer.ts").then((m) =>
+          new m.MetricsRenderer(VERSION)
+        );
+        const renderer = await this.renderer;
+        return new Response(await renderer.render(this.metrics()), {
+          headers: { "content-type": renderer.contentType, "cache-control": "no-store" },
         });
+      }
       default:
         return new Response("not found; try /, /status or /metrics\n", { status: 404 });
     }
