@@ -38,7 +38,7 @@ table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nu
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
 th { color: var(--muted); font-weight: 500; font-size: 12px; }
 td.num, th.num { text-align: right; }
-svg { width: 100%; height: 220px; display: block; }
+svg { width: 100%; height: 200px; display: block; }
 svg text { fill: var(--muted); font-size: 11px; }
 .legend span { margin-right: 16px; }
 .legend .a { color: var(--a); } .legend .b { color: var(--b); }
@@ -126,7 +126,12 @@ function renderPeers(peers) {
 
 function renderChart() {
   const svg = $("chart");
-  const W = 600, H = 200, left = 34, bottom = 18;
+  // Drawn in CSS pixels (the view box follows the width), so that text is not stretched.
+  const W = Math.max(300, Math.round(svg.getBoundingClientRect().width)), H = 200;
+  const left = 34, bottom = 18;
+  svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+  $("x-axis").setAttribute("x2", String(W));
+  $("x-now").setAttribute("x", String(W));
   const rate = samples.map((s) => s.rate);
   const peers = samples.map((s) => s.peers);
   const top = Math.max(1, ...rate, ...peers);
@@ -187,6 +192,7 @@ export const STATUS_PAGE_HTML: string = `<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>gossip node</title>
 <style>${STYLE}</style>
 </head>
@@ -202,13 +208,13 @@ export const STATUS_PAGE_HTML: string = `<!doctype html>
   <section>
     <h2>Last five minutes</h2>
     <div class="legend"><span class="a">━ items per second</span><span class="b">━ peers</span></div>
-    <svg id="chart" viewBox="0 0 600 200" preserveAspectRatio="none" role="img"
+    <svg id="chart" viewBox="0 0 600 200" role="img"
       aria-label="items per second and peers over the last five minutes" data-samples="0">
-      <line x1="34" y1="182" x2="600" y2="182" stroke="currentColor" stroke-opacity="0.25"/>
+      <line id="x-axis" x1="34" y1="182" x2="600" y2="182" stroke="currentColor" stroke-opacity="0.25"/>
       <line x1="34" y1="6" x2="34" y2="182" stroke="currentColor" stroke-opacity="0.25"/>
       <text id="y-top" x="30" y="12" text-anchor="end">1</text>
       <text x="30" y="182" text-anchor="end">0</text>
-      <text x="600" y="198" text-anchor="end">now</text>
+      <text id="x-now" x="600" y="198" text-anchor="end">now</text>
       <text x="36" y="198">−5 min</text>
       <polyline id="line-rate" fill="none" stroke="#2f6fdb" stroke-width="2" points=""/>
       <polyline id="line-peers" fill="none" stroke="#e0782f" stroke-width="2" points=""/>
@@ -240,7 +246,7 @@ export async function statusPageHeaders(): Promise<Record<string, string>> {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
     "content-security-policy": `default-src 'none'; script-src ${await scriptHash()}; ` +
-      "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'; base-uri 'none'; " +
+      "style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; " +
       "form-action 'none'; frame-ancestors 'none'",
   };
 }
