@@ -541,6 +541,28 @@ async function runNode(args: string[]): Promise<void> {
     }
     throw new RunError("start", error instanceof Error ? error.message : String(error));
   }
+  // Listen for signals before saying that the node runs: whoever reads that line may stop it.
+  let stopping = false;
+  let stopped!: () => void;
+  const done = new Promise<void>((resolve) => stopped = resolve);
+  const stop = (signal: Deno.Signal) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down", { signal });
+    node.close().then(stopped, stopped);
+  };
+  const windows = Deno.build.os === "windows";
+  const signals: Deno.Signal[] = windows ? ["SIGINT", "SIGBREAK"] : ["SIGINT", "SIGTERM"];
+  for (const signal of signals) Deno.addSignalListener(signal, () => stop(signal));
+  if (!windows) {
+    const reloader = new Reloader(configPath, config, node, log, cliLevel);
+    let reloading = Promise.resolve();
+    Deno.addSignalListener("SIGHUP", () => {
+      if (stopping) return;
+      log.info("SIGHUP: rereading the configuration", { config: configPath });
+      reloading = reloading.then(() => reloader.reload());
+    });
+  }
   const running = {
     api: formatSocketAddress(node.apiAddress),
     p2p: formatSocketAddress(node.p2pAddress),
@@ -561,27 +583,7 @@ async function runNode(args: string[]): Promise<void> {
       : `gossip ${VERSION} running: api ${running.api}, p2p ${running.p2p}, ` +
         (running.status ? `status ${running.status}, ` : "") + `identity ${running.identity}`,
   );
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: Deno.Signal) => {
-      if (stopping) return;
-      stopping = true;
-      log.info("shutting down", { signal });
-      node.close().then(resolve, resolve);
-    };
-    const windows = Deno.build.os === "windows";
-    const signals: Deno.Signal[] = windows ? ["SIGINT", "SIGBREAK"] : ["SIGINT", "SIGTERM"];
-    for (const signal of signals) Deno.addSignalListener(signal, () => stop(signal));
-    if (!windows) {
-      const reloader = new Reloader(configPath, config, node, log, cliLevel);
-      let reloading = Promise.resolve();
-      Deno.addSignalListener("SIGHUP", () => {
-        if (stopping) return;
-        log.info("SIGHUP: rereading the configuration", { config: configPath });
-        reloading = reloading.then(() => reloader.reload());
-      });
-    }
-  });
+  await done;
   Deno.exit(0);
 }
 

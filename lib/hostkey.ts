@@ -269,8 +269,10 @@ export async function writeHostKeyFile(path: string, pem: string, key = "hostkey
   try {
     await Deno.writeTextFile(path, pem, { createNew: true, mode: 0o600 });
   } catch (error) {
-    if (error instanceof Deno.errors.AlreadyExists) {
-      const info = await Deno.lstat(path).catch(() => undefined);
+    // Something in the way (a file, or a link: some permission checks resolve the path
+    // first and report a link loop instead of "exists").
+    const info = await Deno.lstat(path).catch(() => undefined);
+    if (info?.isSymlink || error instanceof Deno.errors.AlreadyExists) {
       throw new ConfigError(
         key,
         `${displayPath(path)} ${
