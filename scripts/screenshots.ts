@@ -124,9 +124,12 @@ async function demoPage(chromium: string, out: string): Promise<void> {
       const page = await browser.newPage();
       // Slow enough that the screenshot catches the item half-way.
       await page.goto(`${url}?slow=400`);
-      await page.waitForFunction(() => document.getElementById("graph")!.dataset.reached === "16", {
-        timeout: 60_000,
-      });
+      await page.waitForFunction(
+        () =>
+          document.getElementById("graph")!.dataset.nodes === "16" &&
+          document.querySelectorAll("#items li").length === 3,
+        { timeout: 30_000 },
+      );
       await page.click("#replay");
       await page.waitForFunction(
         () => Number(document.getElementById("graph")!.dataset.reached) >= 9,
