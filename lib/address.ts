@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ConfigError } from "./errors.ts";
+import { clipText, ConfigError } from "./errors.ts";
 
 /** A host and a TCP port. IPv6 literals are stored without brackets. */
 export interface SocketAddress {
@@ -32,7 +32,7 @@ const HOST_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
  */
 export function parseSocketAddress(text: string, key: string, line?: number): SocketAddress {
   const fail = (why: string): never => {
-    throw new ConfigError(key, `invalid address "${text}": ${why}; ${EXPECTED}`, line);
+    throw new ConfigError(key, `invalid address "${clipText(text)}": ${why}; ${EXPECTED}`, line);
   };
   if (text.length === 0) fail("empty");
   if (/\s/.test(text)) fail("contains whitespace");
@@ -48,7 +48,9 @@ export function parseSocketAddress(text: string, key: string, line?: number): So
     portText = rest.slice(1);
     if (hostname === "") fail("empty host");
     if (hostname.includes("%")) fail("IPv6 zone ids (`%iface`) are not supported");
-    if (parseIPv6(hostname) === undefined) fail(`"${hostname}" is not a valid IPv6 address`);
+    if (parseIPv6(hostname) === undefined) {
+      fail(`"${clipText(hostname)}" is not a valid IPv6 address`);
+    }
   } else {
     const colon = text.lastIndexOf(":");
     if (colon < 0) fail("missing port");
@@ -60,11 +62,11 @@ export function parseSocketAddress(text: string, key: string, line?: number): So
     if (hostname.includes("[") || hostname.includes("]")) fail("misplaced bracket");
     if (hostname === "") fail("empty host");
     if (!isValidHostOrIPv4(hostname)) {
-      fail(`"${hostname}" is neither a valid hostname nor an IPv4 address`);
+      fail(`"${clipText(hostname)}" is neither a valid hostname nor an IPv4 address`);
     }
   }
   if (portText === "") fail("missing port");
-  if (!/^[0-9]{1,5}$/.test(portText)) fail(`port "${portText}" is not a decimal number`);
+  if (!/^[0-9]{1,5}$/.test(portText)) fail(`port "${clipText(portText)}" is not a decimal number`);
   const port = Number(portText);
   if (port > 65535) fail(`port ${port} is out of range 0..65535`);
   return { hostname, port };

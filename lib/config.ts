@@ -30,7 +30,9 @@ import {
   parseSocketAddress,
   type SocketAddress,
 } from "./address.ts";
-import { ConfigError } from "./errors.ts";
+import { MAX_CONFIG_BYTES, readBoundedTextFile } from "./bounded_file.ts";
+import { clipText, ConfigError } from "./errors.ts";
+import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 /** One `key = value` line of an INI document. */
 export interface IniEntry {
@@ -62,6 +64,13 @@ export interface IniDocument {
 
 const SECTION_NAME = /^[A-Za-z0-9_.-]+$/;
 const KEY = /^[a-z0-9_]+$/;
+/** Longest key name accepted; longer ones are surely not ours (and not echoed whole). */
+const MAX_KEY_LENGTH = 64;
+
+/** User text quoted in a message: clipped and with control characters escaped. */
+function quoted(text: string): string {
+  return `"${clipText(text, 80)}"`;
+}
 
 /**
  * Parses INI `text` strictly (see the module documentation for the grammar).
@@ -85,14 +94,16 @@ export function parseIni(text: string): IniDocument {
       if (close < 0) {
         throw new ConfigError(
           "config",
-          `unterminated section header "${line}"; write [name]`,
+          `unterminated section header ${quoted(line)}; write [name]`,
           lineNo,
         );
       }
       if (close !== line.length - 1) {
         throw new ConfigError(
           "config",
-          `unexpected text after "]" in "${line}"; a section header is just [name] on its own line`,
+          `unexpected text after "]" in ${
+            quoted(line)
+          }; a section header is just [name] on its own line`,
           lineNo,
         );
       }
@@ -100,7 +111,9 @@ export function parseIni(text: string): IniDocument {
       if (!SECTION_NAME.test(name)) {
         throw new ConfigError(
           "config",
-          `invalid section name "${name}"; use letters, digits, "_", "-" or "." as in [gossip]`,
+          `invalid section name ${
+            quoted(name)
+          }; use letters, digits, "_", "-" or "." as in [gossip]`,
           lineNo,
         );
       }
@@ -115,7 +128,9 @@ export function parseIni(text: string): IniDocument {
     if (eq < 0) {
       throw new ConfigError(
         "config",
-        `cannot parse "${line}"; expected "key = value", "[section]" or a comment starting with ";" or "#"`,
+        `cannot parse ${
+          quoted(line)
+        }; expected "key = value", "[section]" or a comment starting with ";" or "#"`,
         lineNo,
       );
     }
@@ -123,7 +138,14 @@ export function parseIni(text: string): IniDocument {
     if (key === "") {
       throw new ConfigError(
         "config",
-        `missing key before "=" in "${line}"; write "key = value"`,
+        `missing key before "=" in ${quoted(line)}; write "key = value"`,
+        lineNo,
+      );
+    }
+    if (key.length > MAX_KEY_LENGTH) {
+      throw new ConfigError(
+        key,
+        `key name is ${key.length} characters long; keys have at most ${MAX_KEY_LENGTH}`,
         lineNo,
       );
     }
@@ -133,7 +155,7 @@ export function parseIni(text: string): IniDocument {
         : "";
       throw new ConfigError(
         key,
-        `invalid key name "${key}"; keys use lower-case letters, digits and "_"${hint}`,
+        `invalid key name ${quoted(key)}; keys use lower-case letters, digits and "_"${hint}`,
         lineNo,
       );
     }
@@ -142,7 +164,7 @@ export function parseIni(text: string): IniDocument {
       if (value.length < 2 || !value.endsWith('"')) {
         throw new ConfigError(
           key,
-          `unterminated quote in value ${value}; close it with '"'`,
+          `unterminated quote in value ${clipText(value)}; close it with '"'`,
           lineNo,
         );
       }
@@ -168,8 +190,11 @@ export interface GossipOptions {
   readonly apiAddress: SocketAddress;
   /** Where the peer-to-peer protocol listens (`p2p_address`). */
   readonly p2pAddress: SocketAddress;
-  /** Peer to join the network through (`bootstrapper`). */
-  readonly bootstrapper?: SocketAddress;
+  /**
+   * Peers to join the network through (`bootstrapper`, comma-separated), in
+   * the order written; host names are kept as names. Empty when unset.
+   */
+  readonly bootstrappers: readonly SocketAddress[];
   /** Number of peers items are pushed to (`degree`). */
   readonly degree: number;
   /** Maximum number of data items remembered; oldest dropped first (`cache_size`). */
@@ -196,12 +221,16 @@ export interface GossipOptions {
   readonly powDifficulty: number;
   /** Where the optional status endpoint listens (`status_address`). */
   readonly statusAddress?: SocketAddress;
+  /** Allow `status_address` to be a non-loopback address (`status_allow_remote`). */
+  readonly statusAllowRemote: boolean;
 }
 
 /** The whole configuration the gossip daemon reads from the shared file. */
 export interface GossipConfig {
   /** Absolute path of the PEM host key (global `hostkey`). */
   readonly hostkeyPath: string;
+  /** Log level from `log_level` in [gossip], when set (the command line overrides it). */
+  readonly logLevel?: LogLevel;
   /** The `[gossip]` section. */
   readonly gossip: GossipOptions;
 }
@@ -217,6 +246,8 @@ export type IntOptionField = FieldsOfType<number>;
 export type BoolOptionField = FieldsOfType<boolean>;
 /** Option fields holding socket addresses. */
 export type AddressOptionField = FieldsOfType<SocketAddress>;
+/** Option fields holding lists of socket addresses. */
+export type AddressListOptionField = FieldsOfType<readonly SocketAddress[]>;
 /** Option fields holding file paths. */
 export type PathOptionField = FieldsOfType<string>;
 
@@ -264,6 +295,24 @@ export interface AddressKeySpec extends ConfigKeyBase {
   readonly required: boolean;
 }
 
+/** A comma-separated list of `host:port` addresses; absent or empty means none. */
+export interface AddressListKeySpec extends ConfigKeyBase {
+  /** Value kind. */
+  readonly kind: "address_list";
+  /** The {@linkcode GossipOptions} field set by this key. */
+  readonly field: AddressListOptionField;
+  /** Most addresses accepted. */
+  readonly max: number;
+}
+
+/** A key with one of a fixed set of words as its value. */
+export interface LevelKeySpec extends ConfigKeyBase {
+  /** Value kind. */
+  readonly kind: "log_level";
+  /** The field set by this key ({@linkcode GossipConfig.logLevel}). */
+  readonly field: "logLevel";
+}
+
 /** A file path key, resolved against the config file's directory. */
 export interface PathKeySpec extends ConfigKeyBase {
   /** Value kind. */
@@ -275,7 +324,13 @@ export interface PathKeySpec extends ConfigKeyBase {
 }
 
 /** Description of one configuration key; see {@linkcode CONFIG_KEYS}. */
-export type ConfigKeySpec = IntKeySpec | BoolKeySpec | AddressKeySpec | PathKeySpec;
+export type ConfigKeySpec =
+  | IntKeySpec
+  | BoolKeySpec
+  | AddressKeySpec
+  | AddressListKeySpec
+  | PathKeySpec
+  | LevelKeySpec;
 
 const G = "gossip";
 
@@ -288,7 +343,7 @@ export const CONFIG_KEYS: readonly ConfigKeySpec[] = [
   { name: "hostkey", section: "global", kind: "path", field: "hostkeyPath", required: true, doc: "PEM RSA private key of this peer (PKCS#1 or PKCS#8); create with `gossip keygen`" },
   { name: "api_address", section: G, kind: "address", field: "apiAddress", required: true, doc: "host:port where the module API listens" },
   { name: "p2p_address", section: G, kind: "address", field: "p2pAddress", required: true, doc: "host:port where the peer-to-peer protocol listens" },
-  { name: "bootstrapper", section: G, kind: "address", field: "bootstrapper", required: false, doc: "host:port of a peer to join the network through" },
+  { name: "bootstrapper", section: G, kind: "address_list", field: "bootstrappers", max: 64, doc: "host:port of peers to join the network through, comma-separated; names are resolved at each try" },
   { name: "degree", section: G, kind: "int", field: "degree", default: 5, min: 1, max: 256, doc: "number of peers each item is pushed to" },
   { name: "cache_size", section: G, kind: "int", field: "cacheSize", default: 1000, min: 1, max: 1_000_000, doc: "maximum number of data items kept; the oldest are dropped first" },
   { name: "validation_timeout_ms", section: G, kind: "int", field: "validationTimeoutMs", default: 5000, min: 10, max: 600_000, doc: "how long to wait for subscribers' GOSSIP VALIDATION before dropping an item" },
@@ -301,7 +356,9 @@ export const CONFIG_KEYS: readonly ConfigKeySpec[] = [
   { name: "api_allow_remote", section: G, kind: "bool", field: "apiAllowRemote", default: false, doc: "allow a non-loopback api_address (the API has no authentication)" },
   { name: "peers_file", section: G, kind: "path", field: "peersFile", required: false, doc: "file where the known-peer list is persisted across restarts" },
   { name: "pow_difficulty", section: G, kind: "int", field: "powDifficulty", default: 16, min: 0, max: 32, doc: "leading zero bits required of a peer identity's proof-of-work" },
-  { name: "status_address", section: G, kind: "address", field: "statusAddress", required: false, doc: "host:port of the optional status endpoint" },
+  { name: "status_address", section: G, kind: "address", field: "statusAddress", required: false, doc: "host:port of the optional status page, /status JSON and /metrics; must be loopback unless status_allow_remote = true" },
+  { name: "status_allow_remote", section: G, kind: "bool", field: "statusAllowRemote", default: false, doc: "allow a non-loopback status_address (the status page has no authentication)" },
+  { name: "log_level", section: G, kind: "log_level", field: "logLevel", doc: `log level: ${LOG_LEVELS.join(", ")} (default warn; --log-level overrides it; SIGHUP rereads it)` },
 ];
 
 type MutableOptions = { -readonly [K in keyof GossipOptions]?: GossipOptions[K] };
@@ -374,6 +431,8 @@ function editDistance(a: string, b: string): number {
 }
 
 function suggestKey(key: string): string | undefined {
+  // Far longer than any key name: no suggestion, and no quadratic work on it.
+  if (key.length > 40) return undefined;
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const spec of CONFIG_KEYS) {
@@ -387,16 +446,70 @@ function suggestKey(key: string): string | undefined {
   return bestDistance <= Math.max(2, Math.floor(key.length / 4)) ? best : undefined;
 }
 
-function checkApiAddress(address: SocketAddress, allowRemote: boolean, line?: number): void {
-  if (!allowRemote && !isLoopbackHostname(address.hostname)) {
+/** Refuses a non-loopback address for an unauthenticated local service unless allowed. */
+function checkLocalAddress(
+  key: "api_address" | "status_address",
+  address: SocketAddress,
+  allowRemote: boolean,
+  line?: number,
+): void {
+  if (allowRemote || isLoopbackHostname(address.hostname)) return;
+  const what = key === "api_address" ? "the API" : "the status page";
+  const allow = key === "api_address" ? "api_allow_remote" : "status_allow_remote";
+  throw new ConfigError(
+    key,
+    `${formatSocketAddress(address)} is not a loopback address, but ${what} has no ` +
+      `authentication; use 127.0.0.1 or [::1], or set \`${allow} = true\` in [gossip] ` +
+      `to expose it deliberately`,
+    line,
+  );
+}
+
+/**
+ * Parses a comma-separated address list for `spec`; an empty value is an
+ * empty list. Entries must be distinct.
+ */
+function parseAddressList(spec: AddressListKeySpec, value: string, line?: number): SocketAddress[] {
+  if (value.trim() === "") return [];
+  const parts = value.split(",").map((part) => part.trim());
+  if (parts.length > spec.max) {
     throw new ConfigError(
-      "api_address",
-      `${formatSocketAddress(address)} is not a loopback address, but the API has no ` +
-        `authentication; use 127.0.0.1 or [::1], or set \`api_allow_remote = true\` in [gossip] ` +
-        `to expose it deliberately`,
+      spec.name,
+      `lists ${parts.length} addresses; at most ${spec.max} are accepted`,
       line,
     );
   }
+  const seen = new Set<string>();
+  return parts.map((part, index) => {
+    if (part === "") {
+      throw new ConfigError(
+        spec.name,
+        `entry ${index + 1} of the list is empty; separate host:port entries with single commas`,
+        line,
+      );
+    }
+    const address = parseSocketAddress(part, spec.name, line);
+    const key = formatSocketAddress(address).toLowerCase();
+    if (seen.has(key)) {
+      throw new ConfigError(spec.name, `${clipText(part)} is listed twice; keep one`, line);
+    }
+    seen.add(key);
+    return address;
+  });
+}
+
+function parseLevelValue(spec: LevelKeySpec, value: string, line?: number): LogLevel {
+  const level = LOG_LEVELS.find((l) => l === value.toLowerCase());
+  if (level === undefined) {
+    throw new ConfigError(
+      spec.name,
+      `"${clipText(value)}" is not a log level; expected one of ${LOG_LEVELS.join(", ")}${
+        commentHint(value)
+      }`,
+      line,
+    );
+  }
+  return level;
 }
 
 /**
@@ -429,7 +542,7 @@ export function parseConfig(text: string, options: { baseDir: string }): GossipC
   if (misspelt !== undefined) {
     throw new ConfigError(
       "config",
-      `section [${misspelt.name}] must be written [gossip] (lower case)`,
+      `section [${clipText(misspelt.name)}] must be written [gossip] (lower case)`,
       misspelt.line,
     );
   }
@@ -459,6 +572,7 @@ export function parseConfig(text: string, options: { baseDir: string }): GossipC
   }
 
   const out: MutableOptions = {};
+  let logLevel: LogLevel | undefined;
   const lines = new Map<string, number>();
   for (const entry of gossipSections[0].entries) {
     const spec = specs.get(`${G}.${entry.key}`);
@@ -504,6 +618,12 @@ export function parseConfig(text: string, options: { baseDir: string }): GossipC
         }
         out[spec.field] = parseSocketAddress(value, spec.name, line);
         break;
+      case "address_list":
+        out[spec.field] = parseAddressList(spec, value, line);
+        break;
+      case "log_level":
+        if (value !== "") logLevel = parseLevelValue(spec, value, line);
+        break;
       case "path":
         if (value === "") {
           if (spec.required) {
@@ -526,9 +646,23 @@ export function parseConfig(text: string, options: { baseDir: string }): GossipC
     }
   }
   const apiAddress = out.apiAddress!;
-  checkApiAddress(apiAddress, out.apiAllowRemote ?? false, lines.get("api_address"));
+  checkLocalAddress(
+    "api_address",
+    apiAddress,
+    out.apiAllowRemote ?? false,
+    lines.get("api_address"),
+  );
+  if (out.statusAddress !== undefined) {
+    checkLocalAddress(
+      "status_address",
+      out.statusAddress,
+      out.statusAllowRemote ?? false,
+      lines.get("status_address"),
+    );
+  }
   return {
     hostkeyPath,
+    ...(logLevel === undefined ? {} : { logLevel }),
     gossip: gossipOptions({ ...out, apiAddress, p2pAddress: out.p2pAddress! }),
   };
 }
@@ -537,20 +671,12 @@ export function parseConfig(text: string, options: { baseDir: string }): GossipC
  * Reads and parses the configuration file at `path`; relative paths inside
  * it are resolved against the file's directory.
  *
- * @throws {ConfigError} `config` when the file cannot be read, or as {@linkcode parseConfig}.
+ * @throws {FileReadError} `config` when the file is missing, not a regular file,
+ * larger than {@linkcode MAX_CONFIG_BYTES} or unreadable.
+ * @throws {ConfigError} as {@linkcode parseConfig}.
  */
 export async function loadConfig(path: string): Promise<GossipConfig> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : error instanceof Error
-      ? error.message
-      : String(error);
-    throw new ConfigError("config", `cannot read ${path}: ${reason}`);
-  }
+  const text = await readBoundedTextFile(path, MAX_CONFIG_BYTES, "config");
   return parseConfig(text, { baseDir: dirname(resolve(path)) });
 }
 
@@ -591,6 +717,14 @@ export function gossipOptions(
         }
         break;
       }
+      case "address_list": {
+        const list = partial[spec.field] ?? [];
+        // Round-trip through the parser: the same checks as the config file's.
+        out[spec.field] = parseAddressList(spec, list.map(formatSocketAddress).join(","));
+        break;
+      }
+      case "log_level":
+        break; // not a node option (GossipConfig.logLevel)
       case "path":
         if (spec.field !== "hostkeyPath" && partial[spec.field] !== undefined) {
           out[spec.field] = partial[spec.field];
@@ -598,7 +732,10 @@ export function gossipOptions(
         break;
     }
   }
-  checkApiAddress(partial.apiAddress, out.apiAllowRemote ?? false);
+  checkLocalAddress("api_address", partial.apiAddress, out.apiAllowRemote ?? false);
+  if (out.statusAddress !== undefined) {
+    checkLocalAddress("status_address", out.statusAddress, out.statusAllowRemote ?? false);
+  }
   // Every non-optional field was set above from `partial` or a default.
   return out as GossipOptions;
 }

@@ -13,7 +13,8 @@ import type { Buffer } from "node:buffer";
 import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from "node:crypto";
 import { dirname } from "node:path";
 import { promisify } from "node:util";
-import { ConfigError } from "./errors.ts";
+import { displayPath, MAX_HOSTKEY_BYTES, readBoundedTextFile } from "./bounded_file.ts";
+import { ConfigError, FileReadError } from "./errors.ts";
 
 /** This peer's private key, public key and identity. */
 export interface HostKey {
@@ -31,6 +32,8 @@ export interface HostKey {
 export interface HostKeyOptions {
   /** Smallest accepted modulus in bits; default {@linkcode DEFAULT_MIN_BITS}. */
   readonly minBits?: number;
+  /** Largest accepted modulus in bits; default {@linkcode DEFAULT_MAX_BITS}. */
+  readonly maxBits?: number;
 }
 
 /** Options for verifying a peer's signature. */
@@ -45,10 +48,19 @@ export interface VerifyOptions {
 export const DEFAULT_MIN_BITS = 2048;
 
 /**
- * Default largest RSA modulus accepted for peer keys: bounds the work a
- * malicious peer can make us do per signature check (the spec uses 4096).
+ * Default largest RSA modulus accepted for host keys and peer keys (the spec
+ * uses 4096). Deno's RSA implementation (both Web Crypto and `node:crypto`,
+ * checked on Deno 2.9.6) refuses to import a public key above 4096 bits
+ * ("SPKI cryptographic key data malformed", "modulus too large"), so a peer
+ * with a 6144- or 8192-bit key could sign but no gossip node could verify it.
+ * Keygen and the daemon's start refuse such keys for the same reason. It also
+ * bounds the work a malicious peer can make us do per signature check.
  */
-export const DEFAULT_MAX_BITS = 8192;
+export const DEFAULT_MAX_BITS = 4096;
+
+/** Why keys above {@linkcode DEFAULT_MAX_BITS} are refused, for messages. */
+export const MAX_BITS_REASON =
+  "gossip nodes run on Deno, whose RSA implementation cannot verify signatures of larger keys";
 
 /** Salt length used for RSA-PSS signatures (the SHA-256 output size). */
 export const PSS_SALT_LENGTH = 32;
@@ -87,6 +99,7 @@ export async function parseHostKeyPem(
   options: HostKeyOptions = {},
 ): Promise<HostKey> {
   const minBits = options.minBits ?? DEFAULT_MIN_BITS;
+  const maxBits = options.maxBits ?? DEFAULT_MAX_BITS;
   const label = /-----BEGIN ([A-Z0-9 ]+)-----/.exec(pem)?.[1];
   if (label === undefined) {
     throw new ConfigError(
@@ -150,25 +163,40 @@ export async function parseHostKeyPem(
         "(the spec uses 4096; create one with `gossip keygen <path>`)",
     );
   }
+  if (modulusBits > maxBits) {
+    throw new ConfigError(
+      key,
+      `is a ${modulusBits}-bit RSA key; at most ${maxBits} bits are supported because ` +
+        `${MAX_BITS_REASON} (create a 4096-bit key with \`gossip keygen <path>\`)`,
+    );
+  }
   const identity = new Uint8Array(await crypto.subtle.digest("SHA-256", publicKeyDer));
   return { privateKey, publicKeyDer, identity, modulusBits };
 }
 
 /**
- * Reads the PEM host key at `path` and parses it with {@linkcode parseHostKeyPem}.
+ * Reads the PEM host key at `path` (a regular file of at most
+ * {@linkcode MAX_HOSTKEY_BYTES}) and parses it with {@linkcode parseHostKeyPem}.
  *
- * @throws {ConfigError} `hostkey` when the file cannot be read or the key is unusable.
+ * @throws {FileReadError} `hostkey` when the file is missing (the message points
+ * to `gossip keygen`), not a regular file, too large or unreadable.
+ * @throws {ConfigError} `hostkey` when the key is unusable.
  */
 export async function loadHostKey(path: string, options: HostKeyOptions = {}): Promise<HostKey> {
   let pem: string;
   try {
-    pem = await Deno.readTextFile(path);
+    pem = await readBoundedTextFile(path, MAX_HOSTKEY_BYTES, "hostkey");
   } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound ? "no such file" : reasonOf(error);
-    throw new ConfigError(
-      "hostkey",
-      `cannot read ${path}: ${reason}; create one with \`gossip keygen ${path}\``,
-    );
+    if (error instanceof FileReadError && error.problem === "missing") {
+      throw new FileReadError(
+        "hostkey",
+        path,
+        "missing",
+        `${displayPath(path)}: no such file; create the key with ` +
+          `\`gossip keygen ${displayPath(path)}\` (or check the path for a typo)`,
+      );
+    }
+    throw error;
   }
   return await parseHostKeyPem(pem, "hostkey", options);
 }
@@ -178,14 +206,16 @@ const generateKeyPairAsync = promisify(generateKeyPair);
 /**
  * Generates a new RSA private key and returns it as PKCS#8 PEM.
  *
- * @param bits modulus size, an integer from 1024 to 16384 (default 4096, as the spec uses).
+ * @param bits modulus size, a multiple of 8 from 1024 to {@linkcode DEFAULT_MAX_BITS}
+ * (default 4096, as the spec uses). Below {@linkcode DEFAULT_MIN_BITS} only tests
+ * can use the key (nodes accept it with a lowered `minPeerKeyBits`).
  * @throws {ConfigError} `bits` when the size is out of range.
  */
 export async function generateHostKeyPem(bits = 4096): Promise<string> {
-  if (!Number.isInteger(bits) || bits < 1024 || bits > 16384 || bits % 8 !== 0) {
+  if (!Number.isInteger(bits) || bits < 1024 || bits > DEFAULT_MAX_BITS || bits % 8 !== 0) {
     throw new ConfigError(
       "bits",
-      `${bits} is invalid; expected a multiple of 8 from 1024 to 16384`,
+      `${bits} is invalid; expected a multiple of 8 from 1024 to ${DEFAULT_MAX_BITS}`,
     );
   }
   const { privateKey } = await generateKeyPairAsync("rsa", {
@@ -197,27 +227,60 @@ export async function generateHostKeyPem(bits = 4096): Promise<string> {
 }
 
 /**
- * Writes `pem` to a new file at `path` with mode 0600, creating missing parent
- * directories (mode 0700). Never overwrites an existing file.
+ * Checks that nothing exists at `path` (not even a dangling symbolic link), so
+ * that a key can be generated there; call it before the slow generation.
  *
- * @throws {ConfigError} `hostkey` when the file exists or cannot be written.
+ * @param key the config key or command named in errors.
+ * @throws {ConfigError} `key` when something exists at `path` or it cannot be checked.
  */
-export async function writeHostKeyFile(path: string, pem: string): Promise<void> {
+export async function assertHostKeyPathFree(path: string, key = "hostkey"): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw new ConfigError(key, `cannot check ${displayPath(path)}: ${reasonOf(error)}`);
+  }
+  throw new ConfigError(key, `${displayPath(path)} ${existingKind(info)}`);
+}
+
+/** Says what is in the way at `path`, for messages. */
+function existingKind(info: Deno.FileInfo): string {
+  if (info.isSymlink) {
+    return "is a symbolic link (to a missing file, or a link loop); refusing to write a key " +
+      "through it (remove the link or point hostkey at the real file)";
+  }
+  return "already exists; refusing to overwrite a key (delete it first or choose another path)";
+}
+
+/**
+ * Writes `pem` to a new file at `path` with mode 0600, creating missing parent
+ * directories (mode 0700). Never overwrites an existing file or follows a link.
+ *
+ * @param key the config key or command named in errors.
+ * @throws {ConfigError} `key` when something exists at `path` or it cannot be written.
+ */
+export async function writeHostKeyFile(path: string, pem: string, key = "hostkey"): Promise<void> {
   try {
     await Deno.mkdir(dirname(path), { recursive: true, mode: 0o700 });
   } catch (error) {
-    throw new ConfigError("hostkey", `cannot write ${path}: ${reasonOf(error)}`);
+    throw new ConfigError(key, `cannot write ${displayPath(path)}: ${reasonOf(error)}`);
   }
   try {
     await Deno.writeTextFile(path, pem, { createNew: true, mode: 0o600 });
   } catch (error) {
-    if (error instanceof Deno.errors.AlreadyExists) {
+    // Something in the way (a file, or a link: some permission checks resolve the path
+    // first and report a link loop instead of "exists").
+    const info = await Deno.lstat(path).catch(() => undefined);
+    if (info?.isSymlink || error instanceof Deno.errors.AlreadyExists) {
       throw new ConfigError(
-        "hostkey",
-        `${path} already exists; refusing to overwrite a key (delete it first or choose another path)`,
+        key,
+        `${displayPath(path)} ${
+          info ? existingKind(info) : "already exists; refusing to overwrite a key"
+        }`,
       );
     }
-    throw new ConfigError("hostkey", `cannot write ${path}: ${reasonOf(error)}`);
+    throw new ConfigError(key, `cannot write ${displayPath(path)}: ${reasonOf(error)}`);
   }
 }
 

@@ -28,7 +28,7 @@
  */
 
 export { GossipNode } from "./node.ts";
-export type { GossipNodeOptions, NodeStats, PeerStatus } from "./node.ts";
+export type { GossipNodeOptions, NodeStats, ReconfigurableOptions } from "./node.ts";
 export type { CoreStats } from "./core/node_core.ts";
 export type { GuardStats, SecurityOptions } from "./core/peer_guard.ts";
 export type { ConnectionStats } from "./core/connection_manager.ts";
@@ -57,6 +57,33 @@ export type {
 export type { RandomSource } from "./protocol/random.ts";
 export type { ProofOfWork } from "./protocol/proof_of_work.ts";
 export type { Scheduler, TimerHandle } from "./protocol/scheduler.ts";
-export { ConfigError, DecodeError, GossipError, ProtocolError } from "./errors.ts";
+export {
+  ConfigError,
+  DecodeError,
+  FileReadError,
+  GossipError,
+  ListenError,
+  ProtocolError,
+} from "./errors.ts";
+export type { FileReadProblem } from "./errors.ts";
+export {
+  MAX_CONFIG_BYTES,
+  MAX_HOSTKEY_BYTES,
+  MAX_PEERS_FILE_BYTES,
+  readBoundedTextFile,
+} from "./bounded_file.ts";
 export { Logger } from "./log.ts";
-export type { LogFields, LogLevel, LogSink } from "./log.ts";
+export type { LogFields, LogFormat, LogLevel, LogSink } from "./log.ts";
+export {
+  DROP_REASONS,
+  HANDSHAKE_FAILURE_REASONS,
+  HOP_BUCKETS,
+  metricsFromStats,
+} from "./transport/metrics.ts";
+export type {
+  DropReason,
+  HandshakeFailureReason,
+  NodeMetrics,
+  PeerStatus,
+  StatusSnapshot,
+} from "./transport/metrics.ts";

@@ -13,7 +13,7 @@
 import { formatSocketAddress, type SocketAddress } from "./address.ts";
 import { encodeApiMessage } from "./codec/api_messages.ts";
 import { type PeerMessage, PeerMessageType } from "./codec/peer_messages.ts";
-import type { GossipOptions } from "./config.ts";
+import { type GossipOptions, gossipOptions } from "./config.ts";
 import {
   type CoreActions,
   type CoreStats,
@@ -22,6 +22,7 @@ import {
 } from "./core/node_core.ts";
 import type { SecurityOptions } from "./core/peer_guard.ts";
 import type { CoreTuning } from "./core/tuning.ts";
+import { ListenError } from "./errors.ts";
 import { type HostKey, identityHex, shortId } from "./hostkey.ts";
 import { type Logger, silentLogger } from "./log.ts";
 import { readPeersFile, writePeersFile } from "./peers_file.ts";
@@ -32,6 +33,7 @@ import { realScheduler } from "./protocol/scheduler.ts";
 import { ApiServer } from "./transport/api_server.ts";
 import { PeerConnector } from "./transport/peer_connector.ts";
 import type { PeerSession } from "./transport/peer_session.ts";
+import { metricsFromStats, type NodeMetrics, type PeerStatus } from "./transport/metrics.ts";
 import { StatusServer } from "./transport/status_server.ts";
 
 /** Options of a {@link GossipNode}. */
@@ -82,29 +84,19 @@ export interface NodeStats extends CoreStats {
   readonly peersRefused: number;
   /** Peer messages dropped because a peer's send queue was full. */
   readonly peerMessagesDropped: number;
-  /** Bytes received and sent on current and past peer sessions. */
-  readonly bytes: { readonly in: number; readonly out: number };
+  /** Bytes received from peers (current and past sessions). */
+  readonly bytesIn: number;
+  /** Bytes sent to peers (current and past sessions). */
+  readonly bytesOut: number;
   /** Size of every table kept per peer, connection, identity, address and item. */
   readonly structures: Record<string, number>;
 }
 
-/** One connected peer as the status endpoint shows it. */
-export interface PeerStatus {
-  /** Hex identity. */
-  readonly identity: string;
-  /** Advertised address. */
-  readonly address: string;
-  /** Who opened the session. */
-  readonly direction: string;
-  /** Session age in seconds. */
-  readonly ageSeconds: number;
-  /** Bytes received on the session. */
-  readonly bytesIn: number;
-  /** Bytes sent on the session. */
-  readonly bytesOut: number;
-  /** The peer's score. */
-  readonly score: number;
-}
+/** Settings {@link GossipNode.reconfigure} can change while the node runs. */
+export type ReconfigurableOptions = Pick<
+  GossipOptions,
+  "validationTimeoutMs" | "maxApiConnections" | "maxPeerConnections"
+>;
 
 const DEFAULT_API_PARTIAL_MESSAGE_TIMEOUT_MS = 10_000;
 const DEFAULT_API_FIRST_MESSAGE_TIMEOUT_MS = 30_000;
@@ -122,6 +114,8 @@ export class GossipNode {
   private core: NodeCore | undefined;
   private proof: ProofKeeper | undefined;
   private readonly sessions = new Map<string, PeerSession>();
+  /** Limits {@link reconfigure} changes while running. */
+  private readonly limits: { -readonly [K in keyof ReconfigurableOptions]: number };
   private closedBytes = { in: 0, out: 0, dropped: 0 };
   private saving: Promise<void> = Promise.resolve();
   private started = false;
@@ -130,6 +124,11 @@ export class GossipNode {
   /** Creates a node; nothing is bound until {@link start}. */
   constructor(private readonly options: GossipNodeOptions) {
     this.config = options.config;
+    this.limits = {
+      validationTimeoutMs: this.config.validationTimeoutMs,
+      maxApiConnections: this.config.maxApiConnections,
+      maxPeerConnections: this.config.maxPeerConnections,
+    };
     this.log = options.log ?? silentLogger;
     this.identityHex = identityHex(options.hostKey.identity);
     this.apiServer = new ApiServer({
@@ -149,7 +148,7 @@ export class GossipNode {
     });
     this.connector = new PeerConnector({
       address: this.config.p2pAddress,
-      maxConnections: () => this.config.maxPeerConnections * 2,
+      maxConnections: () => this.limits.maxPeerConnections * 2,
       openSessions: () => this.sessions.size,
       log: this.log.child("p2p"),
       handler: {
@@ -205,14 +204,23 @@ export class GossipNode {
       this.log,
       this.options.proofOfWork,
     );
-    this.apiServer.listen();
     try {
-      this.connector.listen();
+      this.apiServer.listen();
+    } catch (error) {
+      throw ListenError.from("api_address", formatSocketAddress(this.config.apiAddress), error);
+    }
+    try {
+      try {
+        this.connector.listen();
+      } catch (error) {
+        throw ListenError.from("p2p_address", formatSocketAddress(this.config.p2pAddress), error);
+      }
       if (this.config.statusAddress) {
         this.statusServer = new StatusServer(
           this.config.statusAddress,
           () => this.stats(),
           this.log.child("status"),
+          () => this.metrics(),
         );
         this.statusServer.listen();
       }
@@ -238,7 +246,6 @@ export class GossipNode {
       selfAddress: advertised,
       config: {
         ...this.config,
-        bootstrappers: this.config.bootstrapper ? [this.config.bootstrapper] : [],
         persist: this.config.peersFile !== undefined,
       },
       security: this.options.security,
@@ -281,16 +288,23 @@ export class GossipNode {
     this.log.info("node stopped", { identity: this.shortId });
   }
 
-  /** Applies settings that can change while running (the rest needs a restart). */
-  reconfigure(changes: {
-    validationTimeoutMs?: number;
-    maxApiConnections?: number;
-    security?: Partial<SecurityOptions>;
-  }): void {
-    if (changes.maxApiConnections !== undefined) {
-      this.apiServer.setMaxConnections(changes.maxApiConnections);
-    }
-    this.core?.reconfigure(changes);
+  /**
+   * Applies settings that can change while running (validated like the config
+   * file's); the rest needs a restart.
+   *
+   * @throws {ConfigError} naming the key of an invalid value.
+   */
+  reconfigure(changes: Partial<ReconfigurableOptions>): void {
+    const checked = gossipOptions({ ...this.config, ...this.limits, ...changes });
+    this.limits.validationTimeoutMs = checked.validationTimeoutMs;
+    this.limits.maxApiConnections = checked.maxApiConnections;
+    this.limits.maxPeerConnections = checked.maxPeerConnections;
+    this.apiServer.setMaxConnections(checked.maxApiConnections);
+    this.core?.reconfigure({
+      validationTimeoutMs: checked.validationTimeoutMs,
+      maxPeerConnections: checked.maxPeerConnections,
+    });
+    this.log.info("limits changed", { ...this.limits });
   }
 
   /** Counters and views. */
@@ -302,17 +316,17 @@ export class GossipNode {
     let dropped = this.closedBytes.dropped;
     const peers: PeerStatus[] = [];
     for (const [identity, session] of this.sessions) {
-      bytesIn += session.bytesIn;
-      bytesOut += session.bytesOut;
+      bytesIn += session.bytesReceived;
+      bytesOut += session.bytesSent;
       dropped += session.droppedFrames;
       const info = scores.get(identity);
       peers.push({
         identity,
         address: formatSocketAddress(session.listenAddress),
         direction: session.direction,
-        ageSeconds: Math.round((info?.ageMs ?? 0) / 100) / 10,
-        bytesIn: session.bytesIn,
-        bytesOut: session.bytesOut,
+        ageMs: Math.round(info?.ageMs ?? 0),
+        bytesIn: session.bytesReceived,
+        bytesOut: session.bytesSent,
         score: info?.score ?? 0,
       });
     }
@@ -327,7 +341,8 @@ export class GossipNode {
       handshakeFailureCount: sum(stats.handshakeFailures),
       peersRefused: sum(stats.guard.refused),
       peerMessagesDropped: dropped,
-      bytes: { in: bytesIn, out: bytesOut },
+      bytesIn,
+      bytesOut,
       structures: {
         ...core.structureSizes(),
         shellSessions: this.sessions.size,
@@ -335,6 +350,11 @@ export class GossipNode {
         shellInFlight: this.connector.pending,
       },
     };
+  }
+
+  /** The metrics `GET /metrics` serves. */
+  metrics(): NodeMetrics {
+    return metricsFromStats(this.stats());
   }
 
   // ---- the core's actions ---------------------------------------------------------
@@ -396,13 +416,13 @@ export class GossipNode {
     this.sessions.set(peer, session);
     session.attach({
       onMessage: (_s, message: PeerMessage) => core.peerMessage(peer, message),
-      onClose: (closed) => {
-        this.closedBytes.in += closed.bytesIn;
-        this.closedBytes.out += closed.bytesOut;
+      onClose: (closed, reason) => {
+        this.closedBytes.in += closed.bytesReceived;
+        this.closedBytes.out += closed.bytesSent;
         this.closedBytes.dropped += closed.droppedFrames;
         if (this.sessions.get(peer) !== closed) return;
         this.sessions.delete(peer);
-        core.sessionClosed(peer, closed.goodbyeReason);
+        core.sessionClosed(peer, closed.goodbyeReason, reason);
       },
     });
   }

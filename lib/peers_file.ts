@@ -11,11 +11,11 @@
  */
 
 import { formatSocketAddress, parseSocketAddress } from "./address.ts";
+import { MAX_PEERS_FILE_BYTES, readBoundedTextFile } from "./bounded_file.ts";
+import { FileReadError } from "./errors.ts";
 import type { PersistentState } from "./core/node_core.ts";
 import type { Logger } from "./log.ts";
 
-/** Largest peers file read (a full file of 1000 peers and 10,000 bans is about 1 MiB). */
-const MAX_PEERS_FILE_BYTES = 4 * 1024 * 1024;
 /** Most peers written. */
 const MAX_SAVED_PEERS = 1000;
 
@@ -26,14 +26,9 @@ export async function readPeersFile(
 ): Promise<PersistentState | undefined> {
   let text: string;
   try {
-    const info = await Deno.stat(path);
-    if (!info.isFile) throw new Error("not a regular file");
-    if (info.size > MAX_PEERS_FILE_BYTES) {
-      throw new Error(`larger than ${MAX_PEERS_FILE_BYTES} bytes`);
-    }
-    text = await Deno.readTextFile(path);
+    text = await readBoundedTextFile(path, MAX_PEERS_FILE_BYTES, "peers_file");
   } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) {
+    if (!(error instanceof FileReadError && error.problem === "missing")) {
       log.warn("cannot read peers file; starting without it", { path, error: String(error) });
     }
     return undefined;

@@ -4,12 +4,16 @@
  * few items announced from random nodes with a progress line per item.
  *
  * ```
- * deno task demo [--nodes N] [--items M] [--interval-ms MS]
+ * deno task demo [--nodes N] [--items M] [--interval-ms MS] [--web [--port P]]
  * ```
  *
  * Progress goes to stderr (redrawn in place on a terminal), the summary to
- * stdout. Exit codes: 0 when every item reached every node, 1 otherwise or on
- * error, 2 for bad usage, 130 after Ctrl-C. Everything is closed on every path.
+ * stdout. With `--web` a page at http://127.0.0.1:P/ draws the overlay and
+ * replays each item spreading over it (scripts/demo_web.ts); it stays up
+ * after the last item until Ctrl-C or SIGTERM (exit code as without `--web`).
+ * Exit codes: 0 when every item reached every node, 1 otherwise or on
+ * error, 2 for bad usage, 130 after Ctrl-C before the end. Everything is
+ * closed on every path.
  *
  * @module
  */
@@ -19,6 +23,8 @@ import { type GossipOptions, gossipOptions } from "../lib/config.ts";
 import { generateHostKeyPem, type HostKey, parseHostKeyPem } from "../lib/hostkey.ts";
 import { GossipNode } from "../lib/node.ts";
 import { DemoApiClient } from "./demo_client.ts";
+import type { DemoView } from "./demo_web.ts";
+import { DemoWebServer } from "./demo_web.ts";
 
 /** Data type the demo modules subscribe to. */
 export const DEMO_DATA_TYPE = 0xd0d0;
@@ -31,6 +37,8 @@ export interface DemoOptions {
   readonly items: number;
   /** Pause between announcements in ms. */
   readonly intervalMs: number;
+  /** Port of the web page (0: any free port); undefined without `--web`. */
+  readonly webPort?: number;
 }
 
 const KEY_BITS = 2048;
@@ -40,7 +48,7 @@ const ITEM_TIMEOUT_MS = 5_000;
 const TEARDOWN_TIMEOUT_MS = 10_000;
 const BAR_WIDTH = 10;
 
-const USAGE = `Usage: deno task demo [--nodes N] [--items M] [--interval-ms MS]
+const USAGE = `Usage: deno task demo [--nodes N] [--items M] [--interval-ms MS] [--web [--port P]]
 
 Starts N gossip nodes in this process on 127.0.0.1 (degree 4, each joining
 through a random earlier node), gives each a module that subscribes and
@@ -49,8 +57,12 @@ reaches every other node.
 
 Options:
   --nodes N          nodes in the cluster, 2..64 (default 10)
-  --items M          items to announce, 1..1000 (default 5)
-  --interval-ms MS   pause between items, 0..60000 (default 1000)
+  --items M          items to announce, 1..1000 (default 5; 20 with --web)
+  --interval-ms MS   pause between items, 0..60000 (default 1000; 3000 with --web)
+  --web              serve a page at http://127.0.0.1:P/ that draws the overlay and
+                     replays each item spreading; it stays up after the last item
+                     until Ctrl-C
+  --port P           port of the page, 0..65535 (default 0: any free port)
   -h, --help         show this help`;
 
 /** Thrown for bad command-line input; exits with code 2. */
@@ -81,6 +93,8 @@ export function parseDemoOptions(args: string[]): DemoOptions | undefined {
       nodes: { type: "string" },
       items: { type: "string" },
       "interval-ms": { type: "string" },
+      web: { type: "boolean" },
+      port: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,
@@ -88,10 +102,13 @@ export function parseDemoOptions(args: string[]): DemoOptions | undefined {
   });
   if (values.help) return undefined;
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (values.port !== undefined && !values.web) throw new UsageError("--port needs --web");
+  const web = values.web === true;
   return {
     nodes: intOption("nodes", values.nodes, 10, 2, 64),
-    items: intOption("items", values.items, 5, 1, 1000),
-    intervalMs: intOption("interval-ms", values["interval-ms"], 1000, 0, 60_000),
+    items: intOption("items", values.items, web ? 20 : 5, 1, 1000),
+    intervalMs: intOption("interval-ms", values["interval-ms"], web ? 3000 : 1000, 0, 60_000),
+    ...(web ? { webPort: intOption("port", values.port, 0, 0, 65535) } : {}),
   };
 }
 
@@ -102,6 +119,14 @@ interface Member {
   module?: DemoApiClient;
   /** Payload text -> arrival times (more than one would be a duplicate). */
   readonly arrivals: Map<string, number[]>;
+}
+
+/** An announced item, for the web page. */
+interface Announced {
+  readonly number: number;
+  readonly origin: number;
+  readonly text: string;
+  readonly sentAt: number;
 }
 
 /** The outcome of one announced item. */
@@ -154,9 +179,40 @@ class Demo {
   private readonly controller = new AbortController();
   private readonly members: Member[] = [];
   private readonly progress = new Progress();
+  private readonly announced: Announced[] = [];
+  private phase = "generating keys";
   private tornDown: Promise<void> | undefined;
 
   constructor(private readonly options: DemoOptions) {}
+
+  /** What the web page shows. */
+  view(): DemoView {
+    const byId = new Map(this.members.map((m) => [m.node.identityHex, m.index]));
+    return {
+      phase: this.phase,
+      nodes: this.members.map((m) => ({
+        index: m.index,
+        identity: m.node.identityHex,
+        peers: m.node.peerIdentities.flatMap((id) => {
+          const index = byId.get(id);
+          return index === undefined ? [] : [index];
+        }),
+      })),
+      items: this.announced.map((a) => ({
+        number: a.number,
+        origin: a.origin,
+        arrivals: this.members.map((m) => {
+          const at = m.index === a.origin ? undefined : m.arrivals.get(a.text)?.[0];
+          return at === undefined ? null : Math.round((at - a.sentAt) * 100) / 100;
+        }),
+      })),
+    };
+  }
+
+  /** Sets the phase the page shows. */
+  setPhase(phase: string): void {
+    this.phase = phase;
+  }
 
   /** True once {@link abort} was called. */
   get aborted(): boolean {
@@ -174,24 +230,30 @@ class Demo {
   async run(): Promise<number> {
     const { nodes } = this.options;
     const keys = await this.generateKeys(nodes);
+    this.phase = "starting nodes";
     const setupStart = performance.now();
     for (let i = 0; i < nodes; i++) {
       const bootstrap = i === 0
-        ? undefined
-        : this.members[Math.floor(Math.random() * i)].node.p2pAddress;
+        ? []
+        : [this.members[Math.floor(Math.random() * i)].node.p2pAddress];
       await this.startMember(i, keys[i], bootstrap);
     }
     console.error(
       `started ${nodes} nodes on 127.0.0.1 in ${ms(performance.now() - setupStart)} ms`,
     );
+    this.phase = "waiting for a connected overlay";
     await this.waitForOverlay();
 
     const results: ItemResult[] = [];
     for (let n = 1; n <= this.options.items; n++) {
       if (n > 1) await this.sleep(this.options.intervalMs);
+      this.phase = `spreading item ${n} of ${this.options.items}`;
       results.push(await this.spreadItem(n));
     }
-    return this.summarize(results);
+    const code = this.summarize(results);
+    this.phase = `done: ${results.length} items` +
+      (code === 0 ? ", each reached every node" : ", some did not reach every node");
+    return code;
   }
 
   /** Closes modules, then nodes; bounded, idempotent. */
@@ -235,7 +297,7 @@ class Demo {
   private async startMember(
     index: number,
     hostKey: HostKey,
-    bootstrapper: GossipOptions["bootstrapper"],
+    bootstrappers: GossipOptions["bootstrappers"],
   ): Promise<void> {
     this.throwIfAborted();
     const node = new GossipNode({
@@ -243,7 +305,7 @@ class Demo {
       config: gossipOptions({
         apiAddress: { hostname: "127.0.0.1", port: 0 },
         p2pAddress: { hostname: "127.0.0.1", port: 0 },
-        bootstrapper,
+        bootstrappers,
         degree: 4,
         powDifficulty: 8,
         membershipIntervalMs: 250,
@@ -305,6 +367,7 @@ class Demo {
     const text = `demo item ${number} ${Array.from(nonce, (b) => b.toString(16)).join("")}`;
     const label = `item ${number} from node ${origin.index + 1}`;
     const sentAt = performance.now();
+    this.announced.push({ number, origin: origin.index, text, sentAt });
     // The node does not notify the announcing module itself, so the others count.
     await origin.module!.announce(DEMO_DATA_TYPE, new TextEncoder().encode(text));
     const reached = () => others.filter((m) => m.arrivals.has(text)).length;
@@ -447,13 +510,31 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const demo = new Demo(options);
+  let web: DemoWebServer | undefined;
+  if (options.webPort !== undefined) {
+    try {
+      web = await DemoWebServer.start(options.webPort, () => demo.view());
+    } catch (error) {
+      console.error(
+        `demo: --port: cannot listen on 127.0.0.1:${options.webPort}: ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+      );
+      return 1;
+    }
+    console.error(`demo page: ${web.url}`);
+  }
   let interrupted = false;
-  const onSigint = () => {
+  /** Set while the finished demo keeps its page up: a signal ends the wait. */
+  let endLinger: (() => void) | undefined;
+  const onSignal = () => {
+    if (endLinger) return endLinger();
     if (interrupted) Deno.exit(130); // a second Ctrl-C does not wait for the teardown
     interrupted = true;
     demo.abort("interrupted");
   };
-  Deno.addSignalListener("SIGINT", onSigint);
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
   const budgetMs = SETUP_TIMEOUT_MS + OVERLAY_TIMEOUT_MS +
     options.items * (options.intervalMs + ITEM_TIMEOUT_MS);
   const deadline = setTimeout(
@@ -461,18 +542,31 @@ export async function main(args: string[]): Promise<number> {
     budgetMs,
   );
   try {
-    return await demo.run();
+    let code: number;
+    try {
+      code = await demo.run();
+    } finally {
+      clearTimeout(deadline);
+    }
+    if (web) {
+      console.error(
+        `the demo page stays up at ${web.url} with the cluster running; Ctrl-C to stop`,
+      );
+      await new Promise<void>((resolve) => endLinger = resolve);
+    }
+    return code;
   } catch (error) {
     if (error instanceof AbortedError) {
       console.error(`demo: ${error.message}; stopping`);
+      demo.setPhase(`stopped: ${error.message}`);
       return interrupted ? 130 : 1;
     }
     console.error(`demo: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
   } finally {
-    clearTimeout(deadline);
+    await web?.close();
     await demo.teardown();
-    Deno.removeSignalListener("SIGINT", onSigint);
+    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   }
 }
 

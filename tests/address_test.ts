@@ -86,7 +86,7 @@ Deno.test("parseSocketAddress errors mention the expected form and carry a line"
   assert.throws(() => parseSocketAddress("nope", "bootstrapper", 7), (error: unknown) => {
     assert.ok(error instanceof ConfigError);
     assert.equal(error.line, 7);
-    assert.match(error.message, /^bootstrapper \(line 7\): invalid address "nope"/);
+    assert.match(error.message, /^bootstrapper: line 7: invalid address "nope"/);
     assert.match(error.message, /expected host:port/);
     assert.doesNotMatch(error.message, /\n/);
     return true;

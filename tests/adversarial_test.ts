@@ -80,7 +80,10 @@ async function startMemberVia(
   bootstrapper: { hostname: string; port: number } | undefined,
   options: TestNodeOptions = {},
 ): Promise<Member> {
-  const node = await startTestNode({ ...options, config: { ...options.config, bootstrapper } });
+  const node = await startTestNode({
+    ...options,
+    config: { ...options.config, bootstrappers: bootstrapper ? [bootstrapper] : [] },
+  });
   const module = await TestApiClient.connect(node.apiAddress.port);
   const received: ReceivedMessage[] = [];
   module.autoValidate(
@@ -355,7 +358,7 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
       config: {
         ...options.config,
         p2pAddress: { hostname: "127.0.0.1", port: lonerPort },
-        bootstrapper: selfLoop.address,
+        bootstrappers: [selfLoop.address],
       },
       node: { log: lonerLog.logger },
     });
@@ -664,7 +667,7 @@ Deno.test("a peer sending invalid items or flooding frames is banned; honest ite
       }));
     }
     const liarGone = await liar.waitClosed(5000);
-    assert.match(liarGone ?? "still open", /reason 5/, "liar told GOODBYE banned");
+    assert.match(liarGone ?? "still open", /goodbye: banned/, "liar told GOODBYE banned");
     let stats = victim.node.stats();
     assert.equal(stats.guard.banned, 1);
     assert.ok(stats.spreading.invalid >= 3, `invalid verdicts: ${stats.spreading.invalid}`);

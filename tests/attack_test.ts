@@ -47,8 +47,8 @@ Deno.test("finding 1: squatting an item's ID with other content no longer censor
   // A line A -> C -> B (degree 1, no spares), and M a neighbour of C and of B.
   const config = { degree: 1, passiveViewSize: 0 };
   const b = await startTestNode({ config });
-  const c = await startTestNode({ config: { ...config, bootstrapper: b.p2pAddress } });
-  const a = await startTestNode({ config: { ...config, bootstrapper: c.p2pAddress } });
+  const c = await startTestNode({ config: { ...config, bootstrappers: [b.p2pAddress] } });
+  const a = await startTestNode({ config: { ...config, bootstrappers: [c.p2pAddress] } });
   const nodes = [a, b, c];
   const logs: ReceivedMessage[][] = [[], [], []];
   const modules: TestApiClient[] = [];
@@ -149,7 +149,7 @@ Deno.test("finding 5: silent connections cannot hold the pre-authentication slot
     await waitUntil(() => victim.stats().guard.evicted >= 64, 5000, "slots full, eviction");
     // Ten honest nodes join through the victim while the attack goes on.
     for (let i = 0; i < 10; i++) {
-      honest.push(await startTestNode({ config: { bootstrapper: victim.p2pAddress } }));
+      honest.push(await startTestNode({ config: { bootstrappers: [victim.p2pAddress] } }));
     }
     await waitUntil(
       () => honest.every((n) => n.peerIdentities.includes(victim.identityHex)),

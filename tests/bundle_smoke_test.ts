@@ -284,6 +284,9 @@ Deno.test("bundled daemon with the baked permissions: CLI, config, two-node roun
         ];
         clients.push(subscriberA, subscriberB);
         await waitForPeer(b.statusPort, 10_000);
+        // prom-client is bundled and needs no permission beyond the baked ones.
+        const metrics = await (await fetch(`http://127.0.0.1:${b.statusPort}/metrics`)).text();
+        assert.match(metrics, /^gossip_peers\{direction="outbound"\} 1$/m);
         await subscriberA.notify(DATA_TYPE);
         await subscriberB.notify(DATA_TYPE);
         const announcer = await TestApiClient.connect(a.apiPort);

@@ -137,7 +137,7 @@ Deno.test("parseConfig: the spec's example parses once api_allow_remote is set",
   const g = config.gossip;
   assert.equal(g.cacheSize, 50);
   assert.equal(g.degree, 30);
-  assert.deepEqual(g.bootstrapper, { hostname: "p2psec.net.in.tum.de", port: 6001 });
+  assert.deepEqual(g.bootstrappers, [{ hostname: "p2psec.net.in.tum.de", port: 6001 }]);
   assert.deepEqual(g.p2pAddress, { hostname: "131.159.15.61", port: 6001 });
   assert.deepEqual(g.apiAddress, { hostname: "131.159.15.61", port: 7001 });
   assert.equal(g.apiAllowRemote, true);
@@ -149,6 +149,7 @@ Deno.test("parseConfig: defaults come from CONFIG_KEYS", () => {
   assert.deepEqual(config.gossip, {
     apiAddress: { hostname: "127.0.0.1", port: 7001 },
     p2pAddress: { hostname: "0.0.0.0", port: 6001 },
+    bootstrappers: [],
     degree: 5,
     cacheSize: 1000,
     validationTimeoutMs: 5000,
@@ -160,13 +161,15 @@ Deno.test("parseConfig: defaults come from CONFIG_KEYS", () => {
     peerIdleTimeoutMs: 30000,
     apiAllowRemote: false,
     powDifficulty: 16,
+    statusAllowRemote: false,
   });
+  assert.equal(config.logLevel, undefined);
 });
 
 Deno.test("parseConfig: every key can be set", () => {
   const config = parse(
     withGossip(
-      "bootstrapper = [2001:db8::1]:6001",
+      "bootstrapper = [2001:db8::1]:6001, peer.example.org:6001,10.0.0.1:1",
       "degree = 256",
       "cache_size = 1000000",
       "validation_timeout_ms = 10",
@@ -180,12 +183,19 @@ Deno.test("parseConfig: every key can be set", () => {
       "peers_file = state/peers.json",
       "pow_difficulty = 0",
       "status_address = [::1]:8080",
+      "status_allow_remote = no",
+      "log_level = Info",
     ),
   );
+  assert.equal(config.logLevel, "info");
   assert.deepEqual(config.gossip, {
     apiAddress: { hostname: "127.0.0.1", port: 7001 },
     p2pAddress: { hostname: "0.0.0.0", port: 6001 },
-    bootstrapper: { hostname: "2001:db8::1", port: 6001 },
+    bootstrappers: [
+      { hostname: "2001:db8::1", port: 6001 },
+      { hostname: "peer.example.org", port: 6001 },
+      { hostname: "10.0.0.1", port: 1 },
+    ],
     degree: 256,
     cacheSize: 1000000,
     validationTimeoutMs: 10,
@@ -199,6 +209,7 @@ Deno.test("parseConfig: every key can be set", () => {
     peersFile: join(BASE, "state/peers.json"),
     powDifficulty: 0,
     statusAddress: { hostname: "::1", port: 8080 },
+    statusAllowRemote: false,
   });
 });
 
@@ -351,7 +362,7 @@ Deno.test("parseConfig: every address key rejects bad values", () => {
 
 Deno.test("parseConfig: optional keys may be empty, required ones may not", () => {
   const config = parse(withGossip("bootstrapper =", "peers_file = ", 'status_address = ""'));
-  assert.equal(config.gossip.bootstrapper, undefined);
+  assert.deepEqual(config.gossip.bootstrappers, []);
   assert.equal(config.gossip.peersFile, undefined);
   assert.equal(config.gossip.statusAddress, undefined);
   assertConfigError(
@@ -495,7 +506,7 @@ Deno.test("gossipOptions fills defaults and validates", () => {
   assert.equal(options.cacheSize, 1000);
   assert.equal(options.powDifficulty, 16);
   assert.equal(options.apiAllowRemote, false);
-  assert.equal(options.bootstrapper, undefined);
+  assert.deepEqual(options.bootstrappers, []);
   assert.deepEqual(
     options,
     parse(
@@ -554,14 +565,143 @@ Deno.test("loadConfig reads a file and resolves paths against its directory", as
     await assert.rejects(loadConfig(missing), (error: unknown) => {
       assert.ok(error instanceof ConfigError);
       assert.equal(error.key, "config");
-      assert.equal(error.message, `config: cannot read ${missing}: no such file`);
+      assert.equal(error.message, `config: ${missing}: no such file`);
       return true;
     });
     await assert.rejects(loadConfig(dir), (error: unknown) => {
       assert.ok(error instanceof ConfigError);
-      assert.match(error.message, /^config: cannot read /);
+      assert.match(error.message, /^config: .* is a directory; expected a regular file$/);
       return true;
     });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("parseConfig: bootstrapper takes a comma-separated list and checks each entry", () => {
+  const one = parse(withGossip("bootstrapper = seed.example.org:6001"));
+  assert.deepEqual(one.gossip.bootstrappers, [{ hostname: "seed.example.org", port: 6001 }]);
+  const cases: [string, RegExp][] = [
+    ["a:1,,b:2", /entry 2 of the list is empty/],
+    ["a:1,", /entry 2 of the list is empty/],
+    [",a:1", /entry 1 of the list is empty/],
+    ["a:1, b:2, A:1", /A:1 is listed twice/],
+    ["a:1, nope", /invalid address "nope": missing port/],
+    [Array.from({ length: 65 }, (_, i) => `h${i}:1`).join(","), /lists 65 addresses; at most 64/],
+  ];
+  for (const [value, pattern] of cases) {
+    assertConfigError(
+      () => parse(withGossip(`bootstrapper = ${value}`)),
+      "bootstrapper",
+      pattern,
+      5,
+    );
+  }
+  assertConfigError(
+    () => gossipOptions({ ...LOOPBACK, bootstrappers: [{ hostname: "bad host", port: 1 }] }),
+    "bootstrapper",
+    /invalid address/,
+  );
+});
+
+const LOOPBACK = {
+  apiAddress: { hostname: "127.0.0.1", port: 0 },
+  p2pAddress: { hostname: "127.0.0.1", port: 0 },
+};
+
+Deno.test("parseConfig: a non-loopback status_address needs status_allow_remote", () => {
+  for (const address of ["0.0.0.0:8080", "[::]:8080", "192.0.2.1:8080", "status.example.org:80"]) {
+    assertConfigError(
+      () => parse(withGossip(`status_address = ${address}`)),
+      "status_address",
+      /is not a loopback address, but the status page has no authentication.*status_allow_remote = true/,
+      5,
+    );
+    const allowed = parse(withGossip(`status_address = ${address}`, "status_allow_remote = true"));
+    assert.equal(allowed.gossip.statusAllowRemote, true);
+  }
+  for (const address of ["127.0.0.1:8080", "[::1]:8080", "localhost:8080", "127.1.2.3:1"]) {
+    assert.ok(parse(withGossip(`status_address = ${address}`)).gossip.statusAddress, address);
+  }
+  assertConfigError(
+    () => gossipOptions({ ...LOOPBACK, statusAddress: { hostname: "0.0.0.0", port: 1 } }),
+    "status_address",
+    /status_allow_remote/,
+  );
+});
+
+Deno.test("parseConfig: log_level names a level", () => {
+  assert.equal(parse(withGossip("log_level = debug")).logLevel, "debug");
+  assert.equal(parse(withGossip("log_level =")).logLevel, undefined);
+  assertConfigError(
+    () => parse(withGossip("log_level = loud")),
+    "log_level",
+    /"loud" is not a log level; expected one of debug, info, warn, error, silent/,
+    5,
+  );
+});
+
+Deno.test("parseConfig: huge keys and values give a short error, fast", () => {
+  const long = "k".repeat(1_000_000);
+  for (
+    const [text, key] of [
+      [withGossip(`${long} = 1`), long.slice(0, 64)],
+      [withGossip(`x${"y".repeat(50)} = 1`), `x${"y".repeat(50)}`],
+      [withGossip(`degree = ${"9".repeat(1_000_000)}`), "degree"],
+      [withGossip(`api_address = ${"a".repeat(1_000_000)}:1`), "api_address"],
+      [withGossip(`bootstrapper = ${"a.".repeat(500_000)}`), "bootstrapper"],
+      [withGossip(`junk ${"j".repeat(1_000_000)}`), "config"],
+      [`[${"s".repeat(1_000_000)}`, "config"],
+    ] as const
+  ) {
+    // Before the fix a 1 MB unknown key took 1.5 GiB and a long time for its "did you mean".
+    assert.throws(() => parse(text), (error: unknown) => {
+      assert.ok(error instanceof ConfigError, String(error));
+      assert.ok(error.key.startsWith(key.slice(0, 60)), error.key.slice(0, 100));
+      assert.ok(error.message.length < 1200, `message of ${error.message.length} characters`);
+      assert.doesNotMatch(error.message, /\n/);
+      return true;
+    });
+  }
+});
+
+Deno.test("parseConfig: control characters in user text are escaped in messages", () => {
+  assertConfigError(
+    () => parse(withGossip("api_allow_remote = a\u001b[31mb")),
+    "api_allow_remote",
+    /"a\\x1b\[31mb" is not a boolean/,
+  );
+});
+
+Deno.test("loadConfig: only regular files of at most 1 MiB", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const big = join(dir, "big.ini");
+    await Deno.writeTextFile(big, MINIMAL + "; " + "x".repeat(1024 * 1024) + "\n");
+    const fifo = join(dir, "fifo.ini");
+    await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    const loop = join(dir, "loop.ini");
+    await Deno.symlink(join(dir, "loop2.ini"), loop);
+    await Deno.symlink(loop, join(dir, "loop2.ini"));
+    const link = join(dir, "link.ini");
+    await Deno.writeTextFile(join(dir, "real.ini"), MINIMAL);
+    await Deno.symlink(join(dir, "real.ini"), link);
+    const cases: [string, RegExp][] = [
+      [big, /big\.ini: is \d+ bytes; at most 1048576 are accepted/],
+      [fifo, /fifo\.ini: is a FIFO \(named pipe\); expected a regular file/],
+      ["/dev/zero", /\/dev\/zero: is a character device; expected a regular file/],
+      [loop, /loop\.ini: cannot read: too many levels of symbolic links/],
+    ];
+    for (const [path, pattern] of cases) {
+      await assert.rejects(loadConfig(path), (error: unknown) => {
+        assert.ok(error instanceof ConfigError, String(error));
+        assert.equal(error.key, "config");
+        assert.match(error.message, pattern);
+        return true;
+      });
+    }
+    // A link to a regular file is fine; paths resolve against the link's directory.
+    assert.equal((await loadConfig(link)).hostkeyPath, join(dir, "key.pem"));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -109,6 +109,7 @@ const peerMessage: fc.Arbitrary<PeerMessage> = fc.oneof(
   record({
     type: fc.constant(PeerMessageType.Hello),
     version: u8,
+    flags: u8,
     ephemeralKey: exactBytes(32),
     nonce: exactBytes(32),
     powEpoch: u32,

@@ -3,6 +3,8 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:cry
 import { join } from "node:path";
 import { ConfigError } from "../lib/errors.ts";
 import {
+  assertHostKeyPathFree,
+  DEFAULT_MAX_BITS,
   generateHostKeyPem,
   type HostKey,
   identityHex,
@@ -50,8 +52,10 @@ Deno.test("generateHostKeyPem returns PKCS#8 PEM of the requested size", async (
   assert.match(pem, /^-----BEGIN PRIVATE KEY-----\n/);
   const key = await parseHostKeyPem(pem, "hostkey", SMALL);
   assert.equal(key.modulusBits, 1024);
-  await assertConfigError(generateHostKeyPem(512), "bits", /1024 to 16384/);
-  await assertConfigError(generateHostKeyPem(2047.5), "bits", /1024 to 16384/);
+  await assertConfigError(generateHostKeyPem(512), "bits", /1024 to 4096/);
+  await assertConfigError(generateHostKeyPem(2047.5), "bits", /1024 to 4096/);
+  // Deno cannot verify signatures of larger keys, so none are made.
+  await assertConfigError(generateHostKeyPem(8192), "bits", /1024 to 4096/);
 });
 
 Deno.test("parseHostKeyPem reads PKCS#8 and PKCS#1 to the same key", async () => {
@@ -228,15 +232,85 @@ Deno.test("writeHostKeyFile + loadHostKey: mode 0600, parent dirs, no overwrite"
     await assertConfigError(
       loadHostKey(missing),
       "hostkey",
-      new RegExp(`cannot read .*missing\\.pem: no such file; create one with \`gossip keygen `),
+      new RegExp(
+        `missing\\.pem: no such file; create the key with \`gossip keygen .*missing\\.pem\``,
+      ),
     );
-    await assertConfigError(loadHostKey(dir), "hostkey", /cannot read /);
+    await assertConfigError(loadHostKey(dir), "hostkey", /is a directory; expected a regular file/);
     // A file where a directory is needed.
     await assertConfigError(
       writeHostKeyFile(join(path, "x.pem"), pem),
       "hostkey",
       /cannot write /,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("parseHostKeyPem: at most 4096 bits by default, with the reason", async () => {
+  const pem = await testPem();
+  await assertConfigError(
+    parseHostKeyPem(pem, "hostkey", { minBits: 512, maxBits: 1000 }),
+    "hostkey",
+    /is a 1024-bit RSA key; at most 1000 bits are supported because gossip nodes run on Deno, whose RSA implementation cannot verify signatures of larger keys/,
+  );
+  assert.equal(DEFAULT_MAX_BITS, 4096);
+});
+
+Deno.test("loadHostKey reads only regular files of at most 64 KiB, without hanging", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const fifo = join(dir, "fifo.pem");
+    await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    const big = join(dir, "big.pem");
+    await Deno.writeTextFile(big, (await testPem()) + "x".repeat(64 * 1024));
+    const loop = join(dir, "loop.pem");
+    await Deno.symlink(join(dir, "loop2.pem"), loop);
+    await Deno.symlink(loop, join(dir, "loop2.pem"));
+    const cases: [string, RegExp][] = [
+      ["/dev/zero", /\/dev\/zero: is a character device; expected a regular file/],
+      [fifo, /fifo\.pem: is a FIFO \(named pipe\); expected a regular file/],
+      [big, /big\.pem: is \d+ bytes; at most 65536 are accepted/],
+      [loop, /loop\.pem: cannot read: too many levels of symbolic links/],
+    ];
+    for (const [path, pattern] of cases) {
+      await assertConfigError(loadHostKey(path, SMALL), "hostkey", pattern);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("no key is generated or written through a dangling link or a link loop", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const dangling = join(dir, "dangling.pem");
+    await Deno.symlink(join(dir, "nowhere", "key.pem"), dangling);
+    const loop = join(dir, "loop.pem");
+    await Deno.symlink(join(dir, "loop2.pem"), loop);
+    await Deno.symlink(loop, join(dir, "loop2.pem"));
+    for (const path of [dangling, loop]) {
+      await assertConfigError(
+        assertHostKeyPathFree(path),
+        "hostkey",
+        /is a symbolic link \(to a missing file, or a link loop\); refusing to write a key/,
+      );
+      await assertConfigError(
+        writeHostKeyFile(path, await testPem(), "keygen"),
+        "keygen",
+        /is a symbolic link/,
+      );
+    }
+    await assertHostKeyPathFree(join(dir, "free.pem"));
+    await Deno.writeTextFile(join(dir, "taken.pem"), "x");
+    await assertConfigError(
+      assertHostKeyPathFree(join(dir, "taken.pem"), "keygen"),
+      "keygen",
+      /taken\.pem already exists; refusing to overwrite a key/,
+    );
+    // Nothing was created behind the dangling link.
+    await assert.rejects(Deno.stat(join(dir, "nowhere")), Deno.errors.NotFound);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

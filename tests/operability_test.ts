@@ -2,11 +2,16 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { GoodbyeReason, goodbyeReasonName } from "../lib/codec/peer_messages.ts";
+import { ConfigError, ListenError } from "../lib/errors.ts";
+import { Logger } from "../lib/log.ts";
+import { TestApiClient } from "./support/api_client.ts";
+import { CLUSTER_TYPE, startMember, stopMembers } from "./support/cluster.ts";
 import { startTestNode, testHostKey, waitUntil } from "./support/nodes.ts";
 
 Deno.test("the status endpoint reports identity, peers and counters as JSON", async () => {
   const a = await startTestNode({ config: { statusAddress: { hostname: "127.0.0.1", port: 0 } } });
-  const b = await startTestNode({ config: { bootstrapper: a.p2pAddress } });
+  const b = await startTestNode({ config: { bootstrappers: [a.p2pAddress] } });
   try {
     await waitUntil(() => a.peerIdentities.length === 1, 5000, "a and b connected");
     const base = `http://127.0.0.1:${a.statusAddress!.port}`;
@@ -32,9 +37,12 @@ Deno.test("a restarted node rejoins from its peers file without a bootstrapper",
   const dir = await Deno.makeTempDir();
   const peersFile = join(dir, "peers.json");
   const a = await startTestNode();
-  const b = await startTestNode({ config: { bootstrapper: a.p2pAddress } });
+  const b = await startTestNode({ config: { bootstrappers: [a.p2pAddress] } });
   const key = await testHostKey();
-  let c = await startTestNode({ hostKey: key, config: { bootstrapper: a.p2pAddress, peersFile } });
+  let c = await startTestNode({
+    hostKey: key,
+    config: { bootstrappers: [a.p2pAddress], peersFile },
+  });
   try {
     await waitUntil(() => c.peerIdentities.length === 2, 5000, "c connected to a and b");
     await c.close();
@@ -74,7 +82,7 @@ Deno.test("a node renews its proof-of-work when the day changes and stays admiss
     assert.equal(first, Math.floor(now / day));
     now += day; // a's clock moves to tomorrow; the others' stay today: still within a day
     await waitUntil(() => a.stats().powEpoch === first + 1, 5000, "renewed proof");
-    const c = await startTestNode({ config: { powDifficulty: 8, bootstrapper: a.p2pAddress } });
+    const c = await startTestNode({ config: { powDifficulty: 8, bootstrappers: [a.p2pAddress] } });
     try {
       await waitUntil(() => c.peerIdentities.includes(a.identityHex), 5000, "c admits a");
     } finally {
@@ -83,4 +91,88 @@ Deno.test("a node renews its proof-of-work when the day changes and stays admiss
   } finally {
     await a.close();
   }
+});
+
+Deno.test("a busy address fails the start with a ListenError naming its key", async () => {
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const taken = { hostname: "127.0.0.1", port: busy.addr.port };
+  try {
+    for (
+      const [key, config] of [
+        ["api_address", { apiAddress: taken }],
+        ["p2p_address", { p2pAddress: taken }],
+        ["status_address", { statusAddress: taken }],
+      ] as const
+    ) {
+      await assert.rejects(startTestNode({ config }), (error: unknown) => {
+        assert.ok(error instanceof ListenError, String(error));
+        assert.equal(error.key, key);
+        assert.equal(error.address, `127.0.0.1:${busy.addr.port}`);
+        assert.equal(
+          error.message,
+          `${key}: cannot listen on 127.0.0.1:${busy.addr.port}: address already in use ` +
+            "(is another node running? choose another port)",
+        );
+        return true;
+      });
+    }
+  } finally {
+    busy.close();
+  }
+});
+
+Deno.test("reconfigure changes connection limits and the validation timeout of a running node", async () => {
+  const a = await startTestNode({ config: { maxApiConnections: 1, validationTimeoutMs: 600_000 } });
+  const b = await startMember(a);
+  const clients: TestApiClient[] = [];
+  try {
+    const first = await TestApiClient.connect(a.apiAddress.port);
+    clients.push(first);
+    await first.notify(CLUSTER_TYPE); // subscribes, and never answers
+    await waitUntil(() => a.stats().apiClients === 1, 5000, "first client counted");
+    const second = await TestApiClient.connect(a.apiAddress.port);
+    clients.push(second);
+    assert.equal(await second.waitClosed(5000), true, "over the limit of 1");
+
+    assert.throws(() => a.reconfigure({ maxApiConnections: 0 }), ConfigError);
+    a.reconfigure({ maxApiConnections: 2, validationTimeoutMs: 50 });
+    const third = await TestApiClient.connect(a.apiAddress.port);
+    clients.push(third);
+    await third.notify(CLUSTER_TYPE + 1);
+    await waitUntil(() => a.stats().apiClients === 2, 5000, "third client admitted");
+
+    // An item from b waits for first's answer only 50 ms now, not 10 minutes.
+    await waitUntil(
+      () => a.peerIdentities.length === 1 && b.node.peerIdentities.length === 1,
+      5000,
+      "a and b connected",
+    );
+    await b.module.announce(CLUSTER_TYPE, new TextEncoder().encode("unanswered"));
+    await first.next(5000);
+    await waitUntil(() => a.stats().spreading.unanswered === 1, 5000, "validation timed out");
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await stopMembers([b]);
+    await a.close();
+  }
+});
+
+Deno.test("a peer's GOODBYE reason is logged in words", async () => {
+  const lines: string[] = [];
+  const log = new Logger("info", "a", (_level, line) => lines.push(line));
+  const a = await startTestNode({ node: { log } });
+  const b = await startTestNode({ config: { bootstrappers: [a.p2pAddress] } });
+  try {
+    await waitUntil(() => a.peerIdentities.length === 1, 5000, "a and b connected");
+    await b.close();
+    await waitUntil(() => a.peerIdentities.length === 0, 5000, "a saw b leave");
+    const line = lines.find((l) => l.includes("peer disconnected"));
+    assert.ok(line, lines.join("\n"));
+    assert.match(line, /reason="peer said goodbye: shutting down"/);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+  assert.equal(goodbyeReasonName(GoodbyeReason.Full), "peer limit reached");
+  assert.equal(goodbyeReasonName(GoodbyeReason.Banned), "banned");
+  assert.equal(goodbyeReasonName(77), "reason 77");
 });

@@ -162,8 +162,8 @@ Deno.test("TTL 1 reaches exactly the direct neighbours; TTL 2 never goes beyond 
 async function startLine() {
   const config = { passiveViewSize: 0 };
   const a = await startTestNode({ config });
-  const b = await startTestNode({ config: { ...config, bootstrapper: a.p2pAddress } });
-  const c = await startTestNode({ config: { ...config, bootstrapper: b.p2pAddress } });
+  const b = await startTestNode({ config: { ...config, bootstrappers: [a.p2pAddress] } });
+  const c = await startTestNode({ config: { ...config, bootstrappers: [b.p2pAddress] } });
   const nodes = [a, b, c];
   const modules = await Promise.all(nodes.map((n) => TestApiClient.connect(n.apiAddress.port)));
   const stop = async () => {

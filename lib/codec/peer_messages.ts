@@ -82,6 +82,19 @@ export const GoodbyeReason = {
   Probe: 6,
 } as const;
 
+const GOODBYE_REASON_NAMES: Record<number, string> = {
+  [GoodbyeReason.Shutdown]: "shutting down",
+  [GoodbyeReason.Full]: "peer limit reached",
+  [GoodbyeReason.Duplicate]: "duplicate connection",
+  [GoodbyeReason.ProtocolViolation]: "protocol violation",
+  [GoodbyeReason.Banned]: "banned",
+};
+
+/** A {@link GoodbyeReason} code in words for logs, e.g. `peer limit reached`; unknown codes as `reason 9`. */
+export function goodbyeReasonName(code: number): string {
+  return GOODBYE_REASON_NAMES[code] ?? `reason ${code}`;
+}
+
 /** A known peer: its identity and where it listens. */
 export interface PeerDescriptor {
   /** SHA-256 of the peer's SPKI DER. */

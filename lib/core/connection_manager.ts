@@ -140,6 +140,7 @@ export class ConnectionManager {
   private readonly pushedThisRound = new Set<PeerKey>();
   private learnedThisRound = 0;
   private joined = false;
+  private maxPeerConnections: number;
   private lonelySince: number;
   private lastJoinWarning: number;
   /** Counters. */
@@ -175,6 +176,12 @@ export class ConnectionManager {
     });
     this.lonelySince = now;
     this.lastJoinWarning = now;
+    this.maxPeerConnections = options.maxPeerConnections;
+  }
+
+  /** Changes the cap on inbound sessions (`max_peer_connections`) for new sessions. */
+  setMaxPeerConnections(limit: number): void {
+    this.maxPeerConnections = limit;
   }
 
   /** Connected peers' identities. */
@@ -242,12 +249,12 @@ export class ConnectionManager {
         if (info.dialed !== undefined) this.membership.dialFinished(info.dialed, true, now, peer);
         return { accept: false, reason: "duplicate connection", goodbye: GoodbyeReason.Duplicate };
       }
-      this.forget(peer, now);
+      this.forget(peer, now, "replaced by preferred duplicate");
       this.actions.close(peer, "replaced by preferred duplicate", GoodbyeReason.Duplicate);
     }
     if (info.direction === "inbound") {
       // Inbound peers beyond twice the degree are referred elsewhere.
-      const limit = Math.min(this.options.maxPeerConnections, 2 * this.options.degree);
+      const limit = Math.min(this.maxPeerConnections, 2 * this.options.degree);
       if (this.membership.inboundCount >= limit) {
         this.stats.referred++;
         const referral = this.descriptors(this.membership.sample(EXCHANGE_SIZE, now, peer));
@@ -292,11 +299,14 @@ export class ConnectionManager {
     return { accept: true };
   }
 
-  /** An accepted session ended; `goodbye` is the reason the peer gave, if any. */
-  sessionClosed(peer: PeerKey, now: number, goodbye?: number): void {
+  /**
+   * An accepted session ended; `goodbye` is the reason the peer gave, if any,
+   * `reason` the transport's words for the log.
+   */
+  sessionClosed(peer: PeerKey, now: number, goodbye?: number, reason?: string): void {
     const session = this.sessions.get(peer);
     if (!session) return;
-    this.forget(peer, now);
+    this.forget(peer, now, reason);
     if (goodbye === GoodbyeReason.Full) {
       // It referred us elsewhere: do not come back soon.
       this.membership.dialFinished(formatSocketAddress(session.address), false, now);
@@ -307,7 +317,7 @@ export class ConnectionManager {
   /** Closes and forgets `peer` (banned, or broke the protocol). */
   drop(peer: PeerKey, now: number, reason: string, goodbye: number): void {
     if (!this.sessions.has(peer)) return;
-    this.forget(peer, now);
+    this.forget(peer, now, reason);
     this.actions.close(peer, reason, goodbye);
     this.dialMore(now);
   }
@@ -419,7 +429,7 @@ export class ConnectionManager {
   /** Closes every session with GOODBYE shutdown. */
   closeAll(now: number): void {
     for (const peer of [...this.sessions.keys()]) {
-      this.forget(peer, now);
+      this.forget(peer, now, "shutdown");
       this.actions.close(peer, "shutdown", GoodbyeReason.Shutdown);
     }
   }
@@ -434,7 +444,7 @@ export class ConnectionManager {
     return { accept: false, reason, goodbye };
   }
 
-  private forget(peer: PeerKey, now: number): void {
+  private forget(peer: PeerKey, now: number, reason?: string): void {
     const session = this.sessions.get(peer);
     if (!session) return;
     this.sessions.delete(peer);
@@ -445,7 +455,11 @@ export class ConnectionManager {
       this.lonelySince = now;
       this.joined = false;
     }
-    this.log.info("peer disconnected", { peer: peer.slice(0, 8), peers: this.sessions.size });
+    this.log.info("peer disconnected", {
+      peer: peer.slice(0, 8),
+      reason,
+      peers: this.sessions.size,
+    });
     this.actions.forgotten(peer);
   }
 

@@ -335,11 +335,16 @@ export class NodeCore {
   }
 
   /** Applies settings that can change at run time. */
-  reconfigure(
-    changes: { validationTimeoutMs?: number; security?: Partial<SecurityOptions> },
-  ): void {
+  reconfigure(changes: {
+    validationTimeoutMs?: number;
+    maxPeerConnections?: number;
+    security?: Partial<SecurityOptions>;
+  }): void {
     if (changes.validationTimeoutMs !== undefined) {
       this.local.setValidationTimeout(changes.validationTimeoutMs);
+    }
+    if (changes.maxPeerConnections !== undefined) {
+      this.connections.setMaxPeerConnections(changes.maxPeerConnections);
     }
     if (changes.security) this.guard.reconfigure(changes.security);
   }
@@ -399,10 +404,13 @@ export class NodeCore {
     return decision;
   }
 
-  /** An accepted session ended; `goodbye` is the reason the peer gave, if it said one. */
-  sessionClosed(peer: PeerKey, goodbye?: number): void {
+  /**
+   * An accepted session ended; `goodbye` is the reason the peer gave, if it
+   * said one, `reason` the transport's words for the log.
+   */
+  sessionClosed(peer: PeerKey, goodbye?: number, reason?: string): void {
     if (this.stopped) return;
-    this.connections.sessionClosed(peer, this.scheduler.now(), goodbye);
+    this.connections.sessionClosed(peer, this.scheduler.now(), goodbye, reason);
   }
 
   /** A dial of `addressKey` failed before a session was accepted. */

@@ -64,9 +64,9 @@ export class FramedConnection {
   /** Frames dropped because the send queue was full. */
   droppedFrames = 0;
   /** Bytes read from the socket. */
-  bytesRead = 0;
+  bytesReceived = 0;
   /** Bytes written to the socket. */
-  bytesWritten = 0;
+  bytesSent = 0;
 
   /** Wraps an accepted or connected socket; call {@link start} to read. */
   constructor(readonly conn: Deno.Conn, private readonly options: FramedConnectionOptions) {
@@ -172,7 +172,7 @@ export class FramedConnection {
           break;
         }
         this.lastReceive = performance.now();
-        this.bytesRead += n;
+        this.bytesReceived += n;
         // Frames may be kept (items, queues): give them their own exactly sized copy.
         const frames = this.decoder.push(buffer.slice(0, n));
         if (frames.length > 0 && this.firstFrameTimer !== undefined) {
@@ -218,10 +218,9 @@ export class FramedConnection {
         this.queuedBytes = 0;
         let offset = 0;
         while (offset < batch.length) {
-          const written = await this.conn.write(batch.subarray(offset));
-          offset += written;
-          this.bytesWritten += written;
+          offset += await this.conn.write(batch.subarray(offset));
         }
+        this.bytesSent += batch.length;
       }
     } catch (error) {
       if (!this.closed) {

@@ -201,15 +201,15 @@ export class PeerConnector {
   }
 }
 
-/** A short category of a handshake failure, for counters. */
+/** A short category of a handshake failure, for counters (the metrics' reasons). */
 function failureReason(message: string): string {
   if (/timed out/.test(message)) return "timeout";
-  if (/proof-of-work/.test(message)) return "proof-of-work";
-  if (/signature/.test(message)) return "signature";
-  if (/version/.test(message)) return "version";
+  if (/proof-of-work/.test(message)) return "proof_of_work";
+  if (/signature/.test(message)) return "bad_signature";
+  if (/version/.test(message)) return "protocol_version";
   if (/to self/.test(message)) return "self";
-  if (/closed/.test(message)) return "closed";
-  return "malformed";
+  if (/closed/.test(message)) return "connection_closed";
+  return "protocol";
 }
 
 /** No TCP connection could be made (not a handshake failure). */

@@ -20,6 +20,7 @@ import {
   decodePeerMessage,
   encodePeerMessage,
   framePeerPayload,
+  goodbyeReasonName,
   HelloFlags,
   type HelloMessage,
   joinRecords,
@@ -210,14 +211,14 @@ export class PeerSession {
     return this.connection.droppedFrames;
   }
 
-  /** Bytes received on the connection (handshake included). */
-  get bytesIn(): number {
-    return this.connection.bytesRead;
+  /** Bytes received on this connection, handshake included. */
+  get bytesReceived(): number {
+    return this.connection.bytesReceived;
   }
 
-  /** Bytes sent on the connection (handshake included). */
-  get bytesOut(): number {
-    return this.connection.bytesWritten;
+  /** Bytes sent on this connection, handshake included. */
+  get bytesSent(): number {
+    return this.connection.bytesSent;
   }
 
   /** Attaches the handler and delivers messages that arrived before it. */
@@ -331,7 +332,7 @@ export class PeerSession {
   private dispatch(message: PeerMessage): void {
     if (message.type === PeerMessageType.Goodbye) {
       this.goodbyeReason = message.reason;
-      void this.connection.close(`peer said goodbye (reason ${message.reason})`);
+      void this.connection.close(`peer said goodbye: ${goodbyeReasonName(message.reason)}`);
       return;
     }
     this.handler!.onMessage(this, message);

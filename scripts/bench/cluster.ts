@@ -416,7 +416,7 @@ export async function startInProcessCluster(options: ClusterOptions): Promise<Cl
           p2pAddress: { hostname: "127.0.0.1", port: 0 },
           degree: options.degree,
           powDifficulty: options.powDifficulty,
-          bootstrapper: bootstrap === undefined ? undefined : gossipNodes[bootstrap].p2pAddress,
+          bootstrappers: bootstrap === undefined ? [] : [gossipNodes[bootstrap].p2pAddress],
         }),
       });
       gossipNodes.push(node);

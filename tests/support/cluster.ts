@@ -29,7 +29,7 @@ export async function startMember(
 ): Promise<Member> {
   const node = await startTestNode({
     ...options,
-    config: { ...options.config, bootstrapper: bootstrap?.p2pAddress },
+    config: { ...options.config, bootstrappers: bootstrap ? [bootstrap.p2pAddress] : [] },
   });
   const module = await TestApiClient.connect(node.apiAddress.port);
   const received: ReceivedMessage[] = [];
