@@ -209,7 +209,9 @@ export class Membership {
       known.identity = peer.identity;
       known.failures = 0;
       if (peer.direction === "outbound") known.verifiedAt ??= now;
-    } else if (known) {
+    } else if (known && (sameIdentity || peer.direction === "outbound")) {
+      // Connected now, or (dialled) proven not to be there. An inbound peer's claim
+      // to another identity's address proves nothing: that entry stays.
       this.passive.delete(key);
     }
     for (const [otherKey, other] of this.passive) {
