@@ -179,6 +179,9 @@ export class Spreading {
     pullDelayMs: 0,
   };
 
+  /** `actions.isSubscribed`, bound to its object (passed on to the store). */
+  private readonly subscribed = (dataType: number): boolean => this.actions.isSubscribed(dataType);
+
   /** Creates an engine over `store`. */
   constructor(
     options: SpreadingOptions,
@@ -236,7 +239,7 @@ export class Spreading {
       if (hops < known.hops) this.improveHops(known, hops);
       return;
     }
-    if (this.store.isKnown(item.id, this.actions.isSubscribed)) {
+    if (this.store.isKnown(item.id, this.subscribed)) {
       this.stats.duplicates++;
       return;
     }
@@ -313,7 +316,7 @@ export class Spreading {
     for (const id of ids) {
       const stored = this.store.get(id);
       if (stored) addOnce(stored.holders, from);
-      else if (!this.store.isKnown(id, this.actions.isSubscribed)) this.pulls.heard(id, from);
+      else if (!this.store.isKnown(id, this.subscribed)) this.pulls.heard(id, from);
     }
   }
 
