@@ -3,8 +3,9 @@
  * anti-entropy, on top of the {@link ItemStore}.
  *
  * On first receipt of an item a node checks that its ID matches its content,
- * tells every other peer `IHAVE` at once (so they stop pushing it here), and
- * hands it to local validation. After a valid verdict it pushes the item to
+ * tells every other peer `IHAVE` at once (so they stop pushing it here) unless
+ * no local module subscribed to its type, and hands it to local validation
+ * (which drops it when nobody subscribed). After a valid verdict it pushes the item to
  * `degree` peers not known to hold it (peers that hold it count towards the
  * degree, but at least `minPushes` are pushed to), never back to a holder.
  * A node that hears `IHAVE` for an item it lacks pulls it after a wait
@@ -263,8 +264,12 @@ export class Spreading {
     this.stats.received++;
     this.stats.hops[Math.min(hops, MAX_HOP_BUCKET)]++;
     if (hops > this.stats.maxHops) this.stats.maxHops = hops;
-    // Tell peers at once, so they stop pushing it here (before the verdict).
-    if (mayForward(item.ttl, hops)) this.advertise(stored);
+    // Tell peers at once, so they stop pushing it here (before the verdict); but not
+    // when no local module wants it: it goes no further, and an IHAVE would draw
+    // IWANTs this node cannot answer (and get it blamed for them).
+    if (mayForward(item.ttl, hops) && this.actions.isSubscribed(item.dataType)) {
+      this.advertise(stored);
+    }
     const outcome = this.actions.deliver(item, from);
     if (outcome === "unsubscribed") {
       this.stats.unsubscribed++;
