@@ -521,6 +521,27 @@ Deno.test("close stops timers and decides nothing afterwards", () => {
   assert.deepEqual(actions.verdicts, []);
 });
 
+Deno.test("closing while announcements are drained stops the drain", () => {
+  /** Stops the node while the first item is being spread. */
+  class Closing extends Recorder {
+    local: LocalDelivery | undefined;
+    override originate(item: GossipItem): boolean {
+      super.originate(item);
+      this.local?.close();
+      return true;
+    }
+  }
+  const clock = new FakeScheduler();
+  const actions = new Closing();
+  const local = new LocalDelivery(OPTIONS, clock, actions, new Logger("silent"));
+  actions.local = local;
+  local.clientOpened(1);
+  local.announce(1, announce());
+  local.announce(1, announce());
+  clock.advance(0);
+  assert.equal(actions.originated.length, 1);
+});
+
 Deno.test("sizes reports every table", () => {
   const { actions, local } = setup({
     validationQueue: { ...OPTIONS.validationQueue, maxInFlight: 1 },

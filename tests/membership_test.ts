@@ -507,6 +507,18 @@ Deno.test("an inbound claim to a known peer's address does not erase that peer",
   assert.equal(passive(view, key(2))?.identity, "id2");
 });
 
+Deno.test("an identity verified at a configured hostname stays verified when it connects in", () => {
+  const view = membership({ bootstrappers: [{ hostname: "boot.example", port: 6001 }] });
+  const [boot] = view.nextDials(0);
+  view.dialFinished(boot.addressKey, true, 0, "b");
+  view.connected({ identity: "b", address: BOOTSTRAP, direction: "outbound" }, 10);
+  view.disconnected("b", 20);
+  // It dials us, advertising its IP address rather than the configured name.
+  view.connected({ identity: "b", address: BOOTSTRAP, direction: "inbound" }, 30);
+  assert.equal(view.get("b")?.verifiedAt, 10);
+  assert.deepEqual(view.activePeers.map((p) => p.identity), ["b"]);
+});
+
 Deno.test({
   name: "OPEN QUESTION: an inbound peer's verification does not carry over to a new address",
   // Ignored on purpose (see the report). An identity verified at address 1 that
