@@ -1,4 +1,11 @@
+/**
+ * Unit tests of lib/protocol/membership.ts: active and passive views, dialling
+ * tiers, verification by outbound sessions only, bootstrappers, backoff,
+ * eviction and recommendation (sample).
+ */
+
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import type { SocketAddress } from "../lib/address.ts";
 import {
   type AddressedPeer,
@@ -12,6 +19,8 @@ const SELF = "5e1f";
 const SELF_ADDRESS: SocketAddress = { hostname: "10.0.0.1", port: 6001 };
 const BOOTSTRAP: SocketAddress = { hostname: "10.0.0.254", port: 6001 };
 const BOOTSTRAP_KEY = "10.0.0.254:6001";
+const BOOTSTRAP2: SocketAddress = { hostname: "10.0.0.253", port: 6001 };
+const BOOTSTRAP2_KEY = "10.0.0.253:6001";
 
 function address(n: number): SocketAddress {
   return { hostname: `10.0.1.${n}`, port: 6001 };
@@ -47,36 +56,162 @@ function membership(options: Partial<MembershipOptions> = {}): Membership {
 
 /** Completes an outbound dial of `known` with the given identity. */
 function connectOutbound(view: Membership, known: KnownPeer, identity: string, now = 0): void {
-  view.connected({ identity, address: known.address, direction: "outbound" });
-  view.dialFinished(known.addressKey, true, now);
+  view.connected({ identity, address: known.address, direction: "outbound" }, now);
+  view.dialFinished(known.addressKey, true, now, identity);
 }
 
 function keys(list: readonly KnownPeer[]): string[] {
   return list.map((known) => known.addressKey).sort();
 }
 
-Deno.test("the bootstrapper is dialed first when nothing else is known", () => {
-  const view = membership({ bootstrapper: BOOTSTRAP });
+function identities(list: readonly AddressedPeer[]): string[] {
+  return list.map((p) => p.identity).sort();
+}
+
+function passive(view: Membership, addressKey: string): KnownPeer | undefined {
+  return view.passivePeers.find((known) => known.addressKey === addressKey);
+}
+
+// ---- bootstrappers --------------------------------------------------------------------
+
+Deno.test("a bootstrapper is dialled first when nothing else is known", () => {
+  const view = membership({ bootstrappers: [BOOTSTRAP] });
   assert.deepEqual(keys(view.passivePeers), [BOOTSTRAP_KEY]);
+  assert.equal(view.bootstrapperCount, 1);
   const dials = view.nextDials(0);
   assert.deepEqual(keys(dials), [BOOTSTRAP_KEY]);
   assert.ok(dials[0].bootstrap);
+  assert.equal(dials[0].source, "bootstrap");
   assert.equal(dials[0].identity, undefined);
   assert.equal(view.dialsInProgress, 1);
   assert.deepEqual(view.nextDials(0), [], "a dial in progress is not repeated");
 });
 
-Deno.test("without a bootstrapper and with nothing known there is nothing to dial", () => {
+Deno.test("without bootstrappers and with nothing known there is nothing to dial", () => {
   const view = membership();
   assert.deepEqual(view.nextDials(0), []);
   assert.deepEqual(view.passivePeers, []);
+  assert.equal(view.bootstrapperCount, 0);
+  assert.equal(view.bootstrappersFailing, false, "no bootstrapper cannot be failing");
 });
 
-Deno.test("a bootstrapper equal to the own address is never dialed", () => {
-  const view = membership({ bootstrapper: { ...SELF_ADDRESS } });
-  assert.deepEqual(view.passivePeers, []);
-  assert.deepEqual(view.nextDials(0), []);
+Deno.test("several bootstrappers: duplicates and the own address are dropped", () => {
+  const view = membership({
+    bootstrappers: [BOOTSTRAP, { ...SELF_ADDRESS }, BOOTSTRAP2, { ...BOOTSTRAP }],
+  });
+  assert.deepEqual(keys(view.passivePeers), [BOOTSTRAP2_KEY, BOOTSTRAP_KEY].sort());
+  assert.equal(view.bootstrapperCount, 2);
+  assert.deepEqual(membership({ bootstrappers: [{ ...SELF_ADDRESS }] }).nextDials(0), []);
 });
+
+Deno.test("with nothing connected, one bootstrapper at a time is dialled, each in turn", () => {
+  const chosen = new Set<string>();
+  for (let seed = 1; seed <= 20; seed++) {
+    const view = membership({
+      degree: 3,
+      bootstrappers: [BOOTSTRAP, BOOTSTRAP2],
+      random: seededRandom(seed),
+    });
+    const first = view.nextDials(0);
+    assert.equal(first.length, 1, "one bootstrapper, not the degree's worth");
+    chosen.add(first[0].addressKey);
+    view.dialFinished(first[0].addressKey, false, 0);
+    const second = view.nextDials(0);
+    assert.equal(second.length, 1);
+    assert.notEqual(second[0].addressKey, first[0].addressKey, "the failed one backs off");
+  }
+  assert.deepEqual([...chosen].sort(), [BOOTSTRAP2_KEY, BOOTSTRAP_KEY].sort(), "random choice");
+});
+
+Deno.test("bootstrappersFailing: every bootstrapper failed at least once and none succeeded since", () => {
+  const view = membership({ bootstrappers: [BOOTSTRAP, BOOTSTRAP2], random: () => 0.5 });
+  assert.equal(view.bootstrappersFailing, false);
+  view.dialFinished(BOOTSTRAP_KEY, false, 0);
+  assert.equal(view.bootstrappersFailing, false, "the second has not failed yet");
+  view.dialFinished(BOOTSTRAP2_KEY, false, 0);
+  assert.equal(view.bootstrappersFailing, true);
+  view.dialFinished(BOOTSTRAP2_KEY, true, 1_000);
+  assert.equal(view.bootstrappersFailing, false, "a success clears it");
+  view.dialFinished(BOOTSTRAP2_KEY, false, 2_000);
+  assert.equal(view.bootstrappersFailing, true);
+  // A session with a bootstrapper clears it too.
+  view.connected({ identity: "b00t", address: BOOTSTRAP, direction: "outbound" }, 3_000);
+  assert.equal(view.bootstrappersFailing, false);
+});
+
+Deno.test("a bootstrapper stays known after connecting and is retried forever", () => {
+  const view = membership({ degree: 2, bootstrappers: [BOOTSTRAP], random: () => 0.5 });
+  const [dial] = view.nextDials(0);
+  connectOutbound(view, dial, "b00t");
+  const kept = view.passivePeers.find((known) => known.bootstrap);
+  assert.ok(kept, "still known");
+  assert.equal(kept.identity, "b00t");
+  assert.equal(kept.verifiedAt, 0);
+  assert.deepEqual(view.nextDials(0), [], "not dialled while connected");
+  const listed = view.sample(10, 0);
+  assert.deepEqual(listed.map((p) => [p.identity, p.address]), [["b00t", BOOTSTRAP]], "once");
+
+  view.disconnected("b00t", 0);
+  let now = 0;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    now += 1_000; // backoffMaxMs
+    assert.deepEqual(keys(view.nextDials(now)), [BOOTSTRAP_KEY], `attempt ${attempt}`);
+    view.dialFinished(BOOTSTRAP_KEY, false, now);
+  }
+  assert.equal(view.passivePeers[0].failures, 100);
+  assert.equal(view.passivePeers[0].identity, "b00t");
+});
+
+Deno.test("bootstrappers are not dialled while regular peers fill the outbound slots", () => {
+  const view = membership({ degree: 2, bootstrappers: [BOOTSTRAP, BOOTSTRAP2] });
+  view.learn(peers(1, 5), 0);
+  const dials = view.nextDials(0);
+  assert.equal(dials.length, 2);
+  assert.ok(dials.every((known) => !known.bootstrap));
+});
+
+Deno.test("a bootstrapper is dialled for rejoining when too few known peers can be dialled", () => {
+  const view = membership({ degree: 2, bootstrappers: [BOOTSTRAP] });
+  view.learn([peer(1)], 0);
+  assert.deepEqual(keys(view.nextDials(0)), [key(1), BOOTSTRAP_KEY].sort(), "nothing connected");
+});
+
+Deno.test("a bootstrapper known by hostname is not redialled once its identity is known", () => {
+  const view = membership({
+    degree: 2,
+    bootstrappers: [{ hostname: "boot.example", port: 6001 }],
+    random: () => 0,
+  });
+  const [boot] = view.nextDials(0);
+  assert.equal(boot.addressKey, "boot.example:6001");
+  // It advertises its IP address, not the configured hostname.
+  view.connected({
+    identity: "b",
+    address: { hostname: "192.0.2.1", port: 6001 },
+    direction: "outbound",
+  });
+  view.dialFinished(boot.addressKey, true, 0, "b");
+  assert.equal(passive(view, "boot.example:6001")?.identity, "b");
+  assert.deepEqual(view.nextDials(10_000), [], "no second connection to the bootstrapper");
+});
+
+Deno.test("bootstrappers are never evicted and do not count towards passiveSize", () => {
+  const view = membership({
+    passiveSize: 3,
+    bootstrappers: [BOOTSTRAP, BOOTSTRAP2],
+    random: () => 0.5,
+  });
+  for (let round = 0; round < 5; round++) view.learn(peers(round * 10, round * 10 + 9), 0);
+  assert.equal(view.passiveCount, 5);
+  assert.ok(passive(view, BOOTSTRAP_KEY) && passive(view, BOOTSTRAP2_KEY));
+  // Even failing ones.
+  view.dialFinished(BOOTSTRAP_KEY, false, 0);
+  view.dialFinished(BOOTSTRAP_KEY, false, 0);
+  view.learn(peers(100, 110), 0);
+  assert.ok(passive(view, BOOTSTRAP_KEY));
+});
+
+// ---- dialling -------------------------------------------------------------------------
 
 Deno.test("nextDials fills outbound connections up to degree, counting dials in progress", () => {
   const view = membership({ degree: 3 });
@@ -90,7 +225,7 @@ Deno.test("nextDials fills outbound connections up to degree, counting dials in 
   connectOutbound(view, first[0], first[0].identity!);
   connectOutbound(view, first[1], first[1].identity!);
   assert.equal(view.outboundCount, 2);
-  assert.deepEqual(view.nextDials(0), [], "two connected plus one dialing");
+  assert.deepEqual(view.nextDials(0), [], "two connected plus one dialling");
 
   view.dialFinished(first[2].addressKey, false, 0);
   const second = view.nextDials(0);
@@ -102,15 +237,15 @@ Deno.test("nextDials fills outbound connections up to degree, counting dials in 
   assert.equal(view.activeCount, 3);
 });
 
-Deno.test("nextDials never returns connected peers or peers being dialed", () => {
+Deno.test("nextDials never returns connected peers or addresses in use", () => {
   const view = membership({ degree: 20 });
   view.learn(peers(1, 6), 0);
   view.connected({ identity: "id1", address: address(1), direction: "inbound" });
-  // A descriptor for a connected peer's address under another identity.
-  view.learn([{ identity: "other", address: address(2) }], 0);
-  view.connected({ identity: "id2", address: address(2), direction: "inbound" });
+  // A descriptor for an address claimed by a connected peer under another identity.
+  view.learn([{ identity: "other", address: address(7) }], 0);
+  view.connected({ identity: "id7", address: address(7), direction: "inbound" });
   const dials = view.nextDials(0);
-  assert.deepEqual(keys(dials), [key(3), key(4), key(5), key(6)]);
+  assert.deepEqual(keys(dials), [key(2), key(3), key(4), key(5), key(6)]);
   assert.deepEqual(view.nextDials(0), []);
 });
 
@@ -123,24 +258,281 @@ Deno.test("never dials itself, by identity or by address", () => {
   ], 0);
   assert.equal(added, 1);
   assert.deepEqual(keys(view.nextDials(0)), [key(2)]);
-  // Nor is it offered to others (nor is id2: it is only second-hand so far).
-  assert.deepEqual(view.sample(10).map((p) => p.identity), []);
+  assert.equal(view.restore([{ identity: SELF, address: address(3) }], 0), 0);
 });
 
-Deno.test("second-hand peers are dialed but passed on only once verified", () => {
-  const view = membership({ degree: 10 });
-  view.learn([peer(1), peer(2)], 0);
-  assert.deepEqual(view.sample(10), [], "nothing verified yet");
-  // A peer we were connected to, or restored from our own peers file, is verified.
-  view.connected({ identity: "id1", address: address(1), direction: "outbound" });
-  view.disconnected("id1", 0);
-  view.restore([peer(3)], 0);
-  assert.deepEqual(view.sample(10).map((p) => p.identity).sort(), ["id1", "id3"]);
-  // A second-hand claim cannot rename who is at a known address.
-  view.learn([{ identity: "liar", address: address(3) }], 0);
-  assert.ok(view.passivePeers.some((p) => p.identity === "id3"));
-  assert.ok(!view.passivePeers.some((p) => p.identity === "liar"));
+Deno.test("dial tiers: verified first, then learned from outbound peers, then from inbound", () => {
+  for (let seed = 1; seed <= 20; seed++) {
+    const make = (degree: number) => {
+      const view = membership({ degree, random: seededRandom(seed) });
+      view.learn(peers(1, 3), 0, "inbound");
+      view.learn(peers(4, 6), 0, "outbound");
+      view.restore(peers(7, 9), 0);
+      return view;
+    };
+    const tier = (n: number) => (n >= 7 ? 0 : n >= 4 ? 1 : 2);
+    const tiersOf = (dials: KnownPeer[]) =>
+      dials.map((d) => tier(Number(d.identity!.slice(2)))).sort();
+    assert.deepEqual(tiersOf(make(2).nextDials(0)), [0, 0], `seed ${seed}`);
+    assert.deepEqual(tiersOf(make(3).nextDials(0)), [0, 0, 0]);
+    assert.deepEqual(tiersOf(make(5).nextDials(0)), [0, 0, 0, 1, 1]);
+    assert.deepEqual(tiersOf(make(8).nextDials(0)), [0, 0, 0, 1, 1, 1, 2, 2]);
+  }
 });
+
+Deno.test("a descriptor heard again from an outbound peer moves up a tier", () => {
+  const view = membership({ degree: 1 });
+  view.learn([peer(1), peer(2)], 0, "inbound");
+  assert.equal(view.learn([peer(2)], 0, "outbound"), 0, "known already: not new");
+  assert.equal(passive(view, key(2))?.source, "outbound");
+  assert.equal(view.learn([peer(2)], 0, "inbound"), 0);
+  assert.equal(passive(view, key(2))?.source, "outbound", "never down again");
+  for (let seed = 1; seed <= 10; seed++) {
+    const fresh = membership({ degree: 1, random: seededRandom(seed) });
+    fresh.learn([peer(1), peer(2)], 0, "inbound");
+    fresh.learn([peer(2)], 0, "outbound");
+    assert.deepEqual(keys(fresh.nextDials(0)), [key(2)]);
+  }
+});
+
+Deno.test("a verified peer is dialled first whatever it was learned from", () => {
+  for (let seed = 1; seed <= 10; seed++) {
+    const view = membership({ degree: 1, random: seededRandom(seed) });
+    view.restore([peer(9)], 0);
+    // It connects to us; when it leaves, it is remembered as learned from an inbound
+    // peer, but still verified.
+    view.connected({ identity: "id9", address: address(9), direction: "inbound" }, 5);
+    view.disconnected("id9", 10);
+    const entry = passive(view, key(9));
+    assert.equal(entry?.source, "inbound");
+    assert.equal(entry?.verifiedAt, 0);
+    view.learn(peers(1, 5), 0, "outbound");
+    assert.deepEqual(keys(view.nextDials(1_000)), [key(9)], `seed ${seed}`);
+  }
+});
+
+Deno.test("dialFinished with a different identity drops a false claim", () => {
+  const view = membership({ degree: 1 });
+  view.learn([{ identity: "claimed", address: address(1) }], 0);
+  const [dial] = view.nextDials(0);
+  view.dialFinished(dial.addressKey, false, 0, "someone-else");
+  assert.equal(passive(view, key(1)), undefined, "whoever listens there is not who we were told");
+  assert.equal(view.dialsInProgress, 0);
+
+  // The same identity keeps its entry; an unknown address is ignored.
+  view.learn([peer(2)], 0);
+  view.nextDials(0);
+  view.dialFinished(key(2), false, 0, "id2");
+  assert.equal(passive(view, key(2))?.failures, 1);
+  view.dialFinished("10.9.9.9:1", false, 0, "x");
+});
+
+Deno.test("dialFinished with a different identity renames a bootstrapper instead", () => {
+  const view = membership({ bootstrappers: [BOOTSTRAP] });
+  view.dialFinished(BOOTSTRAP_KEY, false, 0, "first");
+  view.dialFinished(BOOTSTRAP_KEY, false, 0, "second");
+  const boot = passive(view, BOOTSTRAP_KEY);
+  assert.ok(boot);
+  assert.equal(boot.identity, "second");
+  assert.equal(boot.failures, 2);
+});
+
+Deno.test("failed dials back off exponentially up to backoffMaxMs; success resets", () => {
+  // random() = 0.5 makes the jitter factor exactly 0.75.
+  const view = membership({
+    degree: 1,
+    backoffBaseMs: 100,
+    backoffMaxMs: 1_000,
+    random: () => 0.5,
+    bootstrappers: [BOOTSTRAP],
+  });
+  let now = 0;
+  const delays: number[] = [];
+  for (let attempt = 0; attempt < 7; attempt++) {
+    assert.deepEqual(keys(view.nextDials(now)), [BOOTSTRAP_KEY], `attempt ${attempt}`);
+    view.dialFinished(BOOTSTRAP_KEY, false, now);
+    const next = view.passivePeers[0].nextAttemptAt;
+    delays.push(next - now);
+    assert.deepEqual(view.nextDials(next - 1), [], "not before the backoff ends");
+    now = next;
+  }
+  assert.deepEqual(delays, [75, 150, 300, 600, 750, 750, 750]);
+  assert.equal(view.passivePeers[0].failures, 7);
+
+  assert.equal(view.nextDials(now).length, 1);
+  view.dialFinished(BOOTSTRAP_KEY, true, now);
+  assert.equal(view.passivePeers[0].failures, 0);
+  assert.equal(view.nextDials(now).length, 1);
+  view.dialFinished(BOOTSTRAP_KEY, false, now);
+  assert.equal(view.passivePeers[0].nextAttemptAt - now, 75);
+});
+
+Deno.test("backoff jitter stays between half and all of the nominal delay, without overflow", () => {
+  const view = membership({ degree: 1, random: seededRandom(9) });
+  view.learn([peer(1)], 0);
+  let now = 0;
+  for (let failure = 1; failure <= 60; failure++) {
+    assert.equal(view.nextDials(now).length, 1);
+    view.dialFinished(key(1), false, now);
+    const nominal = Math.min(1_000, 100 * 2 ** (failure - 1));
+    const delay = view.passivePeers[0].nextAttemptAt - now;
+    assert.ok(delay >= nominal / 2 && delay <= nominal, `failure ${failure}: ${delay}`);
+    now += delay;
+  }
+});
+
+Deno.test("a disconnected peer returns to the passive view and is dialled again", () => {
+  const view = membership({ degree: 1 });
+  view.learn([peer(1)], 0);
+  const [dial] = view.nextDials(0);
+  connectOutbound(view, dial, "id1");
+  assert.deepEqual(view.passivePeers, []);
+  assert.ok(view.isConnected("id1"));
+  assert.equal(view.get("id1")?.direction, "outbound");
+
+  view.disconnected("id1", 5_000);
+  assert.equal(view.isConnected("id1"), false);
+  assert.equal(view.outboundCount, 0);
+  assert.deepEqual(keys(view.passivePeers), [key(1)]);
+  assert.equal(passive(view, key(1))?.source, "outbound");
+  assert.deepEqual(view.nextDials(5_099), [], "after the base delay");
+  assert.deepEqual(keys(view.nextDials(5_100)), [key(1)]);
+  view.disconnected("unknown", 6_000); // ignored
+});
+
+Deno.test("an inbound peer that disconnects becomes dialable, as learned from inbound", () => {
+  const view = membership({ degree: 1 });
+  view.connected({ identity: "id7", address: address(7), direction: "inbound" });
+  view.disconnected("id7", 0);
+  assert.equal(passive(view, key(7))?.source, "inbound");
+  assert.equal(passive(view, key(7))?.verifiedAt, undefined);
+  assert.deepEqual(keys(view.nextDials(100)), [key(7)]);
+});
+
+Deno.test("inbound peers do not count toward outbound connections", () => {
+  const view = membership({ degree: 2 });
+  for (let n = 1; n <= 5; n++) {
+    view.connected({ identity: `in${n}`, address: address(100 + n), direction: "inbound" });
+  }
+  view.learn(peers(1, 4), 0);
+  assert.equal(view.activeCount, 5);
+  assert.equal(view.outboundCount, 0);
+  assert.equal(view.inboundCount, 5);
+  const dials = view.nextDials(0);
+  assert.equal(dials.length, 2);
+  for (const dial of dials) connectOutbound(view, dial, dial.identity!);
+  assert.equal(view.outboundCount, 2);
+  assert.equal(view.inboundCount, 5);
+  assert.equal(view.activeCount, 7);
+  assert.deepEqual(view.nextDials(0), []);
+});
+
+Deno.test("connecting removes the peer's other passive entries", () => {
+  const view = membership();
+  view.learn([peer(1), { identity: "id1", address: address(2) }], 0);
+  view.connected({ identity: "id1", address: address(1), direction: "outbound" }, 0);
+  assert.deepEqual(view.passivePeers, []);
+});
+
+// ---- verification ---------------------------------------------------------------------
+
+Deno.test("only an outbound session verifies an address", () => {
+  const view = membership();
+  view.connected({ identity: "in", address: address(1), direction: "inbound" }, 100);
+  view.connected({ identity: "out", address: address(2), direction: "outbound" }, 200);
+  assert.equal(view.get("in")?.verifiedAt, undefined);
+  assert.equal(view.get("out")?.verifiedAt, 200);
+  assert.deepEqual(identities(view.knownPeers()), ["out"]);
+  assert.deepEqual(identities(view.sample(10, 1_000_000)), ["out"]);
+  view.disconnected("in", 300);
+  view.disconnected("out", 300);
+  assert.equal(passive(view, key(1))?.verifiedAt, undefined);
+  assert.equal(passive(view, key(2))?.verifiedAt, 200, "kept across the disconnect");
+  assert.deepEqual(identities(view.knownPeers()), ["out"]);
+});
+
+Deno.test("learned descriptors are claims: dialled, but not recommended or persisted", () => {
+  const view = membership({ degree: 10 });
+  view.learn([peer(1), peer(2)], 0, "outbound");
+  assert.deepEqual(view.sample(10, 1_000_000), []);
+  assert.deepEqual(view.knownPeers(), []);
+  assert.equal(view.nextDials(0).length, 2);
+});
+
+Deno.test("restored peers are verified (they come from this node's own peers file)", () => {
+  const view = membership({ maxLearnPerMessage: 1 });
+  assert.equal(view.restore(peers(1, 5), 7), 5, "no per-message limit");
+  for (const known of view.passivePeers) {
+    assert.equal(known.verifiedAt, 7);
+    assert.equal(known.source, "outbound");
+  }
+  assert.deepEqual(identities(view.knownPeers()), ["id1", "id2", "id3", "id4", "id5"]);
+  assert.equal(view.restore(peers(1, 2), 8), 0, "known already");
+  assert.equal(passive(view, key(1))?.verifiedAt, 7, "the first verification time stays");
+});
+
+Deno.test("a second-hand claim cannot rename who is at a known address; first-hand can", () => {
+  const view = membership();
+  view.restore([peer(3)], 0);
+  view.learn([{ identity: "liar", address: address(3) }], 0, "outbound");
+  assert.equal(passive(view, key(3))?.identity, "id3");
+  view.learn([peer(4)], 0);
+  view.restore([{ identity: "real4", address: address(4) }], 5);
+  assert.equal(passive(view, key(4))?.identity, "real4");
+  assert.equal(passive(view, key(4))?.verifiedAt, 5);
+});
+
+Deno.test("an inbound peer already verified at its address keeps its verification", () => {
+  const view = membership();
+  view.restore([peer(1)], 50);
+  view.connected({ identity: "id1", address: address(1), direction: "inbound" }, 100);
+  assert.equal(view.get("id1")?.verifiedAt, 50);
+  assert.deepEqual(identities(view.sample(10, 1_000_000)), ["id1"]);
+});
+
+Deno.test("an inbound claim to a known peer's address does not erase that peer", () => {
+  const view = membership();
+  view.restore([peer(1)], 50);
+  view.connected({ identity: "intruder", address: address(1), direction: "inbound" }, 100);
+  assert.equal(view.get("intruder")?.verifiedAt, undefined, "the claim proves nothing");
+  const kept = passive(view, key(1));
+  assert.equal(kept?.identity, "id1", "only first-hand knowledge names who is at an address");
+  assert.equal(kept?.verifiedAt, 50);
+  view.disconnected("intruder", 200);
+  assert.equal(passive(view, key(1))?.identity, "id1");
+  assert.deepEqual(identities(view.knownPeers()), ["id1"]);
+  // The same holds for a merely learned (unverified) entry.
+  view.learn([peer(2)], 0);
+  view.connected({ identity: "intruder2", address: address(2), direction: "inbound" }, 300);
+  assert.equal(passive(view, key(2))?.identity, "id2");
+});
+
+Deno.test("an identity verified at a configured hostname stays verified when it connects in", () => {
+  const view = membership({ bootstrappers: [{ hostname: "boot.example", port: 6001 }] });
+  const [boot] = view.nextDials(0);
+  view.dialFinished(boot.addressKey, true, 0, "b");
+  view.connected({ identity: "b", address: BOOTSTRAP, direction: "outbound" }, 10);
+  view.disconnected("b", 20);
+  // It dials us, advertising its IP address rather than the configured name.
+  view.connected({ identity: "b", address: BOOTSTRAP, direction: "inbound" }, 30);
+  assert.equal(view.get("b")?.verifiedAt, 10);
+  assert.deepEqual(view.activePeers.map((p) => p.identity), ["b"]);
+});
+
+Deno.test({
+  name: "an inbound peer's verification does not carry over to a new address",
+  fn: () => {
+    const view = membership();
+    view.restore([peer(1), peer(3)], 50);
+    view.connected({ identity: "id1", address: address(2), direction: "inbound" }, 100);
+    // (peer 3 is verified, so the cold-start fallback to claims does not apply)
+    assert.deepEqual(view.sample(10, 1_000_000), [peer(3)], "address 2 is only claimed");
+    view.disconnected("id1", 200);
+    assert.equal(passive(view, key(2))?.verifiedAt, undefined);
+  },
+});
+
+// ---- learning and eviction ------------------------------------------------------------
 
 Deno.test("learn accepts at most maxLearnPerMessage new descriptors per call", () => {
   const view = membership({ maxLearnPerMessage: 3 });
@@ -152,19 +544,30 @@ Deno.test("learn accepts at most maxLearnPerMessage new descriptors per call", (
   const known = view.passivePeers.map((p) => ({ identity: p.identity!, address: p.address }));
   assert.equal(view.learn([...known, peer(20)], 0), 1);
   assert.equal(view.passivePeers.length, 7);
+  assert.equal(view.learn([], 0), 0);
+});
+
+Deno.test("learn picks the accepted descriptors at random, not the first ones", () => {
+  const picked = new Set<string>();
+  for (let seed = 1; seed <= 20; seed++) {
+    const view = membership({ maxLearnPerMessage: 1, random: seededRandom(seed) });
+    view.learn(peers(1, 10), 0);
+    picked.add(view.passivePeers[0].addressKey);
+  }
+  assert.ok(picked.size > 3, `picked only ${[...picked]}`);
 });
 
 Deno.test("learn keeps the passive view within passiveSize", () => {
-  const view = membership({ passiveSize: 5, maxLearnPerMessage: 100, bootstrapper: BOOTSTRAP });
+  const view = membership({ passiveSize: 5, maxLearnPerMessage: 100 });
   view.learn(peers(1, 20), 0);
   assert.equal(view.passivePeers.length, 5);
   for (let round = 0; round < 5; round++) view.learn(peers(30 + round * 10, 39 + round * 10), 0);
   assert.equal(view.passivePeers.length, 5);
-  assert.ok(keys(view.passivePeers).includes(BOOTSTRAP_KEY), "the bootstrapper is never evicted");
   assert.equal(membership({ passiveSize: 0 }).learn(peers(1, 3), 0), 0);
+  assert.equal(membership({ passiveSize: 0 }).restore(peers(1, 3), 0), 0);
 });
 
-Deno.test("learn evicts the passive peer with most failures first", () => {
+Deno.test("eviction takes the peer with most failures first", () => {
   const view = membership({ passiveSize: 3, degree: 3 });
   view.learn(peers(1, 3), 0);
   assert.equal(view.nextDials(0).length, 3);
@@ -175,6 +578,63 @@ Deno.test("learn evicts the passive peer with most failures first", () => {
   assert.deepEqual(keys(view.passivePeers), [key(1), key(3), key(4)]);
 });
 
+Deno.test("eviction prefers unverified and inbound-learned entries", () => {
+  for (let seed = 1; seed <= 10; seed++) {
+    const view = membership({ passiveSize: 3, random: seededRandom(seed) });
+    view.restore([peer(1)], 0); // verified
+    view.learn([peer(2)], 0, "outbound"); // unverified, from an outbound peer
+    view.learn([peer(3)], 0, "inbound"); // unverified, from an inbound peer
+    assert.equal(view.learn([peer(4)], 0, "outbound"), 1);
+    assert.deepEqual(keys(view.passivePeers), [key(1), key(2), key(4)], "3 went first");
+    assert.equal(view.learn([peer(5)], 0, "inbound"), 0, "an inbound claim displaces no better");
+    assert.equal(view.restore([peer(6)], 0), 1, "a verified peer displaces an unverified one");
+    assert.ok(passive(view, key(1)) && passive(view, key(6)));
+  }
+});
+
+Deno.test("eviction never displaces verified entries with unverified ones", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 6 }),
+      fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 8 })), { maxLength: 20 }),
+      fc.integer(),
+      (size, rounds, seed) => {
+        const view = membership({ passiveSize: size, random: seededRandom(seed) });
+        view.restore(peers(1, size), 0);
+        let next = 100;
+        for (const [fromOutbound, count] of rounds) {
+          const batch = peers(next, next + count - 1);
+          next += count;
+          assert.equal(view.learn(batch, 0, fromOutbound ? "outbound" : "inbound"), 0);
+        }
+        for (let n = 1; n <= size; n++) assert.ok(passive(view, key(n)), `verified ${n} kept`);
+        assert.equal(view.passiveCount, size);
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+Deno.test({
+  name: "a verified entry with a failed dial is not displaced by a mere claim",
+  fn: () => {
+    const view = membership({ passiveSize: 1, degree: 1 });
+    view.restore([peer(1)], 0);
+    view.nextDials(0);
+    view.dialFinished(key(1), false, 0);
+    assert.equal(view.learn([peer(2)], 0, "inbound"), 0);
+    assert.ok(passive(view, key(1)));
+  },
+});
+
+Deno.test("entries being dialled are not evicted", () => {
+  const view = membership({ passiveSize: 2, degree: 2 });
+  view.learn(peers(1, 2), 0);
+  view.nextDials(0); // both being dialled
+  assert.equal(view.learn([peer(3)], 0), 0);
+  assert.deepEqual(keys(view.passivePeers), [key(1), key(2)]);
+});
+
 Deno.test("learn ignores descriptors of connected peers", () => {
   const view = membership();
   view.connected({ identity: "id1", address: address(1), direction: "inbound" });
@@ -182,178 +642,74 @@ Deno.test("learn ignores descriptors of connected peers", () => {
   assert.deepEqual(view.passivePeers, []);
 });
 
-Deno.test("failed dials back off exponentially up to backoffMaxMs; success resets", () => {
-  // random() = 0.5 makes the jitter factor exactly 0.75.
-  const view = membership({
-    degree: 1,
-    backoffBaseMs: 100,
-    backoffMaxMs: 1_000,
-    random: () => 0.5,
-    bootstrapper: BOOTSTRAP,
-  });
-  let now = 0;
-  const delays: number[] = [];
-  for (let attempt = 0; attempt < 7; attempt++) {
-    const dials = view.nextDials(now);
-    assert.deepEqual(keys(dials), [BOOTSTRAP_KEY], `attempt ${attempt}`);
-    view.dialFinished(BOOTSTRAP_KEY, false, now);
-    const next = view.passivePeers[0].nextAttemptAt;
-    delays.push(next - now);
-    assert.deepEqual(view.nextDials(next - 1), [], "not before the backoff ends");
-    now = next;
+// ---- recommendation -------------------------------------------------------------------
+
+Deno.test("sample recommends only verified peers, long-verified ones first", () => {
+  for (let seed = 1; seed <= 20; seed++) {
+    const view = membership({ degree: 5, random: seededRandom(seed) });
+    view.restore(peers(1, 3), 0); // verified at 0
+    view.connected({ identity: "fresh", address: address(4), direction: "outbound" }, 100_000);
+    view.connected({ identity: "in", address: address(5), direction: "inbound" }, 0);
+    view.learn(peers(6, 8), 0);
+    // At 120 s, peers verified before 60 s are established.
+    assert.deepEqual(identities(view.sample(3, 120_000)), ["id1", "id2", "id3"], `seed ${seed}`);
+    assert.deepEqual(identities(view.sample(10, 120_000)), ["fresh", "id1", "id2", "id3"]);
+    assert.equal(view.sample(2, 120_000).length, 2);
+    assert.ok(view.sample(2, 120_000).every((p) => p.identity !== "fresh"));
+    assert.deepEqual(view.sample(0, 120_000), []);
   }
-  assert.deepEqual(delays, [75, 150, 300, 600, 750, 750, 750]);
-  assert.equal(view.passivePeers[0].failures, 7);
-
-  // A success resets the failure count: the next failure backs off by the base again.
-  assert.equal(view.nextDials(now).length, 1);
-  view.dialFinished(BOOTSTRAP_KEY, true, now);
-  assert.equal(view.passivePeers[0].failures, 0);
-  assert.equal(view.nextDials(now).length, 1);
-  view.dialFinished(BOOTSTRAP_KEY, false, now);
-  assert.equal(view.passivePeers[0].nextAttemptAt - now, 75);
-});
-
-Deno.test("backoff jitter stays between half and all of the nominal delay", () => {
-  const view = membership({ degree: 1, random: seededRandom(9) });
-  view.learn([peer(1)], 0);
-  let now = 0;
-  for (let failure = 1; failure <= 12; failure++) {
-    assert.equal(view.nextDials(now).length, 1);
-    view.dialFinished(key(1), false, now);
-    const nominal = Math.min(1_000, 100 * 2 ** (failure - 1));
-    const delay = view.passivePeers[0].nextAttemptAt - now;
-    assert.ok(delay >= nominal / 2 && delay <= nominal, `failure ${failure}: ${delay}`);
-    now += delay;
+  // Once established too, the fresh peer is drawn among the others.
+  let drawn = 0;
+  for (let seed = 1; seed <= 20; seed++) {
+    const view = membership({ degree: 5, random: seededRandom(seed) });
+    view.restore(peers(1, 3), 0);
+    view.connected({ identity: "fresh", address: address(4), direction: "outbound" }, 100_000);
+    if (view.sample(1, 160_000)[0].identity === "fresh") drawn++;
   }
+  assert.ok(drawn > 0 && drawn < 20, `drawn ${drawn} of 20`);
 });
 
-Deno.test("a disconnected peer returns to the passive view and is dialed again", () => {
-  const view = membership({ degree: 1 });
-  view.learn([peer(1)], 0);
-  const [dial] = view.nextDials(0);
-  connectOutbound(view, dial, "id1");
-  assert.deepEqual(view.passivePeers, []);
-  assert.ok(view.isConnected("id1"));
-
-  view.disconnected("id1", 5_000);
-  assert.equal(view.isConnected("id1"), false);
-  assert.equal(view.outboundCount, 0);
-  assert.deepEqual(keys(view.passivePeers), [key(1)]);
-  assert.deepEqual(view.nextDials(5_099), [], "after the base delay");
-  assert.deepEqual(keys(view.nextDials(5_100)), [key(1)]);
-  view.disconnected("unknown", 6_000); // ignored
+Deno.test("establishedAfterMs sets the age of an established peer", () => {
+  const view = membership({ establishedAfterMs: 10, random: () => 0 });
+  view.restore([peer(1)], 0);
+  view.connected({ identity: "new", address: address(2), direction: "outbound" }, 100);
+  assert.deepEqual(identities(view.sample(1, 109)), ["id1"]);
+  assert.equal(view.sample(1, 110).length, 1);
 });
 
-Deno.test("an inbound peer that disconnects becomes dialable", () => {
-  const view = membership({ degree: 1 });
-  view.connected({ identity: "id7", address: address(7), direction: "inbound" });
-  view.disconnected("id7", 0);
-  assert.deepEqual(keys(view.nextDials(100)), [key(7)]);
-});
-
-Deno.test("the bootstrapper stays known after connecting and is retried forever", () => {
-  const view = membership({ degree: 2, bootstrapper: BOOTSTRAP, random: () => 0.5 });
-  const [dial] = view.nextDials(0);
-  connectOutbound(view, dial, "b00t");
-  const kept = view.passivePeers.find((known) => known.bootstrap);
-  assert.ok(kept, "still known");
-  assert.equal(kept.identity, "b00t");
-  assert.deepEqual(view.nextDials(0), [], "not dialed while connected");
-  const listed = view.sample(10);
-  assert.deepEqual(
-    listed.map((p) => [p.identity, p.address]),
-    [["b00t", BOOTSTRAP]],
-    "listed once",
-  );
-
-  view.disconnected("b00t", 0);
-  let now = 0;
-  for (let attempt = 0; attempt < 100; attempt++) {
-    now += 1_000; // backoffMaxMs
-    const dials = view.nextDials(now);
-    assert.deepEqual(keys(dials), [BOOTSTRAP_KEY], `attempt ${attempt}`);
-    view.dialFinished(BOOTSTRAP_KEY, false, now);
-  }
-  assert.equal(view.passivePeers[0].failures, 100);
-  assert.equal(view.passivePeers[0].identity, "b00t");
-});
-
-Deno.test("the bootstrapper is not dialed while regular peers fill the outbound slots", () => {
-  const view = membership({ degree: 2, bootstrapper: BOOTSTRAP });
-  view.learn(peers(1, 5), 0);
-  const dials = view.nextDials(0);
-  assert.equal(dials.length, 2);
-  assert.ok(dials.every((known) => !known.bootstrap));
-});
-
-Deno.test("the bootstrapper is dialed for rejoining when no known peer can be dialed", () => {
-  const view = membership({ degree: 2, bootstrapper: BOOTSTRAP });
-  view.learn([peer(1)], 0);
-  const dials = view.nextDials(0);
-  assert.deepEqual(keys(dials), [key(1), BOOTSTRAP_KEY].sort(), "nothing connected yet");
-});
-
-Deno.test("inbound peers do not count toward outbound connections", () => {
-  const view = membership({ degree: 2 });
-  for (let n = 1; n <= 5; n++) {
-    view.connected({ identity: `in${n}`, address: address(100 + n), direction: "inbound" });
-  }
-  view.learn(peers(1, 4), 0);
-  assert.equal(view.activeCount, 5);
-  assert.equal(view.outboundCount, 0);
-  const dials = view.nextDials(0);
-  assert.equal(dials.length, 2);
-  for (const dial of dials) connectOutbound(view, dial, dial.identity!);
-  assert.equal(view.outboundCount, 2);
-  assert.equal(view.activeCount, 7);
-  assert.deepEqual(view.nextDials(0), []);
-});
-
-Deno.test("sample excludes the requester and failing passive peers", () => {
+Deno.test("sample excludes the requester and passive peers whose last dial failed", () => {
   const view = membership({ degree: 1, random: seededRandom(4) });
-  view.connected({ identity: "id1", address: address(1), direction: "inbound" });
-  view.connected({ identity: "id2", address: address(2), direction: "inbound" });
+  view.connected({ identity: "id1", address: address(1), direction: "outbound" }, 0);
+  view.connected({ identity: "id2", address: address(2), direction: "outbound" }, 0);
   view.restore(peers(3, 5), 0);
-  const [dial] = view.nextDials(0);
-  view.dialFinished(dial.addressKey, false, 0);
+  view.dialFinished(key(3), false, 0);
   for (let round = 0; round < 20; round++) {
-    const listed = view.sample(10, "id1").map((p) => p.identity).sort();
-    assert.equal(listed.length, 3);
-    assert.ok(!listed.includes("id1"));
-    assert.ok(!listed.includes(dial.identity!));
-    assert.ok(!listed.includes(SELF));
+    assert.deepEqual(identities(view.sample(10, 0, "id1")), ["id2", "id4", "id5"]);
   }
-  assert.equal(view.sample(2).length, 2);
-  assert.equal(view.sample(0).length, 0);
+  assert.equal(view.sample(2, 0).length, 2);
+  assert.equal(new Set(view.sample(4, 0).map((p) => p.identity)).size, 4, "no repeats");
+  view.dialFinished(key(3), true, 0);
+  assert.ok(identities(view.sample(10, 0)).includes("id3"), "listed again after a success");
 });
 
 Deno.test("exchangePartner picks a connected peer", () => {
-  const view = membership();
+  const view = membership({ random: seededRandom(3) });
   assert.equal(view.exchangePartner(), undefined);
   view.connected({ identity: "id1", address: address(1), direction: "inbound" });
   assert.equal(view.exchangePartner()?.identity, "id1");
+  view.connected({ identity: "id2", address: address(2), direction: "outbound" });
+  const seen = new Set<string>();
+  for (let i = 0; i < 30; i++) seen.add(view.exchangePartner()!.identity);
+  assert.deepEqual([...seen].sort(), ["id1", "id2"]);
 });
 
-Deno.test("a bootstrapper known by hostname is not redialed once its identity is known", () => {
-  const membership = new Membership({
-    selfIdentity: "self",
-    degree: 2,
-    passiveSize: 10,
-    maxLearnPerMessage: 8,
-    backoffBaseMs: 100,
-    backoffMaxMs: 1000,
-    bootstrapper: { hostname: "boot.example", port: 6001 },
-    random: () => 0,
-  });
-  const [boot] = membership.nextDials(0);
-  assert.equal(boot.addressKey, "boot.example:6001");
-  // It advertises its IP address, not the configured hostname.
-  membership.connected({
-    identity: "b",
-    address: { hostname: "192.0.2.1", port: 6001 },
-    direction: "outbound",
-  });
-  membership.dialFinished(boot.addressKey, true, 0, "b");
-  assert.deepEqual(membership.nextDials(10_000), [], "no second connection to the bootstrapper");
+Deno.test("knownPeers lists verified peers, connected ones first, each once", () => {
+  const view = membership();
+  view.restore(peers(1, 2), 0);
+  view.connected({ identity: "out", address: address(3), direction: "outbound" }, 0);
+  view.connected({ identity: "id2", address: address(2), direction: "inbound" }, 0);
+  view.connected({ identity: "in", address: address(4), direction: "inbound" }, 0);
+  const known = view.knownPeers().map((p) => p.identity);
+  assert.deepEqual(known.slice(0, 2).sort(), ["id2", "out"], "connected first");
+  assert.deepEqual(known.slice(2), ["id1"]);
 });

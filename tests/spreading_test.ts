@@ -1,28 +1,45 @@
+/**
+ * Unit and property tests of lib/protocol/spreading.ts over a real ItemStore
+ * and PullTracker, with a recording environment and a fake clock.
+ */
+
 import assert from "node:assert/strict";
-import type { GossipItem } from "../lib/protocol/item.ts";
+import fc from "fast-check";
+import { type GossipItem, mayForward, newItem } from "../lib/protocol/item.ts";
+import { ItemStore, type ItemStoreOptions } from "../lib/protocol/item_store.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
 import {
   DEFAULT_SPREADING_OPTIONS,
+  type DeliveryOutcome,
+  MAX_HOP_BUCKET,
   type PeerKey,
   Spreading,
   type SpreadingActions,
+  type SpreadingOffence,
   type SpreadingOptions,
 } from "../lib/protocol/spreading.ts";
 import { FakeScheduler } from "./support/fake_scheduler.ts";
 
 /** One call the engine made on its actions. */
 type Call =
-  | { readonly kind: "item"; readonly peer: PeerKey; readonly id: bigint; readonly ttl: number }
+  | { readonly kind: "item"; readonly peer: PeerKey; readonly id: bigint; readonly hops: number }
   | { readonly kind: "have"; readonly peer: PeerKey; readonly id: bigint }
   | { readonly kind: "want"; readonly peer: PeerKey; readonly id: bigint }
-  | { readonly kind: "deliver"; readonly peer: PeerKey; readonly id: bigint; readonly ttl: number };
+  | { readonly kind: "deliver"; readonly peer: PeerKey; readonly id: bigint };
 
 /** Fake environment recording every call the engine makes. */
 class FakeActions implements SpreadingActions {
   readonly calls: Call[] = [];
+  readonly penalties: string[] = [];
+  readonly credits: PeerKey[] = [];
+  readonly served: { peer: PeerKey; bytes: number }[] = [];
   connected: PeerKey[];
-  /** What `deliver` answers (false = no local subscriber). */
-  subscribed = true;
+  readonly distrusted = new Set<PeerKey>();
+  readonly subscribed = new Set<number>([7]);
+  /** What `deliver` answers for a subscribed type. */
+  outcome: DeliveryOutcome = "validating";
+  /** Bytes each peer may still be served. */
+  serveBudget = Infinity;
 
   constructor(peers: readonly PeerKey[]) {
     this.connected = [...peers];
@@ -32,8 +49,16 @@ class FakeActions implements SpreadingActions {
     return this.connected;
   }
 
-  sendItem(peer: PeerKey, item: GossipItem): void {
-    this.calls.push({ kind: "item", peer, id: item.id, ttl: item.ttl });
+  isConnected(peer: PeerKey): boolean {
+    return this.connected.includes(peer);
+  }
+
+  isTrusted(peer: PeerKey): boolean {
+    return !this.distrusted.has(peer);
+  }
+
+  sendItem(peer: PeerKey, item: GossipItem, hops: number): void {
+    this.calls.push({ kind: "item", peer, id: item.id, hops });
   }
 
   sendHave(peer: PeerKey, id: bigint): void {
@@ -44,23 +69,42 @@ class FakeActions implements SpreadingActions {
     this.calls.push({ kind: "want", peer, id });
   }
 
-  deliver(item: GossipItem, from: PeerKey): boolean {
-    this.calls.push({ kind: "deliver", peer: from, id: item.id, ttl: item.ttl });
-    return this.subscribed;
+  deliver(item: GossipItem, from: PeerKey): DeliveryOutcome {
+    this.calls.push({ kind: "deliver", peer: from, id: item.id });
+    return this.subscribed.has(item.dataType) ? this.outcome : "unsubscribed";
   }
 
-  /** Peers that got `kind` for `id`, in call order. */
+  isSubscribed(dataType: number): boolean {
+    return this.subscribed.has(dataType);
+  }
+
+  mayServe(peer: PeerKey, bytes: number): boolean {
+    if (bytes > this.serveBudget) return false;
+    this.serveBudget -= bytes;
+    this.served.push({ peer, bytes });
+    return true;
+  }
+
+  penalize(peer: PeerKey, offence: SpreadingOffence): void {
+    this.penalties.push(`${peer}:${offence}`);
+  }
+
+  credit(peer: PeerKey): void {
+    this.credits.push(peer);
+  }
+
+  /** Peers that got `kind` (for `id`), in call order. */
   peersOf(kind: Call["kind"], id?: bigint): PeerKey[] {
     return this.calls
       .filter((call) => call.kind === kind && (id === undefined || call.id === id))
       .map((call) => call.peer);
   }
 
-  /** Item sends, as `peer:ttl`. */
+  /** Item sends of `id`, as `peer:hops`. */
   itemSends(id: bigint): string[] {
     return this.calls
       .filter((call) => call.kind === "item" && call.id === id)
-      .map((call) => `${call.peer}:${(call as { ttl: number }).ttl}`);
+      .map((call) => `${call.peer}:${(call as { hops: number }).hops}`);
   }
 
   clear(): void {
@@ -70,17 +114,28 @@ class FakeActions implements SpreadingActions {
 
 const PEERS = ["a", "b", "c", "d", "e", "f"];
 
-function makeItem(id: bigint, ttl = 0): GossipItem {
-  return { id, ttl, dataType: 7, data: new Uint8Array([1, 2, 3]) };
+/** A real item (content-bound ID) of type 7, told apart by `n`. */
+function item(n: number, ttl = 0, size = 3, dataType = 7): GossipItem {
+  const data = new Uint8Array(size).fill(n & 0xff);
+  data[0] = n & 0xff;
+  return newItem(ttl, dataType, data, BigInt(n));
 }
 
 function setup(
   options: Partial<SpreadingOptions> = {},
   peers: readonly PeerKey[] = PEERS,
   seed = 1,
-): { engine: Spreading; actions: FakeActions; clock: FakeScheduler } {
+  storeOptions: Partial<ItemStoreOptions> = {},
+) {
   const clock = new FakeScheduler();
   const actions = new FakeActions(peers);
+  const store = new ItemStore({
+    maxItems: 1_000,
+    maxBytes: 1_000_000,
+    maxTombstones: 1_000,
+    tombstoneTtlMs: 60_000,
+    ...storeOptions,
+  });
   const engine = new Spreading(
     {
       ...DEFAULT_SPREADING_OPTIONS,
@@ -90,32 +145,39 @@ function setup(
       minPushes: options.degree ?? 3, // push to `degree` fresh peers unless a test asks otherwise
       pullTimeoutMs: 1_000,
       random: seededRandom(seed),
-      scheduler: clock,
       ...options,
     },
+    store,
+    clock,
     actions,
   );
-  return { engine, actions, clock };
+  return { engine, actions, clock, store };
 }
 
 function sorted(values: readonly string[]): string[] {
   return [...values].sort();
 }
 
-Deno.test("originate pushes to min(degree, peers) random peers and IHAVEs the rest", () => {
+// ---- origination ----------------------------------------------------------------------
+
+Deno.test("originate pushes to degree random peers and IHAVEs the rest", () => {
   for (let seed = 1; seed <= 20; seed++) {
-    const { engine, actions, clock } = setup({ degree: 3 }, PEERS, seed);
-    engine.originate(makeItem(1n));
-    const pushed = actions.peersOf("item", 1n);
-    const advertised = actions.peersOf("have", 1n);
+    const { engine, actions, clock, store } = setup({ degree: 3 }, PEERS, seed);
+    const x = item(1);
+    assert.ok(engine.originate(x));
+    const pushed = actions.peersOf("item", x.id);
+    const advertised = actions.peersOf("have", x.id);
     assert.equal(pushed.length, 3);
     assert.equal(new Set(pushed).size, 3);
     assert.equal(advertised.length, 3);
     assert.deepEqual(sorted([...pushed, ...advertised]), PEERS);
+    assert.deepEqual(actions.itemSends(x.id).map((s) => s.split(":")[1]), ["1", "1", "1"]);
     assert.equal(actions.peersOf("deliver").length, 0, "a local item is not delivered back");
     assert.equal(engine.stats.originated, 1);
     assert.equal(engine.stats.itemsSent, 3);
-    assert.ok(engine.has(1n));
+    assert.equal(store.get(x.id)?.state, "valid");
+    assert.equal(store.get(x.id)?.hops, 0);
+    assert.deepEqual(actions.credits, [], "nobody is credited for a local item");
     engine.close();
     assert.equal(clock.pendingCount, 0);
   }
@@ -123,7 +185,7 @@ Deno.test("originate pushes to min(degree, peers) random peers and IHAVEs the re
   const firstPushed = new Set<string>();
   for (let seed = 1; seed <= 20; seed++) {
     const { engine, actions } = setup({ degree: 1 }, PEERS, seed);
-    engine.originate(makeItem(1n));
+    engine.originate(item(1));
     firstPushed.add(actions.peersOf("item")[0]);
     engine.close();
   }
@@ -132,103 +194,219 @@ Deno.test("originate pushes to min(degree, peers) random peers and IHAVEs the re
 
 Deno.test("originate with fewer peers than degree pushes to all and advertises to none", () => {
   const { engine, actions } = setup({ degree: 5 }, ["a", "b"]);
-  engine.originate(makeItem(1n, 4));
-  assert.deepEqual(sorted(actions.itemSends(1n)), ["a:4", "b:4"], "origin sends the announced TTL");
+  const x = item(1, 4);
+  engine.originate(x);
+  assert.deepEqual(sorted(actions.itemSends(x.id)), ["a:1", "b:1"]);
   assert.deepEqual(actions.peersOf("have"), []);
   engine.close();
 });
 
 Deno.test("originate with no peers sends nothing but remembers the item", () => {
   const { engine, actions } = setup({}, []);
-  engine.originate(makeItem(1n));
+  const x = item(1);
+  engine.originate(x);
   assert.deepEqual(actions.calls, []);
-  assert.ok(engine.has(1n));
   // A later copy from a peer is a duplicate, not a new delivery.
   actions.connected = ["a"];
-  engine.receiveItem("a", makeItem(1n));
+  engine.receiveItem("a", x, 1);
   assert.equal(engine.stats.duplicates, 1);
   assert.deepEqual(actions.peersOf("deliver"), []);
   engine.close();
 });
 
-Deno.test("receiveItem delivers once and sends IHAVE to the other peers before validation", () => {
-  const { engine, actions } = setup();
-  engine.receiveItem("a", makeItem(1n));
-  assert.deepEqual(actions.calls[0], { kind: "deliver", peer: "a", id: 1n, ttl: 0 });
-  assert.deepEqual(sorted(actions.peersOf("have", 1n)), ["b", "c", "d", "e", "f"]);
+Deno.test("originate fails for an item larger than the store's byte bound", () => {
+  const { engine, actions, store } = setup({}, PEERS, 1, { maxBytes: 2 });
+  assert.equal(engine.originate(item(2)), false);
+  assert.deepEqual(actions.calls, []);
+  assert.equal(engine.stats.originated, 0);
+  assert.equal(store.size, 0);
+  engine.close();
+});
+
+// ---- receipt --------------------------------------------------------------------------
+
+Deno.test("receiveItem advertises to the other peers at once, then delivers once", () => {
+  const { engine, actions, store } = setup();
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  assert.deepEqual(sorted(actions.peersOf("have", x.id)), ["b", "c", "d", "e", "f"]);
+  assert.deepEqual(actions.calls.at(-1), { kind: "deliver", peer: "a", id: x.id });
   assert.deepEqual(actions.peersOf("item"), [], "nothing pushed before the verdict");
   assert.equal(engine.stats.received, 1);
-  assert.ok(engine.has(1n));
+  assert.equal(store.get(x.id)?.state, "validating");
+  assert.deepEqual(store.get(x.id)?.holders, ["a"]);
 
   actions.clear();
-  engine.receiveItem("b", makeItem(1n));
-  engine.receiveItem("a", makeItem(1n));
+  engine.receiveItem("b", x, 1);
+  engine.receiveItem("a", x, 1);
   assert.deepEqual(actions.calls, [], "duplicates are neither delivered nor advertised");
   assert.equal(engine.stats.duplicates, 2);
   assert.equal(engine.stats.received, 1);
+  assert.deepEqual(store.get(x.id)?.holders, ["a", "b"]);
 
-  engine.validated(1n, "valid");
-  engine.receiveItem("c", makeItem(1n));
+  engine.validated(x.id, "valid");
+  engine.receiveItem("c", x, 1);
   assert.equal(engine.stats.duplicates, 3);
   assert.equal(actions.peersOf("deliver").length, 0);
+  engine.close();
+});
+
+Deno.test("an item whose ID does not match its content is penalised and not remembered", () => {
+  const { engine, actions, store } = setup();
+  const x = item(1);
+  const forged = { ...x, data: new Uint8Array([9, 9, 9]) };
+  engine.receiveItem("a", forged, 1);
+  assert.deepEqual(actions.penalties, ["a:item-id-mismatch"]);
+  assert.equal(engine.stats.mismatched, 1);
+  assert.equal(engine.stats.received, 0);
+  assert.deepEqual(actions.calls, [], "neither delivered nor advertised");
+  assert.equal(store.get(x.id), undefined);
+  for (const changed of [{ ...x, ttl: 5 }, { ...x, nonce: 2n }, { ...x, dataType: 8 }]) {
+    engine.receiveItem("b", changed, 1);
+  }
+  assert.equal(engine.stats.mismatched, 4, "TTL, nonce and type are bound as well");
+  // The honest copy is still new.
+  engine.receiveItem("c", x, 1);
+  assert.deepEqual(actions.peersOf("deliver"), ["c"]);
+  assert.equal(engine.stats.duplicates, 0);
+  engine.close();
+});
+
+Deno.test("a forged copy does not end a pull: the advertisers are still asked", () => {
+  const { engine, actions, clock } = setup();
+  const x = item(1);
+  engine.receiveHave("b", [x.id]);
+  engine.receiveItem("a", { ...x, data: new Uint8Array([0]) }, 1);
+  clock.advance(25);
+  assert.deepEqual(actions.peersOf("want", x.id), ["b"]);
   engine.close();
 });
 
 Deno.test("valid verdict pushes to up to degree peers not known to hold it, never the sender", () => {
   for (let seed = 1; seed <= 20; seed++) {
     const { engine, actions } = setup({ degree: 2 }, PEERS, seed);
-    engine.receiveItem("a", makeItem(1n));
-    engine.receiveHave("b", [1n]); // b holds it
-    engine.receiveItem("c", makeItem(1n)); // c holds it (duplicate)
+    const x = item(1);
+    engine.receiveItem("a", x, 1);
+    engine.receiveHave("b", [x.id]); // b holds it
+    engine.receiveItem("c", x, 1); // c holds it (duplicate)
     actions.clear();
-    engine.validated(1n, "valid");
-    const pushed = actions.peersOf("item", 1n);
+    engine.validated(x.id, "valid");
+    const pushed = actions.peersOf("item", x.id);
     assert.equal(pushed.length, 2);
     assert.equal(new Set(pushed).size, 2);
     for (const peer of pushed) assert.ok(["d", "e", "f"].includes(peer), `pushed to ${peer}`);
+    assert.deepEqual(actions.itemSends(x.id).map((s) => s.split(":")[1]), ["2", "2"]);
     assert.deepEqual(actions.peersOf("have"), [], "no second round of IHAVE");
+    assert.deepEqual(actions.credits, ["a"], "the first sender is credited");
     engine.close();
   }
 });
 
 Deno.test("valid verdict with a large degree pushes to every peer except the holders", () => {
   const { engine, actions } = setup({ degree: 100 });
-  engine.receiveItem("a", makeItem(1n));
-  engine.receiveHave("b", [1n]);
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  engine.receiveHave("b", [x.id]);
   actions.clear();
-  engine.validated(1n, "valid");
-  assert.deepEqual(sorted(actions.peersOf("item", 1n)), ["c", "d", "e", "f"]);
+  engine.validated(x.id, "valid");
+  assert.deepEqual(sorted(actions.peersOf("item", x.id)), ["c", "d", "e", "f"]);
   // A repeated verdict does nothing.
   actions.clear();
-  engine.validated(1n, "valid");
+  engine.validated(x.id, "valid");
+  engine.validated(x.id, "invalid");
   assert.deepEqual(actions.calls, []);
+  assert.deepEqual(actions.credits, ["a"]);
+  engine.validated(item(99).id, "valid"); // unknown IDs are ignored
+  engine.close();
+});
+
+Deno.test("distrusted peers are neither pushed to nor pulled from", () => {
+  const { engine, actions, clock } = setup({ degree: 100 });
+  actions.distrusted.add("d");
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  engine.validated(x.id, "valid");
+  assert.deepEqual(sorted(actions.peersOf("item", x.id)), ["b", "c", "e", "f"]);
+  const y = item(2);
+  engine.receiveHave("d", [y.id]);
+  engine.receiveHave("e", [y.id]);
+  clock.advance(25);
+  assert.deepEqual(actions.peersOf("want", y.id), ["e"]);
   engine.close();
 });
 
 Deno.test("peers that advertised an item before it arrived are not pushed to", () => {
   const { engine, actions } = setup({ degree: 100 });
-  engine.receiveHave("b", [1n]);
-  engine.receiveHave("c", [1n]);
-  engine.receiveItem("a", makeItem(1n)); // arrives by push before the pull delay
-  engine.validated(1n, "valid");
-  assert.deepEqual(sorted(actions.peersOf("item", 1n)), ["d", "e", "f"]);
-  assert.deepEqual(sorted(actions.peersOf("have", 1n)), ["d", "e", "f"]);
+  const x = item(1);
+  engine.receiveHave("b", [x.id]);
+  engine.receiveHave("c", [x.id]);
+  engine.receiveItem("a", x, 1); // arrives by push before the pull delay
+  engine.validated(x.id, "valid");
+  assert.deepEqual(sorted(actions.peersOf("item", x.id)), ["d", "e", "f"]);
+  assert.deepEqual(sorted(actions.peersOf("have", x.id)), ["d", "e", "f"]);
+  engine.close();
+});
+
+Deno.test("peers known to hold an item count towards the degree, down to minPushes", () => {
+  for (let seed = 1; seed <= 10; seed++) {
+    // 8 peers, degree 5, at least 2 pushes.
+    const peers = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    const { engine, actions } = setup({ degree: 5, minPushes: 2 }, peers, seed);
+    const x = item(1);
+    engine.receiveItem("a", x, 1);
+    engine.receiveHave("b", [x.id]); // a and b hold it: 5 - 2 = 3 pushes
+    actions.clear();
+    engine.validated(x.id, "valid");
+    assert.equal(actions.peersOf("item", x.id).length, 3, `seed ${seed}`);
+    // With 5 holders known, the floor of 2 applies.
+    const y = item(2);
+    engine.receiveItem("a", y, 1);
+    for (const peer of ["b", "c", "d", "e"]) engine.receiveHave(peer, [y.id]);
+    actions.clear();
+    engine.validated(y.id, "valid");
+    const pushed = actions.peersOf("item", y.id);
+    assert.equal(pushed.length, 2);
+    for (const peer of pushed) assert.ok(["f", "g", "h"].includes(peer));
+    engine.close();
+  }
+});
+
+Deno.test("minPushes defaults to half the degree, rounded up", () => {
+  const peers = ["a", "b", "c", "d", "e", "f", "g", "h"];
+  const clock = new FakeScheduler();
+  const actions = new FakeActions(peers);
+  const store = new ItemStore({
+    maxItems: 10,
+    maxBytes: 1_000,
+    maxTombstones: 10,
+    tombstoneTtlMs: 1_000,
+  });
+  const engine = new Spreading({ ...DEFAULT_SPREADING_OPTIONS, degree: 5 }, store, clock, actions);
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  for (const peer of ["b", "c", "d", "e"]) engine.receiveHave(peer, [x.id]);
+  actions.clear();
+  engine.validated(x.id, "valid");
+  assert.equal(actions.peersOf("item", x.id).length, 3, "ceil(5 / 2)");
   engine.close();
 });
 
 Deno.test("invalid and unanswered items are neither pushed nor served", () => {
   for (const verdict of ["invalid", "unanswered"] as const) {
     const { engine, actions, clock } = setup({ degree: 100 });
-    engine.receiveItem("a", makeItem(1n));
-    engine.receiveWant("b", [1n]); // asked while validating
-    engine.validated(1n, verdict);
-    engine.receiveWant("c", [1n]); // asked after the verdict
-    engine.validated(1n, "valid"); // a late contrary verdict is ignored
+    const x = item(1);
+    engine.receiveItem("a", x, 1);
+    engine.receiveWant("b", [x.id]); // asked while validating
+    engine.validated(x.id, verdict);
+    engine.receiveWant("c", [x.id]); // asked after the verdict
+    engine.validated(x.id, "valid"); // a late contrary verdict is ignored
     assert.deepEqual(actions.peersOf("item"), [], verdict);
     assert.equal(engine.stats.invalid, verdict === "invalid" ? 1 : 0);
     assert.equal(engine.stats.unanswered, verdict === "unanswered" ? 1 : 0);
+    assert.deepEqual(actions.penalties, verdict === "invalid" ? ["a:invalid-item"] : []);
+    assert.deepEqual(actions.credits, []);
     // Still remembered: a copy is a duplicate and is not delivered again.
-    engine.receiveItem("d", makeItem(1n));
+    engine.receiveItem("d", x, 1);
     assert.equal(actions.peersOf("deliver").length, 1);
     assert.equal(engine.stats.duplicates, 1);
     engine.close();
@@ -236,59 +414,190 @@ Deno.test("invalid and unanswered items are neither pushed nor served", () => {
   }
 });
 
-Deno.test("unsubscribed items are delivered nowhere further: no IHAVE, push or IWANT answer", () => {
-  const { engine, actions } = setup({ degree: 100 });
-  actions.subscribed = false;
-  engine.receiveItem("a", makeItem(1n));
-  assert.equal(engine.stats.unsubscribed, 1);
-  engine.validated(1n, "valid");
-  engine.receiveWant("b", [1n]);
-  assert.deepEqual(actions.calls.map((call) => call.kind), ["deliver"]);
-  engine.receiveItem("b", makeItem(1n));
+Deno.test("a judged item is forgotten once its tombstone expires", () => {
+  const { engine, actions, clock } = setup({}, PEERS, 1, { tombstoneTtlMs: 1_000 });
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  engine.validated(x.id, "invalid");
+  clock.advance(999);
+  engine.sweep();
+  engine.receiveItem("b", x, 1);
   assert.equal(engine.stats.duplicates, 1);
+  clock.advance(1);
+  engine.sweep();
+  engine.receiveItem("b", x, 1);
+  assert.deepEqual(actions.peersOf("deliver"), ["a", "b"], "new again");
   engine.close();
 });
 
-Deno.test("TTL 1: delivered but never advertised, forwarded or served", () => {
-  const { engine, actions } = setup({ degree: 100 });
-  engine.receiveItem("a", makeItem(1n, 1));
-  assert.deepEqual(actions.calls, [{ kind: "deliver", peer: "a", id: 1n, ttl: 1 }]);
-  engine.receiveWant("b", [1n]);
-  engine.validated(1n, "valid");
-  engine.receiveWant("c", [1n]);
-  assert.equal(actions.calls.length, 1);
+Deno.test("sweep keeps items still being validated and lets them finish", () => {
+  const { engine, actions, clock } = setup({}, PEERS, 1, { tombstoneTtlMs: 100 });
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  clock.advance(500);
+  engine.sweep();
+  actions.clear();
+  engine.validated(x.id, "valid");
+  assert.equal(actions.peersOf("item", x.id).length, 3);
   engine.close();
 });
 
-Deno.test("TTL 3 is forwarded and served with 2; TTL 0 stays 0", () => {
-  for (const [ttl, outgoing] of [[3, 2], [2, 1], [0, 0]]) {
+// ---- subscriptions --------------------------------------------------------------------
+
+Deno.test("unsubscribed items go nowhere further: no IHAVE, push or IWANT answer", () => {
+  const { engine, actions, store } = setup({ degree: 100 });
+  const x = item(1, 0, 3, 8); // type 8: nobody subscribed
+  engine.receiveItem("a", x, 1);
+  assert.equal(engine.stats.unsubscribed, 1);
+  assert.equal(store.get(x.id), undefined);
+  engine.validated(x.id, "valid");
+  engine.receiveWant("b", [x.id]);
+  assert.deepEqual(actions.calls.map((call) => call.kind), ["deliver"], "no IHAVE either");
+  engine.receiveItem("b", x, 1);
+  assert.equal(engine.stats.duplicates, 1, "remembered while nobody subscribes");
+  engine.close();
+});
+
+Deno.test("the unsubscribed memo is released when a module subscribes to the type", () => {
+  const { engine, actions, clock } = setup();
+  const x = item(1, 0, 3, 8);
+  engine.receiveItem("a", x, 1);
+  engine.receiveHave("b", [x.id]);
+  clock.advance(1_000);
+  assert.deepEqual(actions.peersOf("want"), [], "not pulled while nobody wants it");
+  actions.subscribed.add(8);
+  engine.receiveHave("c", [x.id]);
+  clock.advance(25);
+  assert.deepEqual(actions.peersOf("want", x.id), ["c"], "now it is pulled");
+  engine.receiveItem("c", x, 2);
+  assert.deepEqual(actions.peersOf("deliver"), ["a", "c"]);
+  assert.equal(engine.stats.pulled, 1);
+  engine.close();
+});
+
+// ---- hops and TTL ---------------------------------------------------------------------
+
+Deno.test("TTL n: forwarded while hops < n, each send one hop further; TTL 0 unlimited", () => {
+  for (
+    const [ttl, hops, forwarded] of [[3, 1, true], [3, 2, true], [3, 3, false], [0, 200, true]]
+  ) {
     const { engine, actions } = setup({ degree: 2 });
-    engine.receiveItem("a", makeItem(1n, ttl));
-    assert.equal(actions.calls[0].kind, "deliver");
-    assert.equal((actions.calls[0] as { ttl: number }).ttl, ttl, "delivered with the wire TTL");
-    engine.receiveWant("b", [1n]);
-    engine.validated(1n, "valid");
-    engine.receiveWant("c", [1n]);
-    const sends = actions.itemSends(1n);
-    assert.equal(sends.length, 4, `b, c and two pushes (${sends})`);
-    for (const send of sends) assert.ok(send.endsWith(`:${outgoing}`), `${ttl}: ${send}`);
+    const x = item(1, ttl as number);
+    engine.receiveItem("a", x, hops as number);
+    assert.equal(actions.peersOf("have").length > 0, forwarded, `IHAVE ttl ${ttl} hops ${hops}`);
+    engine.validated(x.id, "valid");
+    const sends = actions.itemSends(x.id);
+    assert.equal(sends.length, forwarded ? 2 : 0, `pushes ttl ${ttl} hops ${hops}`);
+    for (const send of sends) assert.ok(send.endsWith(`:${(hops as number) + 1}`), send);
     assert.ok(!sends.some((send) => send.startsWith("a:")), "never back to the sender");
     engine.close();
   }
 });
 
-Deno.test("IHAVE for an unknown id: IWANT after pullDelayMs, next holder after pullTimeoutMs", () => {
+Deno.test("the hop count on the wire stops at 255", () => {
+  const { engine, actions } = setup({ degree: 1 });
+  const x = item(1, 0);
+  engine.receiveItem("a", x, 255);
+  engine.validated(x.id, "valid");
+  assert.deepEqual(actions.itemSends(x.id).map((s) => s.split(":")[1]), ["255"]);
+  engine.close();
+});
+
+Deno.test("received items are counted by hop count; the last bucket takes the rest", () => {
+  const { engine } = setup();
+  engine.receiveItem("a", item(1), 3);
+  engine.receiveItem("a", item(2), 3);
+  engine.receiveItem("a", item(3), MAX_HOP_BUCKET);
+  engine.receiveItem("a", item(4), 40);
+  engine.receiveItem("a", item(4), 1); // a duplicate is not counted
+  assert.equal(engine.stats.hops.length, MAX_HOP_BUCKET + 1);
+  assert.equal(engine.stats.hops[3], 2);
+  assert.equal(engine.stats.hops[MAX_HOP_BUCKET], 2);
+  assert.equal(engine.stats.hops[1], 0);
+  assert.equal(engine.stats.maxHops, 40);
+  engine.close();
+});
+
+Deno.test("a copy with fewer hops lets a valid item travel on (fewest-hops upgrade)", () => {
+  const { engine, actions, store } = setup({ degree: 2 });
+  const x = item(1, 2);
+  engine.receiveItem("a", x, 2); // TTL 2 at 2 hops: ends here
+  engine.validated(x.id, "valid");
+  assert.deepEqual(actions.peersOf("have"), []);
+  assert.deepEqual(actions.peersOf("item"), []);
+  engine.receiveItem("b", x, 1); // an honest, shorter path
+  assert.equal(store.get(x.id)?.hops, 1);
+  const pushed = actions.peersOf("item", x.id);
+  assert.equal(pushed.length, 2);
+  assert.ok(!pushed.includes("a") && !pushed.includes("b"), "never to a holder");
+  assert.deepEqual(actions.itemSends(x.id).map((s) => s.split(":")[1]), ["2", "2"]);
+  assert.deepEqual(
+    sorted([...pushed, ...actions.peersOf("have", x.id)]),
+    ["c", "d", "e", "f"],
+    "the rest hear IHAVE",
+  );
+  assert.equal(engine.stats.duplicates, 1);
+  assert.equal(engine.stats.received, 1);
+  engine.close();
+});
+
+Deno.test("a copy with fewer hops while validating advertises at once, pushes after the verdict", () => {
+  const { engine, actions } = setup({ degree: 2 });
+  const x = item(1, 2);
+  engine.receiveItem("a", x, 2);
+  engine.receiveItem("b", x, 1);
+  assert.deepEqual(sorted(actions.peersOf("have", x.id)), ["c", "d", "e", "f"]);
+  assert.deepEqual(actions.peersOf("item"), []);
+  engine.validated(x.id, "valid");
+  assert.equal(actions.peersOf("item", x.id).length, 2);
+  engine.close();
+});
+
+Deno.test("a copy with more hops never shortens an item's reach", () => {
+  const { engine, actions, store } = setup({ degree: 2 });
+  const x = item(1, 3);
+  engine.receiveItem("a", x, 1);
+  engine.receiveItem("b", x, 9); // inflated by a relay
+  assert.equal(store.get(x.id)?.hops, 1);
+  engine.validated(x.id, "valid");
+  assert.deepEqual(actions.itemSends(x.id).map((s) => s.split(":")[1]), ["2", "2"]);
+  // Upgrading an item that could already travel changes nothing else.
+  actions.clear();
+  engine.receiveItem("c", x, 0);
+  assert.equal(store.get(x.id)?.hops, 0);
+  assert.deepEqual(actions.calls, []);
+  engine.close();
+});
+
+Deno.test({
+  name: "an item whose TTL ends here is not served in answer to IWANT",
+  fn: () => {
+    const { engine, actions } = setup({ degree: 100 });
+    const x = item(1, 1);
+    engine.receiveItem("a", x, 1);
+    engine.receiveWant("b", [x.id]);
+    engine.validated(x.id, "valid");
+    engine.receiveWant("c", [x.id]);
+    assert.deepEqual(actions.peersOf("item"), []);
+    engine.close();
+  },
+});
+
+// ---- pulls ----------------------------------------------------------------------------
+
+Deno.test("IHAVE for an unknown ID: IWANT after pullDelayMs, next advertiser after pullTimeoutMs", () => {
   const { engine, actions, clock } = setup({ pullDelayMs: 25, pullTimeoutMs: 1_000 });
-  engine.receiveHave("a", [9n]);
-  assert.equal(engine.has(9n), false, "a wanted id is not seen");
-  assert.equal(engine.size, 1);
-  engine.receiveHave("b", [9n]);
-  engine.receiveHave("a", [9n]); // repeated holder is remembered once
+  const x = item(9);
+  engine.receiveHave("a", [x.id]);
+  assert.equal(engine.missing, 1);
+  assert.equal(engine.missingAdvertisers, 1);
+  engine.receiveHave("b", [x.id]);
+  engine.receiveHave("a", [x.id]); // a repeated advertiser is remembered once
   clock.advance(24);
   assert.deepEqual(actions.calls, []);
   clock.advance(1);
-  assert.deepEqual(actions.calls, [{ kind: "want", peer: "a", id: 9n }]);
-  engine.receiveHave("c", [9n]); // a holder heard after the first IWANT
+  assert.deepEqual(actions.calls, [{ kind: "want", peer: "a", id: x.id }]);
+  engine.receiveHave("c", [x.id]); // an advertiser heard after the first IWANT
   clock.advance(999);
   assert.equal(actions.calls.length, 1);
   clock.advance(1);
@@ -296,37 +605,47 @@ Deno.test("IHAVE for an unknown id: IWANT after pullDelayMs, next holder after p
   clock.advance(1_000);
   assert.deepEqual(actions.peersOf("want"), ["a", "b", "c"]);
   assert.equal(engine.stats.wantsSent, 3);
+  assert.deepEqual(actions.penalties, []);
   clock.advance(1_000);
-  assert.equal(actions.peersOf("want").length, 3, "no holder is asked twice");
-  assert.equal(engine.size, 0, "forgotten once every holder was asked");
+  assert.equal(actions.peersOf("want").length, 3, "no advertiser is asked twice");
+  assert.equal(engine.missing, 0, "forgotten once every advertiser was asked");
+  assert.deepEqual(
+    actions.penalties,
+    ["a:unanswered-want", "b:unanswered-want", "c:unanswered-want"],
+  );
   assert.equal(clock.pendingCount, 0);
 
   // Forgotten: a later IHAVE starts afresh.
-  engine.receiveHave("d", [9n]);
+  engine.receiveHave("d", [x.id]);
   clock.advance(25);
   assert.deepEqual(actions.peersOf("want"), ["a", "b", "c", "d"]);
 
   // The answer to the IWANT is delivered and counts as pulled.
-  engine.receiveItem("d", makeItem(9n));
+  engine.receiveItem("d", x, 2);
   assert.equal(engine.stats.pulled, 1);
   assert.equal(actions.peersOf("deliver").length, 1);
   assert.equal(clock.pendingCount, 0, "the retry timer is cancelled");
   engine.close();
 });
 
-Deno.test("IWANT skips holders that disconnected meanwhile", () => {
+Deno.test("IWANT skips advertisers that disconnected meanwhile, and does not blame them", () => {
   const { engine, actions, clock } = setup();
-  engine.receiveHave("a", [9n]);
-  engine.receiveHave("b", [9n]);
+  const x = item(9);
+  engine.receiveHave("a", [x.id]);
+  engine.receiveHave("b", [x.id]);
   actions.connected = PEERS.filter((peer) => peer !== "a");
+  engine.peerLeft("a");
   clock.advance(25);
   assert.deepEqual(actions.peersOf("want"), ["b"]);
+  clock.advance(1_000);
+  assert.deepEqual(actions.penalties, ["b:unanswered-want"]);
   engine.close();
 });
 
-Deno.test("maxPullCandidates bounds the holders remembered per missing item", () => {
-  const { engine, actions, clock } = setup({ maxPullCandidates: 2 });
-  for (const peer of PEERS) engine.receiveHave(peer, [9n]);
+Deno.test("maxCandidates bounds the advertisers remembered per missing item", () => {
+  const { engine, actions, clock } = setup({ maxCandidates: 2 });
+  const x = item(9);
+  for (const peer of PEERS) engine.receiveHave(peer, [x.id]);
   clock.advance(25 + 5 * 1_000);
   assert.deepEqual(actions.peersOf("want"), ["a", "b"]);
   engine.close();
@@ -334,50 +653,30 @@ Deno.test("maxPullCandidates bounds the holders remembered per missing item", ()
 
 Deno.test("an item pushed before the pull delay ends the pull: no IWANT", () => {
   const { engine, actions, clock } = setup();
-  engine.receiveHave("a", [9n]);
+  const x = item(9);
+  engine.receiveHave("a", [x.id]);
   clock.advance(10);
-  engine.receiveItem("b", makeItem(9n));
+  engine.receiveItem("b", x, 1);
   assert.equal(clock.pendingCount, 0);
   clock.advance(10_000);
   assert.deepEqual(actions.peersOf("want"), []);
   assert.deepEqual(actions.peersOf("deliver"), ["b"]);
   assert.equal(engine.stats.pulled, 0);
   assert.equal(engine.stats.received, 1);
+  assert.deepEqual(actions.penalties, []);
   engine.close();
 });
 
 Deno.test("IHAVE for a known item only records the holder", () => {
-  const { engine, actions, clock } = setup({ degree: 100 });
-  engine.originate(makeItem(1n));
+  const { engine, actions, clock, store } = setup({ degree: 100 });
+  const x = item(1);
+  engine.originate(x);
   actions.clear();
-  engine.receiveHave("a", [1n]);
+  engine.receiveHave("a", [x.id]);
+  engine.receiveHave("a", [x.id]);
   clock.advance(10_000);
   assert.deepEqual(actions.calls, []);
-  engine.close();
-});
-
-Deno.test("IWANT while validating is served once after the valid verdict", () => {
-  const { engine, actions } = setup({ degree: 1 });
-  engine.receiveItem("a", makeItem(1n));
-  engine.receiveWant("b", [1n]);
-  engine.receiveWant("b", [1n]);
-  engine.receiveWant("c", [1n]);
-  assert.deepEqual(actions.peersOf("item"), [], "not served before validation");
-  engine.validated(1n, "valid");
-  const sends = actions.peersOf("item", 1n);
-  assert.deepEqual(sends.slice(0, 2), ["b", "c"], "requesters first");
-  assert.equal(sends.length, 3, "then one push (degree 1)");
-  assert.ok(!["a", "b", "c"].includes(sends[2]), "the push skips peers now holding it");
-  engine.close();
-});
-
-Deno.test("IWANT for a forwardable item is served; for unknown or wanted ids ignored", () => {
-  const { engine, actions } = setup({ degree: 1 });
-  engine.originate(makeItem(1n));
-  engine.receiveHave("a", [2n]);
-  actions.clear();
-  engine.receiveWant("f", [1n, 2n, 3n]);
-  assert.deepEqual(actions.calls, [{ kind: "item", peer: "f", id: 1n, ttl: 0 }]);
+  assert.equal(store.get(x.id)?.holders.filter((p) => p === "a").length, 1);
   engine.close();
 });
 
@@ -387,188 +686,538 @@ Deno.test("maxWanted bounds the missing items tracked (IHAVE flood guard)", () =
     maxWantedPerPeer: 2,
     pullTimeoutMs: 100,
   });
-  engine.receiveHave("a", [1n, 2n, 3n, 4n]);
-  assert.equal(engine.size, 2);
+  const [x1, x2, x3, x4, x5, x6, x7, x8, x10] = [1, 2, 3, 4, 5, 6, 7, 8, 10].map((n) => item(n));
+  engine.receiveHave("a", [x1.id, x2.id, x3.id, x4.id]);
+  assert.equal(engine.missing, 2);
   clock.advance(25);
-  assert.deepEqual(actions.calls.map((call) => call.id), [1n, 2n]);
-  // Arrival of a wanted item frees a slot.
-  engine.receiveItem("b", makeItem(1n));
-  engine.receiveHave("a", [5n, 6n]);
+  assert.deepEqual(actions.calls.map((call) => call.id), [x1.id, x2.id]);
+  // Arrival of a missing item frees a slot.
+  engine.receiveItem("b", x1, 1);
+  engine.receiveHave("a", [x5.id, x6.id]);
   clock.advance(25);
-  assert.deepEqual(actions.peersOf("want").length, 3);
-  assert.equal(actions.calls.filter((call) => call.kind === "want" && call.id === 5n).length, 1);
-  assert.equal(actions.calls.filter((call) => call.kind === "want" && call.id === 6n).length, 0);
+  assert.equal(actions.peersOf("want", x5.id).length, 1);
+  assert.equal(actions.peersOf("want", x6.id).length, 0);
   // Wants that fail are forgotten and free their slots too.
   clock.advance(200);
-  engine.receiveHave("c", [7n, 8n, 10n]);
+  engine.receiveHave("c", [x7.id, x8.id, x10.id]);
   clock.advance(25);
   const later = actions.calls.filter((call) => call.kind === "want" && call.peer === "c");
-  assert.deepEqual(later.map((call) => call.id), [7n, 8n]);
+  assert.deepEqual(later.map((call) => call.id), [x7.id, x8.id]);
   engine.close();
   assert.equal(clock.pendingCount, 0);
 });
 
 Deno.test("one peer can fill only its share of the missing-item table", () => {
-  const { engine, actions, clock } = setup({ maxWanted: 8 }); // 2 per peer by default
-  engine.receiveHave("a", [1n, 2n, 3n, 4n, 5n]);
-  engine.receiveHave("b", [6n, 7n]);
+  const { engine, actions, clock } = setup({ maxWanted: 8, maxWantedPerPeer: 2 });
+  const ids = [1, 2, 3, 4, 5, 6, 7, 9].map((n) => item(n).id);
+  engine.receiveHave("a", ids.slice(0, 5));
+  engine.receiveHave("b", ids.slice(5, 7));
   clock.advance(25);
   assert.deepEqual(actions.calls.map((call) => `${call.peer}:${call.id}`), [
-    "a:1",
-    "a:2",
-    "b:6",
-    "b:7",
+    `a:${ids[0]}`,
+    `a:${ids[1]}`,
+    `b:${ids[5]}`,
+    `b:${ids[6]}`,
   ]);
+  assert.equal(engine.missingAdvertisers, 2);
   // When a's entries arrive, a gets its share back.
-  engine.receiveItem("c", makeItem(1n));
-  engine.receiveHave("a", [9n]);
+  engine.receiveItem("c", item(1), 1);
+  engine.receiveHave("a", [ids[7]]);
   clock.advance(25);
-  assert.equal(actions.calls.filter((call) => call.peer === "a" && call.id === 9n).length, 1);
-  engine.close();
-});
-
-Deno.test("payloads beyond maxRetainedBytes are dropped oldest first and no longer served", () => {
-  const { engine, actions } = setup({ maxRetainedBytes: 250 });
-  const big = (id: bigint): GossipItem => ({ ...makeItem(id), data: new Uint8Array(100) });
-  engine.originate(big(1n));
-  engine.originate(big(2n));
-  assert.equal(engine.bytesRetained, 200);
-  engine.originate(big(3n));
-  assert.equal(engine.bytesRetained, 200, "the oldest payload was dropped");
-  actions.clear();
-  engine.receiveWant("x", [1n, 2n, 3n]);
-  assert.deepEqual(actions.calls.map((call) => call.id), [2n, 3n]);
-  assert.ok(engine.has(1n), "the id is still remembered as seen");
-  engine.close();
-  assert.equal(engine.bytesRetained, 0);
-});
-
-Deno.test("seenCapacity evicts the oldest id, which is then accepted again", () => {
-  const { engine, actions } = setup({ seenCapacity: 2 });
-  engine.receiveItem("a", makeItem(1n));
-  engine.receiveItem("a", makeItem(2n));
-  engine.receiveItem("a", makeItem(3n));
-  assert.equal(engine.size, 2);
-  assert.equal(engine.has(1n), false);
-  assert.ok(engine.has(2n));
-  assert.ok(engine.has(3n));
-  engine.receiveItem("b", makeItem(3n));
-  assert.equal(engine.stats.duplicates, 1);
-  engine.receiveItem("b", makeItem(1n));
-  assert.deepEqual(actions.calls.filter((call) => call.kind === "deliver").map((c) => c.id), [
-    1n,
-    2n,
-    3n,
-    1n,
-  ]);
-  assert.equal(engine.size, 2);
-  engine.close();
-});
-
-Deno.test("sweep drops details after detailRetentionMs and ids after seenTtlMs", () => {
-  const { engine, actions, clock } = setup({ detailRetentionMs: 100, seenTtlMs: 1_000 });
-  engine.originate(makeItem(1n));
-  clock.advance(50);
-  engine.receiveItem("a", makeItem(2n));
-  engine.validated(2n, "valid");
-  const pushed = actions.peersOf("item", 2n);
-  const asker = PEERS.find((peer) => peer !== "a" && !pushed.includes(peer))!;
-  clock.advance(60); // item 1 is 110 ms old, item 2 is 60 ms old
-  engine.sweep();
-  actions.clear();
-  engine.receiveWant(asker, [1n, 2n]);
-  assert.deepEqual(actions.calls, [{ kind: "item", peer: asker, id: 2n, ttl: 0 }]);
-  actions.clear();
-  engine.receiveWant(asker, [2n]);
-  assert.deepEqual(actions.calls, [], "a repeated IWANT is not served twice");
-  assert.ok(engine.has(1n), "the id is still remembered");
-  engine.receiveItem("c", makeItem(1n));
-  assert.equal(engine.stats.duplicates, 1);
-  assert.deepEqual(actions.peersOf("deliver"), []);
-
-  clock.advance(890); // item 1 is 1000 ms old, item 2 is 950 ms old
-  engine.sweep();
-  assert.equal(engine.has(1n), false);
-  assert.ok(engine.has(2n));
-  assert.equal(engine.size, 1);
-  clock.advance(50);
-  engine.sweep();
-  assert.equal(engine.size, 0);
-  // Forgotten ids are new again.
-  engine.receiveItem("c", makeItem(1n));
-  assert.deepEqual(actions.peersOf("deliver"), ["c"]);
-  engine.close();
-});
-
-Deno.test("sweep keeps items still being validated and lets them finish", () => {
-  const { engine, actions, clock } = setup({ detailRetentionMs: 100, seenTtlMs: 1_000 });
-  engine.receiveItem("a", makeItem(1n));
-  clock.advance(500);
-  engine.sweep();
-  actions.clear();
-  engine.validated(1n, "valid");
-  assert.equal(actions.peersOf("item", 1n).length, 3);
+  assert.equal(actions.peersOf("want", ids[7]).length, 1);
   engine.close();
 });
 
 Deno.test("close cancels pending pulls", () => {
   const { engine, actions, clock } = setup();
-  engine.receiveHave("a", [1n, 2n]);
+  engine.receiveHave("a", [item(1).id, item(2).id]);
   assert.equal(clock.pendingCount, 2);
   engine.close();
   assert.equal(clock.pendingCount, 0);
-  assert.equal(engine.size, 0);
+  assert.equal(engine.missing, 0);
   clock.advance(10_000);
   assert.deepEqual(actions.calls, []);
 });
 
 Deno.test("the pull wait adapts to how long pushes follow IHAVEs, within its bounds", () => {
-  const { engine, actions, clock } = setup({ pullDelayMs: 10, maxPullDelayMs: 200 });
+  const { engine, actions, clock } = setup({
+    pullDelayMs: 10,
+    maxPullDelayMs: 200,
+    maxWantedPerPeer: 1_000,
+  });
   assert.equal(engine.stats.pullDelayMs, 10);
   // Pushes keep arriving 40 ms after the first IHAVE: the wait grows past 40 ms.
-  for (let i = 1n; i <= 20n; i++) {
-    engine.receiveHave("a", [i]);
+  for (let n = 1; n <= 20; n++) {
+    const x = item(n);
+    engine.receiveHave("a", [x.id]);
     clock.advance(40);
-    engine.receiveItem("b", makeItem(i));
+    engine.receiveItem("b", x, 1);
   }
   assert.ok(engine.stats.pullDelayMs > 40 && engine.stats.pullDelayMs <= 200);
   // A push as late as the usual lag now arrives before any pull is sent.
   actions.clear();
-  engine.receiveHave("a", [100n]);
+  const late = item(100);
+  engine.receiveHave("a", [late.id]);
   clock.advance(40);
   assert.equal(actions.peersOf("want").length, 0);
-  engine.receiveItem("b", makeItem(100n));
+  engine.receiveItem("b", late, 1);
   // Fast pushes shrink it again, never below the minimum.
-  for (let i = 200n; i < 260n; i++) {
-    engine.receiveHave("a", [i]);
+  for (let n = 200; n < 260; n++) {
+    const x = item(n);
+    engine.receiveHave("a", [x.id]);
     clock.advance(1);
-    engine.receiveItem("b", makeItem(i));
+    engine.receiveItem("b", x, 1);
   }
   assert.equal(engine.stats.pullDelayMs, 10);
   engine.close();
 });
 
-Deno.test("peers known to hold an item count towards the degree, down to minPushes", () => {
-  for (let seed = 1; seed <= 10; seed++) {
-    // 8 peers, degree 5, at least 2 pushes.
-    const peers = ["a", "b", "c", "d", "e", "f", "g", "h"];
-    const { engine, actions } = setup({ degree: 5, minPushes: 2 }, peers, seed);
-    engine.receiveItem("a", makeItem(1n));
-    engine.receiveHave("b", [1n]); // a and b hold it: 5 - 2 = 3 pushes
-    actions.clear();
-    engine.validated(1n, "valid");
-    assert.equal(actions.peersOf("item", 1n).length, 3, `seed ${seed}`);
-    // With 5 holders known, the floor of 2 applies.
-    engine.receiveItem("a", makeItem(2n));
-    engine.receiveHave("b", [2n]);
-    engine.receiveHave("c", [2n]);
-    engine.receiveHave("d", [2n]);
-    engine.receiveHave("e", [2n]);
-    actions.clear();
-    engine.validated(2n, "valid");
-    const pushed = actions.peersOf("item", 2n);
-    assert.equal(pushed.length, 2);
-    for (const peer of pushed) assert.ok(["f", "g", "h"].includes(peer));
-    engine.close();
-  }
+Deno.test("a pulled item local delivery cannot take does not get its sender blamed", () => {
+  const { engine, actions, clock } = setup();
+  const x = item(2);
+  engine.receiveHave("b", [x.id]);
+  clock.advance(25);
+  assert.deepEqual(actions.peersOf("want", x.id), ["b"]);
+  actions.outcome = "overloaded";
+  engine.receiveItem("b", x, 1); // the answer; no room to validate it
+  assert.equal(engine.stats.overloaded, 1);
+  clock.advance(10_000);
+  assert.deepEqual(actions.penalties, [], "b answered: nothing to blame");
+  engine.close();
+});
+
+// ---- dropped for capacity -------------------------------------------------------------
+
+Deno.test("an item dropped for lack of room is pulled again from another holder", () => {
+  const { engine, actions, clock, store } = setup({ pullTimeoutMs: 500 });
+  const x = item(1);
+  engine.receiveHave("b", [x.id]);
+  engine.receiveItem("a", x, 1);
+  engine.receiveItem("c", x, 1); // c holds it too
+  engine.dropped(x.id);
+  assert.equal(store.get(x.id), undefined);
+  assert.equal(store.isKnown(x.id), false, "no tombstone: nothing was judged");
+  assert.equal(engine.stats.overloaded, 1);
+  assert.equal(engine.missing, 1);
+  clock.advance(499);
+  assert.deepEqual(actions.peersOf("want"), [], "after pullTimeoutMs");
+  clock.advance(1);
+  const asked = actions.peersOf("want", x.id);
+  assert.equal(asked.length, 1);
+  assert.ok(["b", "c"].includes(asked[0]), "another holder, not the sender");
+  engine.receiveItem(asked[0], x, 1);
+  assert.deepEqual(actions.peersOf("deliver"), ["a", asked[0]], "delivered anew");
+  assert.equal(engine.stats.received, 2);
+  clock.advance(10_000);
+  assert.deepEqual(actions.penalties, []);
+  engine.close();
+});
+
+Deno.test("an item refused by local delivery as overloaded is dropped the same way", () => {
+  const { engine, actions, clock, store } = setup();
+  actions.outcome = "overloaded";
+  const x = item(1);
+  engine.receiveHave("b", [x.id]);
+  engine.receiveItem("a", x, 1);
+  assert.equal(store.get(x.id), undefined);
+  assert.equal(engine.stats.overloaded, 1);
+  actions.outcome = "validating";
+  clock.advance(1_000);
+  assert.deepEqual(actions.peersOf("want", x.id), ["b"]);
+  engine.close();
+});
+
+Deno.test("an item dropped with no other holder is simply forgotten", () => {
+  const { engine, actions, clock } = setup();
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  engine.dropped(x.id);
+  assert.equal(engine.missing, 0);
+  clock.advance(10_000);
+  assert.deepEqual(actions.peersOf("want"), []);
+  engine.receiveItem("a", x, 1);
+  assert.equal(actions.peersOf("deliver").length, 2, "a later copy is accepted");
+  engine.close();
+});
+
+Deno.test("dropped() ignores items already judged and unknown IDs", () => {
+  const { engine, store } = setup();
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  engine.validated(x.id, "valid");
+  engine.dropped(x.id);
+  engine.dropped(item(2).id);
+  assert.equal(store.get(x.id)?.state, "valid");
+  assert.equal(engine.stats.overloaded, 0);
+  engine.close();
+});
+
+Deno.test("items being validated do not count against cache_size", () => {
+  const { engine, actions, store } = setup({}, PEERS, 1, { maxItems: 2 });
+  for (let n = 1; n <= 5; n++) engine.receiveItem("a", item(n), 1);
+  assert.equal(actions.peersOf("deliver").length, 5, "all five go to validation");
+  assert.equal(store.validating, 5);
+  for (let n = 1; n <= 5; n++) engine.validated(item(n).id, "valid");
+  assert.equal(store.size, 2, "the knowledge base keeps the newest two");
+  assert.equal(store.evicted, 3);
+  engine.close();
+});
+
+Deno.test("evicted valid items are still duplicates but no longer served", () => {
+  const { engine, actions } = setup({}, PEERS, 1, { maxBytes: 250 });
+  const [x1, x2, x3] = [1, 2, 3].map((n) => item(n, 0, 100));
+  engine.originate(x1);
+  engine.originate(x2);
+  engine.originate(x3); // evicts x1
+  actions.clear();
+  engine.receiveWant("x", [x1.id, x2.id, x3.id]);
+  assert.deepEqual(actions.calls.map((call) => call.id), [x2.id, x3.id]);
+  engine.receiveItem("a", x1, 1);
+  assert.equal(engine.stats.duplicates, 1, "its tombstone still marks it as seen");
+  assert.deepEqual(actions.peersOf("deliver"), []);
+  engine.close();
+});
+
+// ---- IWANT answers --------------------------------------------------------------------
+
+Deno.test("IWANT while validating is served once after the valid verdict", () => {
+  const { engine, actions } = setup({ degree: 1 });
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  engine.receiveWant("b", [x.id]);
+  engine.receiveWant("b", [x.id]);
+  engine.receiveWant("c", [x.id]);
+  assert.deepEqual(actions.peersOf("item"), [], "not served before validation");
+  engine.validated(x.id, "valid");
+  const sends = actions.peersOf("item", x.id);
+  assert.deepEqual(sends.slice(0, 2), ["b", "c"], "requesters first");
+  assert.equal(sends.length, 3, "then one push (degree 1)");
+  assert.ok(!["a", "b", "c"].includes(sends[2]), "the push skips peers now holding it");
+  engine.close();
+});
+
+Deno.test("maxRequesters bounds the peers waiting for an item under validation", () => {
+  const { engine, actions } = setup({ degree: 0, minPushes: 0, maxRequesters: 2 });
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  engine.receiveWant("b", [x.id]);
+  engine.receiveWant("c", [x.id]);
+  engine.receiveWant("d", [x.id]);
+  engine.validated(x.id, "valid");
+  assert.deepEqual(actions.peersOf("item", x.id), ["b", "c"]);
+  engine.close();
+});
+
+Deno.test("a requester that leaves before the verdict is not served", () => {
+  const { engine, actions } = setup({ degree: 0, minPushes: 0 });
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  engine.receiveWant("b", [x.id]);
+  engine.peerLeft("b");
+  engine.validated(x.id, "valid");
+  assert.deepEqual(actions.peersOf("item"), []);
+  engine.close();
+});
+
+Deno.test("IWANT for a valid item is served; unknown or missing IDs are ignored", () => {
+  const { engine, actions } = setup({ degree: 1 });
+  const x = item(1);
+  engine.originate(x);
+  engine.receiveHave("a", [item(2).id]);
+  actions.clear();
+  engine.receiveWant("f", [x.id, item(2).id, item(3).id]);
+  assert.deepEqual(actions.calls, [{ kind: "item", peer: "f", id: x.id, hops: 1 }]);
+  assert.equal(engine.stats.wantsServed, 1);
+  assert.deepEqual(actions.served, [{ peer: "f", bytes: 3 }]);
+  engine.close();
+});
+
+Deno.test("IWANT is answered again, also to a holder (it may have dropped the item)", () => {
+  const { engine, actions } = setup({ degree: 1 });
+  const x = item(1);
+  engine.originate(x);
+  actions.clear();
+  engine.receiveWant("f", [x.id]);
+  engine.receiveWant("f", [x.id]);
+  assert.deepEqual(actions.peersOf("item", x.id), ["f", "f"]);
+  assert.equal(engine.stats.wantsServed, 2);
+  engine.close();
+});
+
+Deno.test("maxWantAnswerBytes bounds the payload sent for one IWANT", () => {
+  const { engine, actions } = setup({ degree: 0, minPushes: 0, maxWantAnswerBytes: 250 });
+  const items = [1, 2, 3, 4].map((n) => item(n, 0, 100));
+  for (const x of items) engine.originate(x);
+  actions.clear();
+  engine.receiveWant("a", items.map((x) => x.id));
+  assert.deepEqual(actions.peersOf("item"), ["a", "a"], "two fit in 250 bytes");
+  assert.deepEqual(actions.calls.map((call) => call.id), [items[0].id, items[1].id]);
+  actions.clear();
+  engine.receiveWant("a", [items[3].id]);
+  assert.deepEqual(actions.calls.map((call) => call.id), [items[3].id], "per message");
+  engine.close();
+});
+
+Deno.test("the serving budget (mayServe) stops an IWANT answer", () => {
+  const { engine, actions } = setup({ degree: 0, minPushes: 0 });
+  const items = [1, 2, 3].map((n) => item(n, 0, 100));
+  for (const x of items) engine.originate(x);
+  actions.clear();
+  actions.serveBudget = 150;
+  engine.receiveWant("a", items.map((x) => x.id));
+  assert.deepEqual(actions.calls.map((call) => call.id), [items[0].id]);
+  assert.deepEqual(actions.served, [{ peer: "a", bytes: 100 }]);
+  assert.equal(engine.stats.wantsServed, 1);
+  engine.close();
+});
+
+// ---- anti-entropy ---------------------------------------------------------------------
+
+Deno.test("offer advertises recent valid items a peer is not known to have", () => {
+  const { engine, actions } = setup({ degree: 3 }, []);
+  const items = [1, 2, 3].map((n) => item(n));
+  for (const x of items) engine.originate(x); // no peers yet
+  assert.deepEqual(actions.calls, []);
+  actions.connected = ["a"];
+  assert.equal(engine.offer("a"), 3);
+  assert.deepEqual(actions.calls, items.map((x) => ({ kind: "have", peer: "a", id: x.id })));
+  assert.equal(engine.stats.offered, 3);
+  actions.clear();
+  assert.equal(engine.offer("a"), 0, "told once");
+  // A peer that left and came back may have lost them: offered again.
+  engine.peerLeft("a");
+  assert.equal(engine.offer("a"), 3);
+  // The IWANT that follows is answered.
+  actions.clear();
+  engine.receiveWant("a", [items[0].id]);
+  assert.deepEqual(actions.peersOf("item"), ["a"]);
+  engine.close();
+});
+
+Deno.test("offer skips holders, items being validated, TTL-ended items and old items", () => {
+  const { engine, actions, clock } = setup({ degree: 0, minPushes: 0, offerWindowMs: 1_000 }, []);
+  const old = item(1);
+  engine.originate(old);
+  clock.advance(1_001);
+  const held = item(2);
+  engine.originate(held);
+  engine.receiveHave("b", [held.id]);
+  const validating = item(3);
+  engine.receiveItem("a", validating, 1);
+  const ended = item(4, 1);
+  engine.receiveItem("a", ended, 1);
+  engine.validated(ended.id, "valid");
+  const fresh = item(5);
+  engine.originate(fresh);
+  assert.deepEqual(actions.calls.map((call) => call.kind), ["deliver", "deliver"]);
+  actions.clear();
+  actions.connected = ["a", "b"];
+  assert.equal(engine.offer("b"), 1);
+  assert.deepEqual(actions.calls, [{ kind: "have", peer: "b", id: fresh.id }]);
+  engine.close();
+});
+
+Deno.test("offer sends at most maxOffer IDs, oldest first", () => {
+  const { engine, actions } = setup({ maxOffer: 2 }, []);
+  const items = [1, 2, 3].map((n) => item(n));
+  for (const x of items) engine.originate(x);
+  assert.equal(engine.offer("a"), 2);
+  assert.deepEqual(actions.calls.map((call) => call.id), [items[0].id, items[1].id]);
+  assert.equal(engine.offer("a"), 1, "the rest next time");
+  engine.close();
+});
+
+Deno.test("a peer that left is pushed to again: its holdings are forgotten", () => {
+  const { engine, actions } = setup({ degree: 100 });
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  engine.receiveHave("b", [x.id]);
+  engine.peerLeft("b");
+  engine.validated(x.id, "valid");
+  assert.deepEqual(sorted(actions.peersOf("item", x.id)), ["b", "c", "d", "e", "f"]);
+  engine.close();
+});
+
+// ---- property test --------------------------------------------------------------------
+
+type Op =
+  | { kind: "item"; peer: number; n: number; hops: number; forged: boolean }
+  | { kind: "have"; peer: number; n: number }
+  | { kind: "want"; peer: number; n: number }
+  | { kind: "verdict"; n: number; verdict: "valid" | "invalid" | "unanswered" }
+  | { kind: "drop"; n: number }
+  | { kind: "originate"; n: number }
+  | { kind: "offer"; peer: number }
+  | { kind: "toggle"; peer: number }
+  | { kind: "distrust"; peer: number }
+  | { kind: "advance"; ms: number };
+
+const P = ["p0", "p1", "p2", "p3", "p4"];
+const peerIndex = fc.integer({ min: 0, max: P.length - 1 });
+const itemIndex = fc.integer({ min: 0, max: 7 });
+
+const spreadingOp: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant("item" as const),
+      peer: peerIndex,
+      n: itemIndex,
+      hops: fc.integer({ min: 0, max: 4 }),
+      forged: fc.boolean(),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({ kind: fc.constant("have" as const), peer: peerIndex, n: itemIndex }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant("want" as const), peer: peerIndex, n: itemIndex }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant("verdict" as const),
+      n: itemIndex,
+      verdict: fc.constantFrom("valid" as const, "invalid" as const, "unanswered" as const),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("drop" as const), n: itemIndex }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("originate" as const), n: itemIndex }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("offer" as const), peer: peerIndex }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("toggle" as const), peer: peerIndex }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("distrust" as const), peer: peerIndex }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("advance" as const),
+      ms: fc.integer({ min: 0, max: 1_500 }),
+    }),
+  },
+);
+
+Deno.test("property: only valid items are sent, IHAVEs only for forwardable items, IWANTs only to trusted advertisers, blame only after an IWANT", () => {
+  fc.assert(
+    fc.property(fc.array(spreadingOp, { maxLength: 120 }), fc.integer(), (ops, seed) => {
+      const items = Array.from({ length: 8 }, (_, n) => item(n, n % 3)); // TTLs 0, 1, 2
+      const clock = new FakeScheduler();
+      const store = new ItemStore({
+        maxItems: 5,
+        maxBytes: 1_000,
+        maxTombstones: 4,
+        tombstoneTtlMs: 2_000,
+      });
+      const connected = new Set(P);
+      const distrusted = new Set<PeerKey>();
+      const advertisedTo = new Map<bigint, Set<PeerKey>>();
+      const asked = new Set<string>();
+      let sends = 0;
+      let wants = 0;
+      const engine = new Spreading(
+        {
+          ...DEFAULT_SPREADING_OPTIONS,
+          degree: 2,
+          pullDelayMs: 10,
+          maxPullDelayMs: 100,
+          pullTimeoutMs: 300,
+          maxWanted: 4,
+          maxWantedPerPeer: 2,
+          maxCandidates: 3,
+          random: seededRandom(seed),
+        },
+        store,
+        clock,
+        {
+          peers: () => [...connected],
+          isConnected: (peer) => connected.has(peer),
+          isTrusted: (peer) => !distrusted.has(peer),
+          sendItem: (_peer, sent, hops) => {
+            sends++;
+            const stored = store.get(sent.id);
+            assert.ok(stored, "only stored items are sent");
+            assert.equal(stored.state, "valid", "only valid items are sent");
+            assert.equal(hops, Math.min(stored.hops + 1, 255));
+          },
+          sendHave: (peer, id) => {
+            const stored = store.get(id);
+            assert.ok(stored, "IHAVE only for a stored item");
+            assert.ok(mayForward(stored.item.ttl, stored.hops), "IHAVE only if forwardable");
+            assert.ok(!stored.holders.includes(peer), "never IHAVE to a holder");
+          },
+          sendWant: (peer, id) => {
+            wants++;
+            assert.ok(connected.has(peer) && !distrusted.has(peer), "IWANT to a trusted peer");
+            assert.ok(advertisedTo.get(id)?.has(peer), "IWANT only to an advertiser");
+            assert.equal(store.get(id), undefined, "IWANT only for a missing item");
+            asked.add(`${peer}:${id}`);
+          },
+          deliver: () => "validating",
+          isSubscribed: () => true,
+          mayServe: () => true,
+          penalize: (peer, offence) => {
+            if (offence === "unanswered-want") {
+              assert.ok([...asked].some((key) => key.startsWith(`${peer}:`)), `${peer} blamed`);
+            }
+          },
+          credit: () => {},
+        },
+      );
+      for (const step of ops) {
+        switch (step.kind) {
+          case "item": {
+            const x = items[step.n];
+            const sent = step.forged ? { ...x, data: new Uint8Array([0xee]) } : x;
+            engine.receiveItem(P[step.peer], sent, step.hops);
+            break;
+          }
+          case "have": {
+            const id = items[step.n].id;
+            if (!advertisedTo.has(id)) advertisedTo.set(id, new Set());
+            advertisedTo.get(id)!.add(P[step.peer]);
+            engine.receiveHave(P[step.peer], [id]);
+            break;
+          }
+          case "want":
+            engine.receiveWant(P[step.peer], [items[step.n].id]);
+            break;
+          case "verdict":
+            engine.validated(items[step.n].id, step.verdict);
+            break;
+          case "drop":
+            engine.dropped(items[step.n].id);
+            break;
+          case "originate":
+            // Local items have fresh random IDs: never one a peer advertised.
+            if (!store.isKnown(item(100 + step.n).id)) engine.originate(item(100 + step.n));
+            break;
+          case "offer":
+            engine.offer(P[step.peer]);
+            break;
+          case "toggle": {
+            const peer = P[step.peer];
+            if (connected.delete(peer)) engine.peerLeft(peer);
+            else connected.add(peer);
+            break;
+          }
+          case "distrust": {
+            const peer = P[step.peer];
+            if (!distrusted.delete(peer)) distrusted.add(peer);
+            break;
+          }
+          case "advance":
+            clock.advance(step.ms);
+            engine.sweep();
+            break;
+        }
+        assert.equal(engine.stats.itemsSent, sends);
+        assert.equal(engine.stats.wantsSent, wants);
+        assert.ok(store.size <= 5);
+        assert.ok(engine.missing <= 4);
+      }
+      engine.close();
+      assert.equal(clock.pendingCount, 0);
+    }),
+    { numRuns: 300 },
+  );
 });

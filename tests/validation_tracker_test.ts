@@ -262,3 +262,159 @@ Deno.test("onDecision may begin the same key again from inside the callback", ()
   assert.deepEqual(verdicts, ["valid", "unanswered"]);
   assert.equal(scheduler.pendingCount, 0);
 });
+
+// ---- unresponsive subscribers (muting) ------------------------------------------------
+
+function mutingSetup(muteAfterTimeouts?: number) {
+  const scheduler = new FakeScheduler();
+  const decisions: [string, ValidationOutcome][] = [];
+  const muted: number[] = [];
+  const tracker = new ValidationTracker<string>({
+    timeoutMs: TIMEOUT_MS,
+    muteAfterTimeouts,
+    scheduler,
+    onDecision: (key, result) => decisions.push([key, result]),
+    onMuted: (subscriber) => muted.push(subscriber),
+  });
+  /** Lets `subscriber` time out on `count` validations in a row. */
+  const timeOut = (subscriber: number, count: number, prefix = "t") => {
+    for (let i = 0; i < count; i++) {
+      tracker.begin(`${prefix}${i}`, [subscriber]);
+      scheduler.advance(TIMEOUT_MS);
+    }
+  };
+  return { scheduler, decisions, muted, tracker, timeOut };
+}
+
+Deno.test("a subscriber is muted after muteAfterTimeouts timeouts in a row (3 by default)", () => {
+  const { muted, tracker, timeOut } = mutingSetup();
+  timeOut(1, 2);
+  assert.equal(tracker.isMuted(1), false);
+  assert.deepEqual(muted, []);
+  timeOut(1, 1, "third");
+  assert.ok(tracker.isMuted(1));
+  assert.equal(tracker.mutedCount, 1);
+  assert.deepEqual(muted, [1], "reported once");
+  assert.equal(tracker.timedOut, 3);
+});
+
+Deno.test("muteAfterTimeouts is configurable", () => {
+  const one = mutingSetup(1);
+  one.timeOut(4, 1);
+  assert.ok(one.tracker.isMuted(4));
+  const five = mutingSetup(5);
+  five.timeOut(4, 4);
+  assert.equal(five.tracker.isMuted(4), false);
+  five.timeOut(4, 1, "last");
+  assert.ok(five.tracker.isMuted(4));
+});
+
+Deno.test("an answer in between resets the count: only timeouts in a row mute", () => {
+  const { tracker, timeOut, muted } = mutingSetup();
+  timeOut(1, 2);
+  tracker.begin("answered", [1]);
+  tracker.answer("answered", 1, true);
+  timeOut(1, 2, "again");
+  assert.equal(tracker.isMuted(1), false);
+  assert.deepEqual(muted, []);
+});
+
+Deno.test("only subscribers still waited for at the timeout are counted", () => {
+  const { scheduler, tracker } = mutingSetup(1);
+  tracker.begin("item", [1, 2]);
+  tracker.answer("item", 1, true);
+  scheduler.advance(TIMEOUT_MS);
+  assert.equal(tracker.isMuted(1), false, "1 answered");
+  assert.ok(tracker.isMuted(2), "2 let it time out");
+});
+
+Deno.test("a muted subscriber is notified but not waited for", () => {
+  const { scheduler, decisions, tracker, timeOut } = mutingSetup();
+  timeOut(1, 3);
+  decisions.length = 0;
+  tracker.begin("item", [1, 2]);
+  tracker.answer("item", 2, true);
+  assert.deepEqual(decisions, [["item", outcome("valid", 1, 0, 1, false)]], "no wait for 1");
+  assert.equal(scheduler.pendingCount, 0);
+});
+
+Deno.test("a muted subscriber's answers still count while the verdict is open", () => {
+  const { decisions, tracker, timeOut } = mutingSetup();
+  timeOut(1, 3);
+  decisions.length = 0;
+  tracker.begin("bad", [1, 2]);
+  tracker.answer("bad", 1, false);
+  assert.deepEqual(decisions, [["bad", outcome("invalid", 0, 1, 1, false)]], "invalid decides");
+
+  timeOut(1, 3, "again"); // the answer above un-muted it; mute it once more
+  assert.ok(tracker.isMuted(1));
+  decisions.length = 0;
+  tracker.begin("good", [1, 2]);
+  tracker.answer("good", 1, true);
+  assert.deepEqual(decisions, [], "2 is still waited for");
+  tracker.answer("good", 2, true);
+  assert.deepEqual(decisions, [["good", outcome("valid", 2, 0, 0, false)]], "both counted");
+});
+
+Deno.test("any answer un-mutes: the subscriber is waited for again", () => {
+  const { scheduler, decisions, tracker, timeOut } = mutingSetup();
+  timeOut(1, 3);
+  assert.ok(tracker.isMuted(1));
+  // A late answer to a validation already decided still shows it is alive.
+  tracker.answer("t0", 1, true);
+  assert.equal(tracker.isMuted(1), false);
+  assert.equal(tracker.mutedCount, 0);
+  decisions.length = 0;
+  tracker.begin("item", [1]);
+  assert.deepEqual(decisions, [], "waited for again");
+  assert.equal(scheduler.pendingCount, 1);
+  tracker.answer("item", 1, true);
+  assert.deepEqual(decisions, [["item", outcome("valid", 1, 0, 0, false)]]);
+});
+
+Deno.test("when every subscriber is muted, the verdict is unanswered at once", () => {
+  const { scheduler, decisions, tracker, timeOut } = mutingSetup();
+  timeOut(1, 3, "a");
+  timeOut(2, 3, "b");
+  decisions.length = 0;
+  tracker.begin("item", [1, 2]);
+  assert.deepEqual(decisions, [["item", outcome("unanswered", 0, 0, 2, false)]]);
+  assert.equal(tracker.isPending("item"), false);
+  assert.equal(scheduler.pendingCount, 0, "no timer");
+  assert.equal(tracker.timedOut, 6, "not a timeout");
+  tracker.answer("item", 1, true);
+  assert.equal(decisions.length, 1, "too late: decided already");
+});
+
+Deno.test("a muted subscriber is not reported again while others time out beside it", () => {
+  const { scheduler, tracker, timeOut, muted } = mutingSetup();
+  timeOut(1, 3);
+  for (let i = 0; i < 3; i++) {
+    tracker.begin(`both${i}`, [1, 2]);
+    scheduler.advance(TIMEOUT_MS);
+  }
+  assert.deepEqual(muted, [1, 2], "2 is muted after its third timeout, 1 not reported again");
+  assert.equal(tracker.mutedCount, 2);
+});
+
+Deno.test("removeSubscriber forgets its timeouts and its muting", () => {
+  const { tracker, timeOut, muted } = mutingSetup();
+  timeOut(1, 3);
+  tracker.removeSubscriber(1);
+  assert.equal(tracker.isMuted(1), false);
+  assert.equal(tracker.mutedCount, 0);
+  timeOut(1, 2, "fresh"); // the identifier, if reused, starts counting afresh
+  assert.equal(tracker.isMuted(1), false);
+  assert.deepEqual(muted, [1]);
+});
+
+Deno.test("setTimeout applies to validations begun afterwards", () => {
+  const { scheduler, decisions, tracker } = setup(1_000);
+  tracker.begin("old", [1]);
+  tracker.setTimeout(100);
+  tracker.begin("new", [1]);
+  scheduler.advance(100);
+  assert.deepEqual(decisions.map(([key]) => key), ["new"]);
+  scheduler.advance(900);
+  assert.deepEqual(decisions.map(([key]) => key), ["new", "old"]);
+});

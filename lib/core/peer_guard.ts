@@ -98,7 +98,7 @@ export type Offence =
   | "false-address-claim";
 
 /** Score change of each offence. */
-const OFFENCE_PENALTY: Readonly<Record<Offence, number>> = {
+export const OFFENCE_PENALTY: Readonly<Record<Offence, number>> = {
   "item-id-mismatch": 25,
   "invalid-item": 5,
   "unanswered-want": 1,
@@ -435,6 +435,6 @@ export class PeerGuard {
 }
 
 /** True for the exact loopback addresses 127.0.0.1 and ::1 (and ::ffff:127.0.0.1). */
-function isExemptLoopback(ip: string): boolean {
+export function isExemptLoopback(ip: string): boolean {
   return ip === "127.0.0.1" || ip === "::1" || ip === "::ffff:127.0.0.1";
 }

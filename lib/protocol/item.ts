@@ -66,7 +66,7 @@ export function mayForward(ttl: number, hops: number): boolean {
 }
 
 /** A uniformly random 64-bit value from the platform CSPRNG. */
-function randomU64(): bigint {
+export function randomU64(): bigint {
   const bytes = new BigUint64Array(1);
   crypto.getRandomValues(bytes);
   return bytes[0];

@@ -184,15 +184,23 @@ export class ItemStore {
 
   /**
    * Marks a validating item valid: it joins the knowledge base, evicting the
-   * oldest other valid items to respect the bounds.
+   * oldest other valid items to respect the bounds. An item larger than
+   * `maxBytes` on its own cannot join: it is settled (tombstoned) instead, and
+   * false returned (the caller still holds the entry and may forward it).
    */
-  markValid(id: bigint, now: number): void {
+  markValid(id: bigint, now: number): boolean {
     const stored = this.items.get(id);
-    if (!stored || stored.state === "valid") return;
+    if (!stored) return false;
+    if (stored.state === "valid") return true;
+    if (stored.item.data.length > this.options.maxBytes) {
+      this.settle(id, now);
+      return false;
+    }
     this.account(stored, -1);
     this.makeRoom(stored.item.data.length, now, id);
     stored.state = "valid";
     this.account(stored, 1);
+    return true;
   }
 
   /** Removes `id` and leaves a tombstone: it was judged, and must not come back. */

@@ -115,6 +115,8 @@ export interface MembershipOptions {
 }
 
 const SOURCE_RANK: Record<PeerSource, number> = { bootstrap: 0, outbound: 1, inbound: 2 };
+/** Failed dials in a row after which a verified spare no longer outranks a claim. */
+const DEAD_AFTER_FAILURES = 3;
 
 /** Active and passive views of one node. */
 export class Membership {
@@ -198,22 +200,15 @@ export class Membership {
     const sameIdentity = known?.identity === undefined || known.identity === peer.identity;
     let verifiedAt = sameIdentity ? known?.verifiedAt : undefined;
     if (peer.direction === "outbound") verifiedAt ??= now;
-    if (verifiedAt === undefined) {
-      // An inbound peer may have been verified under another address key before.
-      for (const other of this.passive.values()) {
-        if (other.identity === peer.identity && other.verifiedAt !== undefined) {
-          verifiedAt = other.verifiedAt;
-          break;
-        }
-      }
-    }
     this.active.set(peer.identity, { ...peer, since: now, verifiedAt });
     if (known?.bootstrap) {
       // Keep the bootstrapper known for rejoining, now with its identity.
       known.identity = peer.identity;
       known.failures = 0;
       if (peer.direction === "outbound") known.verifiedAt ??= now;
-    } else if (known) {
+    } else if (known && (sameIdentity || peer.direction === "outbound")) {
+      // Connected now, or (dialled) proven not to be there. An inbound peer's claim
+      // to another identity's address proves nothing: that entry stays.
       this.passive.delete(key);
     }
     for (const [otherKey, other] of this.passive) {
@@ -501,8 +496,12 @@ export class Membership {
    * trustworthy than the newcomer described by `source` and `verifiedAt`.
    */
   private evictOne(source: PeerSource, verifiedAt: number | undefined): boolean {
+    // A verified peer is worth keeping over any claim until it has failed
+    // DEAD_AFTER_FAILURES dials in a row; then it ranks with the claims.
     const badness = (failures: number, src: PeerSource, verified: number | undefined) =>
-      failures * 4 + (verified === undefined ? 2 : 0) + (src === "inbound" ? 1 : 0);
+      verified !== undefined && failures < DEAD_AFTER_FAILURES
+        ? failures
+        : DEAD_AFTER_FAILURES + 2 * Math.min(failures, 20) + (src === "inbound" ? 1 : 0);
     let worst = -1;
     let pool: KnownPeer[] = [];
     for (const peer of this.passive.values()) {

@@ -42,13 +42,20 @@ export interface PullActions {
   canAsk(peer: PeerKey): boolean;
   /** Sends IWANT for `id` to `peer`. */
   want(peer: PeerKey, id: bigint): void;
-  /** Every advertiser of `id` was asked and none delivered it. */
+  /**
+   * Nobody is left to ask for `id` and it did not arrive. `asked` are the
+   * advertisers that were sent IWANT; those skipped because they could not be
+   * asked are not named.
+   */
   exhausted(id: bigint, asked: readonly PeerKey[]): void;
 }
 
 interface Wanted {
   readonly candidates: PeerKey[];
-  asked: number;
+  /** Index of the next candidate to consider. */
+  next: number;
+  /** Candidates actually sent IWANT (skipped ones are not blamed on exhaustion). */
+  readonly asked: PeerKey[];
   readonly createdAt: number;
   readonly firstAdvertiser: PeerKey;
   timer: TimerHandle | undefined;
@@ -113,7 +120,8 @@ export class PullTracker {
     this.perPeer.set(peer, count + 1);
     const entry: Wanted = {
       candidates: [peer],
-      asked: 0,
+      next: 0,
+      asked: [],
       createdAt: this.scheduler.now(),
       firstAdvertiser: peer,
       timer: undefined,
@@ -134,7 +142,7 @@ export class PullTracker {
     if (!entry) return undefined;
     this.remove(id, entry);
     this.observeLag(this.scheduler.now() - entry.createdAt);
-    return { advertisers: entry.candidates, pulled: entry.asked > 0 };
+    return { advertisers: entry.candidates, pulled: entry.asked.length > 0 };
   }
 
   /** Stops waiting for `id` without an arrival. */
@@ -152,9 +160,11 @@ export class PullTracker {
       const index = entry.candidates.indexOf(peer);
       if (index < 0) continue;
       entry.candidates.splice(index, 1);
-      if (index >= entry.asked) continue;
-      const wasOutstanding = index === entry.asked - 1;
-      entry.asked--;
+      const asked = entry.asked.indexOf(peer);
+      if (asked >= 0) entry.asked.splice(asked, 1);
+      if (index >= entry.next) continue;
+      const wasOutstanding = index === entry.next - 1 && asked >= 0;
+      entry.next--;
       if (wasOutstanding && entry.timer !== undefined) {
         this.scheduler.clearTimeout(entry.timer);
         entry.timer = this.scheduler.setTimeout(() => this.askNext(id), 0);
@@ -175,9 +185,10 @@ export class PullTracker {
     const entry = this.wanted.get(id);
     if (!entry) return;
     entry.timer = undefined;
-    while (entry.asked < entry.candidates.length) {
-      const peer = entry.candidates[entry.asked++];
+    while (entry.next < entry.candidates.length) {
+      const peer = entry.candidates[entry.next++];
       if (!this.actions.canAsk(peer)) continue;
+      entry.asked.push(peer);
       this.wantsSent++;
       this.actions.want(peer, id);
       entry.timer = this.scheduler.setTimeout(() => this.askNext(id), this.options.pullTimeoutMs);
@@ -185,7 +196,7 @@ export class PullTracker {
     }
     // Nobody left to ask: forget it, so that a later IHAVE or push starts afresh.
     this.remove(id, entry);
-    this.actions.exhausted(id, entry.candidates.slice(0, entry.asked));
+    this.actions.exhausted(id, entry.asked);
   }
 
   private remove(id: bigint, entry: Wanted): void {

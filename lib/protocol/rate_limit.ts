@@ -141,18 +141,31 @@ export class StrikeCounter {
 
 /**
  * The network range an IP address belongs to, for per-range limits: the /24
- * of an IPv4 address, the /48 of an IPv6 address (textual, best effort).
+ * of an IPv4 address (also when written as an IPv4-mapped IPv6 address, in
+ * any spelling), the /48 of an IPv6 address (textual, best effort).
  */
 export function addressRange(ip: string): string {
-  if (ip.startsWith("::ffff:") && ip.includes(".")) ip = ip.slice(7);
-  if (ip.includes(".") && !ip.includes(":")) {
-    return ip.split(".").slice(0, 3).join(".") + ".0/24";
+  if (!ip.includes(":")) return ip.split(".").slice(0, 3).join(".") + ".0/24";
+  const groups = ipv6Groups(ip);
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `${groups[6] >> 8}.${groups[6] & 0xff}.${groups[7] >> 8}.0/24`;
   }
+  return groups.slice(0, 3).map((g) => g.toString(16)).join(":") + "::/48";
+}
+
+/** The eight 16-bit groups of IPv6 text (`::` expanded, a trailing dotted quad converted). */
+function ipv6Groups(ip: string): number[] {
+  const parse = (part: string): number[] => {
+    if (part === "") return [];
+    return part.split(":").flatMap((g) => {
+      if (!g.includes(".")) return [parseInt(g || "0", 16)];
+      const [a, b, c, d] = g.split(".").map((octet) => parseInt(octet, 10) & 0xff);
+      return [(a << 8) | b, (c << 8) | d];
+    });
+  };
   const [head, tail] = ip.split("::");
-  const left = head ? head.split(":") : [];
-  const right = tail !== undefined && tail !== "" ? tail.split(":") : [];
-  const groups = tail === undefined
-    ? left
-    : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
-  return groups.slice(0, 3).map((g) => parseInt(g || "0", 16).toString(16)).join(":") + "::/48";
+  const left = parse(head);
+  if (tail === undefined) return left;
+  const right = parse(tail);
+  return [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill(0), ...right];
 }

@@ -3,8 +3,9 @@
  * anti-entropy, on top of the {@link ItemStore}.
  *
  * On first receipt of an item a node checks that its ID matches its content,
- * tells every other peer `IHAVE` at once (so they stop pushing it here), and
- * hands it to local validation. After a valid verdict it pushes the item to
+ * tells every other peer `IHAVE` at once (so they stop pushing it here) unless
+ * no local module subscribed to its type, and hands it to local validation
+ * (which drops it when nobody subscribed). After a valid verdict it pushes the item to
  * `degree` peers not known to hold it (peers that hold it count towards the
  * degree, but at least `minPushes` are pushed to), never back to a holder.
  * A node that hears `IHAVE` for an item it lacks pulls it after a wait
@@ -117,7 +118,7 @@ export const DEFAULT_SPREADING_OPTIONS: Omit<SpreadingOptions, "degree"> = {
 };
 
 /** Highest hop count with a bucket of its own in {@link SpreadingStats.hops}. */
-const MAX_HOP_BUCKET = 16;
+export const MAX_HOP_BUCKET = 16;
 
 /** Counters of a {@link Spreading} engine. */
 export interface SpreadingStats {
@@ -179,6 +180,9 @@ export class Spreading {
     pullDelayMs: 0,
   };
 
+  /** `actions.isSubscribed`, bound to its object (passed on to the store). */
+  private readonly subscribed = (dataType: number): boolean => this.actions.isSubscribed(dataType);
+
   /** Creates an engine over `store`. */
   constructor(
     options: SpreadingOptions,
@@ -236,7 +240,7 @@ export class Spreading {
       if (hops < known.hops) this.improveHops(known, hops);
       return;
     }
-    if (this.store.isKnown(item.id, this.actions.isSubscribed)) {
+    if (this.store.isKnown(item.id, this.subscribed)) {
       this.stats.duplicates++;
       return;
     }
@@ -256,8 +260,12 @@ export class Spreading {
     this.stats.received++;
     this.stats.hops[Math.min(hops, MAX_HOP_BUCKET)]++;
     if (hops > this.stats.maxHops) this.stats.maxHops = hops;
-    // Tell peers at once, so they stop pushing it here (before the verdict).
-    if (mayForward(item.ttl, hops)) this.advertise(stored);
+    // Tell peers at once, so they stop pushing it here (before the verdict); but not
+    // when no local module wants it: it goes no further, and an IHAVE would draw
+    // IWANTs this node cannot answer (and get it blamed for them).
+    if (mayForward(item.ttl, hops) && this.actions.isSubscribed(item.dataType)) {
+      this.advertise(stored);
+    }
     const outcome = this.actions.deliver(item, from);
     if (outcome === "unsubscribed") {
       this.stats.unsubscribed++;
@@ -309,7 +317,7 @@ export class Spreading {
     for (const id of ids) {
       const stored = this.store.get(id);
       if (stored) addOnce(stored.holders, from);
-      else if (!this.store.isKnown(id, this.actions.isSubscribed)) this.pulls.heard(id, from);
+      else if (!this.store.isKnown(id, this.subscribed)) this.pulls.heard(id, from);
     }
   }
 
@@ -322,7 +330,8 @@ export class Spreading {
     let bytes = 0;
     for (const id of ids) {
       const stored = this.store.get(id);
-      if (!stored) continue;
+      // Only what this node may pass on is served (an item whose TTL ends here is not).
+      if (!stored || !mayForward(stored.item.ttl, stored.hops)) continue;
       if (stored.state === "validating") {
         stored.requesters ??= [];
         if (stored.requesters.length < this.options.maxRequesters) {

@@ -69,6 +69,7 @@ export class ValidationQueue<T extends QueuedValidation> {
   private inFlightBytes = 0;
   private queuedBytes = 0;
   private queuedCount = 0;
+  private pumping = false;
   /** Items refused or evicted, since creation. */
   dropped = 0;
 
@@ -156,18 +157,28 @@ export class ValidationQueue<T extends QueuedValidation> {
     this.actions.start(entry);
   }
 
-  /** Starts waiting items, one per peer in turn, while slots are free. */
+  /**
+   * Starts waiting items, one per peer in turn, while slots are free. Not
+   * re-entrant: a validation that ends inside `start` (every subscriber muted,
+   * say) frees its slot for this loop instead of recursing once per item.
+   */
   private pump(): void {
-    while (this.queuedCount > 0) {
-      // Map order is the round-robin order: take the first peer, then move it to the back.
-      const [peer, queue] = this.queues.entries().next().value as [PeerKey, T[]];
-      const next = queue[0];
-      if (!this.hasSlot(next.bytes)) return;
-      queue.shift();
-      this.queues.delete(peer);
-      this.unqueueBytes(next);
-      if (queue.length > 0) this.queues.set(peer, queue);
-      this.begin(next);
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.queuedCount > 0) {
+        // Map order is the round-robin order: take the first peer, then move it to the back.
+        const [peer, queue] = this.queues.entries().next().value as [PeerKey, T[]];
+        const next = queue[0];
+        if (!this.hasSlot(next.bytes)) return;
+        queue.shift();
+        this.queues.delete(peer);
+        this.unqueueBytes(next);
+        if (queue.length > 0) this.queues.set(peer, queue);
+        this.begin(next);
+      }
+    } finally {
+      this.pumping = false;
     }
   }
 
