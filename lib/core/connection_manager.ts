@@ -40,6 +40,8 @@ import type { Scheduler } from "../protocol/scheduler.ts";
 
 /** Descriptors asked for and offered in one exchange. */
 const EXCHANGE_SIZE = 16;
+/** PUSH messages accepted from one peer per round (rounds are not synchronised). */
+const MAX_PUSHES_PER_ROUND = 2;
 /** A failed address probe is retried after this long. */
 const PROBE_RETRY_MS = 10 * 60_000;
 
@@ -137,7 +139,8 @@ export class ConnectionManager {
   private readonly pullsOutstanding = new Set<PeerKey>();
   /** Probes in flight: address key -> the identity that claimed the address. */
   private readonly probing = new Map<string, PeerKey>();
-  private readonly pushedThisRound = new Set<PeerKey>();
+  /** PUSH messages per peer in this round. */
+  private readonly pushedThisRound = new Map<PeerKey, number>();
   private learnedThisRound = 0;
   private joined = false;
   private maxPeerConnections: number;
@@ -363,23 +366,30 @@ export class ConnectionManager {
   }
 
   /**
-   * Handles PEERS (an answer) or PUSH (an offer) from `peer`. Returns false
-   * when the message was not solicited or over the round's limit (ignored).
+   * Handles PEERS (an answer) or PUSH (an offer) from `peer`. Returns
+   * "unsolicited" for PEERS nobody asked for or more PUSHes than a peer's own
+   * round can explain (two per round here: rounds are not synchronised), and
+   * "limit" when this round's learning budget is spent (nobody's fault);
+   * either way the descriptors are ignored.
    */
   receiveOffer(
     peer: PeerKey,
     kind: "peers" | "push",
     descriptors: readonly PeerDescriptor[],
     now: number,
-  ): boolean {
-    const solicited = kind === "peers"
-      ? this.pullsOutstanding.delete(peer)
-      : !this.pushedThisRound.has(peer);
+  ): "learned" | "unsolicited" | "limit" {
+    let solicited: boolean;
+    if (kind === "peers") {
+      solicited = this.pullsOutstanding.delete(peer);
+    } else {
+      const pushes = (this.pushedThisRound.get(peer) ?? 0) + 1;
+      this.pushedThisRound.set(peer, pushes);
+      solicited = pushes <= MAX_PUSHES_PER_ROUND;
+    }
     if (!solicited || this.learnedThisRound >= this.options.maxLearnPerRound) {
       this.stats.offersIgnored++;
-      return false;
+      return solicited ? "limit" : "unsolicited";
     }
-    if (kind === "push") this.pushedThisRound.add(peer);
     const session = this.sessions.get(peer);
     this.learnedThisRound += this.membership.learn(
       descriptors.map((d) => ({ identity: identityHex(d.identity), address: d.address })),
@@ -387,7 +397,7 @@ export class ConnectionManager {
       session?.direction === "outbound" ? "outbound" : "inbound",
     );
     this.dialMore(now);
-    return true;
+    return "learned";
   }
 
   /** One membership round: limits reset, dials, one exchange, the join watchdog. */

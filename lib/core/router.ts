@@ -74,7 +74,7 @@ export class Router {
       case PeerMessageType.Peers:
       case PeerMessageType.Push: {
         const kind = message.type === PeerMessageType.Peers ? "peers" : "push";
-        if (!this.connections.receiveOffer(peer, kind, message.peers, now)) {
+        if (this.connections.receiveOffer(peer, kind, message.peers, now) === "unsolicited") {
           this.actions.penalize(peer, "unsolicited-offer");
         }
         return;

@@ -100,14 +100,14 @@ export interface PeerStatus {
   readonly address: string;
   /** `inbound` (it dialled us) or `outbound`. */
   readonly direction: string;
-  /** Milliseconds since the session was established (0 when unknown). */
-  readonly ageMs?: number;
+  /** Milliseconds since the session was established. */
+  readonly ageMs: number;
   /** Bytes received from this peer. */
-  readonly bytesIn?: number;
+  readonly bytesIn: number;
   /** Bytes sent to this peer. */
-  readonly bytesOut?: number;
-  /** Standing of the peer (higher is better; 0 until the node scores peers). */
-  readonly score?: number;
+  readonly bytesOut: number;
+  /** The peer's score: raised by useful work, lowered by offences, decaying to 0. */
+  readonly score: number;
 }
 
 /**
