@@ -56,6 +56,8 @@ export interface GossipNodeOptions {
   readonly tuning?: Partial<CoreTuning>;
   /** Send queue limit per API client in bytes (default 8 MiB). */
   readonly maxApiQueueBytes?: number;
+  /** Send queue limit of all API clients together in bytes (default 64 MiB). */
+  readonly maxApiTotalQueueBytes?: number;
   /** Send queue limit per peer in bytes (default 4 MiB). */
   readonly maxPeerQueueBytes?: number;
   /** A started API message must be complete within this time (default 10 s). */
@@ -135,6 +137,7 @@ export class GossipNode {
       address: this.config.apiAddress,
       maxConnections: this.config.maxApiConnections,
       maxQueuedBytes: options.maxApiQueueBytes ?? 8 * 1024 * 1024,
+      maxTotalQueuedBytes: options.maxApiTotalQueueBytes ?? 64 * 1024 * 1024,
       partialFrameTimeoutMs: options.apiPartialMessageTimeoutMs ??
         DEFAULT_API_PARTIAL_MESSAGE_TIMEOUT_MS,
       firstMessageTimeoutMs: options.apiFirstMessageTimeoutMs ??
@@ -346,6 +349,7 @@ export class GossipNode {
       structures: {
         ...core.structureSizes(),
         shellSessions: this.sessions.size,
+        apiQueuedBytes: this.apiServer.queuedBytes,
         shellHandshakes: this.connector.handshaking,
         shellInFlight: this.connector.pending,
       },

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { type PeerMessage, PeerMessageType } from "../lib/codec/peer_messages.ts";
 import type { GossipNode } from "../lib/node.ts";
+import { identityHex } from "../lib/hex.ts";
 import { powEpoch, solveProofOfWork } from "../lib/protocol/proof_of_work.ts";
 import { type ReceivedMessage, TestApiClient } from "./support/api_client.ts";
 import {
@@ -213,5 +214,164 @@ Deno.test("finding 5: per-address and per-range limits hold for distinct loopbac
   } finally {
     await Promise.all(conns.map((c) => c.close()));
     await victim.close();
+  }
+});
+
+Deno.test("finding 6: one peer's validation flood does not displace another peer's items", async () => {
+  // The victim's module needs 10 ms per item. A flooder pushes valid 16 KiB items
+  // of the subscribed type as fast as it can; an honest neighbour relays 40 items.
+  const victim = await startTestNode({ config: { degree: 2 } });
+  const honest = await startTestNode({ config: { degree: 2, bootstrappers: [victim.p2pAddress] } });
+  const victimLog: ReceivedMessage[] = [];
+  const honestLog: ReceivedMessage[] = [];
+  const victimModule = await TestApiClient.connect(victim.apiAddress.port);
+  victimModule.slowValidate(victimLog, 10, () => true);
+  await victimModule.notify(TYPE);
+  const honestModule = await module(honest, honestLog);
+  const flooder = await adversary(victim.p2pAddress.port);
+  let flooding = true;
+  try {
+    await waitUntil(() => victim.peerIdentities.length === 2, 5000, "both connected");
+    const flood = (async () => {
+      for (let i = 0; flooding && i < 20_000 && !flooder.isClosed; i++) {
+        flooder.send(contentItem({ dataType: TYPE, data: new Uint8Array(16 * 1024).fill(i) }));
+        if (i % 50 === 49) await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    })();
+    for (let i = 0; i < 40; i++) {
+      await honestModule.announce(TYPE, encoder.encode(`honest-${i}`.padEnd(20 * 1024, ".")));
+    }
+    const honestAt = () =>
+      new Set(
+        victimLog.map((m) => decoder.decode(m.data.subarray(0, 12))).filter((t) =>
+          t.startsWith("honest-")
+        ),
+      ).size;
+    await waitUntil(() => honestAt() === 40, 30_000, "all 40 honest items at the victim");
+    flooding = false;
+    await flood;
+    const stats = victim.stats();
+    console.log(
+      `[fairness] 40/40 honest items delivered during the flood; flooder's items ` +
+        `refused ${stats.spreading.overloaded}, offences ${
+          JSON.stringify(stats.guard.offences)
+        }, ` +
+        `flooder banned: ${flooder.isClosed}`,
+    );
+    assert.ok(stats.spreading.overloaded > 0, "the flood exceeded the validation capacity");
+    assert.ok(
+      (stats.guard.offences["validation-over-share"] ?? 0) > 0,
+      "the flooder was penalised",
+    );
+  } finally {
+    flooding = false;
+    await flooder.close();
+    await Promise.all([victimModule.close(), honestModule.close()]);
+    await Promise.all([honest.close(), victim.close()]);
+  }
+});
+
+Deno.test("finding 8: clients that subscribe and never read share one bounded send budget", async () => {
+  const node = await startTestNode({
+    node: { maxApiQueueBytes: 1024 * 1024, maxApiTotalQueueBytes: 8 * 1024 * 1024 },
+  });
+  const stalled: Deno.TcpConn[] = [];
+  const log: ReceivedMessage[] = [];
+  let reader: TestApiClient | undefined;
+  let announcer: TestApiClient | undefined;
+  try {
+    for (let i = 0; i < 50; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: node.apiAddress.port });
+      await conn.write(new Uint8Array([0, 8, 0x01, 0xf5, 0, 0, TYPE >> 8, TYPE & 0xff]));
+      stalled.push(conn); // subscribed, never reads
+    }
+    reader = await module(node, log);
+    announcer = await TestApiClient.connect(node.apiAddress.port);
+    await waitUntil(() => node.stats().apiClients === 52, 5000, "52 clients");
+    for (let i = 0; i < 100; i++) {
+      await announcer.announce(TYPE, new Uint8Array(60 * 1024).fill(i));
+    }
+    await waitUntil(() => log.length === 100, 10_000, "the reading module got all 100");
+    const stats = node.stats();
+    console.log(
+      `[api budget] 50 stalled subscribers x 100 items of 60 KiB: queued ` +
+        `${(stats.structures.apiQueuedBytes / 2 ** 20).toFixed(1)} MiB (limit 8), ` +
+        `notifications dropped ${stats.local.notificationsDropped}`,
+    );
+    assert.ok(stats.structures.apiQueuedBytes <= 16 * 1024 * 1024, "one budget for all queues");
+    assert.ok(stats.local.notificationsDropped > 0, "the stalled clients' surplus was dropped");
+  } finally {
+    for (const conn of stalled) conn.close();
+    await reader?.close();
+    await announcer?.close();
+    await node.close();
+  }
+});
+
+Deno.test("finding 8: a module that never answers stops delaying forwarding after three timeouts", async () => {
+  // A line A - B - C; B has a module that validates and one that reads but never answers.
+  const config = { degree: 1, passiveViewSize: 0, validationTimeoutMs: 1_000 };
+  const a = await startTestNode({ config });
+  const b = await startTestNode({ config: { ...config, bootstrappers: [a.p2pAddress] } });
+  const c = await startTestNode({ config: { ...config, bootstrappers: [b.p2pAddress] } });
+  const logs: ReceivedMessage[][] = [[], [], [], []];
+  const modules = [await module(a, logs[0]), await module(b, logs[1]), await module(c, logs[2])];
+  const silent = await TestApiClient.connect(b.apiAddress.port);
+  try {
+    await silent.notify(TYPE);
+    await waitUntil(() => b.peerIdentities.length === 2, 5000, "A - B - C");
+    for (let i = 0; i < 6; i++) {
+      await modules[0].announce(TYPE, encoder.encode(`slow-${i}`));
+      await waitUntil(() => logs[2].length === i + 1, 5000, `item ${i} at C`);
+    }
+    assert.equal(b.stats().validationsTimedOut, 3, "only the first three waited for the timeout");
+    assert.equal(b.stats().local.verdicts.valid, 6, "all six were forwarded");
+  } finally {
+    await silent.close();
+    await Promise.all(modules.map((m) => m.close()));
+    await Promise.all([a, b, c].map((n) => n.close()));
+  }
+});
+
+Deno.test("bans survive a restart through the peers file", async () => {
+  const dir = await Deno.makeTempDir();
+  const peersFile = `${dir}/peers.json`;
+  const hostKey = await testHostKey();
+  const config = { peersFile, powDifficulty: 4 };
+  const options = { security: { invalidItemsBeforeBan: 2 } };
+  let node = await startTestNode({ hostKey, config, node: options });
+  const log: ReceivedMessage[] = [];
+  let client = await TestApiClient.connect(node.apiAddress.port);
+  client.autoValidate(log, () => false); // every item is invalid
+  await client.notify(TYPE);
+  const liarKey = await testHostKey();
+  const liarOptions = {
+    hostKey: liarKey,
+    powDifficulty: 4,
+    powNonce: solveProofOfWork(liarKey.identity, powEpoch(), 4),
+    listenPort: unusedPorts(1)[0],
+  };
+  try {
+    const liar = (await AdversaryPeer.connect(node.p2pAddress.port, liarOptions)).peer!;
+    for (let i = 0; i < 3; i++) {
+      liar.send(contentItem({ dataType: TYPE, data: encoder.encode(`x${i}`) }));
+    }
+    assert.ok(await liar.waitClosed(5000), "banned");
+    assert.equal(node.stats().guard.banned, 1);
+    await client.close();
+    await node.close();
+    const saved = JSON.parse(await Deno.readTextFile(peersFile));
+    const liarId = identityHex(liarKey.identity);
+    assert.ok(saved.bans.some((b: { key: string }) => b.key === liarId), "the ban was saved");
+
+    node = await startTestNode({ hostKey, config, node: options });
+    client = await TestApiClient.connect(node.apiAddress.port);
+    const again = await AdversaryPeer.connect(node.p2pAddress.port, liarOptions);
+    if (again.peer) assert.ok(await again.peer.waitClosed(3000), "still banned after restart");
+    await waitUntil(() => node.stats().guard.refused["banned identity"] === 1, 3000, "refused");
+  } finally {
+    await client.close();
+    await node.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });

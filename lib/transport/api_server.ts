@@ -32,6 +32,13 @@ export interface ApiServerOptions {
   readonly maxConnections: number;
   /** Per-client send queue limit in bytes; messages beyond it are dropped. */
   readonly maxQueuedBytes: number;
+  /**
+   * Limit of all clients' send queues together: beyond it, a message is
+   * dropped for a client holding more than its fair share, so clients that
+   * subscribe and never read cannot make memory grow with their number
+   * (bounded by about twice this value in all).
+   */
+  readonly maxTotalQueuedBytes: number;
   /** A started message must be complete within this time, or the client is closed. */
   readonly partialFrameTimeoutMs: number;
   /** A new client must send its first message within this time, or it is closed. */
@@ -82,9 +89,31 @@ export class ApiServer {
     this.maxConnections = limit;
   }
 
-  /** Queues an encoded message to `client`; false when dropped (queue full or closed). */
+  /** Bytes waiting in all clients' send queues. */
+  get queuedBytes(): number {
+    let total = 0;
+    for (const connection of this.clients.values()) total += connection.pendingBytes;
+    return total;
+  }
+
+  /**
+   * Queues an encoded message to `client`; false when dropped: its own queue is
+   * full, or all queues together are and this client holds more than its fair
+   * share of them (so a client that reads keeps being served while others
+   * that do not have filled the budget), or it is closed.
+   */
   send(client: number, message: Uint8Array): boolean {
-    return this.clients.get(client)?.send(message) ?? false;
+    const connection = this.clients.get(client);
+    if (!connection) return false;
+    const { maxTotalQueuedBytes } = this.options;
+    if (this.queuedBytes + message.length > maxTotalQueuedBytes) {
+      const fairShare = maxTotalQueuedBytes / this.clients.size;
+      if (connection.pendingBytes + message.length > fairShare) {
+        connection.droppedFrames++;
+        return false;
+      }
+    }
+    return connection.send(message);
   }
 
   /** Closes `client` for breaking the API protocol, with one log line. */

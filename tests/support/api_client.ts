@@ -53,6 +53,8 @@ export class TestApiClient {
   private readonly pendingWrites = new Set<Promise<void>>();
   private readonly readLoop: Promise<void>;
 
+  private closing = false;
+
   private constructor(readonly conn: Deno.TcpConn) {
     this.readLoop = this.read();
   }
@@ -138,10 +140,14 @@ export class TestApiClient {
     let chain = Promise.resolve();
     this.handler = (message) => {
       log.push(message);
-      if (message.type !== 502) return;
+      if (message.type !== 502 || this.closing) return;
       const write = chain = chain
-        .then(() => new Promise<void>((resolve) => setTimeout(resolve, delayMs)))
-        .then(() => this.send(validationBytes(message.messageId, verdict(message))))
+        .then(() =>
+          this.closing ? undefined : new Promise<void>((resolve) => setTimeout(resolve, delayMs))
+        )
+        .then(() =>
+          this.closing ? undefined : this.send(validationBytes(message.messageId, verdict(message)))
+        )
         .catch(() => {})
         .finally(() => this.pendingWrites.delete(write));
       this.pendingWrites.add(write);
@@ -156,7 +162,8 @@ export class TestApiClient {
 
   /** Closes the connection and waits for the read loop and automatic answers. */
   async close(): Promise<void> {
-    await Promise.all(this.pendingWrites);
+    this.closing = true;
+    while (this.pendingWrites.size > 0) await Promise.all(this.pendingWrites);
     try {
       this.conn.close();
     } catch {
