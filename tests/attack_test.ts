@@ -375,3 +375,67 @@ Deno.test("bans survive a restart through the peers file", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("finding 2: ten Sybils that joined through the bootstrapper cannot eclipse a newcomer", async () => {
+  // Verified peers count as long-standing after 1 s here (60 s by default).
+  const node = { tuning: { establishedAfterMs: 1_000 } };
+  const honest: GossipNode[] = [await startTestNode({ node })];
+  const sybils: GossipNode[] = [];
+  const logs: ReceivedMessage[][] = [];
+  const modules: TestApiClient[] = [];
+  let newcomer: GossipNode | undefined;
+  try {
+    for (let i = 1; i < 6; i++) {
+      honest.push(
+        await startTestNode({ node, config: { bootstrappers: [honest[i - 1].p2pAddress] } }),
+      );
+    }
+    for (const member of honest) {
+      logs.push([]);
+      modules.push(await module(member, logs.at(-1)!));
+    }
+    const victim = honest[0];
+    await waitUntil(
+      () => honest.every((n) => n.peerIdentities.length >= 3),
+      10_000,
+      "honest overlay",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // let honest peers become long-standing
+    // Ten Sybils with real listeners and no module (they forward nothing).
+    for (let i = 0; i < 10; i++) {
+      sybils.push(await startTestNode({ node, config: { bootstrappers: [victim.p2pAddress] } }));
+    }
+    await waitUntil(() => sybils.every((s) => s.peerIdentities.length >= 1), 10_000, "Sybils in");
+    newcomer = await startTestNode({ node, config: { bootstrappers: [victim.p2pAddress] } });
+    const newcomerModule = await TestApiClient.connect(newcomer.apiAddress.port);
+    modules.push(newcomerModule);
+    const bad = new Set(sybils.map((s) => s.identityHex));
+    const honestIds = new Set(honest.map((h) => h.identityHex));
+    await waitUntil(
+      () => newcomer!.stats().peers.filter((p) => p.direction === "outbound").length >= 2,
+      10_000,
+      "newcomer's outbound peers",
+    );
+    const outbound = newcomer.stats().peers.filter((p) => p.direction === "outbound");
+    const honestOutbound = outbound.filter((p) => honestIds.has(p.identity)).length;
+    for (let k = 0; k < 5; k++) {
+      await newcomerModule.announce(TYPE, encoder.encode(`newcomer-${k}`));
+    }
+    await waitUntil(
+      () => logs.every((log) => log.length >= 5),
+      10_000,
+      "items at every honest node",
+    );
+    console.log(
+      `[eclipse] newcomer's outbound peers: ${outbound.length}, honest ${honestOutbound}, ` +
+        `Sybils ${outbound.filter((p) => bad.has(p.identity)).length}; its 5 items reached all 6 ` +
+        `honest nodes; victim evicted ${victim.stats().connections.evicted} inbound sessions`,
+    );
+    assert.ok(honestOutbound >= 1, "at least one honest outbound peer");
+  } finally {
+    await Promise.all(modules.map((m) => m.close()));
+    await Promise.all(
+      [...honest, ...sybils, ...(newcomer ? [newcomer] : [])].map((n) => n.close()),
+    );
+  }
+});

@@ -414,7 +414,7 @@ Deno.test("inbound peers do not count toward outbound connections", () => {
   for (let n = 1; n <= 5; n++) {
     view.connected({ identity: `in${n}`, address: address(100 + n), direction: "inbound" });
   }
-  view.learn(peers(1, 4), 0);
+  view.learn(peers(1, 4), 0, "outbound");
   assert.equal(view.activeCount, 5);
   assert.equal(view.outboundCount, 0);
   assert.equal(view.inboundCount, 5);
@@ -425,6 +425,20 @@ Deno.test("inbound peers do not count toward outbound connections", () => {
   assert.equal(view.inboundCount, 5);
   assert.equal(view.activeCount, 7);
   assert.deepEqual(view.nextDials(0), []);
+});
+
+Deno.test("a node with degree sessions does not dial claims made only by inbound peers", () => {
+  const view = membership({ degree: 2 });
+  view.learn(peers(1, 4), 0, "inbound");
+  assert.equal(view.nextDials(0).length, 2, "with no session, any known peer will do");
+  const fresh = membership({ degree: 2 });
+  for (let n = 1; n <= 2; n++) {
+    fresh.connected({ identity: `in${n}`, address: address(100 + n), direction: "inbound" });
+  }
+  fresh.learn(peers(1, 4), 0, "inbound");
+  assert.deepEqual(fresh.nextDials(0), [], "two inbound sessions: inbound claims wait");
+  fresh.learn(peers(5, 6), 0, "outbound");
+  assert.deepEqual(keys(fresh.nextDials(0)), [key(5), key(6)], "learned from an outbound peer");
 });
 
 Deno.test("connecting removes the peer's other passive entries", () => {

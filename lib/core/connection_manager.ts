@@ -36,6 +36,7 @@ import type { Logger } from "../log.ts";
 import type { PeerKey } from "../protocol/item_store.ts";
 import { type AddressedPeer, type Direction, Membership } from "../protocol/membership.ts";
 import type { RandomSource } from "../protocol/random.ts";
+import { addressRange } from "../protocol/rate_limit.ts";
 import type { Scheduler } from "../protocol/scheduler.ts";
 
 /** Descriptors asked for and offered in one exchange. */
@@ -59,6 +60,8 @@ export interface ConnectionActions {
   forgotten(peer: PeerKey): void;
   /** A new session was accepted. */
   accepted(peer: PeerKey, direction: Direction): void;
+  /** The peer's current score (see the peer guard). */
+  score(peer: PeerKey): number;
 }
 
 /** An authenticated session, as the transport reports it. */
@@ -83,6 +86,8 @@ export interface PeerSessionState {
   readonly address: SocketAddress;
   /** Remote IP address. */
   readonly ip: string;
+  /** Its /24 or /48 address range. */
+  readonly range: string;
   /** When the session was accepted. */
   readonly since: number;
 }
@@ -119,6 +124,8 @@ export interface ConnectionStats {
   offersIgnored: number;
   /** Sessions refused because the inbound slots were full (referred elsewhere). */
   referred: number;
+  /** Inbound sessions ended to make room for a newcomer. */
+  evicted: number;
   /** Duplicate sessions closed. */
   duplicates: number;
   /** Dials started. */
@@ -150,6 +157,7 @@ export class ConnectionManager {
   readonly stats: ConnectionStats = {
     offersIgnored: 0,
     referred: 0,
+    evicted: 0,
     duplicates: 0,
     dials: 0,
     dialFailures: 0,
@@ -256,18 +264,28 @@ export class ConnectionManager {
       this.actions.close(peer, "replaced by preferred duplicate", GoodbyeReason.Duplicate);
     }
     if (info.direction === "inbound") {
-      // Inbound peers beyond twice the degree are referred elsewhere.
+      // Inbound peers beyond twice the degree: evict an unprotected one for the
+      // newcomer, or, when all are protected, refer the newcomer elsewhere.
       const limit = Math.min(this.maxPeerConnections, 2 * this.options.degree);
       if (this.membership.inboundCount >= limit) {
-        this.stats.referred++;
-        const referral = this.descriptors(this.membership.sample(EXCHANGE_SIZE, now, peer));
-        return { ...this.refuse(info, now, "peer limit reached", GoodbyeReason.Full), referral };
+        const victim = this.evictionCandidate();
+        if (victim === undefined) {
+          this.stats.referred++;
+          const referral = this.descriptors(this.membership.sample(EXCHANGE_SIZE, now, peer));
+          return { ...this.refuse(info, now, "peer limit reached", GoodbyeReason.Full), referral };
+        }
+        this.stats.evicted++;
+        const referral = this.descriptors(this.membership.sample(EXCHANGE_SIZE, now, victim));
+        this.forget(victim, now, "evicted for a newcomer");
+        this.actions.send(victim, { type: PeerMessageType.Peers, peers: referral });
+        this.actions.close(victim, "evicted for a newcomer", GoodbyeReason.Full);
       }
     }
     this.sessions.set(peer, {
       direction: info.direction,
       address: info.address,
       ip: info.ip,
+      range: addressRange(info.ip),
       since: now,
     });
     this.membership.connected(
@@ -471,6 +489,46 @@ export class ConnectionManager {
       peers: this.sessions.size,
     });
     this.actions.forgotten(peer);
+  }
+
+  /**
+   * The inbound session to end for a newcomer when the inbound slots are full
+   * (after Bitcoin Core's eviction): the quarter of them up longest and the
+   * quarter with the best scores are protected; of the rest, the youngest
+   * session from the address range with the most of them goes. Undefined when
+   * every inbound session is protected.
+   */
+  private evictionCandidate(): PeerKey | undefined {
+    const inbound: { peer: PeerKey; since: number; score: number; range: string }[] = [];
+    for (const [peer, session] of this.sessions) {
+      if (session.direction !== "inbound") continue;
+      inbound.push({
+        peer,
+        since: session.since,
+        score: this.actions.score(peer),
+        range: session.range,
+      });
+    }
+    const protect = Math.ceil(inbound.length / 4);
+    const protectedPeers = new Set<PeerKey>();
+    for (const entry of [...inbound].sort((a, b) => a.since - b.since).slice(0, protect)) {
+      protectedPeers.add(entry.peer);
+    }
+    const byScore = inbound.filter((e) => e.score > 0 && !protectedPeers.has(e.peer));
+    for (const entry of byScore.sort((a, b) => b.score - a.score).slice(0, protect)) {
+      protectedPeers.add(entry.peer);
+    }
+    const candidates = inbound.filter((e) => !protectedPeers.has(e.peer));
+    if (candidates.length === 0) return undefined;
+    const perRange = new Map<string, number>();
+    for (const entry of candidates) perRange.set(entry.range, (perRange.get(entry.range) ?? 0) + 1);
+    const crowded = Math.max(...perRange.values());
+    let victim: (typeof candidates)[number] | undefined;
+    for (const entry of candidates) {
+      if (perRange.get(entry.range) !== crowded) continue;
+      if (victim === undefined || entry.since > victim.since) victim = entry;
+    }
+    return victim?.peer;
   }
 
   private pull(peer: PeerKey): void {

@@ -246,6 +246,7 @@ export class NodeCore {
           this.router.forget(peer);
         },
         accepted: (peer) => this.spreading.offer(peer),
+        score: (peer) => this.guard.score(peer, this.scheduler.now()),
       },
       this.log.child("peers"),
       scheduler,

@@ -242,8 +242,9 @@ export class Membership {
    * Peers to dial now so that outbound connections plus dials in progress reach
    * `degree`. Each returned peer is marked as dialling until
    * {@link dialFinished}. Verified peers are chosen first, then peers learned
-   * from outbound peers, then the rest; bootstrappers when nothing else is
-   * known or nothing is connected.
+   * from outbound peers, then (only while fewer than `degree` sessions exist)
+   * peers learned from inbound peers; bootstrappers when nothing else is known
+   * or nothing is connected.
    */
   nextDials(now: number): KnownPeer[] {
     const wanted = this.options.degree - this.outboundCount - this.dialing.size;
@@ -265,6 +266,10 @@ export class Membership {
       else if (peer.verifiedAt !== undefined) tiers[0].push(peer);
       else tiers[SOURCE_RANK[peer.source]].push(peer);
     }
+    // Claims that only inbound peers made (anyone can be an inbound peer) are
+    // dialled only while this node has fewer than `degree` sessions in all: a
+    // well-connected node does not fill its own choices with them.
+    if (this.active.size >= this.options.degree) tiers[2] = [];
     let chosen: KnownPeer[] = [];
     for (const tier of tiers) {
       if (chosen.length >= wanted) break;
