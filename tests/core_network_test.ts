@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { Logger } from "../lib/log.ts";
 import { SimNetwork, type SimNode, type SimNodeOptions } from "../lib/sim/network.ts";
 
 /** Builds `count` nodes, each bootstrapping through a random earlier one, and lets them settle. */
@@ -263,7 +264,10 @@ Deno.test("core: 10 Sybils joining through a victim cannot eclipse a newcomer (4
     net.run(120_000); // an honest network that has run for two minutes
     const victim = honest[0];
     // Censoring Sybils (no module: they forward nothing) bootstrap through the victim.
-    const sybils = Array.from({ length: 10 }, () => net.addNode({ bootstrap: [victim], dataTypes: [] }));
+    const sybils = Array.from(
+      { length: 10 },
+      () => net.addNode({ bootstrap: [victim], dataTypes: [] }),
+    );
     net.run(5_000);
     const newcomer = net.addNode({ bootstrap: [victim] });
     net.run(10_000);
@@ -275,5 +279,29 @@ Deno.test("core: 10 Sybils joining through a victim cannot eclipse a newcomer (4
     const reachedAll = [0, 1, 2, 3, 4].every((k) => honest.every((h) => h.received.has(500 + k)));
     if (honestOutbound >= 1 && reachedAll) kept++;
   }
-  assert.equal(kept, 40, `${kept}/40 runs: an honest outbound peer and every item at every honest node`);
+  assert.equal(
+    kept,
+    40,
+    `${kept}/40 runs: an honest outbound peer and every item at every honest node`,
+  );
+});
+
+Deno.test("core: at debug level a pulled item is logged", () => {
+  const lines: string[] = [];
+  const log = new Logger("debug", "x", (_level, line) => lines.push(line));
+  const net = new SimNetwork({ seed: 23, delay: () => 2 });
+  // Four nodes, degree 1: the origin pushes to one peer and advertises to the
+  // others, whose slow modules leave the pull wait time to run out first.
+  const config = { degree: 1 };
+  const origin = net.addNode({ config });
+  const nodes = [origin];
+  for (let i = 0; i < 3; i++) {
+    nodes.push(net.addNode({ config, bootstrap: [origin], validationDelayMs: 100, log }));
+  }
+  net.run(3_000);
+  net.announce(origin, 77);
+  net.run(1_000);
+  const pulled = nodes.reduce((sum, n) => sum + n.core.stats().spreading.pulled, 0);
+  assert.ok(pulled >= 1, "an item was pulled");
+  assert.ok(lines.some((line) => /item pulled item=[0-9a-f]{16} from=/.test(line)));
 });

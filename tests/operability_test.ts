@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { GoodbyeReason, goodbyeReasonName } from "../lib/codec/peer_messages.ts";
 import { ConfigError, ListenError } from "../lib/errors.ts";
 import { Logger } from "../lib/log.ts";
-import { TestApiClient } from "./support/api_client.ts";
+import { type ReceivedMessage, TestApiClient } from "./support/api_client.ts";
 import { CLUSTER_TYPE, startMember, stopMembers } from "./support/cluster.ts";
 import { startTestNode, testHostKey, waitUntil } from "./support/nodes.ts";
 
@@ -175,4 +175,39 @@ Deno.test("a peer's GOODBYE reason is logged in words", async () => {
   assert.equal(goodbyeReasonName(GoodbyeReason.Full), "peer limit reached");
   assert.equal(goodbyeReasonName(GoodbyeReason.Banned), "banned");
   assert.equal(goodbyeReasonName(77), "reason 77");
+});
+
+Deno.test("at debug level each item's life is logged: received, delivered, validated, forwarded", async () => {
+  const lines: string[] = [];
+  const logger = new Logger("debug", "b", (_level, line) => {
+    if (lines.length < 10_000) lines.push(line);
+  });
+  // A line a - b - c (no spares): b receives, delivers, validates and forwards.
+  const config = { degree: 1, passiveViewSize: 0 };
+  const a = await startTestNode({ config });
+  const b = await startTestNode({
+    config: { ...config, bootstrappers: [a.p2pAddress] },
+    node: { log: logger },
+  });
+  const c = await startTestNode({ config: { ...config, bootstrappers: [b.p2pAddress] } });
+  const clients = await Promise.all([a, b, c].map((n) => TestApiClient.connect(n.apiAddress.port)));
+  try {
+    const logs: ReceivedMessage[][] = [[], [], []];
+    for (let i = 0; i < 3; i++) {
+      clients[i].autoValidate(logs[i], () => true);
+      await clients[i].notify(0x6f70);
+    }
+    await waitUntil(() => b.peerIdentities.length === 2, 5000, "a - b - c");
+    await clients[0].announce(0x6f70, new TextEncoder().encode("traced"));
+    await waitUntil(() => logs[2].length === 1, 5000, "at c");
+    await waitUntil(() => lines.some((l) => l.includes("item forwarded")), 5000, "forwarded");
+    for (const event of ["item received", "item delivered", "item validated", "item forwarded"]) {
+      assert.ok(lines.some((line) => line.includes(event)), `${event} is logged`);
+    }
+    assert.ok(lines.some((line) => /item received .*outcome=validating/.test(line)));
+    assert.ok(lines.some((line) => /item validated .*verdict=valid/.test(line)));
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+    await Promise.all([a, b, c].map((n) => n.close()));
+  }
 });

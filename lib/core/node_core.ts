@@ -263,7 +263,19 @@ export class NodeCore {
         sendItem: (peer, item, hops) => this.sendItem(peer, item, hops),
         sendHave: (peer, id) => this.router.queueHave(peer, id),
         sendWant: (peer, id) => this.router.queueWant(peer, id),
-        deliver: (item, from) => this.local.deliver(item, from),
+        deliver: (item, from) => {
+          const outcome = this.local.deliver(item, from);
+          if (this.log.enabled("debug")) {
+            this.log.debug("item received", {
+              item: itemIdHex(item.id),
+              from: from.slice(0, 8),
+              type: item.dataType,
+              bytes: item.data.length,
+              outcome,
+            });
+          }
+          return outcome;
+        },
         isSubscribed: (dataType) => this.local.isSubscribed(dataType),
         mayServe: (peer, bytes) =>
           this.actions.peerBacklog(peer) < this.tuning.maxPeerBacklogBytes &&
@@ -282,8 +294,17 @@ export class NodeCore {
       },
       scheduler,
       {
-        sendNotification: (client, messageId, item) =>
-          this.actions.notifyClient(client, messageId, item),
+        sendNotification: (client, messageId, item) => {
+          const sent = this.actions.notifyClient(client, messageId, item);
+          if (this.log.enabled("debug")) {
+            this.log.debug(sent ? "item delivered" : "item not delivered: module too slow", {
+              item: itemIdHex(item.id),
+              client,
+              messageId,
+            });
+          }
+          return sent;
+        },
         closeClient: (client, reason) => this.actions.closeClient(client, reason),
         originate: (item) => this.spreading.originate(item),
         verdict: (id, verdict) => this.verdict(id, verdict),
@@ -297,7 +318,7 @@ export class NodeCore {
       penalize: (peer, offence) => this.penalize(peer, offence),
       ban: (peer, reason) => this.ban(peer, reason),
       violation: (peer, reason) => this.violation(peer, reason),
-    });
+    }, this.log.child("items"));
   }
 
   // ---- lifecycle ----------------------------------------------------------------

@@ -13,6 +13,7 @@
  */
 
 import { MAX_ITEM_IDS, type PeerMessage, PeerMessageType } from "../codec/peer_messages.ts";
+import { type Logger, silentLogger } from "../log.ts";
 import type { PeerKey } from "../protocol/item_store.ts";
 import type { Scheduler } from "../protocol/scheduler.ts";
 import type { Spreading } from "../protocol/spreading.ts";
@@ -46,6 +47,7 @@ export class Router {
     private readonly spreading: Spreading,
     private readonly scheduler: Scheduler,
     private readonly actions: RouterActions,
+    private readonly log: Logger = silentLogger,
   ) {}
 
   /** Sizes of the batching tables, for the status endpoint. */
@@ -107,6 +109,12 @@ export class Router {
   /** Queues `id` for the next IWANT to `peer`. */
   queueWant(peer: PeerKey, id: bigint): void {
     this.queue(this.wants, peer, id);
+    if (this.log.enabled("debug")) {
+      this.log.debug("item pulled", {
+        item: id.toString(16).padStart(16, "0"),
+        from: peer.slice(0, 8),
+      });
+    }
   }
 
   /** Drops what was queued for `peer` (it disconnected). */
