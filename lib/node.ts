@@ -379,15 +379,13 @@ export class GossipNode {
         this.connector.probe(address, (identity) => this.core?.probeFinished(key, identity)),
       closeConnection: (conn) => this.connector.evict(conn),
       notifyClient: (client, messageId, item) =>
-        this.apiServer.send(
-          client,
+        this.apiServer.sendEncoded(client, 8 + item.data.length, () =>
           encodeApiMessage({
             kind: "notification",
             messageId,
             dataType: item.dataType,
             data: item.data,
-          }),
-        ),
+          })),
       closeClient: (client, reason) => this.apiServer.closeClient(client, reason),
       persist: (state) => {
         const path = this.config.peersFile;

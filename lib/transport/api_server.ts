@@ -103,17 +103,29 @@ export class ApiServer {
    * that do not have filled the budget), or it is closed.
    */
   send(client: number, message: Uint8Array): boolean {
+    return this.sendEncoded(client, message.length, () => message);
+  }
+
+  /**
+   * Like {@link send}, but builds the message with `encode()` only once it is
+   * known to fit: a message dropped for a slow client costs no allocation.
+   */
+  sendEncoded(client: number, size: number, encode: () => Uint8Array): boolean {
     const connection = this.clients.get(client);
-    if (!connection) return false;
-    const { maxTotalQueuedBytes } = this.options;
-    if (this.queuedBytes + message.length > maxTotalQueuedBytes) {
+    if (!connection || connection.isClosed) return false;
+    const { maxTotalQueuedBytes, maxQueuedBytes } = this.options;
+    if (connection.pendingBytes + size > maxQueuedBytes) {
+      connection.droppedFrames++;
+      return false;
+    }
+    if (this.queuedBytes + size > maxTotalQueuedBytes) {
       const fairShare = maxTotalQueuedBytes / this.clients.size;
-      if (connection.pendingBytes + message.length > fairShare) {
+      if (connection.pendingBytes + size > fairShare) {
         connection.droppedFrames++;
         return false;
       }
     }
-    return connection.send(message);
+    return connection.send(encode());
   }
 
   /** Closes `client` for breaking the API protocol, with one log line. */
