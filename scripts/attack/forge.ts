@@ -14,12 +14,14 @@ import {
   PEER_PROTOCOL_VERSION,
   PeerMessageType,
 } from "../../lib/codec/peer_messages.ts";
-import { type HostKey, signWithHostKey } from "../../lib/hostkey.ts";
+import type { HostKey } from "../../lib/hostkey.ts";
 import { powEpoch, solveProofOfWork } from "../../lib/protocol/proof_of_work.ts";
+import { issueCredential, signWithCredential } from "../../lib/transport/credential.ts";
 import {
   authPayload,
   deriveSessionCiphers,
   generateEphemeralKey,
+  solvePuzzle,
   transcriptHash,
 } from "../../lib/transport/peer_crypto.ts";
 
@@ -27,34 +29,36 @@ import {
 export type HandshakeForger = (victimHello: Uint8Array) => Promise<Uint8Array>;
 
 /**
- * Prepares a forger for `key` (its proof-of-work solved once). The ephemeral
- * key is reused too: the cheapest attacker that still gets AUTH verified.
+ * Prepares a forger for `key` (its proof-of-work and credential made once).
+ * The ephemeral key is reused too: the cheapest attacker whose AUTH still
+ * verifies. It solves the puzzle the victim demands, if any.
  */
 export async function forgeHandshake(key: HostKey, difficulty: number): Promise<HandshakeForger> {
   const epoch = powEpoch();
   const powNonce = solveProofOfWork(key.identity, epoch, difficulty);
+  const credential = await issueCredential(key);
   const ephemeral = generateEphemeralKey();
   const hello = encodePeerMessage({
     type: PeerMessageType.Hello,
     version: PEER_PROTOCOL_VERSION,
+    puzzleBits: 0,
     ephemeralKey: ephemeral.publicKey,
     nonce: crypto.getRandomValues(new Uint8Array(32)),
     powEpoch: epoch,
     powNonce,
     listenAddress: { hostname: "127.0.0.1", port: 9 },
     publicKey: key.publicKeyDer,
+    credential,
   }).slice();
   const helloFrame = framePeerPayload(hello);
-  await Promise.resolve();
   return async (victimHello) => {
     const theirs = decodePeerMessage(victimHello) as HelloMessage;
     const transcript = transcriptHash(hello, victimHello);
     const ciphers = deriveSessionCiphers(ephemeral, theirs.ephemeralKey, transcript, "initiator");
-    const signature = await signWithHostKey(key, authPayload("initiator", transcript));
-    const auth = framePeerPayload(
-      ciphers.send.seal(
-        joinRecords([encodePeerMessage({ type: PeerMessageType.Auth, signature })]),
-      ),
+    const signature = signWithCredential(credential, authPayload("initiator", transcript));
+    const puzzleSolution = solvePuzzle(transcript, theirs.puzzleBits);
+    const auth = await ciphers.send.sealFrame(
+      joinRecords([encodePeerMessage({ type: PeerMessageType.Auth, puzzleSolution, signature })]),
     );
     const out = new Uint8Array(helloFrame.length + auth.length);
     out.set(helloFrame);
