@@ -216,6 +216,8 @@ export class PeerSession {
     promise: Promise<PeerSession>;
   };
   private readonly readDone: Promise<void>;
+  /** The RSA check of the peer's credential while it runs (settles, never rejects). */
+  private verifying: Promise<void> | undefined;
   private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
@@ -568,7 +570,11 @@ export class PeerSession {
     if (!verifyWithCredential(credentialKey, authPayload(peerRole, transcript), signature)) {
       throw new ProtocolError("peer's AUTH signature does not verify");
     }
-    verifyCredential(peer.publicKey, peer.credential, this.options.minPeerKeyBits).then((ok) => {
+    this.verifying = verifyCredential(
+      peer.publicKey,
+      peer.credential,
+      this.options.minPeerKeyBits,
+    ).then((ok) => {
       if (!ok) {
         this.fail(new ProtocolError("peer's credential does not verify against its host key"));
         return;
@@ -601,9 +607,10 @@ export class PeerSession {
         reason: error.message,
       });
     }
-    // Settle only once the socket's operations have ended, so that closing a
-    // node after a failed handshake leaves nothing running.
-    this.connection.close(error.message).finally(() => this.settled.reject(error));
+    // Settle only once the socket's operations (and a credential check) have
+    // ended, so that closing a node after a failed handshake leaves nothing running.
+    this.connection.close(error.message).then(() => this.verifying)
+      .finally(() => this.settled.reject(error));
   }
 
   private onConnectionClosed(reason: string): void {
@@ -618,7 +625,9 @@ export class PeerSession {
       return;
     }
     if (this.state !== "open") {
-      this.settled.reject(new ProtocolError(`connection closed during handshake: ${reason}`));
+      const error = new ProtocolError(`connection closed during handshake: ${reason}`);
+      if (this.verifying) this.verifying.finally(() => this.settled.reject(error));
+      else this.settled.reject(error);
       return;
     }
     this.handler?.onClose(this, reason);
