@@ -140,7 +140,11 @@ function ms(value: number): string {
   return Number.isFinite(value) ? `${value.toFixed(1)} ms` : "-";
 }
 
-function runChild(args: string[]): { done: Promise<Record<string, number>>; kill: () => void } {
+interface ChildReport {
+  [key: string]: number;
+}
+
+function runChild(args: string[]): { done: Promise<ChildReport>; kill: () => void } {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", SELF, ...args],
     stdin: "null",
@@ -149,7 +153,7 @@ function runChild(args: string[]): { done: Promise<Record<string, number>>; kill
   }).spawn();
   const done = child.output().then((out) => {
     const text = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "{}";
-    return JSON.parse(text) as Record<string, number>;
+    return JSON.parse(text) as ChildReport;
   });
   return {
     done,
@@ -179,6 +183,7 @@ interface PhaseResult {
   deliveries: number[];
   handshakes: number[];
   handshakeFailures: number;
+  failureReasons: string[];
 }
 
 async function handshakeScenario(args: string[]): Promise<void> {
@@ -243,6 +248,7 @@ async function handshakeScenario(args: string[]): Promise<void> {
       const deliveries: number[] = [];
       const handshakes: number[] = [];
       let handshakeFailures = 0;
+      const failureReasons = new Map<string, number>();
       const probes: Promise<void>[] = [];
       let seq = 0;
       const end = started + seconds * 1000 - 500;
@@ -276,8 +282,10 @@ async function handshakeScenario(args: string[]): Promise<void> {
               handshakes.push(performance.now() - t0);
               session.attach({ onMessage: () => {}, onClose: () => {} });
               await session.close("probe done");
-            } catch {
+            } catch (error) {
               handshakeFailures++;
+              const reason = error instanceof Error ? error.message : String(error);
+              failureReasons.set(reason, (failureReasons.get(reason) ?? 0) + 1);
             }
           })());
         }
@@ -303,6 +311,7 @@ async function handshakeScenario(args: string[]): Promise<void> {
         deliveries,
         handshakes,
         handshakeFailures,
+        failureReasons: [...failureReasons].map(([reason, n]) => `${n}x ${reason}`),
       });
       await sleep(1000);
     }
@@ -319,6 +328,9 @@ async function handshakeScenario(args: string[]): Promise<void> {
           ms(percentile(r.handshakes, 99))
         } (${r.handshakes.length}, ${r.handshakeFailures})`,
       );
+      if (r.failureReasons.length > 0) {
+        console.log(`  failed probes: ${r.failureReasons.join("; ")}`);
+      }
     }
   } finally {
     await Promise.all(modules.map((m) => m.close()));
@@ -340,6 +352,7 @@ async function handshakeAttacker(args: string[]): Promise<void> {
   let launched = 0;
   let completed = 0;
   let failed = 0;
+  const reasons = new Map<string, number>();
   const inFlight = new Set<Promise<void>>();
   const attempt = async () => {
     let conn: Deno.TcpConn | undefined;
@@ -351,8 +364,10 @@ async function handshakeAttacker(args: string[]): Promise<void> {
       let offset = 0;
       while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
       completed++;
-    } catch {
+    } catch (error) {
       failed++;
+      const reason = error instanceof Error ? error.message : String(error);
+      reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
     } finally {
       try {
         conn?.close();
@@ -379,6 +394,7 @@ async function handshakeAttacker(args: string[]): Promise<void> {
     launched,
     completed,
     failed,
+    reasons: Object.fromEntries(reasons),
   }));
 }
 
