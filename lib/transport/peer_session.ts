@@ -130,7 +130,7 @@ export class HandshakeLoad {
   /** Creates the meter; `clock` is in ms (tests move it). */
   constructor(
     readonly thresholdPerSecond = 50,
-    readonly bits = 10,
+    readonly bits = 8,
     private readonly clock: () => number = () => performance.now(),
   ) {}
 
@@ -219,6 +219,7 @@ export class PeerSession {
   /** The RSA check of the peer's credential while it runs (settles, never rejects). */
   private verifying: Promise<void> | undefined;
   private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
+  private signTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     conn: Deno.TcpConn,
@@ -581,8 +582,12 @@ export class PeerSession {
       }
       this.peerAuthenticated = true;
       if (!this.ownAuthSent && this.direction === "inbound") {
-        // Never sign for a connection that is already gone.
-        if (!this.connection.isClosed) this.sendAuth();
+        // Never sign for a connection that is already gone: sign in a later
+        // task, after the read that would see a peer's hang-up right behind its AUTH.
+        this.signTimer = setTimeout(() => {
+          this.signTimer = undefined;
+          if (!this.connection.isClosed) this.sendAuth();
+        }, 0);
       } else {
         this.maybeOpen();
       }
@@ -601,6 +606,7 @@ export class PeerSession {
 
   private fail(error: Error): void {
     clearTimeout(this.handshakeTimer);
+    clearTimeout(this.signTimer);
     if (!this.connection.isClosed) {
       this.options.log.info("peer handshake failed", {
         remote: this.remote,
@@ -615,6 +621,7 @@ export class PeerSession {
 
   private onConnectionClosed(reason: string): void {
     clearTimeout(this.handshakeTimer);
+    clearTimeout(this.signTimer);
     this.closeReason = reason;
     this.outbox = [];
     this.outboxHead = 0;
