@@ -92,12 +92,28 @@ async function startDaemon(
       "",
     ].join("\n"),
   );
+  const log = await Deno.open(join(dir, `${name}.log`), { write: true, create: true });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", MAIN, "-c", ini],
+    args: [
+      "run",
+      ...(Deno.env.get("ATTACK_CPU_PROF") && name === "victim"
+        ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("ATTACK_CPU_PROF")}`]
+        : []),
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      MAIN,
+      "-c",
+      ini,
+      "--log-level",
+      Deno.env.get("ATTACK_LOG_LEVEL") ?? "warn",
+    ],
     stdin: "null",
     stdout: "null",
-    stderr: "null",
+    stderr: "piped",
   }).spawn();
+  const logged = child.stderr.pipeTo(log.writable).catch(() => {});
   const stop = async () => {
     try {
       child.kill("SIGTERM");
@@ -113,6 +129,7 @@ async function startDaemon(
     }, 5000);
     await child.status;
     clearTimeout(timer);
+    await logged;
   };
   for (let i = 0; i < 200; i++) {
     try {
@@ -333,10 +350,13 @@ async function handshakeScenario(args: string[]): Promise<void> {
       }
     }
   } finally {
+    console.error("closing modules");
     await Promise.all(modules.map((m) => m.close()));
+    console.error("stopping honest");
     await honest.stop();
+    console.error("stopping victim");
     await victim.stop();
-    await Deno.remove(dir, { recursive: true });
+    console.error(`logs in ${dir}`);
   }
 }
 
@@ -458,11 +478,14 @@ async function dribbleScenario(args: string[]): Promise<void> {
       peak = Math.max(peak, await rssMiB(victim.pid));
       await sleep(10_000);
       const after = await rssMiB(victim.pid);
+      await sleep(20_000);
+      const later = await rssMiB(victim.pid);
       console.log(
         `${portName}: ${connections} connections dribbling 1 byte per write for ${seconds} s ` +
           `(${(report.bytes / 1e6).toFixed(2)} MB sent, ${report.connects} connections opened): ` +
           `victim RSS idle ${idle} MiB, peak ${peak} MiB (+${(peak - idle).toFixed(1)}), ` +
-          `10 s after ${after} MiB (+${(after - idle).toFixed(1)})`,
+          `10 s after ${after} MiB (+${(after - idle).toFixed(1)}), 30 s after ${later} MiB ` +
+          `(+${(later - idle).toFixed(1)})`,
       );
     }
   } finally {
