@@ -159,8 +159,12 @@ export function credentialExpiryProblem(expiry: number, nowSeconds: number): str
 
 /** Most verified credentials remembered. */
 const CACHE_LIMIT = 1024;
-/** Credential hash (with the key-size bounds) → verified. Insertion order = recency. */
-const verified = new Map<string, boolean>();
+/**
+ * Credential hash (with the key-size bounds) → verified, or the check in
+ * progress (so concurrent handshakes of one identity share one RSA check).
+ * Insertion order = recency.
+ */
+const verified = new Map<string, boolean | Promise<boolean>>();
 
 /** Verifications of credentials by RSA (cache misses), for tests and measurements. */
 export const credentialStats = { rsaVerifications: 0, cacheHits: 0, refusedByRate: 0 };
@@ -222,13 +226,15 @@ export async function verifyCredential(
     return false;
   }
   credentialStats.rsaVerifications++;
-  const ok = await verifyPeerSignature(
+  const check = verifyPeerSignature(
     spki,
     credentialPayload(credential.key, credential.expiry),
     credential.signature,
     { minBits },
   );
-  verified.set(id, ok);
+  verified.set(id, check);
+  const ok = await check;
+  if (verified.get(id) === check) verified.set(id, ok);
   if (verified.size > CACHE_LIMIT) {
     const oldest = verified.keys().next().value;
     if (oldest !== undefined) verified.delete(oldest);

@@ -7,12 +7,14 @@
  * made of a per-direction 64-bit counter, so nonces never repeat under a key
  * and a replayed, reordered, dropped or modified frame fails authentication.
  *
- * AES-GCM runs two ways, chosen per frame by size (measured in
- * docs/PERFORMANCE.md): frames up to {@link ASYNC_AEAD_MIN_BYTES} through a
- * one-shot `node:crypto` cipher, synchronously (cheapest for small frames in
- * Deno: no thread hop); larger frames through Web Crypto with a key imported
- * once per session (2.5 times less CPU at 16 KiB and above, but asynchronous).
- * Both produce the same bytes, so the choice is local.
+ * AES-GCM runs two ways, chosen per frame by size (scripts/bench/micro/
+ * frame_crypto_bench.ts): frames up to {@link ASYNC_AEAD_MIN_BYTES} through a
+ * one-shot `node:crypto` cipher, synchronously (cheapest below a few KiB in
+ * Deno: no thread hop, 10 us for 40 bytes against 35 us); larger frames
+ * through Web Crypto with a key imported once per session (3-4 times less CPU
+ * from 16 KiB on, but asynchronous: each operation hops to a worker thread and
+ * back, which costs latency when many processes share few cores). Both
+ * produce the same bytes, so the choice is local.
  *
  * @module
  */
@@ -34,7 +36,7 @@ import { DecodeError } from "../errors.ts";
 export const TAG_BYTES = 16;
 
 /** Frames with more plaintext (or ciphertext) bytes than this are sealed and opened by Web Crypto. */
-export const ASYNC_AEAD_MIN_BYTES = 4096;
+export const ASYNC_AEAD_MIN_BYTES = 16 * 1024;
 
 // DER prefix of an X25519 SubjectPublicKeyInfo; the raw 32-byte key follows it.
 const X25519_SPKI_PREFIX = Uint8Array.from([
