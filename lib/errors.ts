@@ -102,5 +102,11 @@ export class ListenError extends GossipError {
 /** A peer broke the peer protocol (bad handshake, unexpected message, bad signature). */
 export class ProtocolError extends GossipError {}
 
+/**
+ * A shared resource limit was reached (e.g. the memory budget of partial
+ * frames); the connection that asked for more is closed.
+ */
+export class ResourceLimitError extends GossipError {}
+
 /** A bounded wait ran out. */
 export class TimeoutError extends GossipError {}

@@ -156,6 +156,7 @@ export class GossipNode {
       log: this.log.child("p2p"),
       handler: {
         admit: (id, ip) => !this.closing && this.requireCore().connectionOpened(id, ip),
+        identify: (id, identity, ip) => this.core?.mayAuthenticate(id, identity, ip) ?? false,
         ended: (id) => this.core?.connectionEnded(id),
         session: (session, dialed) => this.onSession(session, dialed),
         handshakeFailed: (reason, message) => {

@@ -15,20 +15,19 @@ import {
   encodePeerMessage,
   framePeerPayload,
   type HelloMessage,
-  type PeerMessage,
   PeerMessageType,
 } from "../lib/codec/peer_messages.ts";
-import { type HostKey, identityHex, signWithHostKey } from "../lib/hostkey.ts";
+import { identityHex } from "../lib/hostkey.ts";
 import type { GossipNode } from "../lib/node.ts";
 import { Logger, type LogLevel } from "../lib/log.ts";
 import { powEpoch, solveProofOfWork } from "../lib/protocol/proof_of_work.ts";
 import { DEFAULT_CORE_TUNING } from "../lib/core/tuning.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
+import { issueCredential, signWithCredential } from "../lib/transport/credential.ts";
 import {
   authPayload,
   deriveSessionCiphers,
   generateEphemeralKey,
-  type SessionCiphers,
   transcriptHash,
 } from "../lib/transport/peer_crypto.ts";
 import { type ReceivedMessage, TestApiClient } from "./support/api_client.ts";
@@ -36,15 +35,18 @@ import {
   AdversaryPeer,
   churnConnections,
   contentItem,
+  credentialOf,
   failingPowNonce,
   fakeDescriptors,
   flipPayloadByte,
+  handshakeByHand,
   helloPayload,
   type MemorySnapshot,
   memorySnapshot,
   MitmProxy,
   rawFrame,
   RawPeerClient,
+  sealedFrame,
   seededBytes,
   unusedPorts,
 } from "./support/adversary.ts";
@@ -124,44 +126,6 @@ function identityOf(publicKey: Uint8Array): Uint8Array {
   return new Uint8Array(createHash("sha256").update(publicKey).digest());
 }
 
-/**
- * Runs the initiator's side of the handshake by hand on `client`, presenting
- * `presented` (with its proof-of-work nonce) in HELLO but signing AUTH with
- * `signer` under `role`'s label.
- */
-async function handshakeByHand(
-  client: RawPeerClient,
-  presented: HostKey,
-  signer: HostKey,
-  role: "initiator" | "responder",
-  powNonce: bigint,
-): Promise<SessionCiphers> {
-  const ephemeral = generateEphemeralKey();
-  const hello = helloPayload({
-    publicKey: presented.publicKeyDer,
-    ephemeralKey: ephemeral.publicKey,
-    powNonce,
-    listenAddress: { hostname: "127.0.0.1", port: unusedPorts(1)[0] },
-  });
-  await client.write(framePeerPayload(hello));
-  const nodeHelloPayload = await client.nextFrame(2000);
-  const nodeHello = decodePeerMessage(nodeHelloPayload) as HelloMessage;
-  const transcript = transcriptHash(hello, nodeHelloPayload);
-  const ciphers = deriveSessionCiphers(ephemeral, nodeHello.ephemeralKey, transcript, "initiator");
-  const signature = await signWithHostKey(signer, authPayload(role, transcript));
-  await client.write(sealedFrame(ciphers, { type: PeerMessageType.Auth, signature }));
-  return ciphers;
-}
-
-/** One sealed frame whose plaintext is the single record `| length u32 | message |`. */
-function sealedFrame(ciphers: SessionCiphers, message: PeerMessage): Uint8Array {
-  const encoded = encodePeerMessage(message);
-  const record = new Uint8Array(4 + encoded.length);
-  new DataView(record.buffer).setUint32(0, encoded.length);
-  record.set(encoded, 4);
-  return framePeerPayload(ciphers.send.seal(record));
-}
-
 // ---- 1. garbage, truncated and forged frames ---------------------------------------
 
 Deno.test("garbage, truncated and forged handshakes are dropped on both ports; honest traffic flows", async () => {
@@ -196,7 +160,7 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
     // fail for the reason they are built for, not because the harness is wrong.
     const control = await RawPeerClient.connect(p2p);
     clients.push(control);
-    await handshakeByHand(control, attacker, attacker, "initiator", goodNonce);
+    await handshakeByHand(control, { presented: attacker, powNonce: goodNonce });
     const attackerHex = identityHex(attacker.identity);
     await waitUntil(
       () => victim.node.peerIdentities.includes(attackerHex),
@@ -210,9 +174,19 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
       "control dropped",
     );
 
+    const attackerCredential = await credentialOf(attacker);
+    const impostorCredential = await credentialOf(impostor);
+    // A credential for a fresh Ed25519 key, signed by the impostor's host key.
+    const foreignCredential = await issueCredential(impostor);
+    const expiredCredential = await issueCredential(attacker, Date.now() / 1000 - 3 * 86_400);
     const hello = (fields: Partial<Omit<HelloMessage, "type">>) =>
       framePeerPayload(
-        helloPayload({ publicKey: attacker.publicKeyDer, powNonce: goodNonce, ...fields }),
+        helloPayload({
+          publicKey: attacker.publicKeyDer,
+          powNonce: goodNonce,
+          credential: attackerCredential,
+          ...fields,
+        }),
       );
     const randomKey = seededBytes(294, random);
     // Proof-of-work is solved before connecting: the handshake clock starts at accept.
@@ -245,9 +219,19 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
         (c) => c.write(hello({}).subarray(0, 60)),
       ],
       [
-        "HELLO with a future version",
-        /unsupported protocol version 9/,
-        (c) => c.write(hello({ version: 9 })),
+        "HELLO with version 1 (the RSA-signed handshake)",
+        /unsupported protocol version 1/,
+        (c) => c.write(hello({ version: 1 })),
+      ],
+      [
+        "HELLO with version 3",
+        /unsupported protocol version 3/,
+        (c) => c.write(hello({ version: 3 })),
+      ],
+      [
+        "HELLO with an expired credential",
+        /credential is expired/,
+        (c) => c.write(hello({ credential: expiredCredential })),
       ],
       [
         "HELLO with too little proof-of-work",
@@ -292,6 +276,7 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
             publicKey: randomKey,
             ephemeralKey: ephemeral.publicKey,
             powNonce: randomKeyNonce,
+            credential: attackerCredential,
           });
           await c.write(framePeerPayload(ownHello));
           const theirs = await c.nextFrame(2000);
@@ -302,21 +287,71 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
             transcript,
             "initiator",
           );
-          await c.write(sealedFrame(ciphers, {
-            type: PeerMessageType.Auth,
-            signature: seededBytes(128, random),
-          }));
+          await c.write(
+            await sealedFrame(ciphers, {
+              type: PeerMessageType.Auth,
+              puzzleSolution: 0n,
+              signature: seededBytes(64, random),
+            }),
+          );
         },
       ],
       [
-        "HELLO with a real key, AUTH signed by another key",
-        /does not verify/,
-        (c) => handshakeByHand(c, attacker, impostor, "initiator", goodNonce),
+        "HELLO with a real key and credential, AUTH signed by another credential",
+        /AUTH signature does not verify/,
+        (c) =>
+          handshakeByHand(c, {
+            presented: attacker,
+            powNonce: goodNonce,
+            authSigner: impostorCredential,
+          }),
+      ],
+      [
+        "HELLO with a real key, credential signed by another host key",
+        /credential does not verify/,
+        (c) =>
+          handshakeByHand(c, {
+            presented: attacker,
+            powNonce: goodNonce,
+            credential: foreignCredential,
+          }),
+      ],
+      [
+        "HELLO with a random public key and another identity's credential",
+        /credential does not verify/,
+        async (c) => {
+          const ephemeral = generateEphemeralKey();
+          const ownHello = helloPayload({
+            publicKey: randomKey,
+            ephemeralKey: ephemeral.publicKey,
+            powNonce: randomKeyNonce,
+            credential: attackerCredential,
+          });
+          await c.write(framePeerPayload(ownHello));
+          const theirs = await c.nextFrame(2000);
+          const transcript = transcriptHash(ownHello, theirs);
+          const ciphers = deriveSessionCiphers(
+            ephemeral,
+            (decodePeerMessage(theirs) as HelloMessage).ephemeralKey,
+            transcript,
+            "initiator",
+          );
+          await c.write(
+            await sealedFrame(ciphers, {
+              type: PeerMessageType.Auth,
+              puzzleSolution: 0n,
+              signature: signWithCredential(
+                attackerCredential,
+                authPayload("initiator", transcript),
+              ),
+            }),
+          );
+        },
       ],
       [
         "AUTH signed with the responder's label (reflected role)",
         /does not verify/,
-        (c) => handshakeByHand(c, attacker, attacker, "responder", goodNonce),
+        (c) => handshakeByHand(c, { presented: attacker, powNonce: goodNonce, role: "responder" }),
       ],
       [
         "the node's own HELLO reflected back (connection to itself)",
@@ -734,15 +769,12 @@ Deno.test("a peer sending invalid items or flooding frames is banned; honest ite
     const leaver = await RawPeerClient.connect(port);
     adversaries.push(leaver);
     const leaverKey = await testHostKey();
-    const ciphers = await handshakeByHand(
-      leaver,
-      leaverKey,
-      leaverKey,
-      "initiator",
-      solveProofOfWork(leaverKey.identity, powEpoch(), 8),
-    );
+    const ciphers = await handshakeByHand(leaver, {
+      presented: leaverKey,
+      powNonce: solveProofOfWork(leaverKey.identity, powEpoch(), 8),
+    });
     await waitUntil(() => victim.node.peerIdentities.length === 2, 3000, "leaver connected");
-    const goodbye = sealedFrame(ciphers, { type: PeerMessageType.Goodbye, reason: 1 });
+    const goodbye = await sealedFrame(ciphers, { type: PeerMessageType.Goodbye, reason: 1 });
     const partial = rawFrame(new Uint8Array(20)).subarray(0, 10);
     await leaver.write(new Uint8Array([...goodbye, ...partial]));
     assert.ok(await leaver.waitClosed(3000), "victim closes after GOODBYE");

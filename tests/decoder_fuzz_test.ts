@@ -10,7 +10,9 @@ import { FrameDecoder, type FrameFormat } from "../lib/codec/frame_decoder.ts";
 import {
   decodePeerMessage,
   encodePeerMessage,
+  MAX_PUZZLE_BITS,
   PEER_FRAME_FORMAT,
+  PEER_PROTOCOL_VERSION,
   type PeerDescriptor,
   type PeerMessage,
   PeerMessageType,
@@ -108,7 +110,8 @@ const descriptor: fc.Arbitrary<PeerDescriptor> = record({
 const peerMessage: fc.Arbitrary<PeerMessage> = fc.oneof(
   record({
     type: fc.constant(PeerMessageType.Hello),
-    version: u8,
+    version: fc.constant(PEER_PROTOCOL_VERSION),
+    puzzleBits: fc.integer({ min: 0, max: MAX_PUZZLE_BITS }),
     flags: u8,
     ephemeralKey: exactBytes(32),
     nonce: exactBytes(32),
@@ -116,10 +119,16 @@ const peerMessage: fc.Arbitrary<PeerMessage> = fc.oneof(
     powNonce: u64,
     listenAddress: socketAddress,
     publicKey: fc.uint8Array({ minLength: 1, maxLength: 600, size: "max" }),
+    credential: record({
+      key: exactBytes(32),
+      expiry: u32,
+      signature: fc.uint8Array({ minLength: 1, maxLength: 600, size: "max" }),
+    }),
   }),
   record({
     type: fc.constant(PeerMessageType.Auth),
-    signature: fc.uint8Array({ minLength: 1, maxLength: 600, size: "max" }),
+    puzzleSolution: u64,
+    signature: exactBytes(64),
   }),
   record({
     type: fc.constantFrom(PeerMessageType.Ping, PeerMessageType.Pong),

@@ -11,6 +11,7 @@ import {
   MAX_ITEM_DATA_BYTES,
   MAX_ITEM_IDS,
   MAX_PUBLIC_KEY_BYTES,
+  MAX_PUZZLE_BITS,
   MAX_SIGNATURE_BYTES,
   PEER_PROTOCOL_VERSION,
   type PeerDescriptor,
@@ -72,10 +73,14 @@ function descriptor(index: number, host = `peer${index}.example`): PeerDescripto
 const EPHEMERAL = filled(32, 1);
 const NONCE = filled(32, 2);
 const PUBLIC_KEY = filled(550, 3);
+const CREDENTIAL_KEY = filled(32, 5);
+const CREDENTIAL_SIGNATURE = filled(512, 6);
+const AUTH_SIGNATURE = filled(64, 4);
 
 const HELLO: HelloMessage = {
   type: PeerMessageType.Hello,
   version: PEER_PROTOCOL_VERSION,
+  puzzleBits: 10,
   flags: 0,
   ephemeralKey: EPHEMERAL,
   nonce: NONCE,
@@ -83,11 +88,23 @@ const HELLO: HelloMessage = {
   powNonce: 0x0123456789abcdefn,
   listenAddress: { hostname: "peer-1.example", port: 6001 },
   publicKey: PUBLIC_KEY,
+  credential: { key: CREDENTIAL_KEY, expiry: 0x6a000001, signature: CREDENTIAL_SIGNATURE },
 };
+
+/** The credential part of a HELLO: key, expiry, signature length and signature. */
+const CREDENTIAL_BYTES = [
+  ...CREDENTIAL_KEY,
+  0x6a,
+  0x00,
+  0x00,
+  0x01,
+  ...u16(512),
+  ...CREDENTIAL_SIGNATURE,
+];
 
 const HELLO_BYTES = payload(
   1000,
-  [PEER_PROTOCOL_VERSION, 0, 0, 0],
+  [2, 10, 0, 0], // version 2, puzzle bits 10, flags 0, reserved
   EPHEMERAL,
   NONCE,
   [0x00, 0x00, 0x4f, 0xc1], // pow epoch 20417
@@ -95,6 +112,7 @@ const HELLO_BYTES = payload(
   address("peer-1.example", 6001),
   u16(550),
   PUBLIC_KEY,
+  CREDENTIAL_BYTES,
 );
 
 function hello(overrides: Partial<HelloMessage>): HelloMessage {
@@ -109,7 +127,7 @@ function helloBytes(
 ): Uint8Array {
   return payload(
     1000,
-    [1, 0, 0, 0],
+    [2, 0, 0, 0],
     EPHEMERAL,
     NONCE,
     [0, 0, 0, 1],
@@ -117,19 +135,21 @@ function helloBytes(
     addressBytes,
     u16(keyLength),
     key,
+    CREDENTIAL_BYTES,
   );
 }
 
 const ALL_MESSAGES: PeerMessage[] = [
   HELLO,
   hello({
-    version: 255,
+    puzzleBits: 0,
     powEpoch: 0xffffffff,
     powNonce: 0xffffffffffffffffn,
     listenAddress: { hostname: "::1", port: 65535 },
     publicKey: new Uint8Array([1]),
+    credential: { key: CREDENTIAL_KEY, expiry: 0xffffffff, signature: new Uint8Array([7]) },
   }),
-  { type: PeerMessageType.Auth, signature: filled(512, 4) },
+  { type: PeerMessageType.Auth, puzzleSolution: 0xffffffffffffffffn, signature: AUTH_SIGNATURE },
   { type: PeerMessageType.Ping, nonce: 0n },
   { type: PeerMessageType.Ping, nonce: 0xffffffffffffffffn },
   { type: PeerMessageType.Pong, nonce: 42n },
@@ -176,14 +196,13 @@ Deno.test("HELLO encodes to and decodes from the hand-written bytes", () => {
   assert.deepEqual(decodePeerMessage(HELLO_BYTES), HELLO);
 });
 
-Deno.test("HELLO carries its flags byte and ignores its reserved bytes when decoding", () => {
+Deno.test("HELLO carries its flags byte and ignores its reserved byte when decoding", () => {
   const bytes = HELLO_BYTES.slice();
-  bytes[3] = 0xff;
-  bytes[4] = 0x12;
-  bytes[5] = 0x34;
+  bytes[4] = 0xff; // flags
+  bytes[5] = 0x34; // reserved
   assert.deepEqual(decodePeerMessage(bytes), { ...HELLO, flags: 0xff });
   const probe = encodePeerMessage({ ...HELLO, flags: HelloFlags.Probe });
-  assert.equal(probe[3], 1, "the probe flag is bit 0 of the byte after the version");
+  assert.equal(probe[4], 1, "the probe flag is bit 0 of the byte after the puzzle bits");
   assert.equal(decodePeerMessage(probe).type, PeerMessageType.Hello);
   assertRangeError({ ...HELLO, flags: 256 }, "flags 256");
 });
@@ -238,8 +257,8 @@ Deno.test("PULL_REQUEST encodes to and decodes from the hand-written bytes", () 
 Deno.test("the remaining types encode to the hand-written bytes", () => {
   const cases: [PeerMessage, Uint8Array][] = [
     [
-      { type: PeerMessageType.Auth, signature: new Uint8Array([9, 8, 7]) },
-      new Uint8Array([0x03, 0xe9, 0, 3, 9, 8, 7]),
+      { type: PeerMessageType.Auth, puzzleSolution: 0x0102n, signature: AUTH_SIGNATURE },
+      payload(1001, u64(0x0102n), AUTH_SIGNATURE),
     ],
     [
       { type: PeerMessageType.Ping, nonce: 0x1122334455667788n },
@@ -402,30 +421,78 @@ Deno.test("HELLO fixed-size fields and version are checked when encoding", () =>
   assertRangeError(hello({ nonce: new Uint8Array(33) }), "nonce 33");
   assertRangeError(hello({ version: 256 }), "version 256");
   assertRangeError(hello({ version: -1 }), "version -1");
+  assertRangeError(hello({ puzzleBits: MAX_PUZZLE_BITS + 1 }), "puzzle bits 17");
+  assertRangeError(
+    hello({ credential: { ...HELLO.credential, key: new Uint8Array(31) } }),
+    "credential key 31",
+  );
+  assertRangeError(
+    hello({ credential: { ...HELLO.credential, expiry: 2 ** 32 } }),
+    "credential expiry 2^32",
+  );
   assertRangeError(hello({ powNonce: -1n }), "powNonce -1");
   assertRangeError(hello({ powNonce: 1n << 64n }), "powNonce 2^64");
   assertRangeError(hello({ powEpoch: -1 }), "powEpoch -1");
   assertRangeError(hello({ powEpoch: 2 ** 32 }), "powEpoch 2^32");
 });
 
-Deno.test("signature length: 0 and too large are rejected, 1 and the maximum accepted", () => {
+Deno.test("credential signature length: 0 and too large are rejected, 1 and the maximum accepted", () => {
   assert.equal(MAX_SIGNATURE_BYTES, 1024);
   for (const length of [1, MAX_SIGNATURE_BYTES]) {
-    const message: PeerMessage = { type: PeerMessageType.Auth, signature: filled(length, 9) };
+    const message = hello({ credential: { ...HELLO.credential, signature: filled(length, 9) } });
     assert.deepEqual(decodePeerMessage(encodePeerMessage(message)), message, `sig ${length}`);
   }
-  assertRangeError({ type: PeerMessageType.Auth, signature: new Uint8Array(0) }, "encode 0");
+  for (const length of [0, MAX_SIGNATURE_BYTES + 1]) {
+    const message = hello({ credential: { ...HELLO.credential, signature: filled(length, 9) } });
+    assertRangeError(message, `encode ${length}`);
+    const bytes = helloBytes(address("h", 1), 3, [1, 2, 3]);
+    // Rewrite the credential signature length (the last field) and its bytes.
+    const head = bytes.subarray(0, bytes.length - CREDENTIAL_BYTES.length + 36);
+    const forged = new Uint8Array([...head, ...u16(length), ...new Uint8Array(length)]);
+    assertDecodeError(forged, `decode ${length}`, /credential signature length/);
+  }
+});
+
+Deno.test("AUTH carries a u64 puzzle solution and exactly 64 signature bytes", () => {
+  for (const length of [0, 63, 65, 512]) {
+    assertRangeError(
+      { type: PeerMessageType.Auth, puzzleSolution: 0n, signature: new Uint8Array(length) },
+      `encode ${length}`,
+    );
+  }
   assertRangeError(
-    { type: PeerMessageType.Auth, signature: new Uint8Array(MAX_SIGNATURE_BYTES + 1) },
-    "encode 1025",
+    { type: PeerMessageType.Auth, puzzleSolution: -1n, signature: AUTH_SIGNATURE },
+    "solution -1",
   );
-  assertDecodeError(payload(1001, [0, 0]), "decode 0", /signature length/);
-  assertDecodeError(
-    payload(1001, u16(1025), new Uint8Array(1025)),
-    "decode 1025",
-    /signature length/,
-  );
-  assertDecodeError(payload(1001, [0, 5], [1, 2, 3]), "decode truncated signature");
+  assertDecodeError(payload(1001, u64(1n), filled(63, 1)), "decode 63", /signature/);
+  assertDecodeError(payload(1001, u64(1n), filled(65, 1)), "decode 65", /trailing/);
+  assertDecodeError(payload(1001, [0, 1]), "decode truncated solution", /puzzle solution/);
+});
+
+Deno.test("HELLO of another version is refused before its layout is read", () => {
+  for (const version of [0, 1, 3, 255]) {
+    const bytes = HELLO_BYTES.slice();
+    bytes[2] = version;
+    assertDecodeError(
+      bytes,
+      `version ${version}`,
+      new RegExp(`unsupported protocol version ${version}`),
+    );
+    // Even when the rest would not parse as version 2.
+    assertDecodeError(
+      new Uint8Array([0x03, 0xe8, version, 0]),
+      `short ${version}`,
+      /unsupported protocol version/,
+    );
+  }
+});
+
+Deno.test("HELLO demanding a puzzle of more than 16 bits is refused", () => {
+  const bytes = HELLO_BYTES.slice();
+  bytes[3] = MAX_PUZZLE_BITS + 1;
+  assertDecodeError(bytes, "17 bits", /puzzle of 17 bits/);
+  bytes[3] = MAX_PUZZLE_BITS;
+  assert.equal((decodePeerMessage(bytes) as HelloMessage).puzzleBits, MAX_PUZZLE_BITS);
 });
 
 Deno.test("hosts: bad characters and lengths are rejected on both sides", () => {
@@ -494,7 +561,10 @@ Deno.test("PULL_REQUEST max and GOODBYE reason are range-checked", () => {
 });
 
 Deno.test("truncating a valid HELLO at every byte offset throws DecodeError", () => {
-  assert.equal(HELLO_BYTES.length, 2 + 4 + 32 + 32 + 4 + 8 + 1 + 14 + 2 + 2 + 550);
+  assert.equal(
+    HELLO_BYTES.length,
+    2 + 4 + 32 + 32 + 4 + 8 + 1 + 14 + 2 + 2 + 550 + 32 + 4 + 2 + 512,
+  );
   for (let length = 0; length < HELLO_BYTES.length; length++) {
     assertDecodeError(HELLO_BYTES.subarray(0, length), `truncated to ${length}`);
   }

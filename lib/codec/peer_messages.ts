@@ -3,7 +3,7 @@
  *
  * A frame on the wire is `| length u32 | payload |` where `length` counts the
  * payload. Before the handshake completes the payload is a plaintext message;
- * afterwards it is AES-256-GCM ciphertext of a message (see
+ * afterwards it is AES-256-GCM ciphertext of messages (see
  * `lib/transport/peer_crypto.ts`). A message is `| type u16 | body |`. Types
  * are 1000 and up, outside the 500-689 range reserved for VoidPhone API
  * messages. All integers are big-endian. Pure functions, no I/O.
@@ -16,7 +16,7 @@ import { DecodeError } from "../errors.ts";
 import { ByteReader, ByteWriter } from "./byte_io.ts";
 import type { FrameFormat } from "./frame_decoder.ts";
 
-/** Protocol version carried in HELLO. */
+/** Protocol version carried in HELLO (2: Ed25519 session credentials and handshake puzzles). */
 export const PEER_PROTOCOL_VERSION = 2;
 
 /** Hard limit of a peer frame (length field plus payload). */
@@ -59,8 +59,14 @@ export const MAX_ITEM_IDS = 1024;
 export const MAX_ITEM_DATA_BYTES = 65535 - 8;
 /** Largest SPKI DER accepted in HELLO (RSA 8192 fits). */
 export const MAX_PUBLIC_KEY_BYTES = 2048;
-/** Largest RSA signature accepted in AUTH (RSA 8192). */
+/** Largest RSA signature accepted for a credential in HELLO (RSA 8192). */
 export const MAX_SIGNATURE_BYTES = 1024;
+/** Length of an Ed25519 public key (the session credential's key). */
+export const CREDENTIAL_KEY_BYTES = 32;
+/** Length of an Ed25519 signature (AUTH). */
+export const AUTH_SIGNATURE_BYTES = 64;
+/** Most puzzle bits a HELLO may demand (2^16 hashes, well under a second). */
+export const MAX_PUZZLE_BITS = 16;
 
 /** Bits of HELLO's flags byte. */
 export const HelloFlags = {
@@ -88,6 +94,7 @@ const GOODBYE_REASON_NAMES: Record<number, string> = {
   [GoodbyeReason.Duplicate]: "duplicate connection",
   [GoodbyeReason.ProtocolViolation]: "protocol violation",
   [GoodbyeReason.Banned]: "banned",
+  [GoodbyeReason.Probe]: "address probe done",
 };
 
 /** A {@link GoodbyeReason} code in words for logs, e.g. `peer limit reached`; unknown codes as `reason 9`. */
@@ -103,11 +110,27 @@ export interface PeerDescriptor {
   readonly address: SocketAddress;
 }
 
+/**
+ * The sender's session credential: an Ed25519 key its RSA host key signed,
+ * valid until `expiry`. AUTH is signed with this key, so a handshake costs
+ * the sender no RSA signature.
+ */
+export interface SessionCredentialFields {
+  /** Ed25519 public key, raw 32 bytes. */
+  readonly key: Uint8Array;
+  /** Unix time in seconds after which the credential is invalid. */
+  readonly expiry: number;
+  /** RSA-PSS signature by the host key over the credential (see `credentialPayload`). */
+  readonly signature: Uint8Array;
+}
+
 /** First handshake message, sent by both sides in plaintext. */
 export interface HelloMessage {
   readonly type: typeof PeerMessageType.Hello;
   /** Protocol version ({@link PEER_PROTOCOL_VERSION}). */
   readonly version: number;
+  /** Leading zero bits the sender demands of the puzzle solution in the peer's AUTH (0: none). */
+  readonly puzzleBits: number;
   /** {@link HelloFlags} bits; unknown bits are ignored. */
   readonly flags: number;
   /** X25519 public key of this connection. */
@@ -122,12 +145,16 @@ export interface HelloMessage {
   readonly listenAddress: SocketAddress;
   /** Sender's RSA public key, SubjectPublicKeyInfo DER. */
   readonly publicKey: Uint8Array;
+  /** Sender's session credential. */
+  readonly credential: SessionCredentialFields;
 }
 
-/** Second handshake message (encrypted): signature over the transcript. */
+/** Second handshake message (encrypted): puzzle solution and signature over the transcript. */
 export interface AuthMessage {
   readonly type: typeof PeerMessageType.Auth;
-  /** RSA-PSS signature by the sender's hostkey. */
+  /** Solution of the puzzle the peer's HELLO demanded (any value when it demanded none). */
+  readonly puzzleSolution: bigint;
+  /** Ed25519 signature by the sender's credential key, 64 bytes. */
   readonly signature: Uint8Array;
 }
 
@@ -247,19 +274,28 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
         throw new RangeError("publicKey size out of range");
       }
       checkInt(message.version, 0xff, "version");
+      checkInt(message.puzzleBits, MAX_PUZZLE_BITS, "puzzleBits");
       checkInt(message.powEpoch, 0xffffffff, "powEpoch");
+      checkLength(message.credential.key, CREDENTIAL_KEY_BYTES, "credential key");
+      checkInt(message.credential.expiry, 0xffffffff, "credential expiry");
+      if (
+        message.credential.signature.length === 0 ||
+        message.credential.signature.length > MAX_SIGNATURE_BYTES
+      ) {
+        throw new RangeError("credential signature size out of range");
+      }
       checkInt(message.flags, 0xff, "flags");
-      writer.u8(message.version).u8(message.flags).u16(0).bytes(message.ephemeralKey)
-        .bytes(message.nonce)
-        .u32(message.powEpoch).u64(checkU64(message.powNonce, "powNonce"));
+      writer.u8(message.version).u8(message.puzzleBits).u8(message.flags).u8(0)
+        .bytes(message.ephemeralKey)
+        .bytes(message.nonce).u32(message.powEpoch).u64(checkU64(message.powNonce, "powNonce"));
       writeAddress(writer, message.listenAddress);
       writer.u16(message.publicKey.length).bytes(message.publicKey);
+      writer.bytes(message.credential.key).u32(message.credential.expiry)
+        .u16(message.credential.signature.length).bytes(message.credential.signature);
       break;
     case PeerMessageType.Auth:
-      if (message.signature.length === 0 || message.signature.length > MAX_SIGNATURE_BYTES) {
-        throw new RangeError("signature size out of range");
-      }
-      writer.u16(message.signature.length).bytes(message.signature);
+      checkLength(message.signature, AUTH_SIGNATURE_BYTES, "signature");
+      writer.u64(checkU64(message.puzzleSolution, "puzzleSolution")).bytes(message.signature);
       break;
     case PeerMessageType.Ping:
     case PeerMessageType.Pong:
@@ -290,8 +326,8 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
         throw new RangeError(`item data must be 1..${MAX_ITEM_DATA_BYTES} bytes`);
       }
       checkU64(message.id, "id");
-      checkU64(message.nonce, "nonce");
       checkInt(message.hops, 0xff, "hops");
+      checkU64(message.nonce, "nonce");
       writer.u64(message.id).u64(message.nonce).u8(message.ttl).u8(message.hops)
         .u16(message.dataType).bytes(message.data);
       break;
@@ -318,8 +354,13 @@ export function decodePeerMessage(payload: Uint8Array): PeerMessage {
   switch (type) {
     case PeerMessageType.Hello: {
       const version = reader.u8("version");
+      // Checked first: another version's HELLO may have another layout.
+      if (version !== PEER_PROTOCOL_VERSION) {
+        throw new DecodeError(`unsupported protocol version ${version}`);
+      }
+      const puzzleBits = reader.u8("puzzle bits");
       const flags = reader.u8("flags");
-      reader.u16("reserved");
+      reader.u8("reserved");
       const ephemeralKey = reader.bytesOf(EPHEMERAL_KEY_BYTES, "ephemeral key");
       const nonce = reader.bytesOf(HELLO_NONCE_BYTES, "nonce");
       const powEpoch = reader.u32("pow epoch");
@@ -330,10 +371,21 @@ export function decodePeerMessage(payload: Uint8Array): PeerMessage {
         throw new DecodeError(`public key length ${keyLength} out of range`);
       }
       const publicKey = reader.bytesOf(keyLength, "public key");
+      const credentialKey = reader.bytesOf(CREDENTIAL_KEY_BYTES, "credential key");
+      const expiry = reader.u32("credential expiry");
+      const signatureLength = reader.u16("credential signature length");
+      if (signatureLength === 0 || signatureLength > MAX_SIGNATURE_BYTES) {
+        throw new DecodeError(`credential signature length ${signatureLength} out of range`);
+      }
+      const signature = reader.bytesOf(signatureLength, "credential signature");
       reader.end("HELLO");
+      if (puzzleBits > MAX_PUZZLE_BITS) {
+        throw new DecodeError(`puzzle of ${puzzleBits} bits exceeds ${MAX_PUZZLE_BITS}`);
+      }
       return {
         type,
         version,
+        puzzleBits,
         flags,
         ephemeralKey,
         nonce,
@@ -341,16 +393,14 @@ export function decodePeerMessage(payload: Uint8Array): PeerMessage {
         powNonce,
         listenAddress,
         publicKey,
+        credential: { key: credentialKey, expiry, signature },
       };
     }
     case PeerMessageType.Auth: {
-      const length = reader.u16("signature length");
-      if (length === 0 || length > MAX_SIGNATURE_BYTES) {
-        throw new DecodeError(`signature length ${length} out of range`);
-      }
-      const signature = reader.bytesOf(length, "signature");
+      const puzzleSolution = reader.u64("puzzle solution");
+      const signature = reader.bytesOf(AUTH_SIGNATURE_BYTES, "signature");
       reader.end("AUTH");
-      return { type, signature };
+      return { type, puzzleSolution, signature };
     }
     case PeerMessageType.Ping:
     case PeerMessageType.Pong: {

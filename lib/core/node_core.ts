@@ -400,10 +400,14 @@ export class NodeCore {
     this.handshakeFailures[reason] = (this.handshakeFailures[reason] ?? 0) + 1;
   }
 
-  /** True when `peer` may complete a handshake now (checked before signing for it). */
-  mayAuthenticate(peer: PeerKey, ip: string): boolean {
-    const now = this.scheduler.now();
-    return !this.guard.isBanned(peer, now) && !this.guard.isBanned(ip, now);
+  /**
+   * True when the inbound handshake on connection `conn` from `peer` at `ip`
+   * may go on: asked as soon as its HELLO names it, before any key agreement
+   * or signature check. The connection now counts as handshaking, not silent.
+   */
+  mayAuthenticate(conn: ConnectionId, peer: PeerKey, ip: string): boolean {
+    this.guard.preAuthProgressed(conn);
+    return !this.stopped && this.guard.admitHandshake(peer, ip, this.scheduler.now());
   }
 
   /**

@@ -54,6 +54,10 @@ export interface SecurityOptions {
   readonly sessionsPerIdentityPerSecond: number;
   /** Burst of sessions of one identity. */
   readonly sessionBurstPerIdentity: number;
+  /** Inbound handshakes per second one identity may start (sustained). */
+  readonly handshakesPerIdentityPerSecond: number;
+  /** Burst of inbound handshakes of one identity. */
+  readonly handshakeBurstPerIdentity: number;
   /** Messages per second one peer may send on average. */
   readonly messagesPerSecond: number;
   /** Burst of messages one peer may send. */
@@ -152,6 +156,7 @@ export type Refusal =
   | "too many peers from one range"
   | "banned identity"
   | "session rate"
+  | "handshake rate"
   | "low score";
 
 /** Answer to {@link PeerGuard.admitConnection}. */
@@ -170,6 +175,8 @@ interface Score {
 interface PreAuth {
   readonly ip: string;
   readonly range: string | undefined;
+  /** True once its HELLO arrived: it is handshaking, not merely holding a slot. */
+  progressed: boolean;
 }
 
 /** Counters of a {@link PeerGuard}. */
@@ -190,6 +197,7 @@ export class PeerGuard {
   private readonly ipRate: KeyedRateLimiter;
   private readonly rangeRate: KeyedRateLimiter;
   private readonly identityRate: KeyedRateLimiter;
+  private readonly handshakeRate: KeyedRateLimiter;
   private readonly strikes: StrikeCounter;
   private readonly scores = new Map<string, Score>();
   private readonly preAuth = new Map<number, PreAuth>();
@@ -215,6 +223,10 @@ export class PeerGuard {
       options.sessionsPerIdentityPerSecond,
       options.sessionBurstPerIdentity,
     );
+    this.handshakeRate = new KeyedRateLimiter(
+      options.handshakesPerIdentityPerSecond,
+      options.handshakeBurstPerIdentity,
+    );
     this.strikes = new StrikeCounter(options.invalidItemsBeforeBan, options.strikeWindowMs);
   }
 
@@ -238,6 +250,7 @@ export class PeerGuard {
       ipRateKeys: this.ipRate.size,
       rangeRateKeys: this.rangeRate.size,
       identityRateKeys: this.identityRate.size,
+      handshakeRateKeys: this.handshakeRate.size,
       strikeKeys: this.strikes.size,
       messageBudgets: this.messageBudgets.size,
       serveBudgets: this.serveBudgets.size,
@@ -266,17 +279,28 @@ export class PeerGuard {
       this.count(this.stats.refused, refusal);
       return { refusal, evict: [] };
     }
+    // The slowest go first: connections that have not even sent their HELLO,
+    // oldest first, then (only if need be) the oldest of the rest.
     const evict: number[] = [];
-    for (const oldest of this.preAuth.keys()) {
-      if (this.preAuth.size - evict.length < this.options.maxPreAuthConnections) break;
-      evict.push(oldest);
+    const excess = () => this.preAuth.size - evict.length >= this.options.maxPreAuthConnections;
+    for (const silentOnly of [true, false]) {
+      for (const [conn, entry] of this.preAuth) {
+        if (!excess()) break;
+        if (silentOnly === !entry.progressed && !evict.includes(conn)) evict.push(conn);
+      }
     }
     for (const victim of evict) this.preAuthEnded(victim);
     this.stats.evicted += evict.length;
     const range = this.isLimited(ip) ? addressRange(ip) : undefined;
-    this.preAuth.set(conn, { ip, range });
+    this.preAuth.set(conn, { ip, range, progressed: false });
     if (range) this.perRange.set(range, (this.perRange.get(range) ?? 0) + 1);
     return { evict };
+  }
+
+  /** Connection `conn` sent its HELLO: it is evicted only after silent ones. */
+  preAuthProgressed(conn: number): void {
+    const entry = this.preAuth.get(conn);
+    if (entry) entry.progressed = true;
   }
 
   /** An admitted connection finished its handshake (or failed): frees its slot. */
@@ -285,6 +309,22 @@ export class PeerGuard {
     if (!entry) return;
     this.preAuth.delete(conn);
     if (entry.range) this.decrementRange(entry.range);
+  }
+
+  /**
+   * Whether an inbound handshake from identity `peer` at `ip` may go on, asked
+   * as soon as its HELLO arrives: not banned, and within the handshake rate per
+   * identity (a reused identity cannot make this node verify and sign for it
+   * again and again).
+   */
+  admitHandshake(peer: PeerKey, ip: string, now: number): boolean {
+    let refusal: Refusal | undefined;
+    if (this.bans.isBanned(peer, now)) refusal = "banned identity";
+    else if (this.bans.isBanned(ip, now)) refusal = "banned address";
+    else if (!this.handshakeRate.take(peer, now)) refusal = "handshake rate";
+    if (refusal === undefined) return true;
+    this.count(this.stats.refused, refusal);
+    return false;
   }
 
   /** Why a session of `peer` must be refused now, or undefined to admit it. */

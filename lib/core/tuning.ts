@@ -62,6 +62,8 @@ export const DEFAULT_SECURITY_OPTIONS: SecurityOptions = {
   maxPreAuthConnections: 64,
   sessionsPerIdentityPerSecond: 1,
   sessionBurstPerIdentity: 10,
+  handshakesPerIdentityPerSecond: 2,
+  handshakeBurstPerIdentity: 20,
   messagesPerSecond: 5_000,
   messageBurst: 20_000,
   serveBytesPerSecond: 8 * 1024 * 1024,

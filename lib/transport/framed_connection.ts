@@ -2,26 +2,45 @@
  * A TCP connection that reads length-prefixed frames and writes through a
  * bounded queue.
  *
- * Reading: bytes go through a {@link FrameDecoder}; each complete frame is handed
- * to `onFrame` synchronously, in order, before the next read, so frames that
- * arrive just before EOF are still processed. A decode error or an exception from
- * `onFrame` closes the connection with one log line.
+ * Reading: each connection reads into one buffer of its own, reused for every
+ * read (no allocation per read). Complete frames are handed to `onFrame`
+ * synchronously, in order, before the next read, so frames that arrive just
+ * before EOF are still processed. Only the unfinished tail of a read is kept,
+ * in a {@link FrameDecoder} whose reassembly buffer is charged to a
+ * {@link BufferBudget} shared by all connections: what a connection holds is
+ * bounded by what it sent, and all partial frames together by the budget. A
+ * decode error, a refused budget request or an exception from `onFrame` closes
+ * the connection with one log line.
  *
- * Writing: {@link FramedConnection.send} never blocks the caller. Frames queue in
- * memory up to `maxQueuedBytes`; beyond that `send` returns false and the frame
- * is dropped, so one slow reader cannot exhaust memory or stall others. Queued
- * frames are coalesced into one write.
+ * Writing: {@link FramedConnection.send} never blocks the caller. Frames queue
+ * in memory up to `maxQueuedBytes`; beyond that `send` returns false and the
+ * frame is dropped, so one slow reader cannot exhaust memory or stall others.
+ * A {@link WriteSource} (the peer session's encrypter) can instead supply bytes
+ * when the connection is ready to write, so nothing is produced for a write
+ * that cannot happen yet. Everything queued in one turn of the event loop goes
+ * out in one write; while a write is in flight, new frames gather for the next.
  *
  * @module
  */
 
-import { Buffer } from "node:buffer";
 import { FrameDecoder, type FrameFormat } from "../codec/frame_decoder.ts";
 import { GossipError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { type BudgetAccount, type BufferBudget, sharedBufferBudget } from "./buffer_budget.ts";
 
 /** Why a connection ended. */
 export type CloseReason = string;
+
+/** Supplies bytes to write when the connection is ready (see {@link FramedConnection.setSource}). */
+export interface WriteSource {
+  /** Bytes the source holds that are not yet handed to the connection. */
+  readonly pendingBytes: number;
+  /**
+   * Returns the next bytes to write (one or more whole frames), or undefined
+   * when it has nothing. Called only when the connection is about to write.
+   */
+  next(): Uint8Array | Promise<Uint8Array> | undefined;
+}
 
 /** Options of a {@link FramedConnection}. */
 export interface FramedConnectionOptions {
@@ -31,8 +50,13 @@ export interface FramedConnectionOptions {
   readonly maxQueuedBytes: number;
   /** Logger for the one line about an abnormal close. */
   readonly log: Logger;
-  /** Called for each complete frame; throwing closes the connection. */
-  readonly onFrame: (frame: Uint8Array) => void;
+  /**
+   * Called for each complete frame; throwing closes the connection. With
+   * `borrowFrames` the frame may be a view of the read buffer, valid only until
+   * `onFrame` returns; otherwise it is the frame's own copy. A returned
+   * promise is awaited before the next frame (a borrowed frame stays valid).
+   */
+  readonly onFrame: (frame: Uint8Array) => void | Promise<void>;
   /** Called once when the connection has ended, with the reason. */
   readonly onClose?: (reason: CloseReason) => void;
   /** Closes the connection when a started frame is not complete within this time. */
@@ -41,18 +65,35 @@ export interface FramedConnectionOptions {
   readonly idleTimeoutMs?: number;
   /** Closes the connection when no complete frame arrives within this time (half-open guard). */
   readonly firstFrameTimeoutMs?: number;
+  /** Closes the connection when not a single byte arrives within this time. */
+  readonly firstByteTimeoutMs?: number;
+  /** Budget of partial-frame memory (default: {@link sharedBufferBudget}). */
+  readonly budget?: BufferBudget;
+  /** Hand frames to `onFrame` as views of the read buffer (no copy); see `onFrame`. */
+  readonly borrowFrames?: boolean;
+  /** Size of the connection's read buffer (default 16 KiB). */
+  readonly readBufferBytes?: number;
 }
 
-const READ_BUFFER_BYTES = 64 * 1024;
+const DEFAULT_READ_BUFFER_BYTES = 16 * 1024;
+/** Largest write assembled from queued frames and the source in one go. */
+const MAX_WRITE_BYTES = 256 * 1024;
+/** A write buffer up to this size is kept for the next write. */
+const KEEP_WRITE_BUFFER_BYTES = 128 * 1024;
 
 /** One framed TCP connection. */
 export class FramedConnection {
   /** Remote address as `host:port`, for logs. */
   readonly remote: string;
   private readonly decoder: FrameDecoder;
+  private readonly account: BudgetAccount;
   private queue: Uint8Array[] = [];
   private queuedBytes = 0;
+  private inFlightBytes = 0;
+  private source: WriteSource | undefined;
   private writing = false;
+  private writeScheduled = false;
+  private writeBuffer: Uint8Array | undefined;
   private closed = false;
   private closeReason: CloseReason = "";
   private readLoopDone: Promise<void> | undefined;
@@ -60,17 +101,25 @@ export class FramedConnection {
   private partialTimer: ReturnType<typeof setTimeout> | undefined;
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
   private firstFrameTimer: ReturnType<typeof setTimeout> | undefined;
+  private firstByteTimer: ReturnType<typeof setTimeout> | undefined;
   private lastReceive = 0;
   /** Frames dropped because the send queue was full. */
   droppedFrames = 0;
-  /** Bytes read from the socket. */
+  /** Bytes received. */
   bytesReceived = 0;
-  /** Bytes written to the socket. */
+  /** Bytes written. */
   bytesSent = 0;
 
   /** Wraps an accepted or connected socket; call {@link start} to read. */
   constructor(readonly conn: Deno.Conn, private readonly options: FramedConnectionOptions) {
-    this.decoder = new FrameDecoder(options.format);
+    this.account = (options.budget ?? sharedBufferBudget).open(() => {
+      this.options.log.warn("closing connection", {
+        remote: this.remote,
+        reason: "holds the most partial-frame memory while the budget is exhausted",
+      });
+      this.shutdown("partial-frame memory budget exhausted");
+    });
+    this.decoder = new FrameDecoder(options.format, this.account);
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.remote = addr.hostname.includes(":")
       ? `[${addr.hostname}]:${addr.port}`
@@ -82,9 +131,14 @@ export class FramedConnection {
     return this.closed;
   }
 
-  /** Bytes waiting to be written. */
+  /** Bytes waiting to be written: queued frames, the source's bytes and the write in flight. */
   get pendingBytes(): number {
-    return this.queuedBytes;
+    return this.queuedBytes + this.inFlightBytes + (this.source?.pendingBytes ?? 0);
+  }
+
+  /** Bytes of partial frames this connection holds. */
+  get bufferedBytes(): number {
+    return this.decoder.heldBytes;
   }
 
   /** Starts the read loop; resolves when the connection has ended. */
@@ -105,16 +159,35 @@ export class FramedConnection {
     }
     this.queue.push(frame);
     this.queuedBytes += frame.length;
-    if (!this.writing) {
-      this.writing = true;
-      this.writeLoopDone = this.writeLoop();
-    }
+    this.requestWrite();
     return true;
   }
 
-  /** Resolves once every queued frame has been written (or the connection closed). */
+  /** Sets the source asked for bytes after the queued frames, at each write. */
+  setSource(source: WriteSource): void {
+    this.source = source;
+  }
+
+  /** Makes the connection write soon (at the end of this turn) if it is not writing already. */
+  requestWrite(): void {
+    if (this.writing || this.writeScheduled || this.closed) return;
+    this.writeScheduled = true;
+    queueMicrotask(() => {
+      this.writeScheduled = false;
+      if (this.writing || this.closed) return;
+      this.writing = true;
+      this.writeLoopDone = this.writeLoop();
+    });
+  }
+
+  /** Resolves once everything queued so far is written (or the connection closed). */
   async flush(): Promise<void> {
-    while (this.writing && !this.closed) await this.writeLoopDone;
+    for (let i = 0; i < 1_000_000 && !this.closed; i++) {
+      if (this.writeScheduled) await Promise.resolve();
+      else if (this.writing) await this.writeLoopDone;
+      else if (this.hasOutput()) this.requestWrite();
+      else return;
+    }
   }
 
   /**
@@ -135,6 +208,10 @@ export class FramedConnection {
     await this.writeLoopDone;
   }
 
+  private hasOutput(): boolean {
+    return this.queue.length > 0 || (this.source?.pendingBytes ?? 0) > 0;
+  }
+
   private shutdown(reason: CloseReason): void {
     if (this.closed) return;
     this.closed = true;
@@ -142,8 +219,12 @@ export class FramedConnection {
     clearTimeout(this.partialTimer);
     clearTimeout(this.idleTimer);
     clearTimeout(this.firstFrameTimer);
+    clearTimeout(this.firstByteTimer);
     this.queue = [];
     this.queuedBytes = 0;
+    this.writeBuffer = undefined;
+    this.decoder.dispose();
+    this.account.close();
     try {
       this.conn.close();
     } catch {
@@ -151,19 +232,20 @@ export class FramedConnection {
     }
   }
 
+  private startTimer(timeoutMs: number | undefined, reason: string) {
+    if (timeoutMs === undefined) return undefined;
+    return setTimeout(() => {
+      this.options.log.info("closing connection", { remote: this.remote, reason });
+      this.shutdown(reason);
+    }, timeoutMs);
+  }
+
   private async readLoop(): Promise<void> {
-    const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    const buffer = new Uint8Array(this.options.readBufferBytes ?? DEFAULT_READ_BUFFER_BYTES);
+    const borrow = this.options.borrowFrames === true;
     this.armIdleTimer();
-    const firstFrameTimeout = this.options.firstFrameTimeoutMs;
-    if (firstFrameTimeout !== undefined) {
-      this.firstFrameTimer = setTimeout(() => {
-        this.options.log.info("closing connection", {
-          remote: this.remote,
-          reason: "no message in time",
-        });
-        this.shutdown("no message in time");
-      }, firstFrameTimeout);
-    }
+    this.firstFrameTimer = this.startTimer(this.options.firstFrameTimeoutMs, "no message in time");
+    this.firstByteTimer = this.startTimer(this.options.firstByteTimeoutMs, "no byte in time");
     try {
       while (!this.closed) {
         const n = await this.conn.read(buffer);
@@ -173,15 +255,22 @@ export class FramedConnection {
         }
         this.lastReceive = performance.now();
         this.bytesReceived += n;
-        // Frames may be kept (items, queues): give them their own exactly sized copy.
-        const frames = this.decoder.push(buffer.slice(0, n));
+        if (this.firstByteTimer !== undefined) {
+          clearTimeout(this.firstByteTimer);
+          this.firstByteTimer = undefined;
+        }
+        const chunk = buffer.subarray(0, n);
+        const frames = this.decoder.push(chunk);
         if (frames.length > 0 && this.firstFrameTimer !== undefined) {
           clearTimeout(this.firstFrameTimer);
           this.firstFrameTimer = undefined;
         }
         for (const frame of frames) {
           if (this.closed) break;
-          this.options.onFrame(frame);
+          // A frame in the read buffer is overwritten by the next read: copy it unless borrowed.
+          const inBuffer = frame.buffer === buffer.buffer;
+          const pending = this.options.onFrame(inBuffer && !borrow ? frame.slice() : frame);
+          if (pending) await pending;
         }
         this.armPartialTimer();
       }
@@ -210,17 +299,45 @@ export class FramedConnection {
     }
   }
 
+  /** Takes what is queued plus what the source supplies, up to {@link MAX_WRITE_BYTES}. */
+  private async nextWrite(): Promise<Uint8Array | undefined> {
+    const parts = this.queue;
+    let total = this.queuedBytes;
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.inFlightBytes = total;
+    const source = this.source;
+    while (source && total < MAX_WRITE_BYTES && !this.closed) {
+      let next = source.next();
+      if (next === undefined) break;
+      if (next instanceof Promise) next = await next;
+      parts.push(next);
+      total += next.length;
+      this.inFlightBytes = total;
+    }
+    if (parts.length <= 1) return parts[0];
+    let out = this.writeBuffer;
+    if (out === undefined || out.length < total) out = new Uint8Array(total);
+    let offset = 0;
+    for (const part of parts) {
+      out.set(part, offset);
+      offset += part.length;
+    }
+    this.writeBuffer = out.length <= KEEP_WRITE_BUFFER_BYTES ? out : undefined;
+    return out.subarray(0, total);
+  }
+
   private async writeLoop(): Promise<void> {
     try {
-      while (this.queue.length > 0 && !this.closed) {
-        const batch = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue);
-        this.queue = [];
-        this.queuedBytes = 0;
+      while (!this.closed) {
+        const batch = await this.nextWrite();
+        if (batch === undefined || this.closed) break;
         let offset = 0;
         while (offset < batch.length) {
           offset += await this.conn.write(batch.subarray(offset));
         }
         this.bytesSent += batch.length;
+        this.inFlightBytes = 0;
       }
     } catch (error) {
       if (!this.closed) {
@@ -228,7 +345,10 @@ export class FramedConnection {
         this.shutdown("write failed");
       }
     } finally {
+      this.inFlightBytes = 0;
       this.writing = false;
+      // Frames queued while the last (empty) round was being assembled.
+      if (!this.closed && this.hasOutput()) this.requestWrite();
     }
   }
 

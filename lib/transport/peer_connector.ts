@@ -21,6 +21,11 @@ import { PeerSession, type PeerSessionOptions } from "./peer_session.ts";
 export interface PeerConnectorHandler {
   /** A new inbound connection `id` from `ip`: false closes it at once. */
   admit(id: number, ip: string): boolean;
+  /**
+   * The inbound connection `id` sent its HELLO naming `identity`: false ends
+   * the handshake before any key agreement or signature check.
+   */
+  identify(id: number, identity: string, ip: string): boolean;
   /** Admitted connection `id` finished its handshake, failed, or was closed. */
   ended(id: number): void;
   /** An authenticated session (not a probe); `dialed` is the address key of an outbound dial. */
@@ -151,8 +156,12 @@ export class PeerConnector {
       return;
     }
     this.handshakes.set(id, conn);
+    const options: PeerSessionOptions = {
+      ...this.sessionOptions,
+      admitIdentity: (identity, from) => this.options.handler.identify(id, identity, from),
+    };
     this.track(
-      PeerSession.establish(conn, "inbound", this.sessionOptions).then(
+      PeerSession.establish(conn, "inbound", options).then(
         (session) => this.inbound(session),
         (error) => this.failed(error),
       ).finally(() => {

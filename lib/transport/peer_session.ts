@@ -3,13 +3,23 @@
  *
  * Handshake (docs/PROTOCOL.md): both sides send a plaintext HELLO at once
  * (version, X25519 ephemeral key, nonce, identity proof-of-work, listening
- * address, RSA public key). From the two HELLOs each side derives the session
- * keys. The initiator then sends an encrypted AUTH: an RSA-PSS signature of
- * the transcript hash and its role; the responder sends its own AUTH only
- * after the initiator's verified, so it never signs for an unproven stranger. A session is established when the peer's AUTH verifies
- * against the key in its HELLO; the peer's identity is SHA-256 of that key.
- * Any deviation, or a handshake slower than the timeout, closes the
- * connection.
+ * address, RSA public key, and a session credential: an Ed25519 key the RSA
+ * key signed). From the two HELLOs each side derives the session keys. The
+ * initiator then sends an encrypted AUTH: an Ed25519 signature of the
+ * transcript hash and its role, by its credential key, plus the solution of
+ * the puzzle the responder's HELLO demanded (only while the responder is
+ * under a handshake flood). The responder checks the puzzle, the signature and
+ * (once per credential, cached) the credential's RSA signature, and only then
+ * signs and sends its own AUTH, unless the connection has closed meanwhile. A
+ * session is established when the peer's AUTH verifies; the peer's identity
+ * is SHA-256 of its RSA key. Any deviation, or a handshake slower than the
+ * timeout, closes the connection; a peer that sends no byte within
+ * `firstByteTimeoutMs` is dropped sooner.
+ *
+ * After the handshake, messages are queued as plaintext and sealed only when
+ * the connection writes, everything queued in one turn as one frame: a full
+ * queue refuses new messages ({@link PeerSession.send} returns false) and
+ * never drops a sealed frame, whose counter would break the stream.
  *
  * @module
  */
@@ -33,10 +43,21 @@ import {
   splitRecords,
 } from "../codec/peer_messages.ts";
 import { ProtocolError, TimeoutError } from "../errors.ts";
-import { type HostKey, identityHex, signWithHostKey, verifyPeerSignature } from "../hostkey.ts";
+import { type HostKey, identityHex } from "../hostkey.ts";
 import type { Logger } from "../log.ts";
 import { isFreshEpoch, type ProofOfWork, verifyProofOfWork } from "../protocol/proof_of_work.ts";
 import type { Direction } from "../protocol/membership.ts";
+import type { BufferBudget } from "./buffer_budget.ts";
+import {
+  credentialExpiryProblem,
+  type CredentialIssuer,
+  credentialIssuerFor,
+  credentialPublicKey,
+  type SessionCredential,
+  signWithCredential,
+  verifyCredential,
+  verifyWithCredential,
+} from "./credential.ts";
 import { FramedConnection } from "./framed_connection.ts";
 import {
   authPayload,
@@ -45,7 +66,9 @@ import {
   type FrameOpener,
   type FrameSealer,
   generateEphemeralKey,
+  solvePuzzle,
   transcriptHash,
+  verifyPuzzle,
 } from "./peer_crypto.ts";
 
 /** Settings shared by all sessions of a node. */
@@ -62,12 +85,29 @@ export interface PeerSessionOptions {
   readonly handshakeTimeoutMs: number;
   /** A session receiving nothing for this long is closed. */
   readonly idleTimeoutMs: number;
-  /** Send queue limit per session in bytes. */
+  /** Send queue limit per session in bytes (plaintext queued plus bytes not yet written). */
   readonly maxQueuedBytes: number;
   /** Smallest RSA modulus accepted from peers. */
   readonly minPeerKeyBits: number;
   /** Logger. */
   readonly log: Logger;
+  /**
+   * A connection whose first byte does not arrive within this time is closed
+   * (default {@link DEFAULT_FIRST_BYTE_TIMEOUT_MS}, at most `handshakeTimeoutMs`).
+   */
+  readonly firstByteTimeoutMs?: number;
+  /** Budget of partial-frame memory shared with other connections (default: process-wide). */
+  readonly budget?: BufferBudget;
+  /** Source of this node's session credential (default: one per host key). */
+  readonly credentials?: CredentialIssuer;
+  /** Inbound handshake rate, deciding the puzzle (default: one per host key). */
+  readonly load?: HandshakeLoad;
+  /**
+   * Asked about an inbound peer as soon as its HELLO names its identity, before
+   * any key agreement or signature check: false ends the handshake at once (a
+   * banned identity, or one handshaking too often).
+   */
+  readonly admitIdentity?: (identityHex: string, ip: string) => boolean;
 }
 
 /** Receives an established session's messages. */
@@ -76,6 +116,68 @@ export interface PeerSessionHandler {
   onMessage(session: PeerSession, message: PeerMessage): void;
   /** The session ended. */
   onClose(session: PeerSession, reason: string): void;
+}
+
+/** Default of {@link PeerSessionOptions.firstByteTimeoutMs}. */
+export const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 2000;
+
+/**
+ * Counts inbound handshakes per second and decides the puzzle each new one
+ * must solve: none up to `thresholdPerSecond`, `bits` leading zero bits above
+ * (about 2^bits hashes for the initiator, one for this node).
+ */
+export class HandshakeLoad {
+  private windowStart = 0;
+  private count = 0;
+  private previous = 0;
+  /** Handshakes that were asked for a puzzle. */
+  puzzlesDemanded = 0;
+  /** AUTH signatures (Ed25519) this node's sessions made. */
+  authSignatures = 0;
+
+  /** Creates the meter; `clock` is in ms (tests move it). */
+  constructor(
+    readonly thresholdPerSecond = 50,
+    readonly bits = 8,
+    private readonly clock: () => number = () => performance.now(),
+  ) {}
+
+  /** Inbound handshakes per second, smoothed over the last two seconds. */
+  get rate(): number {
+    this.roll();
+    const fraction = (this.clock() - this.windowStart) / 1000;
+    return this.previous * (1 - fraction) + this.count;
+  }
+
+  /** Counts one inbound handshake and returns the puzzle bits to demand of it. */
+  admit(): number {
+    this.roll();
+    this.count++;
+    if (this.rate <= this.thresholdPerSecond) return 0;
+    this.puzzlesDemanded++;
+    return this.bits;
+  }
+
+  private roll(): void {
+    const now = this.clock();
+    const elapsed = now - this.windowStart;
+    if (elapsed < 1000) return;
+    this.previous = elapsed < 2000 ? this.count : 0;
+    this.count = 0;
+    this.windowStart = now - (elapsed % 1000);
+  }
+}
+
+const loads = new WeakMap<HostKey, HandshakeLoad>();
+
+/** The handshake meter shared by all sessions of `hostKey` (one per node). */
+export function handshakeLoadFor(hostKey: HostKey): HandshakeLoad {
+  let load = loads.get(hostKey);
+  if (!load) {
+    load = new HandshakeLoad();
+    loads.set(hostKey, load);
+  }
+  return load;
 }
 
 type State = "hello" | "auth" | "open";
@@ -91,8 +193,6 @@ export class PeerSession {
   identityHex = "";
   /** The peer's advertised listening address. */
   listenAddress: SocketAddress = { hostname: "", port: 0 };
-  /** Frames received after the handshake. */
-  framesReceived = 0;
   /** The reason of the peer's GOODBYE, if it said goodbye. */
   goodbyeReason: number | undefined;
   /**
@@ -100,6 +200,8 @@ export class PeerSession {
    * address and closes; not a session to register (see `HelloFlags.Probe`).
    */
   isProbe: boolean;
+  /** Messages refused by {@link send} because the send queue was full. */
+  refusedMessages = 0;
 
   private readonly connection: FramedConnection;
   private readonly ephemeral: EphemeralKey;
@@ -115,9 +217,9 @@ export class PeerSession {
   private ownAuthSent = false;
   private handler: PeerSessionHandler | undefined;
   private early: PeerMessage[] = [];
-  private batch: Uint8Array[] = [];
-  private batchBytes = 0;
-  private flushScheduled = false;
+  private outbox: Uint8Array[] = [];
+  private outboxHead = 0;
+  private outboxBytes = 0;
   private closeReason: string | undefined;
   private readonly settled: {
     resolve: (session: PeerSession) => void;
@@ -125,12 +227,18 @@ export class PeerSession {
     promise: Promise<PeerSession>;
   };
   private readonly readDone: Promise<void>;
+  /** The RSA check of the peer's credential while it runs (settles, never rejects). */
+  private verifying: Promise<void> | undefined;
   private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
+  private signTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     conn: Deno.TcpConn,
     readonly direction: Direction,
     private readonly options: PeerSessionOptions,
+    private readonly credential: SessionCredential,
+    private readonly load: HandshakeLoad,
+    private readonly puzzleBits: number,
     probe: boolean,
   ) {
     this.isProbe = probe;
@@ -146,22 +254,38 @@ export class PeerSession {
       format: PEER_FRAME_FORMAT,
       maxQueuedBytes: options.maxQueuedBytes,
       partialFrameTimeoutMs: options.handshakeTimeoutMs,
+      firstByteTimeoutMs: Math.min(
+        options.firstByteTimeoutMs ?? DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+        options.handshakeTimeoutMs,
+      ),
       idleTimeoutMs: options.idleTimeoutMs,
+      budget: options.budget,
+      borrowFrames: true,
       log: options.log,
       onFrame: (frame) => this.onFrame(frame.subarray(4)),
       onClose: (reason) => this.onConnectionClosed(reason),
     });
+    const outboxBytes = () => this.outboxBytes;
+    this.connection.setSource({
+      get pendingBytes() {
+        return outboxBytes();
+      },
+      next: () => this.nextFrame(),
+    });
     this.ephemeral = generateEphemeralKey();
+    const proof = options.proofOfWork();
     this.ownHello = encodePeerMessage({
       type: PeerMessageType.Hello,
       version: PEER_PROTOCOL_VERSION,
+      puzzleBits,
       flags: probe ? HelloFlags.Probe : 0,
       ephemeralKey: this.ephemeral.publicKey,
       nonce: new Uint8Array(randomBytes(32)),
-      powEpoch: options.proofOfWork().epoch,
-      powNonce: options.proofOfWork().nonce,
+      powEpoch: proof.epoch,
+      powNonce: proof.nonce,
       listenAddress: options.listenAddress,
       publicKey: options.hostKey.publicKeyDer,
+      credential,
     });
     this.readDone = this.connection.start();
   }
@@ -171,13 +295,31 @@ export class PeerSession {
    * both sides are authenticated; rejects (and closes the connection) on any
    * protocol error or after the handshake timeout.
    */
-  static establish(
+  static async establish(
     conn: Deno.TcpConn,
     direction: Direction,
     options: PeerSessionOptions,
     probe = false,
   ): Promise<PeerSession> {
-    const session = new PeerSession(conn, direction, options, probe && direction === "outbound");
+    let credential: SessionCredential;
+    try {
+      // Resolves at once except for the node's very first handshake (one RSA signature).
+      credential = await (options.credentials ?? credentialIssuerFor(options.hostKey)).current();
+    } catch (error) {
+      conn.close();
+      throw error;
+    }
+    const load = options.load ?? handshakeLoadFor(options.hostKey);
+    const puzzleBits = direction === "inbound" ? load.admit() : 0;
+    const session = new PeerSession(
+      conn,
+      direction,
+      options,
+      credential,
+      load,
+      puzzleBits,
+      probe && direction === "outbound",
+    );
     session.handshakeTimer = setTimeout(
       () => session.fail(new TimeoutError("handshake timed out")),
       options.handshakeTimeoutMs,
@@ -201,22 +343,26 @@ export class PeerSession {
     return this.connection.isClosed;
   }
 
-  /** Bytes waiting in the send queue. */
+  /**
+   * Bytes waiting to be sent: queued messages (as plaintext records) and
+   * sealed bytes not yet written. The node can hold back new work while this
+   * is high (backpressure); {@link send} refuses beyond `maxQueuedBytes`.
+   */
   get pendingBytes(): number {
     return this.connection.pendingBytes;
   }
 
-  /** Frames dropped because the send queue was full. */
+  /** Messages refused because the send queue was full (see {@link refusedMessages}). */
   get droppedFrames(): number {
-    return this.connection.droppedFrames;
+    return this.refusedMessages + this.connection.droppedFrames;
   }
 
-  /** Bytes received on this connection, handshake included. */
+  /** Bytes received on the connection, handshake included. */
   get bytesReceived(): number {
     return this.connection.bytesReceived;
   }
 
-  /** Bytes sent on this connection, handshake included. */
+  /** Bytes written to the connection, handshake included. */
   get bytesSent(): number {
     return this.connection.bytesSent;
   }
@@ -234,33 +380,15 @@ export class PeerSession {
   }
 
   /**
-   * Queues `message`; false when the session is not open. Messages sent in the
-   * same turn of the event loop are sealed together into one frame (one
-   * AES-GCM operation and one write for a burst of IHAVEs, items and pings).
+   * Queues `message`; false when the session is not open or when the send
+   * queue would exceed `maxQueuedBytes` (the message is refused, counted in
+   * {@link refusedMessages}, and the stream stays intact). Messages queued in
+   * the same turn of the event loop are sealed together into one frame when
+   * the connection writes (one AES-GCM operation and one write for a burst).
    */
   send(message: PeerMessage): boolean {
     if (this.state !== "open" || this.connection.isClosed) return false;
-    const encoded = encodePeerMessage(message);
-    if (this.batchBytes + RECORD_HEADER_BYTES + encoded.length > MAX_SEALED_PLAINTEXT_BYTES) {
-      this.flushBatch();
-    }
-    this.batch.push(encoded);
-    this.batchBytes += RECORD_HEADER_BYTES + encoded.length;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      queueMicrotask(() => this.flushBatch());
-    }
-    return true;
-  }
-
-  /** Seals the queued messages into one frame. */
-  private flushBatch(): void {
-    this.flushScheduled = false;
-    if (this.batch.length === 0) return;
-    const batch = this.batch;
-    this.batch = [];
-    this.batchBytes = 0;
-    if (!this.connection.isClosed) this.sendSealed(batch);
+    return this.enqueue(encodePeerMessage(message), false);
   }
 
   /**
@@ -268,11 +396,11 @@ export class PeerSession {
    * Resolves when the connection has ended.
    */
   async close(reason: string, goodbyeReason?: number): Promise<void> {
-    if (goodbyeReason !== undefined && this.sealer && !this.connection.isClosed) {
-      this.flushBatch();
-      this.sendSealed([
+    if (goodbyeReason !== undefined && this.state === "open" && !this.connection.isClosed) {
+      this.enqueue(
         encodePeerMessage({ type: PeerMessageType.Goodbye, reason: goodbyeReason }),
-      ]);
+        true,
+      );
       await this.connection.close(reason, true, 500);
     } else {
       await this.connection.close(reason);
@@ -285,38 +413,74 @@ export class PeerSession {
     return this.readDone;
   }
 
-  /** Seals `messages` as one frame and queues it. */
-  private sendSealed(messages: Uint8Array[]): boolean {
-    return this.connection.send(framePeerPayload(this.sealer!.seal(joinRecords(messages))));
+  /** Adds an encoded message to the outbox; `force` ignores the limit (AUTH, GOODBYE). */
+  private enqueue(encoded: Uint8Array, force: boolean): boolean {
+    const size = RECORD_HEADER_BYTES + encoded.length;
+    if (!force && this.connection.pendingBytes + size > this.options.maxQueuedBytes) {
+      this.refusedMessages++;
+      return false;
+    }
+    this.outbox.push(encoded);
+    this.outboxBytes += size;
+    this.connection.requestWrite();
+    return true;
   }
 
-  private onFrame(payload: Uint8Array): void {
-    switch (this.state) {
-      case "hello":
-        this.onHello(payload);
-        return;
-      case "auth":
-      case "open":
-        for (const record of splitRecords(this.opener!.open(payload))) {
-          if (this.connection.isClosed) return;
-          this.onMessage(decodePeerMessage(record));
-        }
-        return;
+  /** Seals the next frame's worth of queued messages (called by the connection when it writes). */
+  private nextFrame(): Uint8Array | Promise<Uint8Array> | undefined {
+    const outbox = this.outbox;
+    if (!this.sealer || this.outboxHead >= outbox.length) return undefined;
+    let end = this.outboxHead;
+    let bytes = 0;
+    while (end < outbox.length) {
+      const size = RECORD_HEADER_BYTES + outbox[end].length;
+      if (end > this.outboxHead && bytes + size > MAX_SEALED_PLAINTEXT_BYTES) break;
+      bytes += size;
+      end++;
+    }
+    const plaintext = joinRecords(outbox.slice(this.outboxHead, end));
+    this.outboxBytes -= bytes;
+    if (end === outbox.length) {
+      this.outbox = [];
+      this.outboxHead = 0;
+    } else {
+      this.outboxHead = end;
+      if (end > 1024 && end * 2 > outbox.length) {
+        this.outbox = outbox.slice(end);
+        this.outboxHead = 0;
+      }
+    }
+    return this.sealer.sealFrame(plaintext);
+  }
+
+  private onFrame(payload: Uint8Array): void | Promise<void> {
+    if (this.state === "hello") {
+      this.onHello(payload);
+      return;
+    }
+    const plaintext = this.opener!.open(payload);
+    if (plaintext instanceof Promise) return plaintext.then((opened) => this.onPlaintext(opened));
+    this.onPlaintext(plaintext);
+  }
+
+  private onPlaintext(plaintext: Uint8Array): void {
+    for (const record of splitRecords(plaintext)) {
+      if (this.connection.isClosed) return;
+      this.onMessage(decodePeerMessage(record));
     }
   }
 
   /** Handles one decrypted message (only called once the session keys exist). */
   private onMessage(message: PeerMessage): void {
     if (this.state === "open") {
-      this.framesReceived++;
       if (this.handler) this.dispatch(message);
       else this.queueEarly(message);
     } else if (this.peerAuthReceived) {
-      // Messages after the peer's AUTH while its signature is being verified.
+      // Messages after the peer's AUTH while its credential is being verified.
       this.queueEarly(message);
     } else if (message.type === PeerMessageType.Auth) {
       this.peerAuthReceived = true;
-      this.verifyAuth(message.signature);
+      this.verifyAuth(message.puzzleSolution, message.signature);
     } else {
       throw new ProtocolError(`expected AUTH, got message type ${message.type}`);
     }
@@ -338,13 +502,14 @@ export class PeerSession {
     this.handler!.onMessage(this, message);
   }
 
+  private get role(): "initiator" | "responder" {
+    return this.direction === "outbound" ? "initiator" : "responder";
+  }
+
   private onHello(payload: Uint8Array): void {
     const message = decodePeerMessage(payload);
     if (message.type !== PeerMessageType.Hello) {
       throw new ProtocolError(`expected HELLO, got message type ${message.type}`);
-    }
-    if (message.version !== PEER_PROTOCOL_VERSION) {
-      throw new ProtocolError(`unsupported protocol version ${message.version}`);
     }
     const identity = new Uint8Array(createHash("sha256").update(message.publicKey).digest());
     if (identityHex(identity) === identityHex(this.options.hostKey.identity)) {
@@ -360,9 +525,25 @@ export class PeerSession {
         `identity proof-of-work below ${this.options.powDifficulty} bits`,
       );
     }
+    if (
+      this.direction === "inbound" && this.options.admitIdentity &&
+      !this.options.admitIdentity(identityHex(identity), this.remoteIp)
+    ) {
+      throw new ProtocolError("identity refused (banned or handshaking too often)");
+    }
+    const expiryProblem = credentialExpiryProblem(message.credential.expiry, Date.now() / 1000);
+    if (expiryProblem) throw new ProtocolError(`peer's session credential is ${expiryProblem}`);
     if (this.direction === "inbound") this.isProbe = (message.flags & HelloFlags.Probe) !== 0;
-    // Keep private copies: the frame buffer may be reused.
-    this.peerHello = { ...message, publicKey: message.publicKey.slice() };
+    // Keep private copies: the frame is a view of the connection's read buffer.
+    this.peerHello = {
+      ...message,
+      publicKey: message.publicKey.slice(),
+      credential: {
+        key: message.credential.key.slice(),
+        expiry: message.credential.expiry,
+        signature: message.credential.signature.slice(),
+      },
+    };
     this.identity = identity;
     this.identityHex = identityHex(identity);
     // A node listening on a wildcard address cannot name it; use where it connected from.
@@ -370,50 +551,75 @@ export class PeerSession {
     this.listenAddress = hostname === "0.0.0.0" || hostname === "::"
       ? { hostname: this.remoteIp, port }
       : message.listenAddress;
-    const role = this.direction === "outbound" ? "initiator" : "responder";
-    this.transcript = role === "initiator"
+    this.transcript = this.role === "initiator"
       ? transcriptHash(this.ownHello, payload)
       : transcriptHash(payload, this.ownHello);
     const ciphers = deriveSessionCiphers(
       this.ephemeral,
       message.ephemeralKey,
       this.transcript,
-      role,
+      this.role,
     );
     this.sealer = ciphers.send;
     this.opener = ciphers.receive;
     this.state = "auth";
     // The initiator proves itself first; the responder signs only after the
     // initiator's AUTH verified, so a stranger cannot make it sign for free.
-    if (role === "initiator") this.sendAuth();
+    if (this.role === "initiator") this.sendAuth();
   }
 
-  /** Signs the transcript and sends AUTH. */
+  /** Solves the peer's puzzle, signs the transcript with the credential and queues AUTH. */
   private sendAuth(): void {
-    const role = this.direction === "outbound" ? "initiator" : "responder";
-    signWithHostKey(this.options.hostKey, authPayload(role, this.transcript!)).then((signature) => {
-      if (this.connection.isClosed) return;
-      this.sendSealed([encodePeerMessage({ type: PeerMessageType.Auth, signature })]);
-      this.ownAuthSent = true;
-      this.maybeOpen();
-    }, (error) => this.fail(error instanceof Error ? error : new Error(String(error))));
+    const transcript = this.transcript!;
+    const puzzleSolution = solvePuzzle(transcript, this.peerHello!.puzzleBits);
+    const signature = signWithCredential(this.credential, authPayload(this.role, transcript));
+    this.load.authSignatures++;
+    this.enqueue(
+      encodePeerMessage({ type: PeerMessageType.Auth, puzzleSolution, signature }),
+      true,
+    );
+    this.ownAuthSent = true;
+    this.maybeOpen();
   }
 
-  private verifyAuth(signature: Uint8Array): void {
-    const peerRole = this.direction === "outbound" ? "responder" : "initiator";
-    verifyPeerSignature(
-      this.peerHello!.publicKey,
-      authPayload(peerRole, this.transcript!),
-      signature.slice(),
-      { minBits: this.options.minPeerKeyBits },
+  private verifyAuth(puzzleSolution: bigint, signature: Uint8Array): void {
+    const transcript = this.transcript!;
+    const peer = this.peerHello!;
+    // Cheapest checks first: one hash, then one Ed25519 verification; the RSA
+    // check of the credential is cached per credential.
+    if (!verifyPuzzle(transcript, this.puzzleBits, puzzleSolution)) {
+      throw new ProtocolError(`AUTH lacks the solution of the ${this.puzzleBits}-bit puzzle`);
+    }
+    const peerRole = this.role === "initiator" ? "responder" : "initiator";
+    let credentialKey;
+    try {
+      credentialKey = credentialPublicKey(peer.credential.key);
+    } catch {
+      throw new ProtocolError("peer's credential key is not an Ed25519 key");
+    }
+    if (!verifyWithCredential(credentialKey, authPayload(peerRole, transcript), signature)) {
+      throw new ProtocolError("peer's AUTH signature does not verify");
+    }
+    this.verifying = verifyCredential(
+      peer.publicKey,
+      peer.credential,
+      this.options.minPeerKeyBits,
     ).then((ok) => {
       if (!ok) {
-        this.fail(new ProtocolError("peer's AUTH signature does not verify"));
+        this.fail(new ProtocolError("peer's credential does not verify against its host key"));
         return;
       }
       this.peerAuthenticated = true;
-      if (!this.ownAuthSent && this.direction === "inbound") this.sendAuth();
-      else this.maybeOpen();
+      if (!this.ownAuthSent && this.direction === "inbound") {
+        // Never sign for a connection that is already gone: sign in a later
+        // task, after the read that would see a peer's hang-up right behind its AUTH.
+        this.signTimer = setTimeout(() => {
+          this.signTimer = undefined;
+          if (!this.connection.isClosed) this.sendAuth();
+        }, 0);
+      } else {
+        this.maybeOpen();
+      }
     }, (error) => this.fail(error instanceof Error ? error : new Error(String(error))));
   }
 
@@ -429,27 +635,35 @@ export class PeerSession {
 
   private fail(error: Error): void {
     clearTimeout(this.handshakeTimer);
+    clearTimeout(this.signTimer);
     if (!this.connection.isClosed) {
       this.options.log.info("peer handshake failed", {
         remote: this.remote,
         reason: error.message,
       });
     }
-    // Settle only once the socket's operations have ended, so that closing a
-    // node after a failed handshake leaves nothing running.
-    this.connection.close(error.message).finally(() => this.settled.reject(error));
+    // Settle only once the socket's operations (and a credential check) have
+    // ended, so that closing a node after a failed handshake leaves nothing running.
+    this.connection.close(error.message).then(() => this.verifying)
+      .finally(() => this.settled.reject(error));
   }
 
   private onConnectionClosed(reason: string): void {
     clearTimeout(this.handshakeTimer);
+    clearTimeout(this.signTimer);
     this.closeReason = reason;
+    this.outbox = [];
+    this.outboxHead = 0;
+    this.outboxBytes = 0;
     if (this.state === "auth" && this.peerAuthReceived && this.ownAuthSent) {
       // The peer's AUTH is being verified: let that decide (open or fail).
       this.closedAfterPeerAuth = true;
       return;
     }
     if (this.state !== "open") {
-      this.settled.reject(new ProtocolError(`connection closed during handshake: ${reason}`));
+      const error = new ProtocolError(`connection closed during handshake: ${reason}`);
+      if (this.verifying) this.verifying.finally(() => this.settled.reject(error));
+      else this.settled.reject(error);
       return;
     }
     this.handler?.onClose(this, reason);

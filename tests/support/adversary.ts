@@ -15,13 +15,28 @@ import { createHash } from "node:crypto";
 import net from "node:net";
 import type { SocketAddress } from "../../lib/address.ts";
 import {
+  decodePeerMessage,
   encodePeerMessage,
+  framePeerPayload,
   type HelloMessage,
   PEER_PROTOCOL_VERSION,
   type PeerMessage,
   PeerMessageType,
 } from "../../lib/codec/peer_messages.ts";
 import type { HostKey } from "../../lib/hostkey.ts";
+import {
+  credentialIssuerFor,
+  type SessionCredential,
+  signWithCredential,
+} from "../../lib/transport/credential.ts";
+import {
+  authPayload,
+  deriveSessionCiphers,
+  generateEphemeralKey,
+  type SessionCiphers,
+  solvePuzzle,
+  transcriptHash,
+} from "../../lib/transport/peer_crypto.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { powEpoch, solveProofOfWork, verifyProofOfWork } from "../../lib/protocol/proof_of_work.ts";
 import { PeerSession } from "../../lib/transport/peer_session.ts";
@@ -186,7 +201,10 @@ export class RawPeerClient {
   }
 }
 
-/** A HELLO payload with any fields overridden (for forged handshakes). */
+/**
+ * A HELLO payload with any fields overridden (for forged handshakes). The
+ * default credential is junk: random key bytes and signature, valid expiry.
+ */
 export function helloPayload(
   fields: Partial<Omit<HelloMessage, "type">> & {
     publicKey: Uint8Array;
@@ -195,14 +213,89 @@ export function helloPayload(
   return encodePeerMessage({
     type: PeerMessageType.Hello,
     version: PEER_PROTOCOL_VERSION,
+    puzzleBits: 0,
     flags: 0,
     ephemeralKey: crypto.getRandomValues(new Uint8Array(32)),
     nonce: crypto.getRandomValues(new Uint8Array(32)),
     powEpoch: powEpoch(),
     powNonce: 0n,
     listenAddress: { hostname: "127.0.0.1", port: 9 },
+    credential: {
+      key: crypto.getRandomValues(new Uint8Array(32)),
+      expiry: Math.floor(Date.now() / 1000) + 86_400,
+      signature: crypto.getRandomValues(new Uint8Array(128)),
+    },
     ...fields,
+  }).slice();
+}
+
+/** The current session credential of `key` (shared with nodes and sessions using it). */
+export function credentialOf(key: HostKey): Promise<SessionCredential> {
+  return credentialIssuerFor(key).current();
+}
+
+/** One sealed frame whose plaintext is the single record `| length u32 | message |`. */
+export async function sealedFrame(
+  ciphers: SessionCiphers,
+  message: PeerMessage,
+): Promise<Uint8Array> {
+  const encoded = encodePeerMessage(message);
+  const record = new Uint8Array(4 + encoded.length);
+  new DataView(record.buffer).setUint32(0, encoded.length);
+  record.set(encoded, 4);
+  return await ciphers.send.sealFrame(record);
+}
+
+/** How {@link handshakeByHand} forges its side of the handshake. */
+export interface ForgedHandshake {
+  /** Host key whose SPKI (identity) HELLO presents. */
+  readonly presented: HostKey;
+  /** Proof-of-work nonce for `presented` in the current epoch. */
+  readonly powNonce: bigint;
+  /** Credential HELLO carries (default: `presented`'s own). */
+  readonly credential?: SessionCredential;
+  /** Credential whose key signs AUTH (default: `credential`). */
+  readonly authSigner?: SessionCredential;
+  /** Role label AUTH signs (default: initiator, the honest one). */
+  readonly role?: "initiator" | "responder";
+  /** Solve the puzzle the node's HELLO demands (default true). */
+  readonly solvePuzzle?: boolean;
+}
+
+/**
+ * Runs the initiator's side of the handshake by hand on `client` (a raw
+ * connection): sends HELLO, reads the node's, sends AUTH as `forged` says.
+ * Returns the session ciphers for sending sealed frames afterwards.
+ */
+export async function handshakeByHand(
+  client: RawPeerClient,
+  forged: ForgedHandshake,
+): Promise<SessionCiphers> {
+  const credential = forged.credential ?? await credentialOf(forged.presented);
+  const ephemeral = generateEphemeralKey();
+  const hello = helloPayload({
+    publicKey: forged.presented.publicKeyDer,
+    ephemeralKey: ephemeral.publicKey,
+    powNonce: forged.powNonce,
+    listenAddress: { hostname: "127.0.0.1", port: unusedPorts(1)[0] },
+    credential,
   });
+  await client.write(framePeerPayload(hello));
+  const nodeHelloPayload = await client.nextFrame(2000);
+  const nodeHello = decodePeerMessage(nodeHelloPayload) as HelloMessage;
+  const transcript = transcriptHash(hello, nodeHelloPayload);
+  const ciphers = deriveSessionCiphers(ephemeral, nodeHello.ephemeralKey, transcript, "initiator");
+  const signature = signWithCredential(
+    forged.authSigner ?? credential,
+    authPayload(forged.role ?? "initiator", transcript),
+  );
+  const puzzleSolution = forged.solvePuzzle === false
+    ? 0n
+    : solvePuzzle(transcript, nodeHello.puzzleBits);
+  await client.write(
+    await sealedFrame(ciphers, { type: PeerMessageType.Auth, puzzleSolution, signature }),
+  );
+  return ciphers;
 }
 
 /** The smallest nonce that does NOT satisfy `difficulty` for `identity` in the current epoch. */
