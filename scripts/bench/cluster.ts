@@ -15,8 +15,9 @@ import { Logger, type LogLevel } from "../../lib/log.ts";
 import { GossipNode, type NodeStats } from "../../lib/node.ts";
 import { powEpoch, solveProofOfWork } from "../../lib/protocol/proof_of_work.ts";
 import type { RandomSource } from "../../lib/protocol/random.ts";
+import process from "node:process";
 import type { Deadline } from "./deadline.ts";
-import { rssOfPids } from "./proc.ts";
+import { cpuOfPids, memoryOfPids, type ProcessCpu, type ProcessMemory } from "./proc.ts";
 
 /** One node of a benchmark overlay. */
 export interface ClusterNode {
@@ -44,8 +45,10 @@ export interface Cluster {
   readonly runDir?: string;
   /** Every node's counters (its `/status` document). */
   stats(): Promise<NodeStats[]>;
-  /** Resident set size in bytes: per node (process mode) or of this process. */
-  rssBytes(): Promise<number[]>;
+  /** Memory per node process (process mode) or of this whole process (in-process). */
+  memory(): Promise<ProcessMemory[]>;
+  /** CPU used so far per node process (process mode) or by this whole process (in-process). */
+  cpu(): Promise<ProcessCpu[]>;
   /** Nodes that are no longer running, with the reason. */
   failures(): string[];
   /** Stops every node; bounded in time; never throws. */
@@ -340,7 +343,8 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
     startupMs: performance.now() - started,
     runDir: options.runDir,
     stats: () => Promise.all(children.map((c) => fetchStatus(c.statusPort, 10_000))),
-    rssBytes: () => rssOfPids(children.map((c) => c.node.pid!)),
+    memory: () => memoryOfPids(children.map((c) => c.node.pid!)),
+    cpu: () => cpuOfPids(children.map((c) => c.node.pid!)),
     failures: () =>
       children.filter((c) => c.exit !== undefined).map((c) =>
         `node ${c.node.index} (pid ${c.node.pid}) exited with code ${
@@ -442,7 +446,11 @@ export async function startInProcessCluster(options: ClusterOptions): Promise<Cl
     startupMs: performance.now() - started,
     runDir: options.runDir,
     stats: () => Promise.resolve(gossipNodes.map((n) => n.stats())),
-    rssBytes: () => Promise.resolve([Deno.memoryUsage().rss]),
+    memory: () => memoryOfPids([Deno.pid]),
+    cpu: () => {
+      const usage = process.cpuUsage();
+      return Promise.resolve([{ user: usage.user / 1e6, system: usage.system / 1e6 }]);
+    },
     failures: () => [],
     close: closeAll,
   };

@@ -8,6 +8,7 @@
 import type { NodeStats } from "../../lib/node.ts";
 import type { RandomSource } from "../../lib/protocol/random.ts";
 import type { Cluster } from "./cluster.ts";
+import { cpuBetween, type CpuUsage, sampleCpu } from "./cpu.ts";
 import { type Deadline, WaitTimeoutError } from "./deadline.ts";
 import type { ModuleClient } from "./module_client.ts";
 import type { BenchOptions } from "./options.ts";
@@ -81,6 +82,8 @@ export interface LatencyResult {
   readonly moduleDuplicates: number;
   /** Phase length in ms (first ANNOUNCE to end of drain). */
   readonly durationMs: number;
+  /** CPU used from just before the first ANNOUNCE to the end of the drain. */
+  readonly cpu: CpuUsage;
   /** Per-item raw delays. */
   readonly raw: RawItem[];
 }
@@ -99,6 +102,8 @@ export interface ThroughputResult {
   readonly completeItems: number;
   /** Items completed before sending stopped, per second of sending. */
   readonly itemsPerSecond: number;
+  /** Deliveries to modules (including the drain's). */
+  readonly deliveries: number;
   /** Deliveries to modules per second of sending (including the drain's). */
   readonly deliveriesPerSecond: number;
   /** deliveries / (sent × (nodes − 1)). */
@@ -109,8 +114,27 @@ export interface ThroughputResult {
   readonly timeToAllMs: Percentiles;
   /** Counters of the phase. */
   readonly counters: CounterDelta;
+  /** CPU used from just before the first ANNOUNCE to the end of the drain. */
+  readonly cpu: CpuUsage;
   /** Completion times in ms since the phase started, in order of completion. */
   readonly completionsMs: number[];
+}
+
+/** Result of the idle measurement: the overlay up, no items flowing. */
+export interface IdleResult {
+  /** CPU used over the idle window. */
+  readonly cpu: CpuUsage;
+}
+
+/**
+ * Measures the nodes' background CPU rate over `seconds` of idleness (overlay
+ * up, modules connected, no items): maintenance rounds, pings, timers.
+ */
+export async function measureIdle(context: MeasureContext, seconds: number): Promise<IdleResult> {
+  const first = await sampleCpu(context.cluster);
+  await context.deadline.sleep(seconds * 1000);
+  const last = await sampleCpu(context.cluster);
+  return { cpu: cpuBetween(first, last) };
 }
 
 /** An item not complete after this long no longer holds a window slot. */
@@ -210,6 +234,7 @@ export async function measureLatency(context: MeasureContext): Promise<LatencyRe
   const n = cluster.nodes.length;
   const before: NodeStats[] = await cluster.stats();
   const moduleDuplicatesBefore = tracker.moduleDuplicates;
+  const cpuBefore = await sampleCpu(cluster);
   const { records, start } = await announceSpaced(
     context,
     Phase.Latency,
@@ -218,6 +243,7 @@ export async function measureLatency(context: MeasureContext): Promise<LatencyRe
   );
   await drain(context, records, "latency items to reach every node");
   const durationMs = performance.now() - start;
+  const cpu = cpuBetween(cpuBefore, await sampleCpu(cluster));
   const after: NodeStats[] = await cluster.stats();
   const times = (fraction: number) => records.map((r) => timeToFraction(r, n, fraction));
   const deliveries = deliveredCount(records);
@@ -234,6 +260,7 @@ export async function measureLatency(context: MeasureContext): Promise<LatencyRe
     counters: counterDelta(before, after),
     moduleDuplicates: tracker.moduleDuplicates - moduleDuplicatesBefore,
     durationMs,
+    cpu,
     raw: records.map((r) => ({
       seq: r.seq,
       origin: r.origin,
@@ -276,6 +303,7 @@ export async function measureThroughput(context: MeasureContext): Promise<Throug
       wake = done;
     });
   let stalled = 0;
+  const cpuBefore = await sampleCpu(cluster);
   const start = performance.now();
   const end = start + options.throughputSeconds * 1000;
   try {
@@ -306,6 +334,7 @@ export async function measureThroughput(context: MeasureContext): Promise<Throug
   }
   const sendingMs = performance.now() - start;
   await drain(context, records, "throughput items to reach every node");
+  const cpu = cpuBetween(cpuBefore, await sampleCpu(cluster));
   const after: NodeStats[] = await cluster.stats();
   const complete = records.filter((r) => !Number.isNaN(r.completedAt));
   const completions = complete.map((r) => r.completedAt - start).sort((a, b) => a - b);
@@ -317,11 +346,13 @@ export async function measureThroughput(context: MeasureContext): Promise<Throug
     sent: records.length,
     completeItems: complete.length,
     itemsPerSecond: completions.filter((t) => t <= sendingMs).length / (sendingMs / 1000),
+    deliveries,
     deliveriesPerSecond: deliveries / (sendingMs / 1000),
     deliveryRatio: records.length > 0 ? deliveries / (records.length * (n - 1)) : NaN,
     stalled,
     timeToAllMs: percentiles(records.map((r) => timeToFraction(r, n, 1))),
     counters: counterDelta(before, after),
+    cpu,
     completionsMs: completions.map(round),
   };
 }

@@ -32,17 +32,129 @@ export async function readProcFile(path: string): Promise<string | undefined> {
   }
 }
 
-/** VmRSS in bytes of each of `pids` (NaN for processes that are gone), from /proc/<pid>/status. */
-export async function rssOfPids(pids: readonly number[]): Promise<number[]> {
+/** Memory of one process from /proc/<pid>/status, in bytes (NaN when it is gone). */
+export interface ProcessMemory {
+  /** VmRSS: resident set size (anonymous + file-backed + shared memory). */
+  readonly rss: number;
+  /** RssAnon: private anonymous memory (heaps, stacks): what the process really adds. */
+  readonly rssAnon: number;
+  /** RssFile: resident file-backed pages (the deno binary, libraries); shared across processes. */
+  readonly rssFile: number;
+  /** VmHWM: peak resident set size. */
+  readonly peakRss: number;
+}
+
+const GONE: ProcessMemory = { rss: NaN, rssAnon: NaN, rssFile: NaN, peakRss: NaN };
+
+/** Parses the `grep -H` output of /proc/<pid>/status files into memory figures by pid. */
+export function parseStatusMemory(text: string): Map<number, ProcessMemory> {
+  const fields = new Map<number, Record<string, number>>();
+  for (const match of text.matchAll(/^\/proc\/(\d+)\/status:(\w+):\s+(\d+)\s+kB$/gm)) {
+    const pid = Number(match[1]);
+    let entry = fields.get(pid);
+    if (!entry) fields.set(pid, entry = {});
+    entry[match[2]] = Number(match[3]) * 1024;
+  }
+  const out = new Map<number, ProcessMemory>();
+  for (const [pid, f] of fields) {
+    out.set(pid, {
+      rss: f.VmRSS ?? NaN,
+      rssAnon: f.RssAnon ?? NaN,
+      rssFile: f.RssFile ?? NaN,
+      peakRss: f.VmHWM ?? NaN,
+    });
+  }
+  return out;
+}
+
+/** Memory figures of each of `pids` (NaN for processes that are gone). */
+export async function memoryOfPids(pids: readonly number[]): Promise<ProcessMemory[]> {
   if (pids.length === 0) return [];
   const text = await output("grep", [
     "-H",
-    "^VmRSS:",
+    "-E",
+    "^(VmRSS|RssAnon|RssFile|VmHWM):",
     ...pids.map((pid) => `/proc/${pid}/status`),
   ]) ?? "";
-  const byPid = new Map<number, number>();
-  for (const match of text.matchAll(/^\/proc\/(\d+)\/status:VmRSS:\s+(\d+)\s+kB$/gm)) {
-    byPid.set(Number(match[1]), Number(match[2]) * 1024);
+  const byPid = parseStatusMemory(text);
+  return pids.map((pid) => byPid.get(pid) ?? GONE);
+}
+
+/** VmRSS in bytes of each of `pids` (NaN for processes that are gone), from /proc/<pid>/status. */
+export async function rssOfPids(pids: readonly number[]): Promise<number[]> {
+  return (await memoryOfPids(pids)).map((m) => m.rss);
+}
+
+let clockTicks: number | undefined;
+
+/** Clock ticks per second of /proc CPU times (`getconf CLK_TCK`, 100 on Linux). */
+export async function clockTicksPerSecond(): Promise<number> {
+  if (clockTicks === undefined) {
+    const text = (await output("getconf", ["CLK_TCK"]))?.trim();
+    const value = Number(text);
+    clockTicks = Number.isInteger(value) && value > 0 ? value : 100;
   }
-  return pids.map((pid) => byPid.get(pid) ?? NaN);
+  return clockTicks;
+}
+
+/**
+ * Parses one /proc/<pid>/stat line into user and system CPU ticks of the whole
+ * process (all its threads, live and exited). The command name (field 2) may
+ * contain spaces and parentheses, so fields are counted after its last ")".
+ */
+export function parseStatTicks(line: string): { user: number; system: number } | undefined {
+  const close = line.lastIndexOf(")");
+  if (close < 0) return undefined;
+  const rest = line.slice(close + 2).trim().split(/\s+/);
+  // rest[0] is field 3 (state); utime is field 14, stime field 15.
+  const user = Number(rest[11]);
+  const system = Number(rest[12]);
+  return Number.isFinite(user) && Number.isFinite(system) ? { user, system } : undefined;
+}
+
+/** CPU time of one process in seconds (NaN when it is gone). */
+export interface ProcessCpu {
+  /** User-mode CPU seconds since the process started. */
+  readonly user: number;
+  /** Kernel-mode CPU seconds since the process started. */
+  readonly system: number;
+}
+
+/** User and system CPU seconds of each of `pids` so far (NaN for processes that are gone). */
+export async function cpuOfPids(pids: readonly number[]): Promise<ProcessCpu[]> {
+  if (pids.length === 0) return [];
+  const hz = await clockTicksPerSecond();
+  const text = await output("grep", ["-H", "", ...pids.map((pid) => `/proc/${pid}/stat`)]) ?? "";
+  const byPid = new Map<number, ProcessCpu>();
+  for (const match of text.matchAll(/^\/proc\/(\d+)\/stat:(.*)$/gm)) {
+    const ticks = parseStatTicks(match[2]);
+    if (ticks) byPid.set(Number(match[1]), { user: ticks.user / hz, system: ticks.system / hz });
+  }
+  return pids.map((pid) => byPid.get(pid) ?? { user: NaN, system: NaN });
+}
+
+/** Whole-machine CPU time from the first line of /proc/stat, in seconds summed over cores. */
+export interface MachineCpu {
+  /** Busy time: everything but idle and iowait. */
+  readonly busy: number;
+  /** All time (busy + idle + iowait). */
+  readonly total: number;
+}
+
+/** Parses the aggregate `cpu` line of /proc/stat. */
+export function parseMachineCpu(text: string, hz: number): MachineCpu | undefined {
+  const line = /^cpu\s+(.*)$/m.exec(text)?.[1];
+  if (!line) return undefined;
+  // user nice system idle iowait irq softirq steal (guest times are inside user/nice).
+  const v = line.trim().split(/\s+/).slice(0, 8).map(Number);
+  if (v.length < 5 || v.some((x) => !Number.isFinite(x))) return undefined;
+  const idle = v[3] + v[4];
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: (total - idle) / hz, total: total / hz };
+}
+
+/** CPU time of the whole machine so far, or undefined when /proc/stat is unreadable. */
+export async function machineCpu(): Promise<MachineCpu | undefined> {
+  const text = await readProcFile("/proc/stat");
+  return text === undefined ? undefined : parseMachineCpu(text, await clockTicksPerSecond());
 }
