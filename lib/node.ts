@@ -177,6 +177,8 @@ export interface NodeStats {
   readonly validationOverflow: number;
   /** The day (epoch) of this node's current identity proof-of-work. */
   readonly powEpoch: number;
+  /** Memory of the whole process (`Deno.memoryUsage()`: rss, heapTotal, heapUsed, external). */
+  readonly memory: Deno.MemoryUsage;
 }
 
 const EXCHANGE_SIZE = 16;
@@ -457,6 +459,7 @@ export class GossipNode {
       pendingValidations: this.validation.size,
       powEpoch: this.proof.epoch,
       peerFramesDropped: [...this.sessions.values()].reduce((n, s) => n + s.droppedFrames, 0),
+      memory: Deno.memoryUsage(),
     };
   }
 
