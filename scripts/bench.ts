@@ -68,6 +68,8 @@ import { DeliveryTracker } from "./bench/tracker.ts";
 import {
   parsePerfStat,
   parseStraceSummary,
+  perfReport,
+  startPerfRecord,
   startPerfStat,
   startStrace,
   type Tracer,
@@ -158,6 +160,10 @@ async function startTracers(
     const pids = cluster.nodes.map((n) => n.pid!);
     tracers.push(await startPerfStat(pids, join(runDir, "perf-stat.txt")));
   }
+  if (options.perfRecord) {
+    const pids = cluster.nodes.map((n) => n.pid!);
+    tracers.push(await startPerfRecord(pids, join(runDir, "perf.data")));
+  }
   return tracers;
 }
 
@@ -166,12 +172,22 @@ async function stopTracers(tracers: Tracer[]): Promise<Record<string, unknown>> 
   const out: Record<string, unknown> = {};
   for (const tracer of tracers) {
     const text = await tracer.stop();
-    if (tracer.label.startsWith("strace")) {
+    if (tracer.kind === "strace") {
       out.strace = {
         command: tracer.label,
         file: tracer.outputPath,
         rows: parseStraceSummary(text),
       };
+    } else if (tracer.kind === "perf-record") {
+      const reports: Record<string, string> = {};
+      for (const sort of ["dso", "dso,sym"]) {
+        reports[sort] = await perfReport(tracer.outputPath, sort, sort === "dso" ? 20 : 80);
+        await Deno.writeTextFile(
+          `${tracer.outputPath}.${sort.replace(",", "-")}.txt`,
+          reports[sort],
+        );
+      }
+      out.perfRecord = { command: tracer.label, file: tracer.outputPath, reports };
     } else {
       out.perfStat = {
         command: tracer.label,
@@ -206,6 +222,14 @@ function formatTraces(traces: Record<string, unknown>, latency: LatencyResult): 
           (r.errors > 0 ? `  (${r.errors} errors)` : ""),
       );
     }
+  }
+  const record = traces.perfRecord as { file: string; reports: Record<string, string> } | undefined;
+  if (record) {
+    lines.push("");
+    lines.push(`perf record of all nodes during the latency phase (${record.file}), by binary:`);
+    lines.push(...record.reports.dso.split("\n").slice(0, 12).map((l) => `  ${l.trim()}`));
+    lines.push(`by symbol (top 25; all in ${record.file}.dso-sym.txt):`);
+    lines.push(...record.reports["dso,sym"].split("\n").slice(0, 25).map((l) => `  ${l.trim()}`));
   }
   const perf = traces.perfStat as { events: Record<string, number> } | undefined;
   if (perf) {
@@ -259,6 +283,7 @@ async function run(options: BenchOptions, deadline: Deadline): Promise<void> {
       deadline,
       progress,
       cpuProf: options.cpuProf,
+      v8Flags: options.nodeV8Flags,
     };
     cluster = options.inProcess
       ? await startInProcessCluster(clusterOptions)
@@ -369,6 +394,7 @@ async function run(options: BenchOptions, deadline: Deadline): Promise<void> {
           throughput,
           memory,
           cpu,
+          idle,
           traces,
           problems: [...failures, ...broken],
           moduleStats: { foreign: tracker.foreign, duplicates: tracker.moduleDuplicates },

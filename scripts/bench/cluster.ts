@@ -79,6 +79,8 @@ export interface ClusterOptions {
   readonly progress: (line: string) => void;
   /** Process mode: run the daemons with `--cpu-prof` into `<runDir>/prof`. */
   readonly cpuProf?: boolean;
+  /** Process mode: `--v8-flags=` of the daemons. */
+  readonly v8Flags?: string;
 }
 
 const MAIN_PATH = fileURLToPath(new URL("../../main.ts", import.meta.url));
@@ -260,6 +262,7 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
               `--cpu-prof-name=node-${index}.cpuprofile`,
             ]
             : []),
+          ...(options.v8Flags ? [`--v8-flags=${options.v8Flags}`] : []),
           "--allow-net",
           "--allow-read",
           "--allow-write",

@@ -51,6 +51,10 @@ export interface BenchOptions {
   readonly strace?: number;
   /** Process mode: count task clock and context switches of all nodes with `perf stat`. */
   readonly perfStat: boolean;
+  /** Process mode: sample all nodes' CPU with `perf record` during the latency phase. */
+  readonly perfRecord: boolean;
+  /** Process mode: extra V8 flags of every node (`deno run --v8-flags=...`). */
+  readonly nodeV8Flags?: string;
 }
 
 /** Help text of the benchmark. */
@@ -88,6 +92,11 @@ Options:
                           (slows that node; for syscall counts, not for timings)
   --perf-stat             process mode: perf stat (context switches, page faults) of
                           all nodes during the latency phase
+  --perf-record           process mode: perf record (CPU samples of user and kernel
+                          code) of all nodes during the latency phase; reports by
+                          binary and by symbol go to the kept run directory
+  --node-v8-flags FLAGS   process mode: run every node with --v8-flags=FLAGS (e.g.
+                          --perf-basic-prof with --perf-record, or heap settings)
   -h, --help              show this help`;
 
 /** Thrown for bad command-line input. */
@@ -134,12 +143,14 @@ export function parseBenchArgs(args: string[]): BenchOptions | undefined {
     "out",
     "idle-seconds",
     "strace",
+    "node-v8-flags",
   ];
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
     "in-process": { type: "boolean" },
     keep: { type: "boolean" },
     "cpu-prof": { type: "boolean" },
     "perf-stat": { type: "boolean" },
+    "perf-record": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   };
   for (const flag of stringFlags) options[flag] = { type: "string" };
@@ -168,8 +179,14 @@ export function parseBenchArgs(args: string[]): BenchOptions | undefined {
     ? undefined
     : intOption(values, "strace", 0, 0, nodes - 1);
   const perfStat = values["perf-stat"] === true;
-  if (inProcess && (strace !== undefined || perfStat)) {
-    throw new BenchUsageError("--strace and --perf-stat need process mode (no --in-process)");
+  const perfRecord = values["perf-record"] === true;
+  const nodeV8Flags = typeof values["node-v8-flags"] === "string"
+    ? values["node-v8-flags"]
+    : undefined;
+  if (inProcess && (strace !== undefined || perfStat || perfRecord || nodeV8Flags)) {
+    throw new BenchUsageError(
+      "--strace, --perf-stat, --perf-record and --node-v8-flags need process mode",
+    );
   }
   return {
     inProcess,
@@ -186,12 +203,14 @@ export function parseBenchArgs(args: string[]): BenchOptions | undefined {
     overlayTimeoutMs: intOption(values, "overlay-timeout-s", 90, 1, 3600) * 1000,
     timeoutS: intOption(values, "timeout-s", 300, 10, 86_400),
     out: typeof out === "string" && out !== "" ? out : "bench-results",
-    keep: values.keep === true || cpuProf,
+    keep: values.keep === true || cpuProf || perfRecord,
     seed: intOption(values, "seed", Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31),
     keyBits,
     cpuProf,
     idleSeconds: intOption(values, "idle-seconds", 5, 0, 3600),
     strace,
     perfStat,
+    perfRecord,
+    nodeV8Flags,
   };
 }

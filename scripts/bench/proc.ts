@@ -158,3 +158,36 @@ export async function machineCpu(): Promise<MachineCpu | undefined> {
   const text = await readProcFile("/proc/stat");
   return text === undefined ? undefined : parseMachineCpu(text, await clockTicksPerSecond());
 }
+
+/**
+ * Seconds since boot from /proc/uptime (10 ms resolution). On a machine that
+ * never suspended this is CLOCK_MONOTONIC, the clock of the `startTime` and
+ * `endTime` of V8 CPU profiles (in µs there), so phase windows recorded with it
+ * select the matching samples of `--cpu-prof` profiles.
+ */
+export async function monotonicSeconds(): Promise<number> {
+  const text = await readProcFile("/proc/uptime");
+  const value = Number(text?.trim().split(/\s+/)[0]);
+  return Number.isFinite(value) ? value : NaN;
+}
+
+/**
+ * Time on a CPU (user + system) of every live thread of each of `pids`, in
+ * seconds with nanosecond resolution, from /proc/<pid>/task/<tid>/schedstat.
+ * Threads that already exited are not counted (their time is in
+ * /proc/<pid>/stat, at 10 ms resolution): use it for short, fine measurements.
+ */
+export async function threadCpuOfPids(pids: readonly number[]): Promise<number[]> {
+  if (pids.length === 0) return [];
+  const text = await output("sh", [
+    "-c",
+    pids.map((pid) => `for f in /proc/${pid}/task/*/schedstat; do echo "${pid} $(cat $f)"; done`)
+      .join("; ") + " 2>/dev/null",
+  ]) ?? "";
+  const byPid = new Map<number, number>();
+  for (const match of text.matchAll(/^(\d+) (\d+) /gm)) {
+    const pid = Number(match[1]);
+    byPid.set(pid, (byPid.get(pid) ?? 0) + Number(match[2]) / 1e9);
+  }
+  return pids.map((pid) => byPid.get(pid) ?? NaN);
+}

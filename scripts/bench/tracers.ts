@@ -13,6 +13,8 @@
 
 /** A running tracer. */
 export interface Tracer {
+  /** Which tool. */
+  readonly kind: "strace" | "perf-stat" | "perf-record";
   /** What runs, for the summary. */
   readonly label: string;
   /** Where the report goes. */
@@ -22,6 +24,7 @@ export interface Tracer {
 }
 
 async function startTracer(
+  kind: Tracer["kind"],
   label: string,
   command: string,
   args: string[],
@@ -38,6 +41,7 @@ async function startTracer(
   // Give it time to attach before the phase starts.
   await new Promise((resolve) => setTimeout(resolve, settleMs));
   return {
+    kind,
     label,
     outputPath,
     async stop() {
@@ -62,7 +66,9 @@ async function startTracer(
       }
       const errors = (await stderr).trim();
       try {
-        return await Deno.readTextFile(outputPath);
+        return (await Deno.stat(outputPath)).size > 10_000_000
+          ? "(binary)"
+          : await Deno.readTextFile(outputPath);
       } catch {
         return errors === "" ? "" : `${label} failed: ${errors.split("\n").slice(-3).join(" | ")}`;
       }
@@ -73,6 +79,7 @@ async function startTracer(
 /** Attaches `strace -c -f` (summary of every thread's syscalls) to process `pid`. */
 export function startStrace(pid: number, outputPath: string): Promise<Tracer> {
   return startTracer(
+    "strace",
     `strace -c -f -p ${pid}`,
     "strace",
     ["-c", "-f", "-qq", "-o", outputPath, "-p", String(pid)],
@@ -87,12 +94,47 @@ export const PERF_EVENTS = ["task-clock", "context-switches", "cpu-migrations", 
 /** Attaches `perf stat` (software events, summed over all threads) to `pids`. */
 export function startPerfStat(pids: readonly number[], outputPath: string): Promise<Tracer> {
   return startTracer(
+    "perf-stat",
     `perf stat -p <${pids.length} node pids>`,
     "perf",
     ["stat", "-x", ",", "-e", PERF_EVENTS.join(","), "-o", outputPath, "-p", pids.join(",")],
     outputPath,
     300,
   );
+}
+
+/**
+ * Attaches `perf record` (CPU-time sampling of user and kernel code, all
+ * threads) to `pids`. Unlike V8's `--cpu-prof`, whose samples are wall-clock
+ * spaced and so charge a descheduled process's waiting time to whatever it was
+ * running, perf samples only time on a CPU. Start the nodes with
+ * `--node-v8-flags=--perf-basic-prof` to name JIT-compiled JavaScript.
+ */
+export function startPerfRecord(pids: readonly number[], outputPath: string): Promise<Tracer> {
+  return startTracer(
+    "perf-record",
+    `perf record -F 997 -p <${pids.length} node pids>`,
+    "perf",
+    ["record", "-q", "-F", "997", "-o", outputPath, "-p", pids.join(",")],
+    outputPath,
+    500,
+  );
+}
+
+/** Runs `perf report` on `dataPath` sorted by `sort` and returns its text (top `lines`). */
+export async function perfReport(dataPath: string, sort: string, lines = 60): Promise<string> {
+  try {
+    const result = await new Deno.Command("perf", {
+      args: ["report", "-i", dataPath, "--stdio", "--no-children", "--sort", sort, "-q"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return new TextDecoder().decode(result.stdout).split("\n")
+      .filter((l) => l.trim() !== "").slice(0, lines).join("\n");
+  } catch (error) {
+    return `perf report failed: ${String(error)}`;
+  }
 }
 
 /** One row of `strace -c` output. */
