@@ -191,3 +191,49 @@ export async function threadCpuOfPids(pids: readonly number[]): Promise<number[]
   }
   return pids.map((pid) => byPid.get(pid) ?? NaN);
 }
+
+/** Private memory of a process by kind of mapping, from /proc/<pid>/smaps, in bytes. */
+export interface MemoryMaps {
+  /** Anonymous pages of the `[heap]` mapping: glibc malloc's main arena (brk). */
+  readonly mallocHeap: number;
+  /** Anonymous pages of unnamed mappings: V8 heap pages, other malloc arenas, large mallocs. */
+  readonly anonMappings: number;
+  /** Anonymous pages of thread stacks. */
+  readonly stacks: number;
+  /** Anonymous pages (copy-on-write) of file mappings, e.g. the binary's data. */
+  readonly fileAnon: number;
+  /** Number of unnamed anonymous mappings. */
+  readonly anonMappingCount: number;
+}
+
+/** Sums the `Anonymous:` lines of smaps text by kind of mapping. */
+export function parseSmaps(text: string): MemoryMaps {
+  let mallocHeap = 0;
+  let anonMappings = 0;
+  let stacks = 0;
+  let fileAnon = 0;
+  let count = 0;
+  let name = "";
+  for (const line of text.split("\n")) {
+    const header = /^[0-9a-f]+-[0-9a-f]+\s+\S+\s+\S+\s+\S+\s+\d+\s*(.*)$/.exec(line);
+    if (header) {
+      name = header[1].trim();
+      if (name === "") count++;
+      continue;
+    }
+    const anon = /^Anonymous:\s+(\d+) kB/.exec(line);
+    if (!anon) continue;
+    const bytes = Number(anon[1]) * 1024;
+    if (name === "[heap]") mallocHeap += bytes;
+    else if (name === "") anonMappings += bytes;
+    else if (name.startsWith("[stack")) stacks += bytes;
+    else fileAnon += bytes;
+  }
+  return { mallocHeap, anonMappings, stacks, fileAnon, anonMappingCount: count };
+}
+
+/** Private memory of `pid` by kind of mapping, or undefined when it is gone. */
+export async function memoryMapsOf(pid: number): Promise<MemoryMaps | undefined> {
+  const text = await readProcFile(`/proc/${pid}/smaps`);
+  return text === undefined ? undefined : parseSmaps(text);
+}
