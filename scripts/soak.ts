@@ -15,7 +15,7 @@
  * items per second are announced from random live nodes' modules. Every
  * minute it prints node 0's RSS (VmRSS and its private part RssAnon, split
  * into glibc's main malloc arena and other anonymous mappings), V8 heap used
- * (from its /status `memory`), peer counts and the sizes of the structures it
+ * and reserved (from its /status `memory`), peer counts and the sizes of the structures it
  * reports in /status `structures` (when the node has them), and the delivery
  * ratio of the minute's items.
  *
@@ -430,7 +430,7 @@ async function run(options: SoakOptions, deadline: Deadline): Promise<void> {
         progress(`  heap snapshot failed: ${String(error)}`);
       }
     };
-    const restartLater = (index: number, delayMs: number) => {
+    const restartLater = (index: number, delayMs: number, attempt = 1) => {
       const timer = setTimeout(() => {
         timers.delete(timer);
         const job = (async () => {
@@ -440,10 +440,12 @@ async function run(options: SoakOptions, deadline: Deadline): Promise<void> {
             states[index].restarts++;
             restartsThisMinute++;
           } catch (error) {
-            if (!(error instanceof AbortedError)) {
-              failures.push(`restart of node ${index}: ${String(error)}`);
-              progress(`  restart of node ${index} failed: ${String(error)}`);
-            }
+            if (error instanceof AbortedError) return;
+            failures.push(`restart ${attempt} of node ${index}: ${String(error)}`);
+            progress(`  restart of node ${index} failed: ${String(error)}`);
+            // A start that hangs is killed and tried again, at most three times.
+            await c.kill(index, "SIGKILL").catch(() => {});
+            if (attempt < 3 && performance.now() < endAt) restartLater(index, 1000, attempt + 1);
           }
         })();
         pending.add(job);
@@ -460,7 +462,7 @@ async function run(options: SoakOptions, deadline: Deadline): Promise<void> {
         `${"restarts".padStart(9)}${"RSS".padStart(8)}${"anon".padStart(8)}${
           "malloc".padStart(8)
         }` +
-        `${"mmap".padStart(8)}${"heap".padStart(8)}` +
+        `${"mmap".padStart(8)}${"heap".padStart(8)}${"v8tot".padStart(8)}` +
         `${"ext".padStart(7)}${"peers".padStart(7)}${"known".padStart(7)}${"items".padStart(7)}` +
         `  structures`,
     );
@@ -570,6 +572,7 @@ async function run(options: SoakOptions, deadline: Deadline): Promise<void> {
             `${String(row.restarts).padStart(9)}${f(row.node0.rssMiB).padStart(8)}` +
             `${f(row.node0.anonMiB).padStart(8)}${f(row.node0.mallocHeapMiB).padStart(8)}` +
             `${f(row.node0.anonMappingsMiB).padStart(8)}${f(row.node0.heapUsedMiB).padStart(8)}` +
+            `${f(row.node0.heapTotalMiB).padStart(8)}` +
             `${f(row.node0.externalMiB).padStart(7)}${f(row.node0.peers, 0).padStart(7)}` +
             `${f(row.node0.knownPeers, 0).padStart(7)}` +
             `${f(row.node0.knowledgeBaseItems, 0).padStart(7)}  ` +
