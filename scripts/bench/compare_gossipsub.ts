@@ -29,6 +29,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import type { LatencyResult, ThroughputResult } from "./measure.ts";
+import { machineCpu, readProcFile } from "./proc.ts";
 import type { CpuReport, MemoryReport } from "./report.ts";
 
 const REPO_DIR = fileURLToPath(new URL("../../", import.meta.url));
@@ -114,8 +115,36 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Runs a command with inherited stderr; returns its stdout. */
+/** Machine load while a command ran: busy cores (all programs) and the 1-minute load before. */
+interface Load {
+  busyCores: number;
+  loadBefore: number;
+}
+
+const loads: Record<string, Load> = {};
+
+/** Runs a command with inherited stderr; returns its stdout; records the machine's load. */
 async function runCommand(command: string, args: string[], cwd: string): Promise<string> {
+  const loadBefore = Number((await readProcFile("/proc/loadavg"))?.split(" ")[0]);
+  const before = await machineCpu();
+  const started = performance.now();
+  try {
+    return await runCommandInner(command, args, cwd);
+  } finally {
+    const after = await machineCpu();
+    const wall = (performance.now() - started) / 1000;
+    loads[
+      `${command === "node" ? "reference" : "ours"} ${
+        args.includes("--in-process") ? "in-process" : command === "node" ? "" : "process"
+      }`.trim()
+    ] = {
+      busyCores: before && after ? (after.busy - before.busy) / wall : NaN,
+      loadBefore,
+    };
+  }
+}
+
+async function runCommandInner(command: string, args: string[], cwd: string): Promise<string> {
   const child = new Deno.Command(command, {
     args,
     cwd,
@@ -396,10 +425,27 @@ async function main(args: string[]): Promise<number> {
     "\n  ref/ours: the reference's figure divided by ours; for times, CPU and memory above 1 " +
       "means ours is lower, for rates and ratios above 1 means the reference is higher.",
   );
+  console.log("\nMachine load during each run (all programs; 2 cores = saturated):");
+  for (const [name, load] of Object.entries(loads)) {
+    console.log(
+      `  ${name.padEnd(24)} busy ${load.busyCores.toFixed(2)} cores on average; ` +
+        `1-min load average before: ${load.loadBefore.toFixed(2)}`,
+    );
+  }
+  for (const run of runs) {
+    const other = run.ours.latency.cpu?.otherCores;
+    if (other !== undefined && other !== null) {
+      console.log(
+        `  ours ${run.mode}: other programs used ${
+          other.toFixed(2)
+        } cores during its latency phase`,
+      );
+    }
+  }
   const path = join(outDir, "compare.json");
   await Deno.writeTextFile(
     path,
-    JSON.stringify({ options, figures: all, ours: runs.map((r) => r.ours) }, null, 1) + "\n",
+    JSON.stringify({ options, figures: all, loads, ours: runs.map((r) => r.ours) }, null, 1) + "\n",
   );
   console.log(`\nwrote ${path}`);
   return 0;
