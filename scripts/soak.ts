@@ -104,6 +104,7 @@ Options:
   --seed N                  seed of kills, delays and origins (default random)
   --out DIR                 results directory (default bench-results)
   --keep                    keep configs and logs
+  --replot FILE             only redraw the SVG of an earlier soak-<time>.json
   -h, --help                this help`;
 
 class UsageError extends Error {}
@@ -283,8 +284,8 @@ function lineChartSvg(
   ratio: { label: string; values: number[] },
 ): string {
   const width = 860;
-  const height = 560;
-  const m = { left: 70, right: 70, top: 64, bottom: 150 };
+  const m = { left: 70, right: 70, top: 64, bottom: 80 + 18 * (series.length + 1) };
+  const height = 340 + m.bottom;
   const plotW = width - m.left - m.right;
   const plotH = height - m.top - m.bottom;
   const xs = minutes.map((r) => r.minute);
@@ -355,6 +356,41 @@ function lineChartSvg(
   });
   parts.push("</svg>");
   return parts.join("\n") + "\n";
+}
+
+/** The soak's chart: node 0's memory per minute and the delivery ratio. */
+export function soakChartSvg(options: SoakOptions, minutes: readonly SoakMinute[]): string {
+  return lineChartSvg(
+    `node 0 under churn: ${options.nodes} nodes, a SIGKILL every ${options.killEveryS} s, ` +
+      `${options.rate} items/s`,
+    minutes,
+    [
+      { label: "RSS (VmRSS), MiB", color: "#d0021b", values: minutes.map((r) => r.node0.rssMiB) },
+      { label: "RssAnon, MiB", color: "#f5a623", values: minutes.map((r) => r.node0.anonMiB) },
+      {
+        label: "glibc malloc main arena ([heap]), MiB",
+        color: "#8b572a",
+        values: minutes.map((r) => r.node0.mallocHeapMiB ?? null),
+      },
+      {
+        label: "V8 heap reserved (heapTotal), MiB",
+        color: "#1f3f8f",
+        values: minutes.map((r) => r.node0.heapTotalMiB),
+      },
+      {
+        label: "V8 heap used, MiB",
+        color: "#4a90d9",
+        values: minutes.map((r) => r.node0.heapUsedMiB),
+      },
+      {
+        label: "median RSS of the other running nodes, MiB",
+        color: "#7ed321",
+        values: minutes.map((r) => r.othersRssMedianMiB),
+      },
+    ],
+    "MiB",
+    { label: "delivery ratio (right axis, 0.9-1)", values: minutes.map((r) => r.ratio) },
+  );
 }
 
 async function run(options: SoakOptions, deadline: Deadline): Promise<void> {
@@ -646,36 +682,7 @@ async function run(options: SoakOptions, deadline: Deadline): Promise<void> {
     );
     await Deno.writeTextFile(
       svgPath,
-      lineChartSvg(
-        `node 0 under churn: ${options.nodes} nodes, a SIGKILL every ${options.killEveryS} s, ` +
-          `${options.rate} items/s`,
-        minutes,
-        [
-          {
-            label: "RSS (VmRSS), MiB",
-            color: "#d0021b",
-            values: minutes.map((r) => r.node0.rssMiB),
-          },
-          { label: "RssAnon, MiB", color: "#f5a623", values: minutes.map((r) => r.node0.anonMiB) },
-          {
-            label: "glibc malloc main arena ([heap]), MiB",
-            color: "#8b572a",
-            values: minutes.map((r) => r.node0.mallocHeapMiB),
-          },
-          {
-            label: "V8 heap used, MiB",
-            color: "#4a90d9",
-            values: minutes.map((r) => r.node0.heapUsedMiB),
-          },
-          {
-            label: "median RSS of the other running nodes, MiB",
-            color: "#7ed321",
-            values: minutes.map((r) => r.othersRssMedianMiB),
-          },
-        ],
-        "MiB",
-        { label: "delivery ratio (right axis, 0.9-1)", values: minutes.map((r) => r.ratio) },
-      ),
+      soakChartSvg(options, minutes),
     );
     console.log(`\nwrote ${jsonPath}\nwrote ${svgPath}`);
     ok = failures.length === 0;
@@ -696,6 +703,22 @@ async function run(options: SoakOptions, deadline: Deadline): Promise<void> {
 }
 
 async function main(args: string[]): Promise<number> {
+  const replot = args.indexOf("--replot");
+  if (replot >= 0) {
+    const path = args[replot + 1];
+    if (!path) {
+      console.error("soak: --replot needs a soak-<time>.json file; see --help");
+      return 2;
+    }
+    const saved = JSON.parse(await Deno.readTextFile(path)) as {
+      options: SoakOptions;
+      minutes: SoakMinute[];
+    };
+    const svgPath = path.replace(/\.json$/, "") + ".svg";
+    await Deno.writeTextFile(svgPath, soakChartSvg(saved.options, saved.minutes));
+    console.log(`wrote ${svgPath}`);
+    return 0;
+  }
   let options: SoakOptions | undefined;
   try {
     options = parseSoakArgs(args);
