@@ -286,7 +286,13 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Proc
               `--cpu-prof-name=node-${index}.cpuprofile`,
             ]
             : []),
-          ...(options.v8Flags ? [`--v8-flags=${options.v8Flags}`] : []),
+          // Some V8 flags (e.g. --perf-basic-prof) also write a V8 log; keep it in the run directory.
+          ...(options.v8Flags
+            ? [
+              `--v8-flags=${options.v8Flags},--no-logfile-per-isolate,` +
+              `--logfile=${join(options.runDir, `node-${index}-v8.log`)}`,
+            ]
+            : []),
           ...(options.denoFlags?.(index) ?? []),
           "--allow-net",
           "--allow-read",
