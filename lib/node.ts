@@ -92,6 +92,8 @@ export interface NodeStats extends CoreStats {
   readonly bytesOut: number;
   /** Size of every table kept per peer, connection, identity, address and item. */
   readonly structures: Record<string, number>;
+  /** The process's memory (the V8 heap and what lies outside it). */
+  readonly memory: Deno.MemoryUsage;
 }
 
 /** Settings {@link GossipNode.reconfigure} can change while the node runs. */
@@ -347,6 +349,7 @@ export class GossipNode {
       peerMessagesDropped: dropped,
       bytesIn,
       bytesOut,
+      memory: Deno.memoryUsage(),
       structures: {
         ...core.structureSizes(),
         shellSessions: this.sessions.size,

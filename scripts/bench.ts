@@ -36,9 +36,12 @@ import { seededRandom } from "../lib/protocol/random.ts";
 import { type Cluster, startInProcessCluster, startProcessCluster } from "./bench/cluster.ts";
 import { AbortedError, Deadline, WaitTimeoutError } from "./bench/deadline.ts";
 import { ensureHostKeys } from "./bench/keys.ts";
+import { cpuPerDelivery } from "./bench/cpu.ts";
 import {
+  type IdleResult,
   type LatencyResult,
   type MeasureContext,
+  measureIdle,
   measureLatency,
   measureThroughput,
   type ThroughputResult,
@@ -52,14 +55,25 @@ import {
   parseBenchArgs,
 } from "./bench/options.ts";
 import {
+  type CpuReport,
   formatSummary,
   machineInfo,
   type MemoryReport,
+  memorySnapshot,
   reachChartSvg,
   sourceInfo,
 } from "./bench/report.ts";
-import { type OverlayShape, overlayShape, spread } from "./bench/stats.ts";
+import { type OverlayShape, overlayShape } from "./bench/stats.ts";
 import { DeliveryTracker } from "./bench/tracker.ts";
+import {
+  parsePerfStat,
+  parseStraceSummary,
+  perfReport,
+  startPerfRecord,
+  startPerfStat,
+  startStrace,
+  type Tracer,
+} from "./bench/tracers.ts";
 
 const REPO_DIR = fileURLToPath(new URL("../", import.meta.url));
 /** Host keys are cached here whatever `--out` says. */
@@ -131,6 +145,108 @@ async function connectModules(
   await deadline.sleep(200);
 }
 
+/** Starts the `--strace` and `--perf-stat` tracers of the latency phase. */
+async function startTracers(
+  cluster: Cluster,
+  options: BenchOptions,
+  runDir: string,
+): Promise<Tracer[]> {
+  const tracers: Tracer[] = [];
+  if (options.strace !== undefined) {
+    const pid = cluster.nodes[options.strace].pid!;
+    tracers.push(await startStrace(pid, join(runDir, `strace-node-${options.strace}.txt`)));
+  }
+  if (options.perfStat) {
+    const pids = cluster.nodes.map((n) => n.pid!);
+    tracers.push(await startPerfStat(pids, join(runDir, "perf-stat.txt")));
+  }
+  if (options.perfRecord) {
+    const pids = cluster.nodes.map((n) => n.pid!);
+    tracers.push(await startPerfRecord(pids, join(runDir, "perf.data")));
+  }
+  return tracers;
+}
+
+/** Stops the tracers and parses their reports. */
+async function stopTracers(tracers: Tracer[]): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const tracer of tracers) {
+    const text = await tracer.stop();
+    if (tracer.kind === "strace") {
+      out.strace = {
+        command: tracer.label,
+        file: tracer.outputPath,
+        rows: parseStraceSummary(text),
+      };
+    } else if (tracer.kind === "perf-record") {
+      const reports: Record<string, string> = {};
+      for (const sort of ["dso", "dso,sym"]) {
+        reports[sort] = await perfReport(tracer.outputPath, sort, sort === "dso" ? 20 : 80);
+        await Deno.writeTextFile(
+          `${tracer.outputPath}.${sort.replace(",", "-")}.txt`,
+          reports[sort],
+        );
+      }
+      out.perfRecord = { command: tracer.label, file: tracer.outputPath, reports };
+    } else {
+      out.perfStat = {
+        command: tracer.label,
+        file: tracer.outputPath,
+        events: parsePerfStat(text),
+      };
+    }
+  }
+  return out;
+}
+
+/** Per-delivery figures of the tracers' reports. */
+function formatTraces(traces: Record<string, unknown>, latency: LatencyResult): string[] {
+  const lines: string[] = [];
+  const strace = traces.strace as
+    | { command: string; rows: ReturnType<typeof parseStraceSummary> }
+    | undefined;
+  if (strace) {
+    // The traced node received every item it did not originate.
+    const node = Number(/-p (\d+)/.exec(strace.command)?.[1]);
+    const items = latency.items;
+    const total = strace.rows.reduce((n, r) => n + r.calls, 0);
+    lines.push("");
+    lines.push(
+      `Syscalls of one node during the latency phase (${strace.command}; pid ${node}), ` +
+        `${total} calls, ${(total / items).toFixed(1)} per item:`,
+    );
+    for (const r of strace.rows.slice(0, 12)) {
+      lines.push(
+        `  ${r.syscall.padEnd(20)}${String(r.calls).padStart(9)} calls` +
+          `${(r.calls / items).toFixed(1).padStart(9)} per item` +
+          (r.errors > 0 ? `  (${r.errors} errors)` : ""),
+      );
+    }
+  }
+  const record = traces.perfRecord as { file: string; reports: Record<string, string> } | undefined;
+  if (record) {
+    lines.push("");
+    lines.push(`perf record of all nodes during the latency phase (${record.file}), by binary:`);
+    lines.push(...record.reports.dso.split("\n").slice(0, 12).map((l) => `  ${l.trim()}`));
+    lines.push(`by symbol (top 25; all in ${record.file}.dso-sym.txt):`);
+    lines.push(...record.reports["dso,sym"].split("\n").slice(0, 25).map((l) => `  ${l.trim()}`));
+  }
+  const perf = traces.perfStat as { events: Record<string, number> } | undefined;
+  if (perf) {
+    lines.push("");
+    lines.push(`perf stat over all nodes during the latency phase, per delivery:`);
+    for (const [event, value] of Object.entries(perf.events)) {
+      const per = value / latency.deliveries;
+      lines.push(
+        `  ${event.padEnd(20)}${value.toFixed(0).padStart(12)}   ${
+          event === "task-clock" ? `${(per * 1000).toFixed(0)} us` : per.toFixed(2)
+        } per delivery`,
+      );
+    }
+  }
+  return lines;
+}
+
 async function run(options: BenchOptions, deadline: Deadline): Promise<void> {
   const started = new Date();
   const stamp = timestamp(started);
@@ -167,6 +283,7 @@ async function run(options: BenchOptions, deadline: Deadline): Promise<void> {
       deadline,
       progress,
       cpuProf: options.cpuProf,
+      v8Flags: options.nodeV8Flags,
     };
     cluster = options.inProcess
       ? await startInProcessCluster(clusterOptions)
@@ -178,6 +295,7 @@ async function run(options: BenchOptions, deadline: Deadline): Promise<void> {
 
     const tracker = new DeliveryTracker(options.nodes, Math.floor(random() * 2 ** 32));
     await connectModules(cluster, tracker, deadline, clients);
+    const memoryStart = memorySnapshot(await cluster.memory(), await cluster.stats());
     const context: MeasureContext = {
       cluster,
       clients,
@@ -194,8 +312,22 @@ async function run(options: BenchOptions, deadline: Deadline): Promise<void> {
         progress(`  only ${warmed}/${options.warmup} warm-up items reached every node`);
       }
     }
+    let idle: IdleResult | undefined;
+    let memoryIdle;
+    if (options.idleSeconds > 0) {
+      progress(`idle: ${options.idleSeconds} s without items (background CPU, idle RSS)`);
+      idle = await measureIdle(context, options.idleSeconds);
+      memoryIdle = memorySnapshot(await cluster.memory(), await cluster.stats());
+    }
     progress(`latency: ${options.items} items, ${options.intervalMs} ms apart`);
-    const latency: LatencyResult = await measureLatency(context);
+    const tracers = await startTracers(cluster, options, runDir);
+    let latency: LatencyResult;
+    let traces: Record<string, unknown> = {};
+    try {
+      latency = await measureLatency(context);
+    } finally {
+      traces = await stopTracers(tracers);
+    }
     let throughput: ThroughputResult | undefined;
     if (options.throughputSeconds > 0) {
       progress(`throughput: ${options.throughputSeconds} s from one origin`);
@@ -204,13 +336,21 @@ async function run(options: BenchOptions, deadline: Deadline): Promise<void> {
     const failures = cluster.failures();
     const broken = clients.filter((c) => c.error !== undefined)
       .map((c) => `module of node ${c.node}: ${c.error}`);
-    const rssBytes = await cluster.rssBytes();
-    const rss = spread(rssBytes);
-    const memory: MemoryReport = {
-      rssBytes,
-      rssMiB: { min: rss.min / 2 ** 20, median: rss.median / 2 ** 20, max: rss.max / 2 ** 20 },
-    };
     const finalStats = await cluster.stats();
+    const memoryEnd = memorySnapshot(await cluster.memory(), finalStats);
+    const memory: MemoryReport = {
+      start: memoryStart,
+      idle: memoryIdle,
+      end: memoryEnd,
+      rssBytes: memoryEnd.perNode.map((m) => m.rss),
+      rssMiB: memoryEnd.rssMiB,
+    };
+    const idleCores = idle?.cpu.nodesCores ?? 0;
+    const cpu: CpuReport = {
+      idle: idle?.cpu,
+      latency: cpuPerDelivery(latency.cpu, latency.deliveries, idleCores),
+      throughput: throughput && cpuPerDelivery(throughput.cpu, throughput.deliveries, idleCores),
+    };
     const summary = {
       options,
       machine,
@@ -220,9 +360,11 @@ async function run(options: BenchOptions, deadline: Deadline): Promise<void> {
       latency,
       throughput,
       memory,
+      cpu,
       source,
     };
     console.log(formatSummary(summary));
+    for (const line of formatTraces(traces, latency)) console.log(line);
     for (const line of [...failures, ...broken]) console.log(`  problem: ${line}`);
 
     const jsonPath = join(outDir, `bench-${stamp}.json`);
@@ -251,6 +393,9 @@ async function run(options: BenchOptions, deadline: Deadline): Promise<void> {
           latency,
           throughput,
           memory,
+          cpu,
+          idle,
+          traces,
           problems: [...failures, ...broken],
           moduleStats: { foreign: tracker.foreign, duplicates: tracker.moduleDuplicates },
           finalNodeStats: finalStats.map((s, index) => ({
@@ -259,12 +404,11 @@ async function run(options: BenchOptions, deadline: Deadline): Promise<void> {
             peers: s.peers.length,
             outbound: s.peers.filter((p) => p.direction === "outbound").length,
             knownPeers: s.knownPeers,
-            notificationsSent: s.notificationsSent,
-            notificationsDropped: s.notificationsDropped,
-            announced: s.announced,
-            announceDropped: s.announceDropped,
+            local: s.local,
             handshakeFailures: s.handshakeFailures,
             spreading: s.spreading,
+            drops: s.drops,
+            structures: s.structures,
           })),
         },
         null,

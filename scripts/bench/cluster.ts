@@ -15,8 +15,9 @@ import { Logger, type LogLevel } from "../../lib/log.ts";
 import { GossipNode, type NodeStats } from "../../lib/node.ts";
 import { powEpoch, solveProofOfWork } from "../../lib/protocol/proof_of_work.ts";
 import type { RandomSource } from "../../lib/protocol/random.ts";
+import process from "node:process";
 import type { Deadline } from "./deadline.ts";
-import { rssOfPids } from "./proc.ts";
+import { cpuOfPids, memoryOfPids, type ProcessCpu, type ProcessMemory } from "./proc.ts";
 
 /** One node of a benchmark overlay. */
 export interface ClusterNode {
@@ -44,12 +45,28 @@ export interface Cluster {
   readonly runDir?: string;
   /** Every node's counters (its `/status` document). */
   stats(): Promise<NodeStats[]>;
-  /** Resident set size in bytes: per node (process mode) or of this process. */
-  rssBytes(): Promise<number[]>;
+  /** Memory per node process (process mode) or of this whole process (in-process). */
+  memory(): Promise<ProcessMemory[]>;
+  /** CPU used so far per node process (process mode) or by this whole process (in-process). */
+  cpu(): Promise<ProcessCpu[]>;
   /** Nodes that are no longer running, with the reason. */
   failures(): string[];
   /** Stops every node; bounded in time; never throws. */
   close(): Promise<void>;
+}
+
+/** A process-mode overlay whose nodes can be killed and restarted (the soak test). */
+export interface ProcessCluster extends Cluster {
+  readonly mode: "process";
+  /** `/status` of node `index`; throws when it does not answer within `timeoutMs`. */
+  statsOf(index: number, timeoutMs?: number): Promise<NodeStats>;
+  /** Sends `signal` to node `index`; resolves once the process has exited. */
+  kill(index: number, signal: Deno.Signal): Promise<void>;
+  /**
+   * Starts node `index` again with the same configuration, key and ports, its
+   * log appended to the old one; resolves once it answers `/status`.
+   */
+  restart(index: number, timeoutMs: number): Promise<void>;
 }
 
 /** Settings shared by both kinds of overlay. */
@@ -76,6 +93,12 @@ export interface ClusterOptions {
   readonly progress: (line: string) => void;
   /** Process mode: run the daemons with `--cpu-prof` into `<runDir>/prof`. */
   readonly cpuProf?: boolean;
+  /** Process mode: `--v8-flags=` of the daemons. */
+  readonly v8Flags?: string;
+  /** Process mode: every node after the first bootstraps through this node (default: random). */
+  readonly bootstrapThrough?: number;
+  /** Process mode: extra `deno run` flags of node `index` (e.g. `--inspect=...`). */
+  readonly denoFlags?: (index: number) => string[];
 }
 
 const MAIN_PATH = fileURLToPath(new URL("../../main.ts", import.meta.url));
@@ -221,7 +244,7 @@ const START_ATTEMPTS = 3;
  * spawn; a node that loses one of its ports to another socket in the
  * meantime ("address already in use") is restarted on fresh ports.
  */
-export async function startProcessCluster(options: ClusterOptions): Promise<Cluster> {
+export async function startProcessCluster(options: ClusterOptions): Promise<ProcessCluster> {
   const { deadline, progress } = options;
   const children: Child[] = [];
   const started = performance.now();
@@ -230,6 +253,7 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
     index: number,
     bootstrap: number | undefined,
     [api, p2p, status]: number[],
+    appendLog = false,
   ): Promise<Child> => {
     const nodePorts = { api, p2p, status };
     const iniPath = join(options.runDir, `node-${index}.ini`);
@@ -244,7 +268,12 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
         bootstrap === undefined ? undefined : children[bootstrap].node.p2pPort,
       ),
     );
-    const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
+    const log = await Deno.open(logPath, {
+      write: true,
+      create: true,
+      truncate: !appendLog,
+      append: appendLog,
+    });
     let process: Deno.ChildProcess;
     try {
       process = new Deno.Command(Deno.execPath(), {
@@ -257,6 +286,14 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
               `--cpu-prof-name=node-${index}.cpuprofile`,
             ]
             : []),
+          // Some V8 flags (e.g. --perf-basic-prof) also write a V8 log; keep it in the run directory.
+          ...(options.v8Flags
+            ? [
+              `--v8-flags=${options.v8Flags},--no-logfile-per-isolate,` +
+              `--logfile=${join(options.runDir, `node-${index}-v8.log`)}`,
+            ]
+            : []),
+          ...(options.denoFlags?.(index) ?? []),
           "--allow-net",
           "--allow-read",
           "--allow-write",
@@ -292,7 +329,9 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
       const attempts = new Map<number, number>();
       const ports = freePorts(3 * batch.length, usedPorts);
       for (const [i, index] of batch.entries()) {
-        const bootstrap = index === 0 ? undefined : Math.floor(options.random() * batch[0]);
+        const bootstrap = index === 0
+          ? undefined
+          : options.bootstrapThrough ?? Math.floor(options.random() * batch[0]);
         pending.add(await spawnNode(index, bootstrap, ports.slice(3 * i, 3 * i + 3)));
         attempts.set(index, 1);
       }
@@ -334,13 +373,17 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
     await stopChildren(children);
     throw error;
   }
+  const startupMs = performance.now() - started;
   return {
     mode: "process",
-    nodes: children.map((c) => c.node),
-    startupMs: performance.now() - started,
+    get nodes() {
+      return children.map((c) => c.node);
+    },
+    startupMs,
     runDir: options.runDir,
     stats: () => Promise.all(children.map((c) => fetchStatus(c.statusPort, 10_000))),
-    rssBytes: () => rssOfPids(children.map((c) => c.node.pid!)),
+    memory: () => memoryOfPids(children.map((c) => c.node.pid!)),
+    cpu: () => cpuOfPids(children.map((c) => c.node.pid!)),
     failures: () =>
       children.filter((c) => c.exit !== undefined).map((c) =>
         `node ${c.node.index} (pid ${c.node.pid}) exited with code ${
@@ -348,6 +391,47 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
         }; log ${c.logPath}`
       ),
     close: () => stopChildren(children),
+    statsOf: (index, timeoutMs = 10_000) => fetchStatus(children[index].statusPort, timeoutMs),
+    async kill(index, signal) {
+      const child = children[index];
+      if (child.exit !== undefined) return;
+      try {
+        child.process.kill(signal);
+      } catch {
+        // already gone
+      }
+      await child.process.status;
+      await Promise.race([child.logDone, new Promise((r) => setTimeout(r, 1000))]);
+    },
+    async restart(index, timeoutMs) {
+      const old = children[index];
+      if (old.exit === undefined) throw new Error(`node ${index} is still running`);
+      const child = await spawnNode(
+        index,
+        old.node.bootstrap,
+        [old.node.apiPort, old.node.p2pPort, old.statusPort],
+        true,
+      );
+      await deadline.waitFor(
+        async () => {
+          if (child.exit !== undefined) {
+            throw new Error(
+              `node ${index} exited on restart (code ${child.exit.code}): ` +
+                await tail(child.logPath),
+            );
+          }
+          try {
+            await fetchStatus(child.statusPort, 1000);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        timeoutMs,
+        `node ${index} to answer /status after a restart`,
+        100,
+      );
+    },
   };
 }
 
@@ -442,7 +526,11 @@ export async function startInProcessCluster(options: ClusterOptions): Promise<Cl
     startupMs: performance.now() - started,
     runDir: options.runDir,
     stats: () => Promise.resolve(gossipNodes.map((n) => n.stats())),
-    rssBytes: () => Promise.resolve([Deno.memoryUsage().rss]),
+    memory: () => memoryOfPids([Deno.pid]),
+    cpu: () => {
+      const usage = process.cpuUsage();
+      return Promise.resolve([{ user: usage.user / 1e6, system: usage.system / 1e6 }]);
+    },
     failures: () => [],
     close: closeAll,
   };

@@ -8,6 +8,8 @@
 import type { NodeStats } from "../../lib/node.ts";
 import type { RandomSource } from "../../lib/protocol/random.ts";
 import type { Cluster } from "./cluster.ts";
+import { cpuBetween, type CpuUsage, sampleCpu } from "./cpu.ts";
+import { monotonicSeconds } from "./proc.ts";
 import { type Deadline, WaitTimeoutError } from "./deadline.ts";
 import type { ModuleClient } from "./module_client.ts";
 import type { BenchOptions } from "./options.ts";
@@ -59,6 +61,17 @@ export interface RawItem {
   readonly delaysMs: (number | null)[];
 }
 
+/**
+ * Start and end of a phase in seconds of CLOCK_MONOTONIC (/proc/uptime), the
+ * clock of V8 CPU profiles: `scripts/bench/profile_summary.ts --phase` uses it.
+ */
+export interface PhaseClock {
+  /** Just before the first ANNOUNCE. */
+  readonly startS: number;
+  /** After the drain. */
+  readonly endS: number;
+}
+
 /** Result of the latency measurement. */
 export interface LatencyResult {
   /** Items announced. */
@@ -81,6 +94,10 @@ export interface LatencyResult {
   readonly moduleDuplicates: number;
   /** Phase length in ms (first ANNOUNCE to end of drain). */
   readonly durationMs: number;
+  /** CPU used from just before the first ANNOUNCE to the end of the drain. */
+  readonly cpu: CpuUsage;
+  /** The phase on the profiles' clock. */
+  readonly clock: PhaseClock;
   /** Per-item raw delays. */
   readonly raw: RawItem[];
 }
@@ -99,6 +116,8 @@ export interface ThroughputResult {
   readonly completeItems: number;
   /** Items completed before sending stopped, per second of sending. */
   readonly itemsPerSecond: number;
+  /** Deliveries to modules (including the drain's). */
+  readonly deliveries: number;
   /** Deliveries to modules per second of sending (including the drain's). */
   readonly deliveriesPerSecond: number;
   /** deliveries / (sent × (nodes − 1)). */
@@ -109,8 +128,32 @@ export interface ThroughputResult {
   readonly timeToAllMs: Percentiles;
   /** Counters of the phase. */
   readonly counters: CounterDelta;
+  /** CPU used from just before the first ANNOUNCE to the end of the drain. */
+  readonly cpu: CpuUsage;
+  /** The phase on the profiles' clock. */
+  readonly clock: PhaseClock;
   /** Completion times in ms since the phase started, in order of completion. */
   readonly completionsMs: number[];
+}
+
+/** Result of the idle measurement: the overlay up, no items flowing. */
+export interface IdleResult {
+  /** CPU used over the idle window. */
+  readonly cpu: CpuUsage;
+  /** The window on the profiles' clock. */
+  readonly clock: PhaseClock;
+}
+
+/**
+ * Measures the nodes' background CPU rate over `seconds` of idleness (overlay
+ * up, modules connected, no items): maintenance rounds, pings, timers.
+ */
+export async function measureIdle(context: MeasureContext, seconds: number): Promise<IdleResult> {
+  const startS = await monotonicSeconds();
+  const first = await sampleCpu(context.cluster);
+  await context.deadline.sleep(seconds * 1000);
+  const last = await sampleCpu(context.cluster);
+  return { cpu: cpuBetween(first, last), clock: { startS, endS: await monotonicSeconds() } };
 }
 
 /** An item not complete after this long no longer holds a window slot. */
@@ -210,6 +253,8 @@ export async function measureLatency(context: MeasureContext): Promise<LatencyRe
   const n = cluster.nodes.length;
   const before: NodeStats[] = await cluster.stats();
   const moduleDuplicatesBefore = tracker.moduleDuplicates;
+  const startS = await monotonicSeconds();
+  const cpuBefore = await sampleCpu(cluster);
   const { records, start } = await announceSpaced(
     context,
     Phase.Latency,
@@ -218,6 +263,8 @@ export async function measureLatency(context: MeasureContext): Promise<LatencyRe
   );
   await drain(context, records, "latency items to reach every node");
   const durationMs = performance.now() - start;
+  const cpu = cpuBetween(cpuBefore, await sampleCpu(cluster));
+  const clock = { startS, endS: await monotonicSeconds() };
   const after: NodeStats[] = await cluster.stats();
   const times = (fraction: number) => records.map((r) => timeToFraction(r, n, fraction));
   const deliveries = deliveredCount(records);
@@ -234,6 +281,8 @@ export async function measureLatency(context: MeasureContext): Promise<LatencyRe
     counters: counterDelta(before, after),
     moduleDuplicates: tracker.moduleDuplicates - moduleDuplicatesBefore,
     durationMs,
+    cpu,
+    clock,
     raw: records.map((r) => ({
       seq: r.seq,
       origin: r.origin,
@@ -276,6 +325,8 @@ export async function measureThroughput(context: MeasureContext): Promise<Throug
       wake = done;
     });
   let stalled = 0;
+  const startS = await monotonicSeconds();
+  const cpuBefore = await sampleCpu(cluster);
   const start = performance.now();
   const end = start + options.throughputSeconds * 1000;
   try {
@@ -306,6 +357,8 @@ export async function measureThroughput(context: MeasureContext): Promise<Throug
   }
   const sendingMs = performance.now() - start;
   await drain(context, records, "throughput items to reach every node");
+  const cpu = cpuBetween(cpuBefore, await sampleCpu(cluster));
+  const clock = { startS, endS: await monotonicSeconds() };
   const after: NodeStats[] = await cluster.stats();
   const complete = records.filter((r) => !Number.isNaN(r.completedAt));
   const completions = complete.map((r) => r.completedAt - start).sort((a, b) => a - b);
@@ -317,11 +370,14 @@ export async function measureThroughput(context: MeasureContext): Promise<Throug
     sent: records.length,
     completeItems: complete.length,
     itemsPerSecond: completions.filter((t) => t <= sendingMs).length / (sendingMs / 1000),
+    deliveries,
     deliveriesPerSecond: deliveries / (sendingMs / 1000),
     deliveryRatio: records.length > 0 ? deliveries / (records.length * (n - 1)) : NaN,
     stalled,
     timeToAllMs: percentiles(records.map((r) => timeToFraction(r, n, 1))),
     counters: counterDelta(before, after),
+    cpu,
+    clock,
     completionsMs: completions.map(round),
   };
 }

@@ -45,6 +45,16 @@ export interface BenchOptions {
   readonly keyBits: number;
   /** Process mode: run every node with `--cpu-prof` into `<run dir>/prof` (implies keep). */
   readonly cpuProf: boolean;
+  /** Length of the idle window that measures background CPU and idle RSS, in s (0 skips it). */
+  readonly idleSeconds: number;
+  /** Process mode: node index to trace with `strace -c -f` during the latency phase. */
+  readonly strace?: number;
+  /** Process mode: count task clock and context switches of all nodes with `perf stat`. */
+  readonly perfStat: boolean;
+  /** Process mode: sample all nodes' CPU with `perf record` during the latency phase. */
+  readonly perfRecord: boolean;
+  /** Process mode: extra V8 flags of every node (`deno run --v8-flags=...`). */
+  readonly nodeV8Flags?: string;
 }
 
 /** Help text of the benchmark. */
@@ -72,8 +82,21 @@ Options:
   --seed N                seed of the bench's random choices (default: random)
   --out DIR               results directory (default bench-results)
   --keep                  keep the generated configs and node logs
+  --idle-seconds S        idle window after the warm-up that measures the nodes'
+                          background CPU (subtracted from CPU per delivery) and
+                          idle RSS (default 5; 0 skips it)
   --cpu-prof              process mode: V8 CPU profile of every node into the kept
-                          run directory (open the .cpuprofile files in Chrome DevTools)
+                          run directory (open the .cpuprofile files in Chrome DevTools,
+                          or summarise them with scripts/bench/profile_summary.ts)
+  --strace I              process mode: strace -c -f node I during the latency phase
+                          (slows that node; for syscall counts, not for timings)
+  --perf-stat             process mode: perf stat (context switches, page faults) of
+                          all nodes during the latency phase
+  --perf-record           process mode: perf record (CPU samples of user and kernel
+                          code) of all nodes during the latency phase; reports by
+                          binary and by symbol go to the kept run directory
+  --node-v8-flags FLAGS   process mode: run every node with --v8-flags=FLAGS (e.g.
+                          --perf-basic-prof with --perf-record, or heap settings)
   -h, --help              show this help`;
 
 /** Thrown for bad command-line input. */
@@ -118,11 +141,16 @@ export function parseBenchArgs(args: string[]): BenchOptions | undefined {
     "key-bits",
     "seed",
     "out",
+    "idle-seconds",
+    "strace",
+    "node-v8-flags",
   ];
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
     "in-process": { type: "boolean" },
     keep: { type: "boolean" },
     "cpu-prof": { type: "boolean" },
+    "perf-stat": { type: "boolean" },
+    "perf-record": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   };
   for (const flag of stringFlags) options[flag] = { type: "string" };
@@ -146,9 +174,23 @@ export function parseBenchArgs(args: string[]): BenchOptions | undefined {
       "--cpu-prof: profile in-process runs with `deno run --cpu-prof ... scripts/bench.ts`",
     );
   }
+  const nodes = intOption(values, "nodes", 50, 2, inProcess ? 500 : 300);
+  const strace = values.strace === undefined
+    ? undefined
+    : intOption(values, "strace", 0, 0, nodes - 1);
+  const perfStat = values["perf-stat"] === true;
+  const perfRecord = values["perf-record"] === true;
+  const nodeV8Flags = typeof values["node-v8-flags"] === "string"
+    ? values["node-v8-flags"]
+    : undefined;
+  if (inProcess && (strace !== undefined || perfStat || perfRecord || nodeV8Flags)) {
+    throw new BenchUsageError(
+      "--strace, --perf-stat, --perf-record and --node-v8-flags need process mode",
+    );
+  }
   return {
     inProcess,
-    nodes: intOption(values, "nodes", 50, 2, inProcess ? 500 : 300),
+    nodes,
     degree: intOption(values, "degree", 5, 1, 256),
     powDifficulty: intOption(values, "pow-difficulty", 16, 0, 24),
     warmup: intOption(values, "warmup", 20, 0, 10_000),
@@ -161,9 +203,14 @@ export function parseBenchArgs(args: string[]): BenchOptions | undefined {
     overlayTimeoutMs: intOption(values, "overlay-timeout-s", 90, 1, 3600) * 1000,
     timeoutS: intOption(values, "timeout-s", 300, 10, 86_400),
     out: typeof out === "string" && out !== "" ? out : "bench-results",
-    keep: values.keep === true || cpuProf,
+    keep: values.keep === true || cpuProf || perfRecord,
     seed: intOption(values, "seed", Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31),
     keyBits,
     cpuProf,
+    idleSeconds: intOption(values, "idle-seconds", 5, 0, 3600),
+    strace,
+    perfStat,
+    perfRecord,
+    nodeV8Flags,
   };
 }

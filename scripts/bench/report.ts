@@ -6,11 +6,13 @@
  */
 
 import { Buffer } from "node:buffer";
+import type { NodeStats } from "../../lib/node.ts";
+import type { CpuPerDelivery, CpuUsage } from "./cpu.ts";
 import type { LatencyResult, Percentiles, RawItem, ThroughputResult } from "./measure.ts";
 import type { BenchOptions } from "./options.ts";
 import type { OverlayShape } from "./stats.ts";
-import { percentile } from "./stats.ts";
-import { readProcFile } from "./proc.ts";
+import { percentile, spread } from "./stats.ts";
+import { type ProcessMemory, readProcFile } from "./proc.ts";
 
 /** The machine a run happened on. */
 export interface MachineInfo {
@@ -57,12 +59,81 @@ export async function machineInfo(): Promise<MachineInfo> {
   };
 }
 
+/** Minimum, median and maximum in MiB. */
+export interface MiBSpread {
+  /** Smallest. */
+  readonly min: number;
+  /** Median. */
+  readonly median: number;
+  /** Largest. */
+  readonly max: number;
+}
+
+/** Memory of every node (or of the in-process bench) at one moment. */
+export interface MemorySnapshot {
+  /** Per node process (process mode) or the whole bench process (in-process mode), bytes. */
+  readonly perNode: ProcessMemory[];
+  /** VmRSS. */
+  readonly rssMiB: MiBSpread;
+  /** RssAnon: private memory, what each process really adds. */
+  readonly anonMiB: MiBSpread;
+  /** RssFile: file-backed pages (deno binary, libraries), shared between processes. */
+  readonly fileMiB: MiBSpread;
+  /** V8 heap used, from the nodes' /status `memory` (null when the nodes do not report it). */
+  readonly heapUsedMiB: MiBSpread | null;
+  /** V8 heap reserved, from the nodes' /status `memory`. */
+  readonly heapTotalMiB: MiBSpread | null;
+  /** Memory outside the V8 heap held by JS objects (ArrayBuffers), from /status. */
+  readonly externalMiB: MiBSpread | null;
+}
+
+function mib(values: readonly number[]): MiBSpread {
+  const s = spread(values);
+  return { min: s.min / 2 ** 20, median: s.median / 2 ** 20, max: s.max / 2 ** 20 };
+}
+
+/** Summarises per-process memory and, when the nodes report it, their V8 heap. */
+export function memorySnapshot(
+  perNode: ProcessMemory[],
+  stats?: readonly NodeStats[],
+): MemorySnapshot {
+  const heaps = (stats ?? []).map((s) => (s as { memory?: Deno.MemoryUsage }).memory)
+    .filter((m): m is Deno.MemoryUsage => typeof m === "object" && m !== null);
+  const heap = (pick: (m: Deno.MemoryUsage) => number) =>
+    heaps.length > 0 ? mib(heaps.map(pick)) : null;
+  return {
+    perNode,
+    rssMiB: mib(perNode.map((m) => m.rss)),
+    anonMiB: mib(perNode.map((m) => m.rssAnon)),
+    fileMiB: mib(perNode.map((m) => m.rssFile)),
+    heapUsedMiB: heap((m) => m.heapUsed),
+    heapTotalMiB: heap((m) => m.heapTotal),
+    externalMiB: heap((m) => m.external),
+  };
+}
+
 /** Memory figures of a run. */
 export interface MemoryReport {
-  /** Per node (process mode) or the whole bench process (in-process mode), bytes. */
+  /** Overlay connected and modules attached, before any item. */
+  readonly start: MemorySnapshot;
+  /** After the warm-up and the idle window: the idle figure. */
+  readonly idle?: MemorySnapshot;
+  /** After the last phase. */
+  readonly end: MemorySnapshot;
+  /** VmRSS per node after the run, bytes (as `end`, kept for older readers). */
   readonly rssBytes: number[];
-  /** Min, median, max in MiB. */
-  readonly rssMiB: { min: number; median: number; max: number };
+  /** VmRSS after the run, MiB. */
+  readonly rssMiB: MiBSpread;
+}
+
+/** CPU figures of a run. */
+export interface CpuReport {
+  /** The idle window (background rate). */
+  readonly idle?: CpuUsage;
+  /** CPU per delivery of the latency phase. */
+  readonly latency?: CpuPerDelivery;
+  /** CPU per delivery of the throughput phase. */
+  readonly throughput?: CpuPerDelivery;
 }
 
 /** Everything printed in the summary. */
@@ -81,8 +152,10 @@ export interface Summary {
   readonly latency?: LatencyResult;
   /** Throughput measurement. */
   readonly throughput?: ThroughputResult;
-  /** Memory after the run. */
+  /** Memory at the start, when idle and after the run. */
   readonly memory: MemoryReport;
+  /** CPU per delivery. */
+  readonly cpu: CpuReport;
   /** The code measured. */
   readonly source?: SourceInfo;
 }
@@ -107,7 +180,7 @@ function verdict(ok: boolean): string {
 
 /** Renders the human-readable summary. */
 export function formatSummary(summary: Summary): string {
-  const { options: o, machine: m, overlay, latency, throughput, memory } = summary;
+  const { options: o, machine: m, overlay, latency, throughput, memory, cpu } = summary;
   const lines: string[] = [];
   lines.push(
     `gossip bench: ${o.inProcess ? "in-process" : "process"} mode, ${o.nodes} nodes, ` +
@@ -203,17 +276,121 @@ export function formatSummary(summary: Summary): string {
     );
   }
   lines.push("");
-  const r = memory.rssMiB;
-  lines.push(
-    o.inProcess
-      ? `Memory: RSS of the whole bench process ${
-        r.max.toFixed(1)
-      } MiB (${o.nodes} nodes + modules)`
-      : `Memory: RSS per node process ${r.min.toFixed(1)} / ${r.median.toFixed(1)} / ` +
-        `${r.max.toFixed(1)} MiB (min/median/max), total ` +
-        `${(memory.rssBytes.reduce((a, b) => a + b, 0) / 2 ** 20).toFixed(0)} MiB`,
-  );
+  lines.push(...formatCpu(o, cpu, latency, throughput));
+  lines.push("");
+  lines.push(...formatMemory(o, memory));
   return lines.join("\n");
+}
+
+function us(value: number): string {
+  return Number.isFinite(value) ? `${value.toFixed(0)} us` : "n/a";
+}
+
+function cores(value: number | null): string {
+  return value === null || !Number.isFinite(value) ? "n/a" : value.toFixed(2);
+}
+
+function formatCpu(
+  o: BenchOptions,
+  cpu: CpuReport,
+  latency: LatencyResult | undefined,
+  throughput: ThroughputResult | undefined,
+): string[] {
+  const lines: string[] = [];
+  const whose = o.inProcess
+    ? "the whole bench process (nodes and modules)"
+    : `the ${o.nodes} node processes (user + system; modules not included)`;
+  lines.push(`CPU of ${whose}:`);
+  if (cpu.idle) {
+    const i = cpu.idle;
+    lines.push(
+      row(
+        "idle background",
+        `${cores(i.nodesCores)} cores over ${i.wallS.toFixed(1)} s = ` +
+          `${(i.perNodeCores * 100).toFixed(2)} % of a core per node` +
+          (i.otherCores !== null ? `; other programs ${cores(i.otherCores)} cores` : ""),
+      ),
+    );
+  } else {
+    lines.push(row("idle background", "not measured (--idle-seconds 0): nothing subtracted"));
+  }
+  lines.push(row("", "net", "raw", "modules", "busy", "other"));
+  const phaseRow = (label: string, per: CpuPerDelivery, usage: CpuUsage) =>
+    row(
+      label,
+      us(per.netUs),
+      us(per.rawUs),
+      o.inProcess ? "-" : us(per.benchUs),
+      cores(usage.nodesCores),
+      cores(usage.otherCores),
+    ) + (usage.missingNodes > 0 ? `  (${usage.missingNodes} node(s) gone: undercounted)` : "");
+  if (latency && cpu.latency) {
+    lines.push(phaseRow("per delivery, latency phase", cpu.latency, latency.cpu));
+  }
+  if (throughput && cpu.throughput) {
+    lines.push(phaseRow("per delivery, throughput phase", cpu.throughput, throughput.cpu));
+  }
+  lines.push(
+    "  (net = raw less the idle background over the phase; busy = nodes' cores during the " +
+      "phase; other = cores used by other programs on the machine meanwhile)",
+  );
+  if (cpu.latency) {
+    lines.push(
+      `  target: CPU per delivery in the latency phase <= 450 us ` +
+        `${verdict(cpu.latency.netUs <= 450)}`,
+    );
+  }
+  return lines;
+}
+
+function spreadText(s: MiBSpread): string {
+  return `${s.min.toFixed(1)} / ${s.median.toFixed(1)} / ${s.max.toFixed(1)}`;
+}
+
+function formatMemory(o: BenchOptions, memory: MemoryReport): string[] {
+  const lines: string[] = [];
+  const snapshots: [string, MemorySnapshot | undefined][] = [
+    ["start (overlay up, no items yet)", memory.start],
+    ["idle (after warm-up and idle wait)", memory.idle],
+    ["end (after the last phase)", memory.end],
+  ];
+  if (o.inProcess) {
+    lines.push("Memory of the whole bench process (all nodes and modules), MiB:");
+    lines.push(row("", "RSS", "anon", "file", "heap used"));
+    for (const [label, snap] of snapshots) {
+      if (!snap) continue;
+      lines.push(
+        row(
+          label,
+          snap.rssMiB.max.toFixed(1),
+          snap.anonMiB.max.toFixed(1),
+          snap.fileMiB.max.toFixed(1),
+          snap.heapUsedMiB ? snap.heapUsedMiB.max.toFixed(1) : "n/a",
+        ),
+      );
+    }
+    return lines;
+  }
+  lines.push("Memory per node process, MiB, min / median / max:");
+  for (const [label, snap] of snapshots) {
+    if (!snap) continue;
+    lines.push(
+      `  ${label.padEnd(36)}RSS ${spreadText(snap.rssMiB)}; anon ${spreadText(snap.anonMiB)}; ` +
+        `file ${spreadText(snap.fileMiB)}` +
+        (snap.heapUsedMiB ? `; V8 heap used ${spreadText(snap.heapUsedMiB)}` : ""),
+    );
+  }
+  const total = memory.end.perNode.reduce((a, m) => a + (Number.isFinite(m.rss) ? m.rss : 0), 0);
+  lines.push(
+    `  total RSS after the run ${(total / 2 ** 20).toFixed(0)} MiB (anon is private to a ` +
+      `process; file pages of the deno binary are shared between them)`,
+  );
+  const idle = memory.idle ?? memory.start;
+  lines.push(
+    `  target: idle RSS <= 50 MiB per node (median ${idle.rssMiB.median.toFixed(1)}, max ` +
+      `${idle.rssMiB.max.toFixed(1)}) ${verdict(idle.rssMiB.max <= 50)}`,
+  );
+  return lines;
 }
 
 function escapeXml(text: string): string {

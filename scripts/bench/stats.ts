@@ -66,7 +66,7 @@ export function counterDelta(
   after: readonly NodeStats[],
 ): CounterDelta {
   const d = (pick: (s: NodeStats) => number) => sum(after, pick) - sum(before, pick);
-  const sp = (key: keyof SpreadingStats) => d((s) => s.spreading[key]);
+  const sp = (key: Exclude<keyof SpreadingStats, "hops">) => d((s) => s.spreading[key]);
   const received = sp("received");
   const duplicates = sp("duplicates");
   return {
@@ -77,8 +77,8 @@ export function counterDelta(
     pulled: sp("pulled"),
     wantsSent: sp("wantsSent"),
     notPropagated: sp("unanswered") + sp("invalid") + sp("unsubscribed"),
-    notificationsDropped: d((s) => s.notificationsDropped),
-    announceDropped: d((s) => s.announceDropped),
+    notificationsDropped: d((s) => s.local.notificationsDropped),
+    announceDropped: d((s) => s.local.announceDropped),
     maxHops: Math.max(0, ...after.map((s) => s.spreading.maxHops)),
   };
 }

@@ -1,0 +1,239 @@
+/**
+ * The floor under the daemon's per-event cost: CPU that a bare Deno process
+ * spends to receive one message on a TCP connection and answer it, with the
+ * messages spaced like gossip traffic (a few per 100 ms) or back to back.
+ *
+ * ```sh
+ * deno run --allow-net --allow-run --allow-read scripts/bench/wakeup_cost.ts
+ * deno run --allow-net --allow-run --allow-read scripts/bench/wakeup_cost.ts \
+ *   --messages 300 --size 1100 --intervals 0,1,10,100
+ * ```
+ *
+ * For each variant and interval a fresh child `deno run` process echoes
+ * length-prefixed messages on 127.0.0.1; this process sends `--messages`
+ * messages `interval` ms apart, each after the previous echo came back, and
+ * reads the child's CPU time before and after: all its threads' time on a CPU
+ * from /proc/<pid>/task/<tid>/schedstat (ns), split into user and system by
+ * /proc/<pid>/stat (10 ms ticks, so the split is coarse for short cells).
+ * Variants of the child: `plain` (read, copy, write), `cipher` (plus one
+ * node:crypto AES-256-GCM createDecipheriv and createCipheriv per message, as
+ * lib/transport/peer_crypto.ts does per frame), and `webcrypto` (plus a Web
+ * Crypto AES-GCM decrypt and encrypt with keys imported once).
+ *
+ * @module
+ */
+
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { cpuOfPids, threadCpuOfPids } from "./proc.ts";
+
+const SELF = fileURLToPath(import.meta.url);
+const VARIANTS = ["plain", "cipher", "webcrypto"] as const;
+type Variant = typeof VARIANTS[number];
+
+async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array<ArrayBuffer> | null> {
+  const out = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    const r = await conn.read(out.subarray(got));
+    if (r === null) return null;
+    got += r;
+  }
+  return out;
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await conn.write(data.subarray(off));
+}
+
+function frame(body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + body.length);
+  new DataView(out.buffer).setUint32(0, body.length);
+  out.set(body, 4);
+  return out;
+}
+
+/** The child: accepts one connection and echoes messages, transformed per `variant`. */
+async function child(variant: Variant): Promise<void> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  console.log(String(listener.addr.port));
+  const conn = await listener.accept();
+  listener.close();
+  conn.setNoDelay(true);
+  const key = new Uint8Array(32).fill(7);
+  const iv = new Uint8Array(12);
+  const webKey = await crypto.subtle.importKey("raw", key, "AES-GCM", false, [
+    "encrypt",
+    "decrypt",
+  ]);
+  let counter = 0;
+  for (let i = 0; i < 1_000_000; i++) {
+    const header = await readExactly(conn, 4);
+    if (!header) break;
+    const length = new DataView(header.buffer).getUint32(0);
+    let body: Uint8Array<ArrayBuffer> | null = await readExactly(conn, length);
+    if (!body) break;
+    if (variant === "cipher") {
+      new DataView(iv.buffer).setUint32(8, counter++);
+      const c = createCipheriv("aes-256-gcm", key, iv);
+      const sealed = c.update(body);
+      c.final();
+      const tag = c.getAuthTag();
+      const d = createDecipheriv("aes-256-gcm", key, iv);
+      d.setAuthTag(tag);
+      body = new Uint8Array(d.update(sealed));
+      d.final();
+    } else if (variant === "webcrypto") {
+      new DataView(iv.buffer).setUint32(8, counter++);
+      const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv }, webKey, body);
+      body = new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv }, webKey, sealed));
+    } else {
+      body = body.slice();
+    }
+    await writeAll(conn, frame(body));
+  }
+  conn.close();
+}
+
+/** Voluntary context switches of all threads of `pid` (times a thread went to sleep). */
+async function contextSwitches(pid: number): Promise<number> {
+  const result = await new Deno.Command("sh", {
+    args: ["-c", `cat /proc/${pid}/task/*/status 2>/dev/null`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  let total = 0;
+  const text = new TextDecoder().decode(result.stdout);
+  for (const m of text.matchAll(/^voluntary_ctxt_switches:\s+(\d+)$/gm)) total += Number(m[1]);
+  return total;
+}
+
+interface Row {
+  variant: Variant;
+  intervalMs: number;
+  messages: number;
+  cpuUsPerMessage: number;
+  wakeupsPerMessage: number;
+  userUs: number;
+  systemUs: number;
+  roundTripUsP50: number;
+}
+
+async function measure(
+  variant: Variant,
+  intervalMs: number,
+  messages: number,
+  size: number,
+): Promise<Row> {
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", SELF, "--child", variant],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = proc.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("child exited before listening");
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const drained = proc.stdout.cancel();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(text.trim()) });
+  conn.setNoDelay(true);
+  const payload = frame(new Uint8Array(size).fill(1));
+  // Warm up: JIT and first-use allocations.
+  for (let i = 0; i < 200; i++) {
+    await writeAll(conn, payload);
+    await readExactly(conn, payload.length);
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  const [before] = await cpuOfPids([proc.pid]);
+  const [threadsBefore] = await threadCpuOfPids([proc.pid]);
+  const switchesBefore = await contextSwitches(proc.pid);
+  const trips: number[] = [];
+  for (let i = 0; i < messages; i++) {
+    if (intervalMs > 0) await new Promise((r) => setTimeout(r, intervalMs));
+    const t = performance.now();
+    await writeAll(conn, payload);
+    await readExactly(conn, payload.length);
+    trips.push((performance.now() - t) * 1000);
+  }
+  const [threadsAfter] = await threadCpuOfPids([proc.pid]);
+  const switchesAfter = await contextSwitches(proc.pid);
+  const [after] = await cpuOfPids([proc.pid]);
+  conn.close();
+  await proc.status;
+  await drained;
+  trips.sort((a, b) => a - b);
+  const userUs = (after.user - before.user) * 1e6 / messages;
+  const systemUs = (after.system - before.system) * 1e6 / messages;
+  return {
+    variant,
+    intervalMs,
+    messages,
+    cpuUsPerMessage: (threadsAfter - threadsBefore) * 1e6 / messages,
+    wakeupsPerMessage: (switchesAfter - switchesBefore) / messages,
+    userUs,
+    systemUs,
+    roundTripUsP50: trips[Math.floor(trips.length / 2)],
+  };
+}
+
+async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      child: { type: "string" },
+      messages: { type: "string", default: "300" },
+      size: { type: "string", default: "1100" },
+      intervals: { type: "string", default: "0,1,10,100" },
+      variants: { type: "string", default: VARIANTS.join(",") },
+      json: { type: "string" },
+    },
+  });
+  if (values.child !== undefined) {
+    await child(values.child as Variant);
+    return 0;
+  }
+  const messages = Number(values.messages);
+  const size = Number(values.size);
+  const intervals = values.intervals.split(",").map(Number);
+  const variants = values.variants.split(",") as Variant[];
+  if (variants.some((v) => !VARIANTS.includes(v))) {
+    console.error(`wakeup_cost: --variants takes ${VARIANTS.join(", ")}`);
+    return 2;
+  }
+  console.log(
+    `echo child's CPU per message (${size}-byte messages, ${messages} per cell; CPU from ` +
+      `schedstat (ns); user/system split from 10 ms ticks; sleeps = voluntary context ` +
+      `switches of all its threads per message):`,
+  );
+  console.log(
+    `  ${"variant".padEnd(10)}${"interval".padStart(10)}${"CPU/msg".padStart(12)}` +
+      `${"user".padStart(10)}${"system".padStart(10)}${"sleeps".padStart(8)}` +
+      `${"RTT p50".padStart(12)}`,
+  );
+  const rows: Row[] = [];
+  for (const variant of variants) {
+    for (const interval of intervals) {
+      const row = await measure(variant, interval, messages, size);
+      rows.push(row);
+      console.log(
+        `  ${variant.padEnd(10)}${`${interval} ms`.padStart(10)}` +
+          `${`${row.cpuUsPerMessage.toFixed(0)} us`.padStart(12)}` +
+          `${`${row.userUs.toFixed(0)} us`.padStart(10)}` +
+          `${`${row.systemUs.toFixed(0)} us`.padStart(10)}` +
+          `${row.wakeupsPerMessage.toFixed(1).padStart(8)}` +
+          `${`${row.roundTripUsP50.toFixed(0)} us`.padStart(12)}`,
+      );
+    }
+  }
+  if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(rows, null, 1) + "\n");
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
