@@ -222,9 +222,11 @@ async function handshakeScenario(args: string[]): Promise<void> {
     deadline,
     console.log,
   )).paths;
-  const [honestKey, attackerKey, proberKey] = (await ensureHostKeys(
+  // Six prober identities in turn: an honest node does not handshake four times a
+  // second with one identity, and the node's per-identity session rate refuses that.
+  const [honestKey, attackerKey, ...proberKeys] = (await ensureHostKeys(
     KEY_DIR,
-    3,
+    8,
     2048,
     deadline,
     console.log,
@@ -242,8 +244,11 @@ async function handshakeScenario(args: string[]): Promise<void> {
     await ModuleClient.connect(victim.api, 0, onNotification),
     await ModuleClient.connect(honest.api, 1, onNotification),
   ];
-  const prober = await loadHostKey(proberKey);
-  const proberPow = solveProofOfWork(prober.identity, powEpoch(), 16);
+  const probers = await Promise.all(proberKeys.map(async (path) => {
+    const key = await loadHostKey(path);
+    return { key, pow: solveProofOfWork(key.identity, powEpoch(), 16) };
+  }));
+  let nextProber = 0;
   try {
     for (let i = 0; i < 100 && await peerCount(victim) < 1; i++) await sleep(100);
     if (await peerCount(victim) < 1) throw new Error("honest node did not connect");
@@ -281,13 +286,14 @@ async function handshakeScenario(args: string[]): Promise<void> {
         })());
         if (performance.now() >= nextProbe) {
           nextProbe += 250;
+          const prober = probers[nextProber++ % probers.length];
           probes.push((async () => {
             const t0 = performance.now();
             try {
               const conn = await Deno.connect({ hostname: "127.0.0.1", port: victim.p2p });
               const session = await PeerSession.establish(conn, "outbound", {
-                hostKey: prober,
-                proofOfWork: () => ({ epoch: powEpoch(), nonce: proberPow }),
+                hostKey: prober.key,
+                proofOfWork: () => ({ epoch: powEpoch(), nonce: prober.pow }),
                 powDifficulty: 16,
                 listenAddress: { hostname: "127.0.0.1", port: 9 },
                 handshakeTimeoutMs: 5000,
