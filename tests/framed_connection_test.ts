@@ -170,10 +170,7 @@ interface Harness {
   done(): Promise<void>;
 }
 
-async function harness(
-  options: Partial<FramedConnectionOptions> = {},
-  start = true,
-): Promise<Harness> {
+async function harness(options: Partial<FramedConnectionOptions> = {}): Promise<Harness> {
   const { server, client } = await socketPair();
   const tap = new Tap(server);
   const frames: Uint8Array[] = [];
@@ -195,7 +192,7 @@ async function harness(
       options.onClose?.(reason);
     },
   });
-  if (start) void connection.start();
+  void connection.start();
   return {
     connection,
     tap,
