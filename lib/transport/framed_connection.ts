@@ -272,7 +272,7 @@ export class FramedConnection {
           const pending = this.options.onFrame(inBuffer && !borrow ? frame.slice() : frame);
           if (pending) await pending;
         }
-        this.armPartialTimer();
+        this.armPartialTimer(frames.length > 0);
       }
     } catch (error) {
       if (!this.closed) {
@@ -352,13 +352,19 @@ export class FramedConnection {
     }
   }
 
-  private armPartialTimer(): void {
+  /**
+   * Keeps the deadline of the frame being received: started with the frame,
+   * ended when it completes. A read that completed a frame and ends inside the
+   * next one starts a new deadline for that next frame.
+   */
+  private armPartialTimer(frameCompleted: boolean): void {
     const timeout = this.options.partialFrameTimeoutMs;
     if (timeout === undefined || this.closed) return;
-    if (this.decoder.bufferedBytes === 0) {
+    if (frameCompleted || this.decoder.bufferedBytes === 0) {
       clearTimeout(this.partialTimer);
       this.partialTimer = undefined;
-    } else if (this.partialTimer === undefined) {
+    }
+    if (this.decoder.bufferedBytes > 0 && this.partialTimer === undefined) {
       this.partialTimer = setTimeout(() => {
         this.options.log.warn("closing connection", {
           remote: this.remote,

@@ -210,14 +210,29 @@ export class PeerConnector {
   }
 }
 
-/** A short category of a handshake failure, for counters (the metrics' reasons). */
+/** How PeerSession words a handshake that ended because its connection closed. */
+const CLOSED_DURING_HANDSHAKE = "connection closed during handshake: ";
+
+/**
+ * A short category of a handshake failure, for counters (the metrics' reasons).
+ * A handshake ended by a closed connection is categorised by why it closed:
+ * a refused HELLO or a timer closes the connection too.
+ */
 function failureReason(message: string): string {
-  if (/timed out/.test(message)) return "timeout";
-  if (/proof-of-work/.test(message)) return "proof_of_work";
-  if (/signature/.test(message)) return "bad_signature";
-  if (/version/.test(message)) return "protocol_version";
-  if (/to self/.test(message)) return "self";
-  if (/closed/.test(message)) return "connection_closed";
+  const cause = message.startsWith(CLOSED_DURING_HANDSHAKE)
+    ? message.slice(CLOSED_DURING_HANDSHAKE.length)
+    : message;
+  if (/timed out|timeout|in time$/.test(cause)) return "timeout";
+  if (/proof-of-work/.test(cause)) return "proof_of_work";
+  if (/signature|does not verify/.test(cause)) return "bad_signature";
+  if (/version/.test(cause)) return "protocol_version";
+  if (/to self/.test(cause)) return "self";
+  if (
+    /end of stream|closed|write failed|^(Interrupted|BadResource|ConnectionReset|BrokenPipe|ConnectionAborted|NotConnected):/
+      .test(cause)
+  ) {
+    return "connection_closed";
+  }
   return "protocol";
 }
 
