@@ -226,7 +226,17 @@ Deno.test("finding 5: per-address and per-range limits hold for distinct loopbac
 Deno.test("finding 6: one peer's validation flood does not displace another peer's items", async () => {
   // The victim's module needs 10 ms per item. A flooder pushes valid 16 KiB items
   // of the subscribed type as fast as it can; an honest neighbour relays 40 items.
-  const victim = await startTestNode({ config: { degree: 2 } });
+  // A small validation queue, so that the flood exceeds it however fast the flooder is.
+  const validationQueue = {
+    maxInFlight: 8,
+    maxInFlightBytes: 1024 * 1024,
+    maxQueuedBytes: 2 * 1024 * 1024,
+    maxQueuedPerPeer: 64,
+  };
+  const victim = await startTestNode({
+    config: { degree: 2 },
+    node: { tuning: { validationQueue } },
+  });
   const honest = await startTestNode({ config: { degree: 2, bootstrappers: [victim.p2pAddress] } });
   const victimLog: ReceivedMessage[] = [];
   const honestLog: ReceivedMessage[] = [];
