@@ -16,7 +16,12 @@ import type { HostKey } from "../lib/hostkey.ts";
 import { Logger } from "../lib/log.ts";
 import { powEpoch, solveProofOfWork } from "../lib/protocol/proof_of_work.ts";
 import { BufferBudget, sharedBufferBudget } from "../lib/transport/buffer_budget.ts";
-import { credentialIssuerFor, credentialStats } from "../lib/transport/credential.ts";
+import {
+  credentialIssuerFor,
+  credentialStats,
+  issueCredential,
+  NEW_CREDENTIAL_BURST,
+} from "../lib/transport/credential.ts";
 import {
   HandshakeLoad,
   handshakeLoadFor,
@@ -209,6 +214,39 @@ Deno.test("forged handshakes of one reused identity cost the victim no RSA signa
     );
     assert.equal(issuer.signatures, 1, "the host key signed only the credential");
     assert.ok(rsaChecks <= 1, `one RSA verification for one identity (${rsaChecks})`);
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await victim.close();
+  }
+});
+
+Deno.test("fresh credentials of one identity: a burst is checked by RSA, the rest refused without", async () => {
+  const victim = await startTestNode({ config: { powDifficulty: 8 } });
+  const clients: RawPeerClient[] = [];
+  try {
+    const attacker = await testHostKey();
+    const powNonce = solveProofOfWork(attacker.identity, powEpoch(), 8);
+    const rounds = NEW_CREDENTIAL_BURST + 4;
+    // Validly signed by the identity's own key (what a node that restarts
+    // makes, and what an attacker with one identity can mint at will).
+    const credentials = await Promise.all(
+      Array.from({ length: rounds }, () => issueCredential(attacker)),
+    );
+    const rsaBefore = credentialStats.rsaVerifications;
+    const failures = () => victim.stats().handshakeFailures["credential_rate"] ?? 0;
+    for (const credential of credentials) {
+      const client = await rawFrom(victim.p2pAddress.port);
+      clients.push(client);
+      await handshakeByHand(client, { presented: attacker, powNonce, credential });
+    }
+    await waitUntil(() => failures() >= rounds - NEW_CREDENTIAL_BURST, 5000, "rate refusals");
+    const rsaChecks = credentialStats.rsaVerifications - rsaBefore;
+    console.log(
+      `[credentials] ${rounds} fresh credentials of one identity: RSA verifications ` +
+        `${rsaChecks}, refused by rate ${failures()}`,
+    );
+    assert.equal(rsaChecks, NEW_CREDENTIAL_BURST);
+    assert.equal(failures(), rounds - NEW_CREDENTIAL_BURST);
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await victim.close();

@@ -23,6 +23,7 @@ import {
 } from "node:crypto";
 import type { SessionCredentialFields } from "../codec/peer_messages.ts";
 import { type HostKey, identityHex, signWithHostKey, verifyPeerSignature } from "../hostkey.ts";
+import { KeyedRateLimiter } from "../protocol/rate_limit.ts";
 
 /** How long a credential is valid after it is made. */
 export const CREDENTIAL_LIFETIME_SECONDS = 2 * 86_400;
@@ -170,44 +171,49 @@ const verified = new Map<string, boolean | Promise<boolean>>();
 export const credentialStats = { rsaVerifications: 0, cacheHits: 0, refusedByRate: 0 };
 
 /**
- * New (uncached) credentials verified per identity within
- * {@link CREDENTIAL_RATE_WINDOW_MS}. An honest node makes one at start and one
- * a day; an attacker reusing one identity with fresh junk credentials would
- * otherwise buy an RSA verification (up to RSA-8192) for an Ed25519 signature.
+ * New (uncached) credentials an identity may have verified at once. An honest
+ * node makes one at start and one a day, so a few restarts in a row fit; an
+ * attacker reusing one identity with fresh junk credentials would otherwise
+ * buy an RSA verification (up to RSA-4096) for an Ed25519 signature.
  */
-export const MAX_NEW_CREDENTIALS_PER_IDENTITY = 4;
-/** Window of {@link MAX_NEW_CREDENTIALS_PER_IDENTITY}. */
-export const CREDENTIAL_RATE_WINDOW_MS = 10 * 60_000;
-const newCredentials = new Map<string, { since: number; count: number }>();
+export const NEW_CREDENTIAL_BURST = 4;
+/**
+ * New credentials per identity per second beyond the burst: one a minute. A
+ * fixed window of 4 per 10 minutes locked out honest nodes that restarted
+ * often (a churn soak restarts each node every ~95 s): their handshakes failed
+ * for the rest of the window, and their peers' dials to them failed too.
+ */
+export const NEW_CREDENTIAL_RATE_PER_SECOND = 1 / 60;
+const newCredentials = new KeyedRateLimiter(
+  NEW_CREDENTIAL_RATE_PER_SECOND,
+  NEW_CREDENTIAL_BURST,
+  CACHE_LIMIT * 4,
+);
 
 function allowNewCredential(spki: Uint8Array, now: number): boolean {
   const identity = identityHex(new Uint8Array(createHash("sha256").update(spki).digest()));
-  let entry = newCredentials.get(identity);
-  if (entry === undefined || now - entry.since > CREDENTIAL_RATE_WINDOW_MS) {
-    entry = { since: now, count: 0 };
-  }
-  newCredentials.delete(identity);
-  newCredentials.set(identity, entry);
-  if (newCredentials.size > CACHE_LIMIT * 4) {
-    const oldest = newCredentials.keys().next().value;
-    if (oldest !== undefined) newCredentials.delete(oldest);
-  }
-  return ++entry.count <= MAX_NEW_CREDENTIALS_PER_IDENTITY;
+  return newCredentials.take(identity, now);
 }
+
+/** The outcome of {@link verifyCredential}. */
+export type CredentialCheck = "valid" | "invalid" | "too-many-new";
 
 /**
  * True when the host key `spki` signed `credential` (RSA-PSS, the key between
  * `minBits` and 8192 bits). Results are cached by the hash of the key and the
  * credential, so a credential is checked by RSA once while it stays in the
- * cache; an identity gets at most {@link MAX_NEW_CREDENTIALS_PER_IDENTITY}
- * uncached checks per {@link CREDENTIAL_RATE_WINDOW_MS} (later ones fail).
- * Expiry is not checked here ({@link credentialExpiryProblem}).
+ * cache; an identity gets {@link NEW_CREDENTIAL_BURST} uncached checks at once
+ * and then {@link NEW_CREDENTIAL_RATE_PER_SECOND} a second (beyond that:
+ * "too-many-new", no RSA work).
+ * Expiry is not checked here ({@link credentialExpiryProblem}). `now` (ms, a
+ * monotonic clock) paces the new credentials.
  */
 export async function verifyCredential(
   spki: Uint8Array,
   credential: SessionCredentialFields,
   minBits: number,
-): Promise<boolean> {
+  now: number = performance.now(),
+): Promise<CredentialCheck> {
   const id = identityHex(
     new Uint8Array(
       createHash("sha256").update(spki).update(credential.key).update(credential.signature)
@@ -219,11 +225,11 @@ export async function verifyCredential(
     credentialStats.cacheHits++;
     verified.delete(id);
     verified.set(id, cached);
-    return cached;
+    return (await cached) ? "valid" : "invalid";
   }
-  if (!allowNewCredential(spki, performance.now())) {
+  if (!allowNewCredential(spki, now)) {
     credentialStats.refusedByRate++;
-    return false;
+    return "too-many-new";
   }
   credentialStats.rsaVerifications++;
   const check = verifyPeerSignature(
@@ -239,5 +245,5 @@ export async function verifyCredential(
     const oldest = verified.keys().next().value;
     if (oldest !== undefined) verified.delete(oldest);
   }
-  return ok;
+  return ok ? "valid" : "invalid";
 }

@@ -27,6 +27,7 @@ export const HANDSHAKE_FAILURE_REASONS = [
   "timeout",
   "connection_closed",
   "bad_signature",
+  "credential_rate",
   "proof_of_work",
   "protocol_version",
   "self",

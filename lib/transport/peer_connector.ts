@@ -225,6 +225,7 @@ function failureReason(message: string): string {
   if (/timed out|timeout|in time$/.test(cause)) return "timeout";
   if (/proof-of-work/.test(cause)) return "proof_of_work";
   if (/signature|does not verify/.test(cause)) return "bad_signature";
+  if (/too many new credentials/.test(cause)) return "credential_rate";
   if (/version/.test(cause)) return "protocol_version";
   if (/to self/.test(cause)) return "self";
   if (

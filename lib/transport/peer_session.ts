@@ -604,8 +604,14 @@ export class PeerSession {
       peer.publicKey,
       peer.credential,
       this.options.minPeerKeyBits,
-    ).then((ok) => {
-      if (!ok) {
+    ).then((check) => {
+      if (check === "too-many-new") {
+        this.fail(
+          new ProtocolError("too many new credentials of this identity: try again in a minute"),
+        );
+        return;
+      }
+      if (check === "invalid") {
         this.fail(new ProtocolError("peer's credential does not verify against its host key"));
         return;
       }
