@@ -45,6 +45,7 @@ import { seededRandom } from "../lib/protocol/random.ts";
 import { freePorts, type ProcessCluster, startProcessCluster } from "./bench/cluster.ts";
 import { AbortedError, Deadline } from "./bench/deadline.ts";
 import {
+  collectGarbage,
   formatHeapGrowth,
   type HeapGrowth,
   heapGrowth,
@@ -75,6 +76,8 @@ export interface SoakOptions {
   readonly settleS: number;
   readonly heapSnapshots: boolean;
   readonly heapSnapshotEvery: number;
+  /** Force a full GC in node 0 (through its inspector) before each sample. */
+  readonly gc: boolean;
   readonly seed: number;
   readonly out: string;
   readonly keep: boolean;
@@ -101,6 +104,9 @@ Options:
   --settle-s S              "settled": origin and receiver up for S seconds (default 5)
   --heap-snapshots          node 0 with --inspect; heap snapshots after minute 1 and at the end
   --heap-snapshot-every M   also every M minutes (default: only first and last)
+  --gc                      node 0 with --inspect; a full GC before each minute's sample, so
+                            "heap" is the live heap, not live plus garbage (the GC also lets
+                            V8 shrink its heap: take RSS from a run without --gc)
   --seed N                  seed of kills, delays and origins (default random)
   --out DIR                 results directory (default bench-results)
   --keep                    keep configs and logs
@@ -128,6 +134,7 @@ function parseSoakArgs(args: string[]): SoakOptions | undefined {
   ];
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
     "heap-snapshots": { type: "boolean" },
+    gc: { type: "boolean" },
     keep: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   };
@@ -166,6 +173,7 @@ function parseSoakArgs(args: string[]): SoakOptions | undefined {
     settleS: int("settle-s", 5, 0, 600),
     heapSnapshots: values["heap-snapshots"] === true,
     heapSnapshotEvery: int("heap-snapshot-every", 0, 0, 24 * 60),
+    gc: values.gc === true,
     seed: int("seed", Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31),
     out: typeof values.out === "string" && values.out !== "" ? values.out : "bench-results",
     keep: values.keep === true,
@@ -403,7 +411,7 @@ async function run(options: SoakOptions, deadline: Deadline): Promise<void> {
   const machine = await machineInfo();
   const source = await sourceInfo(REPO_DIR);
   const tag = Math.floor(random() * 2 ** 32);
-  const inspectPort = options.heapSnapshots ? freePorts(1)[0] : undefined;
+  const inspectPort = options.heapSnapshots || options.gc ? freePorts(1)[0] : undefined;
   let cluster: ProcessCluster | undefined;
   const states: NodeState[] = Array.from(
     { length: options.nodes },
@@ -558,6 +566,11 @@ async function run(options: SoakOptions, deadline: Deadline): Promise<void> {
         const done = items.filter((it) => it.minute === minute - 1);
         const d = evaluate(done, states, options);
         let status: NodeStats | undefined;
+        if (options.gc && inspectPort !== undefined) {
+          await collectGarbage(inspectPort).catch((error) => {
+            failures.push(`node 0 GC at minute ${minute}: ${String(error)}`);
+          });
+        }
         try {
           status = await c.statsOf(0, 10_000);
         } catch (error) {
@@ -593,7 +606,7 @@ async function run(options: SoakOptions, deadline: Deadline): Promise<void> {
             externalMiB: mib(heap?.external),
             peers: status?.peers.length ?? null,
             knownPeers: status?.knownPeers ?? null,
-            knowledgeBaseItems: status?.knowledgeBaseItems ?? null,
+            knowledgeBaseItems: status?.itemsStored ?? null,
             pendingValidations: status?.pendingValidations ?? null,
             structures,
           },

@@ -77,6 +77,43 @@ export async function takeHeapSnapshot(
   return bytes;
 }
 
+/**
+ * Runs a full garbage collection in the isolate behind the inspector at
+ * 127.0.0.1:`port` and resolves when it is done, so that a following
+ * `Deno.memoryUsage()` reports live objects rather than garbage.
+ */
+export async function collectGarbage(port: number, timeoutMs = 30_000): Promise<void> {
+  const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`, {
+    signal: AbortSignal.timeout(5000),
+  })).json() as { webSocketDebuggerUrl?: string }[];
+  const url = targets.find((t) => t.webSocketDebuggerUrl)?.webSocketDebuggerUrl;
+  if (!url) throw new Error(`no inspector target at 127.0.0.1:${port}`);
+  const ws = new WebSocket(url);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error("garbage collection timed out")), timeoutMs);
+      ws.onerror = () => reject(new Error("inspector connection failed"));
+      ws.onclose = () => reject(new Error("inspector connection closed"));
+      ws.onopen = () => ws.send(JSON.stringify({ id: 1, method: "HeapProfiler.collectGarbage" }));
+      ws.onmessage = (event) => {
+        const message = JSON.parse(String(event.data)) as {
+          id?: number;
+          error?: { message: string };
+        };
+        if (message.id !== 1) return;
+        if (message.error) reject(new Error(message.error.message));
+        else resolve();
+      };
+    });
+  } finally {
+    clearTimeout(timer);
+    ws.onclose = null;
+    ws.onerror = null;
+    ws.close();
+  }
+}
+
 /** Objects of one kind in a snapshot. */
 export interface HeapClass {
   /** Node type and constructor (or "(strings)", "(code)", ...). */
