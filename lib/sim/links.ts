@@ -169,7 +169,7 @@ export class GlobeLinks implements LinkModel {
     const dz = xyz[3 * from + 2] - xyz[3 * to + 2];
     const chord = Math.sqrt(dx * dx + dy * dy + dz * dz);
     const km = 2 * EARTH_RADIUS_KM * Math.asin(Math.min(1, chord / 2));
-    const oneWay = km / this.options.kmPerMs + this.access[from] + this.access[to];
+    const oneWay = km / this.options.kmPerMs + (this.access[from] + this.access[to]);
     const [minRtt, maxRtt] = this.options.rttRangeMs;
     return Math.max(minRtt / 2, Math.min(maxRtt / 2, oneWay));
   }
