@@ -55,6 +55,8 @@ export interface ScenarioOptions {
   readonly measurePow?: boolean;
   /** Progress lines (stderr in the CLI). */
   readonly progress?: (line: string) => void;
+  /** Overrides of every node's settings (experiments with the protocol's tunables). */
+  readonly node?: Pick<SimNodeOptions, "config" | "security" | "tuning">;
 }
 
 /** Traffic figures. */
@@ -236,7 +238,7 @@ export class World {
 
   /** Options of an honest node joining through `bootstrap`. */
   honestOptions(bootstrap: readonly SimNode[]): SimNodeOptions {
-    return { bootstrap, validationDelayMs: VALIDATION_DELAY_MS };
+    return { ...this.options.node, bootstrap, validationDelayMs: VALIDATION_DELAY_MS };
   }
 
   /** Adds an honest node bootstrapping through `bootstrap`. */
@@ -275,9 +277,11 @@ export class World {
     for (let i = 0; i < order.length; i++) {
       const pool = options.honestBootstrap ? joined.filter((n) => n.honest) : joined;
       const bootstrap = pool.length === 0 ? [] : [pool[Math.floor(this.random() * pool.length)]];
-      const node = order[i] || !this.adversary
-        ? this.addHonest(bootstrap)
-        : this.adversary.add({ bootstrap, validationDelayMs: VALIDATION_DELAY_MS });
+      const node = order[i] || !this.adversary ? this.addHonest(bootstrap) : this.adversary.add({
+        ...this.options.node,
+        bootstrap,
+        validationDelayMs: VALIDATION_DELAY_MS,
+      });
       joined.push(node);
       this.runFor(step, "build");
     }
