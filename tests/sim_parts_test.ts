@@ -184,6 +184,7 @@ Deno.test("metrics: aggregate of item summaries", () => {
     t50: 10,
     t99,
     t100: t99,
+    unreachable: 0,
     bound50: 5,
     bound99: 20,
     bound100: 20,

@@ -16,8 +16,8 @@
  *   restarted or stopped before the window closed);
  * - **time to x%**: since the announcement, until x% of the eligible nodes
  *   were delivered (null when they never were);
- * - **shortest-path bound**: the same percentile of the eligible nodes'
- *   distances from the origin in the session graph at the announcement, over
+ * - **shortest-path bound**: the same percentile of the reachable eligible
+ *   nodes' distances from the origin in the session graph at the announcement, over
  *   honest relays only, each link weighted by its base one-way delay plus the
  *   item's serialisation at the sender's uplink, each relay adding its
  *   module's validation delay (a node forwards only what its module accepted);
@@ -70,7 +70,12 @@ export interface ItemSummary {
   readonly t99: number | null;
   /** See t50. */
   readonly t100: number | null;
-  /** The shortest-path bound for the same percentiles (ms; null: unreachable). */
+  /**
+   * Eligible nodes with no path of honest relays from the origin at the
+   * announcement (partitioned, eclipsed, or between sessions).
+   */
+  readonly unreachable: number;
+  /** The shortest-path bound for the same percentiles, over the reachable eligible nodes (ms). */
   readonly bound50: number | null;
   /** See bound50. */
   readonly bound99: number | null;
@@ -162,7 +167,7 @@ export class Metrics implements SimObserver {
       if (i === item.origin || !node.honest || !node.alive) continue;
       if (node.startedAt > item.announcedAt) continue;
       eligible++;
-      bounds.push(item.bound[i]);
+      if (Number.isFinite(item.bound[i])) bounds.push(item.bound[i]);
       copies += item.copies[i];
       const at = item.deliveredAt[i];
       if (!Number.isNaN(at) && at <= end) {
@@ -183,9 +188,10 @@ export class Metrics implements SimObserver {
       t50: reachTime(times, eligible, 0.5),
       t99: reachTime(times, eligible, 0.99),
       t100: reachTime(times, eligible, 1),
-      bound50: reachTime(bounds, eligible, 0.5),
-      bound99: reachTime(bounds, eligible, 0.99),
-      bound100: reachTime(bounds, eligible, 1),
+      unreachable: eligible - bounds.length,
+      bound50: reachTime(bounds, bounds.length, 0.5),
+      bound99: reachTime(bounds, bounds.length, 0.99),
+      bound100: reachTime(bounds, bounds.length, 1),
       duplicatesPerDelivery: delivered === 0 ? 0 : copies / delivered - 1,
       maxHops,
     };
@@ -214,6 +220,7 @@ export class Metrics implements SimObserver {
         bounds.push(item.bound[i]);
         const at = item.deliveredAt[i];
         times.push(Number.isNaN(at) ? Infinity : at - item.announcedAt);
+        // Unreachable nodes count as never reached by the bound either.
       }
       if (times.length === 0) continue;
       counted++;
