@@ -9,6 +9,14 @@
  *   nodes everyone bootstraps through do not become hubs.
  * - **Dialling** keeps `degree` outbound sessions ({@link Membership} decides
  *   whom); failed dials back off.
+ * - **Rotation.** About every `rotationIntervalMs` a node with all its
+ *   outbound slots taken replaces one outbound peer (one with a negative
+ *   score if any, else a random one) by a peer from its passive view, so that
+ *   the overlay stays random: without it the two sides of a healed partition,
+ *   whose passive views still know each other, never meet again (nobody with
+ *   full outbound slots dials), and a node whose outbound peers all withhold
+ *   items keeps them. Sessions with distrusted peers (score below the
+ *   guard's `distrustScore`) are closed in every round.
  * - **Exchange.** Every membership round the node asks one random peer for
  *   descriptors (PULL_REQUEST) and offers it some (PUSH, itself included).
  *   Brahms-style limits: PEERS are accepted only in answer to this node's
@@ -57,6 +65,10 @@ export interface ConnectionActions {
   forgotten(peer: PeerKey): void;
   /** A new session was accepted. */
   accepted(peer: PeerKey, direction: Direction): void;
+  /** The guard's score of `peer` now. */
+  score(peer: PeerKey): number;
+  /** False when `peer` is distrusted (its session is closed). */
+  isTrusted(peer: PeerKey): boolean;
 }
 
 /** An authenticated session, as the transport reports it. */
@@ -107,6 +119,8 @@ export interface ConnectionManagerOptions {
   readonly establishedAfterMs: number;
   /** Interval of the warning while no bootstrapper answers and no peer is connected. */
   readonly joinWarningMs: number;
+  /** Mean interval of outbound rotation (0: never). */
+  readonly rotationIntervalMs: number;
   /** Randomness. */
   readonly random: RandomSource;
 }
@@ -127,6 +141,10 @@ export interface ConnectionStats {
   probes: number;
   /** Probes that proved the address. */
   probesVerified: number;
+  /** Outbound peers replaced by rotation. */
+  rotated: number;
+  /** Sessions closed because the peer became distrusted. */
+  distrustedDropped: number;
 }
 
 /** Sessions, dialling and exchange of one node. */
@@ -151,7 +169,10 @@ export class ConnectionManager {
     dialFailures: 0,
     probes: 0,
     probesVerified: 0,
+    rotated: 0,
+    distrustedDropped: 0,
   };
+  private nextRotation: number;
 
   /** Creates the manager at time `now`. */
   constructor(
@@ -175,6 +196,7 @@ export class ConnectionManager {
     });
     this.lonelySince = now;
     this.lastJoinWarning = now;
+    this.nextRotation = now + this.rotationDelay();
   }
 
   /** Connected peers' identities. */
@@ -380,10 +402,23 @@ export class ConnectionManager {
     return true;
   }
 
-  /** One membership round: limits reset, dials, one exchange, the join watchdog. */
+  /**
+   * One membership round: limits reset, distrusted peers dropped, rotation,
+   * dials, one exchange, one probe, the join watchdog.
+   */
   round(now: number): void {
     this.pushedThisRound.clear();
     this.learnedThisRound = 0;
+    for (const peer of [...this.sessions.keys()]) {
+      if (this.actions.isTrusted(peer)) continue;
+      this.stats.distrustedDropped++;
+      this.forget(peer, now);
+      this.actions.close(peer, "distrusted", GoodbyeReason.Banned);
+    }
+    if (this.options.rotationIntervalMs > 0 && now >= this.nextRotation) {
+      this.nextRotation = now + this.rotationDelay();
+      this.rotate(now);
+    }
     this.dialMore(now);
     const partner = this.membership.exchangePartner();
     if (partner) {
@@ -422,6 +457,34 @@ export class ConnectionManager {
       this.forget(peer, now);
       this.actions.close(peer, "shutdown", GoodbyeReason.Shutdown);
     }
+  }
+
+  /** A uniformly random delay between a half and one and a half rotation intervals. */
+  private rotationDelay(): number {
+    return this.options.rotationIntervalMs * (0.5 + this.options.random());
+  }
+
+  /** Replaces one outbound peer when all outbound slots are taken (see the module documentation). */
+  private rotate(now: number): void {
+    if (this.membership.outboundCount < this.options.degree) return;
+    if (!this.membership.hasDialCandidate(now)) return;
+    const outbound: PeerKey[] = [];
+    let worst: PeerKey | undefined;
+    let worstScore = 0;
+    for (const [peer, session] of this.sessions) {
+      if (session.direction !== "outbound") continue;
+      outbound.push(peer);
+      const score = this.actions.score(peer);
+      if (score < worstScore) {
+        worstScore = score;
+        worst = peer;
+      }
+    }
+    const victim = worst ?? outbound[Math.floor(this.options.random() * outbound.length)];
+    if (victim === undefined) return;
+    this.stats.rotated++;
+    this.forget(victim, now);
+    this.actions.close(victim, "rotated out", GoodbyeReason.Shutdown);
   }
 
   private refuse(

@@ -12,7 +12,8 @@
  *   test cluster can run on one host; the rest of 127.0.0.0/8 is treated like
  *   any other address.
  * - **Admission of sessions** (after the handshake): bans by identity, a rate
- *   of sessions per identity, and a score floor.
+ *   of sessions per identity, and a score floor (`distrustScore`: a distrusted
+ *   peer is disconnected and may come back once its score has decayed).
  * - **Budgets**: messages per second per peer (a flood bans it) and bytes per
  *   second served in answer to IWANT.
  * - **Score**: each identity has a score that offences lower and useful work
@@ -292,7 +293,7 @@ export class PeerGuard {
     let refusal: Refusal | undefined;
     if (this.bans.isBanned(peer, now)) refusal = "banned identity";
     else if (!this.identityRate.take(peer, now)) refusal = "session rate";
-    else if (this.score(peer, now) < this.options.banScore) refusal = "low score";
+    else if (this.score(peer, now) < this.options.distrustScore) refusal = "low score";
     if (refusal) this.count(this.stats.refused, refusal);
     return refusal;
   }

@@ -283,6 +283,20 @@ export class Membership {
   }
 
   /**
+   * True when a known peer other than a bootstrapper could be dialled now
+   * (not connected, not being dialled, not backing off).
+   */
+  hasDialCandidate(now: number): boolean {
+    for (const peer of this.passive.values()) {
+      if (
+        !peer.bootstrap && peer.nextAttemptAt <= now && !this.dialing.has(peer.addressKey) &&
+        !(peer.identity !== undefined && this.active.has(peer.identity))
+      ) return true;
+    }
+    return false;
+  }
+
+  /**
    * Ends a dial; a failure backs the peer off exponentially with jitter.
    * `identity` is who answered at that address (when the handshake completed):
    * recorded so that a bootstrapper configured by hostname, which advertises
