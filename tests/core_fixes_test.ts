@@ -5,7 +5,10 @@
  */
 
 import assert from "node:assert/strict";
+import { PeerMessageType } from "../lib/codec/peer_messages.ts";
+import { PullTracker } from "../lib/protocol/pull_tracker.ts";
 import { SimNetwork, type SimNode, type SimNodeOptions } from "../lib/sim/network.ts";
+import { FakeScheduler } from "./support/fake_scheduler.ts";
 
 /** `count` nodes, each bootstrapping through a random earlier one. */
 function network(count: number, seed: number, node: SimNodeOptions = {}): SimNetwork {
@@ -49,4 +52,88 @@ Deno.test("fix: a healed partition reconnects although every node has its outbou
   const healed = run(60_000);
   assert.ok(healed.crossing > 0, "with rotation sessions cross the former cut");
   assert.equal(healed.reached, 39, "and the item announced while cut reaches everyone");
+});
+
+Deno.test("fix: a peer that advertises and withholds is dropped, refused, and replaced", () => {
+  const net = new SimNetwork({ seed: 22, delay: () => 5 });
+  const config = { degree: 1, passiveViewSize: 5 };
+  const tuning = { outboundRotationMs: 0 };
+  // a learns nobody (no passive view): it dials nobody.
+  const a = net.addNode({ config: { ...config, passiveViewSize: 0 }, tuning });
+  // b runs an honest core but never sends an ITEM (pushes and IWANT answers).
+  const b = net.addNode({
+    config,
+    tuning,
+    bootstrap: [a],
+    outgoing: (_from, _to, message) => message.type === PeerMessageType.Item ? undefined : message,
+  });
+  const c = net.addNode({ config, tuning, bootstrap: [b] });
+  net.run(3_000);
+  assert.deepEqual(c.core.peerIdentities, [b.identity], "c's only peer is b");
+  for (let tag = 0; tag < 8; tag++) {
+    net.announce(a, tag);
+    net.run(3_000);
+  }
+  net.run(20_000);
+  const stats = c.core.stats();
+  assert.ok(stats.connections.distrustedDropped >= 1, "c dropped b");
+  assert.ok((stats.guard.offences["unanswered-want"] ?? 0) >= 5, "after broken promises");
+  assert.ok(!c.core.peerIdentities.includes(b.identity));
+  assert.ok(c.core.peerIdentities.includes(a.identity), "c found a through what b told it");
+  for (let tag = 0; tag < 8; tag++) assert.equal(c.received.get(tag)?.count, 1, `item ${tag}`);
+  // b comes back: refused while distrusted.
+  const refusedBefore = stats.guard.refused["low score"] ?? 0;
+  net.connect(b, c);
+  net.run(1_000);
+  assert.ok(!c.core.peerIdentities.includes(b.identity));
+  assert.equal(c.core.stats().guard.refused["low score"], refusedBefore + 1);
+});
+
+Deno.test("fix: each advertiser that lets its IWANT time out is reported, not only the last", () => {
+  const clock = new FakeScheduler();
+  const unanswered: string[] = [];
+  const exhausted: string[] = [];
+  const wants: string[] = [];
+  const tracker = new PullTracker(
+    {
+      pullDelayMs: 10,
+      maxPullDelayMs: 10,
+      pullTimeoutMs: 100,
+      maxCandidates: 8,
+      maxWanted: 10,
+      maxWantedPerPeer: 10,
+    },
+    clock,
+    {
+      canAsk: () => true,
+      want: (peer, id) => wants.push(`${peer}:${id}`),
+      exhausted: (id) => exhausted.push(`${id}`),
+      unanswered: (id, peer) => unanswered.push(`${peer}:${id}`),
+    },
+  );
+  tracker.heard(1n, "a");
+  tracker.heard(1n, "b");
+  tracker.heard(1n, "c");
+  clock.advance(10);
+  assert.deepEqual(wants, ["a:1"]);
+  clock.advance(100);
+  assert.deepEqual(unanswered, ["a:1"], "a broke its promise");
+  assert.deepEqual(wants, ["a:1", "b:1"]);
+  // b leaves while asked: that is no broken promise; c is asked at once.
+  tracker.peerLeft("b");
+  clock.advance(0);
+  assert.deepEqual(wants, ["a:1", "b:1", "c:1"]);
+  assert.deepEqual(unanswered, ["a:1"]);
+  // c delivers in time: nothing more is reported.
+  clock.advance(50);
+  assert.ok(tracker.arrived(1n));
+  clock.advance(1_000);
+  assert.deepEqual(unanswered, ["a:1"]);
+  assert.deepEqual(exhausted, []);
+  // Nobody delivers: every asked advertiser is reported, then exhaustion.
+  tracker.heard(2n, "a");
+  tracker.heard(2n, "b");
+  clock.advance(10 + 100 + 100);
+  assert.deepEqual(unanswered.slice(1), ["a:2", "b:2"]);
+  assert.deepEqual(exhausted, ["2"]);
 });

@@ -102,7 +102,7 @@ export type Offence =
 export const OFFENCE_PENALTY: Readonly<Record<Offence, number>> = {
   "item-id-mismatch": 25,
   "invalid-item": 5,
-  "unanswered-want": 1,
+  "unanswered-want": 5,
   "validation-over-share": 1,
   "unsolicited-offer": 0.5,
   "protocol-violation": 100,

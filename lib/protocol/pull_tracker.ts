@@ -3,10 +3,12 @@
  *
  * A missing item is first given time to arrive by push; then the first
  * advertiser is asked (IWANT), and after `pullTimeoutMs` without the item the
- * next one, until none is left. The wait before the first pull adapts like
- * TCP's retransmission timer: the smoothed lag between an IHAVE and the item's
- * arrival plus two deviations, between `pullDelayMs` and `maxPullDelayMs`, so
- * that a loaded network is not answered with needless pulls. (Two deviations
+ * next one, until none is left. Each advertiser that let its `pullTimeoutMs`
+ * pass is reported (a broken promise), even when a later one delivers. The
+ * wait before the first pull adapts like TCP's retransmission timer: the
+ * smoothed lag between an IHAVE and the item's arrival plus two deviations,
+ * between `pullDelayMs` and `maxPullDelayMs`, so that a loaded network is not
+ * answered with needless pulls. (Two deviations
  * rather than TCP's four: a needless pull costs one duplicate, a late one the
  * tail latency.)
  *
@@ -44,6 +46,11 @@ export interface PullActions {
   want(peer: PeerKey, id: bigint): void;
   /** Every advertiser of `id` was asked and none delivered it. */
   exhausted(id: bigint, asked: readonly PeerKey[]): void;
+  /**
+   * `peer` was asked for `id` and did not deliver it within `pullTimeoutMs`
+   * (a broken promise, whether or not another advertiser delivers later).
+   */
+  unanswered?(id: bigint, peer: PeerKey): void;
 }
 
 interface Wanted {
@@ -52,6 +59,8 @@ interface Wanted {
   readonly createdAt: number;
   readonly firstAdvertiser: PeerKey;
   timer: TimerHandle | undefined;
+  /** The advertiser asked last, while its answer is awaited. */
+  outstanding: PeerKey | undefined;
 }
 
 /** The missing items of one node. */
@@ -117,6 +126,7 @@ export class PullTracker {
       createdAt: this.scheduler.now(),
       firstAdvertiser: peer,
       timer: undefined,
+      outstanding: undefined,
     };
     this.wanted.set(id, entry);
     entry.timer = this.scheduler.setTimeout(() => this.askNext(id), delayMs);
@@ -154,6 +164,7 @@ export class PullTracker {
       entry.candidates.splice(index, 1);
       if (index >= entry.asked) continue;
       const wasOutstanding = index === entry.asked - 1;
+      if (entry.outstanding === peer) entry.outstanding = undefined;
       entry.asked--;
       if (wasOutstanding && entry.timer !== undefined) {
         this.scheduler.clearTimeout(entry.timer);
@@ -175,10 +186,16 @@ export class PullTracker {
     const entry = this.wanted.get(id);
     if (!entry) return;
     entry.timer = undefined;
+    if (entry.outstanding !== undefined) {
+      const late = entry.outstanding;
+      entry.outstanding = undefined;
+      this.actions.unanswered?.(id, late);
+    }
     while (entry.asked < entry.candidates.length) {
       const peer = entry.candidates[entry.asked++];
       if (!this.actions.canAsk(peer)) continue;
       this.wantsSent++;
+      entry.outstanding = peer;
       this.actions.want(peer, id);
       entry.timer = this.scheduler.setTimeout(() => this.askNext(id), this.options.pullTimeoutMs);
       return;
