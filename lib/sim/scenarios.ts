@@ -261,27 +261,34 @@ export class World {
   /**
    * Joins `honest` honest nodes and `attackers` attackers (through
    * `adversary`) in random order over `joinMs`, each through one random node
-   * that joined before (any role; `honestBootstrap`: honest nodes only).
+   * that joined before (any role), or with `bootstrappers`, through one of the
+   * first `bootstrappers` honest nodes (a deployment's configured bootstrap
+   * nodes).
    */
-  build(honest: number, attackers: number, options: { honestBootstrap?: boolean } = {}): void {
+  build(honest: number, attackers: number, options: { bootstrappers?: number } = {}): void {
     const total = honest + attackers;
     const joinMs = joinDuration(total);
+    const seeds = Math.min(options.bootstrappers ?? 0, honest);
     const roles: boolean[] = [];
-    for (let i = 0; i < honest; i++) roles.push(true);
+    for (let i = seeds; i < honest; i++) roles.push(true);
     for (let i = 0; i < attackers; i++) roles.push(false);
-    // The first node is honest; the rest in random order.
-    const rest = sample(roles.slice(1), roles.length - 1, this.random);
-    const order = [true, ...rest];
+    // The first node (and the bootstrap nodes) are honest; the rest in random order.
+    const order = [
+      ...new Array(Math.max(1, seeds)).fill(true),
+      ...sample(roles.slice(seeds === 0 ? 1 : 0), roles.length - (seeds === 0 ? 1 : 0), this.random),
+    ];
     const joined: SimNode[] = [];
     const step = joinMs / total;
     for (let i = 0; i < order.length; i++) {
-      const pool = options.honestBootstrap ? joined.filter((n) => n.honest) : joined;
+      const pool = seeds > 0 ? joined.slice(0, seeds) : joined;
       const bootstrap = pool.length === 0 ? [] : [pool[Math.floor(this.random() * pool.length)]];
-      const node = order[i] || !this.adversary ? this.addHonest(bootstrap) : this.adversary.add({
-        ...this.options.node,
-        bootstrap,
-        validationDelayMs: VALIDATION_DELAY_MS,
-      });
+      const node = order[i] || !this.adversary
+        ? this.addHonest(bootstrap)
+        : this.adversary.add({
+          ...this.options.node,
+          bootstrap,
+          validationDelayMs: VALIDATION_DELAY_MS,
+        });
       joined.push(node);
       this.runFor(step, "build");
     }
@@ -503,6 +510,7 @@ function buildWithAttackers(
   options: ScenarioOptions,
   behaviour: HostileBehaviour | ((world: World) => HostileBehaviour),
   activeFrom: "t0" | "start" | number,
+  buildOptions: { bootstrappers?: number } = {},
 ): Adversary {
   const attackers = Math.round((options.ratio ?? 1) * options.nodes);
   const joinMs = joinDuration(options.nodes + attackers);
@@ -517,7 +525,7 @@ function buildWithAttackers(
     seed: options.seed + 101,
   });
   world.adversary = adversary;
-  world.build(options.nodes, attackers);
+  world.build(options.nodes, attackers, buildOptions);
   if (typeof behaviour === "function") adversary.configure(behaviour(world));
   adversary.start();
   world.runFor(SETTLE_MS, "settle");
@@ -677,8 +685,9 @@ export const SCENARIOS: Record<string, Scenario> = {
   ),
 
   "cold-boot": scenario(
-    "Attackers are present from the first second: nodes join in random order through any " +
-      "earlier node, attackers name only attackers and drop items from the start.",
+    "Attackers are present from the first second: honest nodes and attackers join in random " +
+      "order through 5 honest bootstrap nodes; attackers name only attackers and drop items " +
+      "from the start.",
     true,
     (world, options) => {
       buildWithAttackers(
@@ -686,6 +695,7 @@ export const SCENARIOS: Record<string, Scenario> = {
         options,
         { dropItems: true, poisonDescriptors: true },
         "start",
+        { bootstrappers: 5 },
       );
       return itemPhase(world, options, {});
     },
