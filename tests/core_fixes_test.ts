@@ -137,3 +137,29 @@ Deno.test("fix: each advertiser that lets its IWANT time out is reported, not on
   assert.deepEqual(unanswered.slice(1), ["a:2", "b:2"]);
   assert.deepEqual(exhausted, ["2"]);
 });
+
+Deno.test("fix: only items that came unasked train the pull wait (Karn's rule)", () => {
+  const clock = new FakeScheduler();
+  const tracker = new PullTracker(
+    {
+      pullDelayMs: 10,
+      maxPullDelayMs: 500,
+      pullTimeoutMs: 1_000,
+      maxCandidates: 8,
+      maxWanted: 10,
+      maxWantedPerPeer: 10,
+    },
+    clock,
+    { canAsk: () => true, want: () => {}, exhausted: () => {} },
+  );
+  // Pulled after the 10 ms wait, answered 300 ms later: says nothing about pushes.
+  tracker.heard(1n, "a");
+  clock.advance(310);
+  assert.deepEqual(tracker.arrived(1n)?.pulled, true);
+  assert.equal(tracker.pullDelayMs, 10, "a pulled item does not lengthen the wait");
+  // Pushed 40 ms after the IHAVE, before any pull (the wait here is long): trains it.
+  tracker.heard(2n, "a", 1_000);
+  clock.advance(40);
+  assert.deepEqual(tracker.arrived(2n)?.pulled, false);
+  assert.equal(tracker.pullDelayMs, 80, "lag 40 plus two deviations of 20");
+});

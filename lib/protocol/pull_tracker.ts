@@ -6,9 +6,10 @@
  * next one, until none is left. Each advertiser that let its `pullTimeoutMs`
  * pass is reported (a broken promise), even when a later one delivers. The
  * wait before the first pull adapts like TCP's retransmission timer: the
- * smoothed lag between an IHAVE and the item's arrival plus two deviations,
- * between `pullDelayMs` and `maxPullDelayMs`, so that a loaded network is not
- * answered with needless pulls. (Two deviations
+ * smoothed lag between an IHAVE and the item's arrival by push plus two
+ * deviations, between `pullDelayMs` and `maxPullDelayMs`, so that a loaded
+ * network is not answered with needless pulls; like TCP (Karn's rule), items
+ * that had to be asked for do not train it. (Two deviations
  * rather than TCP's four: a needless pull costs one duplicate, a late one the
  * tail latency.)
  *
@@ -136,14 +137,15 @@ export class PullTracker {
   /**
    * The item arrived: stops waiting and returns its advertisers (they hold
    * it), or undefined when it was not missing. The lag since the first IHAVE
-   * trains the wait (a pulled item's lag includes the wait, so needless pulls
-   * lengthen it).
+   * trains the wait only when the item came unasked (Karn's rule: once it was
+   * pulled, whether the push would have come is unknown, and the lag of the
+   * pull answer, which includes the wait itself, would only lengthen the wait).
    */
   arrived(id: bigint): { advertisers: PeerKey[]; pulled: boolean } | undefined {
     const entry = this.wanted.get(id);
     if (!entry) return undefined;
     this.remove(id, entry);
-    this.observeLag(this.scheduler.now() - entry.createdAt);
+    if (entry.asked === 0) this.observeLag(this.scheduler.now() - entry.createdAt);
     return { advertisers: entry.candidates, pulled: entry.asked > 0 };
   }
 
