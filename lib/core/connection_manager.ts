@@ -173,6 +173,8 @@ export class ConnectionManager {
     distrustedDropped: 0,
   };
   private nextRotation: number;
+  /** Identities worth dialling: not distrusted (a distrusted peer would be refused anyway). */
+  private readonly welcome = (identity: string) => this.actions.isTrusted(identity);
 
   /** Creates the manager at time `now`. */
   constructor(
@@ -360,7 +362,7 @@ export class ConnectionManager {
 
   /** Dials known peers until `degree` outbound sessions exist or are pending. */
   dialMore(now: number): void {
-    for (const known of this.membership.nextDials(now)) {
+    for (const known of this.membership.nextDials(now, this.welcome)) {
       this.stats.dials++;
       this.actions.dial(known.address, known.addressKey);
     }
@@ -467,7 +469,7 @@ export class ConnectionManager {
   /** Replaces one outbound peer when all outbound slots are taken (see the module documentation). */
   private rotate(now: number): void {
     if (this.membership.outboundCount < this.options.degree) return;
-    if (!this.membership.hasDialCandidate(now)) return;
+    if (!this.membership.hasDialCandidate(now, this.welcome)) return;
     const outbound: PeerKey[] = [];
     let worst: PeerKey | undefined;
     let worstScore = 0;

@@ -248,9 +248,10 @@ export class Membership {
    * `degree`. Each returned peer is marked as dialling until
    * {@link dialFinished}. Verified peers are chosen first, then peers learned
    * from outbound peers, then the rest; bootstrappers when nothing else is
-   * known or nothing is connected.
+   * known or nothing is connected. Peers whose identity `welcome` rejects
+   * (distrusted) are not dialled.
    */
-  nextDials(now: number): KnownPeer[] {
+  nextDials(now: number, welcome: (identity: string) => boolean = () => true): KnownPeer[] {
     const wanted = this.options.degree - this.outboundCount - this.dialing.size;
     if (wanted <= 0) return [];
     const activeAddresses = new Set<string>();
@@ -260,7 +261,8 @@ export class Membership {
       if (
         peer.nextAttemptAt <= now && !this.dialing.has(peer.addressKey) &&
         !activeAddresses.has(peer.addressKey) &&
-        !(peer.identity !== undefined && this.active.has(peer.identity))
+        !(peer.identity !== undefined &&
+          (this.active.has(peer.identity) || !welcome(peer.identity)))
       ) eligible.push(peer);
     }
     const tiers: KnownPeer[][] = [[], [], []];
@@ -284,13 +286,14 @@ export class Membership {
 
   /**
    * True when a known peer other than a bootstrapper could be dialled now
-   * (not connected, not being dialled, not backing off).
+   * (not connected, not being dialled, not backing off, welcome).
    */
-  hasDialCandidate(now: number): boolean {
+  hasDialCandidate(now: number, welcome: (identity: string) => boolean = () => true): boolean {
     for (const peer of this.passive.values()) {
       if (
         !peer.bootstrap && peer.nextAttemptAt <= now && !this.dialing.has(peer.addressKey) &&
-        !(peer.identity !== undefined && this.active.has(peer.identity))
+        !(peer.identity !== undefined &&
+          (this.active.has(peer.identity) || !welcome(peer.identity)))
       ) return true;
     }
     return false;
