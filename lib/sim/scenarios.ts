@@ -143,6 +143,10 @@ export interface GuardSummary {
   readonly offences: Record<string, number>;
   /** Dial failures per honest node over the run. */
   readonly dialFailuresPerNode: number;
+  /** Sessions honest nodes closed because the peer became distrusted. */
+  readonly distrustedDropped: number;
+  /** Outbound peers honest nodes replaced by rotation. */
+  readonly rotated: number;
 }
 
 /** Identity cost of the attackers at `pow_difficulty`. */
@@ -275,20 +279,22 @@ export class World {
     // The first node (and the bootstrap nodes) are honest; the rest in random order.
     const order = [
       ...new Array(Math.max(1, seeds)).fill(true),
-      ...sample(roles.slice(seeds === 0 ? 1 : 0), roles.length - (seeds === 0 ? 1 : 0), this.random),
+      ...sample(
+        roles.slice(seeds === 0 ? 1 : 0),
+        roles.length - (seeds === 0 ? 1 : 0),
+        this.random,
+      ),
     ];
     const joined: SimNode[] = [];
     const step = joinMs / total;
     for (let i = 0; i < order.length; i++) {
       const pool = seeds > 0 ? joined.slice(0, seeds) : joined;
       const bootstrap = pool.length === 0 ? [] : [pool[Math.floor(this.random() * pool.length)]];
-      const node = order[i] || !this.adversary
-        ? this.addHonest(bootstrap)
-        : this.adversary.add({
-          ...this.options.node,
-          bootstrap,
-          validationDelayMs: VALIDATION_DELAY_MS,
-        });
+      const node = order[i] || !this.adversary ? this.addHonest(bootstrap) : this.adversary.add({
+        ...this.options.node,
+        bootstrap,
+        validationDelayMs: VALIDATION_DELAY_MS,
+      });
       joined.push(node);
       this.runFor(step, "build");
     }
@@ -946,12 +952,16 @@ function guardSummary(world: World): GuardSummary {
   let attackersBanned = 0;
   let honestBanned = 0;
   let dialFailures = 0;
+  let distrustedDropped = 0;
+  let rotated = 0;
   const distinct = new Set<string>();
   const offences: Record<string, number> = {};
   const live = world.liveHonest();
   for (const node of live) {
     const stats = node.core.stats();
     dialFailures += stats.connections.dialFailures;
+    distrustedDropped += stats.connections.distrustedDropped;
+    rotated += stats.connections.rotated;
     for (const [kind, count] of Object.entries(stats.guard.offences)) {
       offences[kind] = (offences[kind] ?? 0) + count;
     }
@@ -971,6 +981,8 @@ function guardSummary(world: World): GuardSummary {
     honestBanned,
     offences,
     dialFailuresPerNode: round(dialFailures / Math.max(1, live.length)),
+    distrustedDropped,
+    rotated,
   };
 }
 
