@@ -107,6 +107,7 @@ export class Adversary {
   private readonly random: RandomSource;
   private readonly descriptors: PeerDescriptor[] = [];
   private readonly squatted = new Set<bigint>();
+  private readonly nowhere: PeerDescriptor[] = [];
   private timer: number | undefined;
 
   /** Creates an empty group on `net`. */
@@ -271,16 +272,20 @@ export class Adversary {
     );
   }
 
+  /** `count` descriptors of addresses where nobody listens (from a pool made once). */
   private nowhereDescriptors(count: number): PeerDescriptor[] {
+    if (this.nowhere.length === 0) {
+      for (let i = 0; i < 8192; i++) {
+        const identity = new Uint8Array(32);
+        const view = new DataView(identity.buffer);
+        for (let j = 0; j < 32; j += 4) view.setUint32(j, Math.floor(this.random() * 2 ** 32));
+        const hostname = `172.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+        this.nowhere.push({ identity, address: { hostname, port: 6001 } });
+      }
+    }
     const out: PeerDescriptor[] = [];
     for (let i = 0; i < count; i++) {
-      const identity = new Uint8Array(32);
-      for (let j = 0; j < 32; j += 4) {
-        new DataView(identity.buffer).setUint32(j, Math.floor(this.random() * 2 ** 32));
-      }
-      const a = Math.floor(this.random() * 256);
-      const c = Math.floor(this.random() * 256);
-      out.push({ identity, address: { hostname: `172.16.${a}.${c}`, port: 6001 } });
+      out.push(this.nowhere[Math.floor(this.random() * this.nowhere.length)]);
     }
     return out;
   }
