@@ -6,7 +6,9 @@
 
 import assert from "node:assert/strict";
 import { PeerMessageType } from "../lib/codec/peer_messages.ts";
+import { Membership } from "../lib/protocol/membership.ts";
 import { PullTracker } from "../lib/protocol/pull_tracker.ts";
+import { seededRandom } from "../lib/protocol/random.ts";
 import { SimNetwork, type SimNode, type SimNodeOptions } from "../lib/sim/network.ts";
 import { FakeScheduler } from "./support/fake_scheduler.ts";
 
@@ -162,4 +164,47 @@ Deno.test("fix: only items that came unasked train the pull wait (Karn's rule)",
   clock.advance(40);
   assert.deepEqual(tracker.arrived(2n)?.pulled, false);
   assert.equal(tracker.pullDelayMs, 80, "lag 40 plus two deviations of 20");
+});
+
+Deno.test("fix: tips from a distrusted peer are dialled last and evicted first", () => {
+  const distrusted = new Set<string>();
+  const membership = new Membership({
+    selfIdentity: "self",
+    degree: 3,
+    passiveSize: 6,
+    maxLearnPerMessage: 8,
+    backoffBaseMs: 100,
+    backoffMaxMs: 1_000,
+    bootstrappers: [{ hostname: "10.9.9.9", port: 6001 }],
+    welcome: (identity) => !distrusted.has(identity),
+    random: seededRandom(1),
+  });
+  const tips = (prefix: string, count: number) =>
+    Array.from({ length: count }, (_, i) => ({
+      identity: `${prefix}${i}`,
+      address: { hostname: `10.0.${prefix.charCodeAt(0)}.${i + 1}`, port: 6001 },
+    }));
+  assert.equal(membership.learn(tips("x", 3), 0, "outbound", "liar"), 3);
+  assert.equal(membership.learn(tips("y", 3), 0, "outbound", "friend"), 3);
+  distrusted.add("liar");
+  const dials = membership.nextDials(0).map((k) => k.identity);
+  assert.deepEqual(dials.sort(), ["y0", "y1", "y2"], "the friend's tips first");
+  for (const identity of dials) {
+    membership.dialFinished(
+      tips("y", 3).find((t) => t.identity === identity)!.address
+        .hostname + ":6001",
+      false,
+      0,
+    );
+  }
+  // The view is full (6): new tips from the friend evict the liar's first.
+  assert.equal(membership.learn(tips("z", 3), 0, "inbound", "friend"), 3);
+  const known = membership.passivePeers.filter((k) => !k.bootstrap).map((k) => k.identity);
+  assert.ok(known.every((id) => !id!.startsWith("x")), `${known}`);
+  // A distrusted identity is never dialled, even verified.
+  distrusted.add("z0");
+  assert.ok(!membership.nextDials(10_000).some((k) => k.identity === "z0"));
+  // The bootstrapper can be dialled on demand (re-anchoring), once at a time.
+  assert.equal(membership.nextBootstrapper(0)?.addressKey, "10.9.9.9:6001");
+  assert.equal(membership.nextBootstrapper(0), undefined, "being dialled");
 });

@@ -145,6 +145,8 @@ export interface ConnectionStats {
   rotated: number;
   /** Sessions closed because the peer became distrusted. */
   distrustedDropped: number;
+  /** Bootstrappers dialled after dropping a distrusted peer. */
+  reanchored: number;
 }
 
 /** Sessions, dialling and exchange of one node. */
@@ -171,10 +173,11 @@ export class ConnectionManager {
     probesVerified: 0,
     rotated: 0,
     distrustedDropped: 0,
+    reanchored: 0,
   };
   private nextRotation: number;
-  /** Identities worth dialling: not distrusted (a distrusted peer would be refused anyway). */
-  private readonly welcome = (identity: string) => this.actions.isTrusted(identity);
+  /** A peer was dropped as distrusted: re-anchor through a bootstrapper. */
+  private anchorDue = false;
 
   /** Creates the manager at time `now`. */
   constructor(
@@ -194,6 +197,7 @@ export class ConnectionManager {
       backoffMaxMs: 30_000,
       establishedAfterMs: options.establishedAfterMs,
       bootstrappers: options.bootstrappers,
+      welcome: (identity) => this.actions.isTrusted(identity),
       random: options.random,
     });
     this.lonelySince = now;
@@ -362,7 +366,16 @@ export class ConnectionManager {
 
   /** Dials known peers until `degree` outbound sessions exist or are pending. */
   dialMore(now: number): void {
-    for (const known of this.membership.nextDials(now, this.welcome)) {
+    if (this.anchorDue) {
+      this.anchorDue = false;
+      const bootstrapper = this.membership.nextBootstrapper(now);
+      if (bootstrapper) {
+        this.stats.dials++;
+        this.stats.reanchored++;
+        this.actions.dial(bootstrapper.address, bootstrapper.addressKey);
+      }
+    }
+    for (const known of this.membership.nextDials(now)) {
       this.stats.dials++;
       this.actions.dial(known.address, known.addressKey);
     }
@@ -399,6 +412,7 @@ export class ConnectionManager {
       descriptors.map((d) => ({ identity: identityHex(d.identity), address: d.address })),
       now,
       session?.direction === "outbound" ? "outbound" : "inbound",
+      peer,
     );
     this.dialMore(now);
     return true;
@@ -414,6 +428,7 @@ export class ConnectionManager {
     for (const peer of [...this.sessions.keys()]) {
       if (this.actions.isTrusted(peer)) continue;
       this.stats.distrustedDropped++;
+      this.anchorDue = true;
       this.forget(peer, now);
       this.actions.close(peer, "distrusted", GoodbyeReason.Banned);
     }
@@ -469,7 +484,7 @@ export class ConnectionManager {
   /** Replaces one outbound peer when all outbound slots are taken (see the module documentation). */
   private rotate(now: number): void {
     if (this.membership.outboundCount < this.options.degree) return;
-    if (!this.membership.hasDialCandidate(now, this.welcome)) return;
+    if (!this.membership.hasDialCandidate(now)) return;
     const outbound: PeerKey[] = [];
     let worst: PeerKey | undefined;
     let worstScore = 0;
