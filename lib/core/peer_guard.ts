@@ -345,7 +345,12 @@ export class PeerGuard {
 
   /** True unless `peer`'s score is below `distrustScore`. */
   isTrusted(peer: PeerKey, now: number): boolean {
-    return this.score(peer, now) >= this.options.distrustScore;
+    const threshold = this.options.distrustScore;
+    const entry = this.scores.get(peer);
+    // Scores decay towards 0: with a threshold at or below 0, a score at or
+    // above it stays there (no need to compute the decay: hot in dial choices).
+    if (threshold <= 0 && (!entry || entry.value >= threshold)) return true;
+    return this.score(peer, now) >= threshold;
   }
 
   /** `peer` did useful work (brought a valid item first). */
