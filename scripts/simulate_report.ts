@@ -85,7 +85,9 @@ export function report(results: readonly Result[]): string {
       ms(d.t50.mean),
       ms(d.t99.mean),
       ms(d.t100.mean),
-      `${ms(d.bound50.mean)} / ${ms(d.bound99.mean)} / ${ms(d.bound100.mean)}`,
+      r.items.every((i) => i.unreachable === i.eligible)
+        ? "nobody reachable"
+        : `${ms(d.bound50.mean)} / ${ms(d.bound99.mean)} / ${ms(d.bound100.mean)}`,
       d.t99OverBound.mean === null ? "n/a" : `${d.t99OverBound.mean}, ${d.t99OverBound.max}`,
       d.duplicatesPerDelivery,
       d.maxHops,

@@ -441,9 +441,9 @@ export function shortestPaths(
   return dist;
 }
 
-/** The time by which `fraction` of `total` had happened (`times` sorted), or null. */
+/** The time by which `fraction` of `total` had happened (`times` sorted), or null (never, or nobody). */
 function reachTime(times: readonly number[], total: number, fraction: number): number | null {
-  if (total === 0) return 0;
+  if (total === 0) return null;
   const needed = Math.max(1, Math.ceil(fraction * total - 1e-9));
   if (times.length < needed) return null;
   const value = times[needed - 1];
