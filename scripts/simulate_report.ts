@@ -10,6 +10,7 @@
  * @module
  */
 
+import { aggregate } from "../lib/sim/metrics.ts";
 import type { ScenarioResult } from "../lib/sim/scenarios.ts";
 
 type Result = Omit<ScenarioResult, "charts">;
@@ -74,7 +75,13 @@ export function report(results: readonly Result[]): string {
     row(new Array(13).fill("---")),
   );
   for (const r of sorted) {
-    const d = r.delivery;
+    // Recomputed from the items, so that results written by older versions read alike
+    // (they gave a bound of 0 for an item whose eligible nodes were all unreachable).
+    const d = aggregate(
+      r.items.map((i) =>
+        i.unreachable === i.eligible ? { ...i, bound50: null, bound99: null, bound100: null } : i
+      ),
+    );
     out.push(row([
       r.scenario,
       r.nodes,
@@ -85,7 +92,7 @@ export function report(results: readonly Result[]): string {
       ms(d.t50.mean),
       ms(d.t99.mean),
       ms(d.t100.mean),
-      r.items.every((i) => i.unreachable === i.eligible)
+      d.bound50.mean === null
         ? "nobody reachable"
         : `${ms(d.bound50.mean)} / ${ms(d.bound99.mean)} / ${ms(d.bound100.mean)}`,
       d.t99OverBound.mean === null ? "n/a" : `${d.t99OverBound.mean}, ${d.t99OverBound.max}`,

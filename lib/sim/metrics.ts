@@ -256,13 +256,13 @@ export interface DeliverySummary {
   readonly t99: Spread;
   /** See t50. */
   readonly t100: Spread;
-  /** Mean and worst shortest-path bounds. */
+  /** Mean and worst shortest-path bounds, over the items that have one. */
   readonly bound50: Spread;
   /** See bound50. */
   readonly bound99: Spread;
   /** See bound50. */
   readonly bound100: Spread;
-  /** t99 / bound99 per item: mean and worst. */
+  /** t99 / bound99 per item with a bound: mean and worst (null when some item never reached 99%). */
   readonly t99OverBound: Spread;
   /** Mean duplicates per delivery. */
   readonly duplicatesPerDelivery: number;
@@ -294,9 +294,13 @@ export function aggregate(items: readonly ItemSummary[]): DeliverySummary {
     duplicates += item.duplicatesPerDelivery;
     maxHops = Math.max(maxHops, item.maxHops);
   }
-  const spread = (values: (number | null)[]): Spread => {
-    if (values.length === 0 || values.some((v) => v === null)) return { mean: null, max: null };
-    const numbers = values as number[];
+  // Times: null when some item never got there. Bounds (and ratios to them):
+  // over the items that have one (an origin cut off at the announcement has none).
+  const spread = (values: (number | null)[], skipNull = false): Spread => {
+    const numbers = values.filter((v): v is number => v !== null);
+    if (numbers.length === 0 || (!skipNull && numbers.length < values.length)) {
+      return { mean: null, max: null };
+    }
     return {
       mean: round(numbers.reduce((a, b) => a + b, 0) / numbers.length),
       max: round(Math.max(...numbers)),
@@ -310,11 +314,12 @@ export function aggregate(items: readonly ItemSummary[]): DeliverySummary {
     t50: spread(items.map((i) => i.t50)),
     t99: spread(items.map((i) => i.t99)),
     t100: spread(items.map((i) => i.t100)),
-    bound50: spread(items.map((i) => i.bound50)),
-    bound99: spread(items.map((i) => i.bound99)),
-    bound100: spread(items.map((i) => i.bound100)),
-    t99OverBound: spread(
+    bound50: spread(items.map((i) => i.bound50), true),
+    bound99: spread(items.map((i) => i.bound99), true),
+    bound100: spread(items.map((i) => i.bound100), true),
+    t99OverBound: items.some((i) => i.t99 === null) ? { mean: null, max: null } : spread(
       items.map((i) => i.t99 === null || i.bound99 === null ? null : i.t99 / i.bound99),
+      true,
     ),
     duplicatesPerDelivery: items.length === 0 ? 0 : round(duplicates / items.length),
     maxHops,
