@@ -1,481 +1,196 @@
 /**
- * Discrete-event simulation of the spreading engine on a random overlay.
- *
- * `N` in-memory nodes each run a real {@link Spreading} engine. Each node
- * connects outbound to `degree` random others; connections are symmetric, so a
- * node's peers are its outbound and inbound neighbours. Every message crosses a
- * simulated link with a random latency (per-link FIFO, like TCP), local
- * validation answers after a random delay, and one shared event queue drives
- * all timers, so a run is fully determined by its seed.
- *
- * Run it:
+ * The whole node, simulated: runs a named scenario on a deterministic
+ * discrete-event simulation of real node cores over a WAN (lib/sim/).
  *
  * ```sh
- * deno run scripts/simulate.ts --nodes 100 --degree 5 --items 200 --seed 1
+ * deno task simulate --scenario baseline --nodes 1000 --seed 1
+ * deno task simulate --scenario censor --nodes 1000 --ratio 1:1 --seed 1
+ * deno task simulate --list
  * ```
  *
- * It prints delivery ratio, duplicates per delivery, the slowest full
- * delivery and the pulls, once with pull repair and once with push alone.
+ * Progress goes to stderr, a summary to stdout, and the full result to
+ * `<out>/<scenario>-n<N>[-r<ratio>]-s<seed>.json` with charts in the `.svg`
+ * beside it. Exit code 2 with one line for bad arguments.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import type { GossipItem } from "../lib/protocol/item.ts";
-import { type RandomSource, sample, seededRandom } from "../lib/protocol/random.ts";
-import type { Scheduler, TimerHandle } from "../lib/protocol/scheduler.ts";
-import {
-  DEFAULT_SPREADING_OPTIONS,
-  type PeerKey,
-  Spreading,
-  type SpreadingOptions,
-} from "../lib/protocol/spreading.ts";
+import { stackCharts } from "../lib/sim/plot.ts";
+import { runScenario, type ScenarioResult, SCENARIOS } from "../lib/sim/scenarios.ts";
 
-/** Parameters of one simulation run. */
-export interface SimulationOptions {
-  /** Number of nodes (at least 2). */
-  readonly nodes: number;
-  /** Outbound connections per node, also the engines' push degree. */
-  readonly degree: number;
-  /** Items to originate, each at a random node. */
-  readonly items: number;
-  /** Seed of every random choice. */
-  readonly seed: number;
-  /**
-   * With false, IHAVE messages are ignored on arrival: no pulls and no
-   * duplicate suppression, only the one-shot eager push. Default true.
-   */
-  readonly repair?: boolean;
-  /** TTL items are announced with (0 = unlimited). Default 0. */
-  readonly ttl?: number;
-  /** Time between two originations. Default 1 ms. */
-  readonly itemIntervalMs?: number;
-  /** Per-message latency range. Default 0.5–1.5 ms. */
-  readonly latencyMs?: readonly [number, number];
-  /** Local validation delay range. Default 0.2–1 ms. */
-  readonly validationMs?: readonly [number, number];
-  /** Local verdict of `node` for `item`. Default: always valid. */
-  readonly isValid?: (node: number, item: GossipItem) => boolean;
-  /** Engine tuning overrides (degree, random and scheduler are set by the simulator). */
-  readonly spreading?: Partial<Omit<SpreadingOptions, "degree" | "random" | "scheduler">>;
-  /** Most events processed before the run is abandoned. Default 20 million. */
-  readonly maxEvents?: number;
-}
+const USAGE = `deno task simulate --scenario NAME [options]
 
-/** Message counts by kind. */
-export interface MessageCounts {
-  /** Item messages (pushes and IWANT answers). */
-  items: number;
-  /** IHAVE messages (one id each). */
-  haves: number;
-  /** IWANT messages (one id each). */
-  wants: number;
-}
+Runs a scenario on simulated node cores over a WAN (docs/SIMULATION.md) and
+writes <out>/<scenario>-n<N>[-r<ratio>]-s<seed>.json and .svg.
 
-/** Measurements of one run. */
-export interface SimulationResult {
-  /** The options the run used, defaults filled in. */
-  readonly nodes: number;
-  /** Outbound connections per node and push degree. */
-  readonly degree: number;
-  /** Items originated. */
-  readonly items: number;
-  /** Whether pull repair was on. */
-  readonly repair: boolean;
-  /** Items handed to a local module at a node other than the origin. */
-  readonly deliveries: number;
-  /** deliveries / (items × (nodes − 1)). */
-  readonly deliveryRatio: number;
-  /** Item messages received by nodes that had already seen the item. */
-  readonly duplicates: number;
-  /** duplicates / deliveries. */
-  readonly duplicatesPerDelivery: number;
-  /** Items delivered at every node. */
-  readonly fullyDelivered: number;
-  /** Slowest time from origination to the last delivery, over fully delivered items. */
-  readonly maxTimeToFullDeliveryMs: number;
-  /** Mean of the same, over fully delivered items. */
-  readonly meanTimeToFullDeliveryMs: number;
-  /** IWANT requests sent. */
-  readonly pulls: number;
-  /** Items first obtained through IWANT. */
-  readonly pulledItems: number;
-  /** Messages sent, by kind. */
-  readonly messages: MessageCounts;
-  /** Events processed. */
-  readonly events: number;
-  /** Simulated time when the last event ran. */
-  readonly endTimeMs: number;
-  /** Whether the overlay is connected. */
-  readonly overlayConnected: boolean;
-  /** Neighbours of each node (symmetric). */
-  readonly overlay: readonly (readonly number[])[];
-  /** Origin node of each item. */
-  readonly origins: readonly number[];
-  /** Per item: nodes other than the origin that delivered it. */
-  readonly deliveredTo: readonly ReadonlySet<number>[];
-  /** Per item: nodes that sent an item message for it (pushed or answered IWANT). */
-  readonly senders: readonly ReadonlySet<number>[];
-  /** Per item: TTLs it arrived with (all copies, first receipts and duplicates). */
-  readonly arrivalTtls: readonly ReadonlySet<number>[];
-}
+Options:
+  --scenario NAME   scenario to run (--list shows them)
+  --nodes N         honest nodes (default 1000)
+  --seed S          seed of every random choice (default 1)
+  --ratio A:H       attackers to honest nodes, e.g. 1:10, 1:1, 4:1 (attack scenarios;
+                    default 1:1); a decimal such as 0.1 works too
+  --items K         tracked items (default per scenario)
+  --loss P          loss probability per 1460-byte segment (default 0.01)
+  --no-pow          do not measure the identity proof-of-work cost
+  --out DIR         results directory (default sim-results)
+  --quiet           no progress lines
+  --list            list the scenarios
+  -h, --help        show this help`;
 
-interface Event {
-  readonly at: number;
-  readonly seq: number;
-  readonly run: () => void;
-}
+class UsageError extends Error {}
 
-/** A discrete-event queue (binary min-heap by time, then insertion order). */
-class EventQueue implements Scheduler {
-  private readonly heap: Event[] = [];
-  private readonly cancelled = new Set<number>();
-  private seq = 0;
-  private time = 0;
-
-  now(): number {
-    return this.time;
+function positiveInt(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1) {
+    throw new UsageError(`--${name} must be a positive integer, got "${value}"`);
   }
-
-  setTimeout(callback: () => void, delayMs: number): TimerHandle {
-    return this.at(this.time + Math.max(0, delayMs), callback);
-  }
-
-  clearTimeout(handle: TimerHandle): void {
-    if (typeof handle === "number") this.cancelled.add(handle);
-  }
-
-  /** Schedules `run` at absolute time `at` (not before now). */
-  at(at: number, run: () => void): number {
-    const event = { at: Math.max(at, this.time), seq: this.seq++, run };
-    const heap = this.heap;
-    heap.push(event);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!before(heap[i], heap[parent])) break;
-      [heap[i], heap[parent]] = [heap[parent], heap[i]];
-      i = parent;
-    }
-    return event.seq;
-  }
-
-  /** Runs events in order until none is left; returns how many ran. */
-  runAll(maxEvents: number): number {
-    let ran = 0;
-    while (this.heap.length > 0) {
-      const event = this.pop();
-      if (this.cancelled.delete(event.seq)) continue;
-      if (ran >= maxEvents) throw new Error(`simulation exceeded ${maxEvents} events`);
-      ran++;
-      this.time = event.at;
-      event.run();
-    }
-    return ran;
-  }
-
-  private pop(): Event {
-    const heap = this.heap;
-    const top = heap[0];
-    const last = heap.pop()!;
-    if (heap.length > 0) {
-      heap[0] = last;
-      let i = 0;
-      for (;;) {
-        const left = 2 * i + 1;
-        const right = left + 1;
-        let least = i;
-        if (left < heap.length && before(heap[left], heap[least])) least = left;
-        if (right < heap.length && before(heap[right], heap[least])) least = right;
-        if (least === i) break;
-        [heap[i], heap[least]] = [heap[least], heap[i]];
-        i = least;
-      }
-    }
-    return top;
-  }
+  return Number(value);
 }
 
-function before(a: Event, b: Event): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-}
-
-type Message =
-  | { readonly kind: "item"; readonly item: GossipItem }
-  | { readonly kind: "have"; readonly id: bigint }
-  | { readonly kind: "want"; readonly id: bigint };
-
-function uniform(random: RandomSource, [low, high]: readonly [number, number]): number {
-  return low + random() * (high - low);
-}
-
-/** Random overlay: each node dials `degree` random others; links are symmetric. */
-function buildOverlay(nodes: number, degree: number, random: RandomSource): number[][] {
-  const links = Array.from({ length: nodes }, () => new Set<number>());
-  for (let node = 0; node < nodes; node++) {
-    const others: number[] = [];
-    for (let other = 0; other < nodes; other++) if (other !== node) others.push(other);
-    for (const other of sample(others, degree, random)) {
-      links[node].add(other);
-      links[other].add(node);
-    }
+/** "4:1" (attackers:honest) or a decimal; attackers per honest node. */
+export function parseRatio(value: string): number {
+  const match = /^([0-9]+(?:\.[0-9]+)?):([0-9]+(?:\.[0-9]+)?)$/.exec(value);
+  const ratio = match ? Number(match[1]) / Number(match[2]) : Number(value);
+  if (!Number.isFinite(ratio) || ratio < 0 || value.trim() === "") {
+    throw new UsageError(`--ratio must look like 1:10, 1:1, 4:1 or 0.5, got "${value}"`);
   }
-  return links.map((set) => [...set].sort((a, b) => a - b));
+  return ratio;
 }
 
-function isConnected(overlay: readonly (readonly number[])[]): boolean {
-  const seen = new Set<number>([0]);
-  const queue = [0];
-  for (let head = 0; head < queue.length; head++) {
-    for (const next of overlay[queue[head]]) {
-      if (!seen.has(next)) {
-        seen.add(next);
-        queue.push(next);
-      }
-    }
-  }
-  return seen.size === overlay.length;
+function ratioLabel(ratio: number): string {
+  if (ratio >= 1) return `${Number(ratio.toFixed(2))}:1`;
+  return `1:${Number((1 / ratio).toFixed(2))}`;
 }
 
-/** Runs one simulation. */
-export function simulate(options: SimulationOptions): SimulationResult {
-  const {
-    nodes,
-    degree,
-    items,
-    seed,
-    repair = true,
-    ttl = 0,
-    itemIntervalMs = 1,
-    latencyMs = [0.5, 1.5],
-    validationMs = [0.2, 1],
-    isValid = () => true,
-    maxEvents = 20_000_000,
-  } = options;
-  if (!Number.isInteger(nodes) || nodes < 2) throw new RangeError("nodes must be an integer >= 2");
-  if (!Number.isInteger(degree) || degree < 1) throw new RangeError("degree must be >= 1");
-  if (!Number.isInteger(items) || items < 0) throw new RangeError("items must be >= 0");
-
-  const random = seededRandom(seed);
-  const queue = new EventQueue();
-  const overlay = buildOverlay(nodes, degree, random);
-  const peerKeys: PeerKey[][] = overlay.map((peers) => peers.map(String));
-  const messages: MessageCounts = { items: 0, haves: 0, wants: 0 };
-  /** Arrival time of the last message on each directed link (FIFO links). */
-  const linkClock = new Map<number, number>();
-
-  const itemIndex = new Map<bigint, number>();
-  const origins: number[] = [];
-  const originatedAt: number[] = [];
-  const deliveredTo = Array.from({ length: items }, () => new Set<number>());
-  const lastDeliveryAt: number[] = new Array(items).fill(0);
-  const senders = Array.from({ length: items }, () => new Set<number>());
-  const arrivalTtls = Array.from({ length: items }, () => new Set<number>());
-
-  const engines: Spreading[] = [];
-
-  const send = (from: number, to: number, message: Message): void => {
-    const link = from * nodes + to;
-    const arrival = Math.max(
-      queue.now() + uniform(random, latencyMs),
-      linkClock.get(link) ?? 0,
-    );
-    linkClock.set(link, arrival);
-    queue.at(arrival, () => receive(to, from, message));
-  };
-
-  const receive = (node: number, from: number, message: Message): void => {
-    const engine = engines[node];
-    const peer = String(from);
-    switch (message.kind) {
-      case "item": {
-        const index = itemIndex.get(message.item.id);
-        if (index !== undefined) arrivalTtls[index].add(message.item.ttl);
-        engine.receiveItem(peer, message.item);
-        break;
-      }
-      case "have":
-        if (repair) engine.receiveHave(peer, [message.id]);
-        break;
-      case "want":
-        engine.receiveWant(peer, [message.id]);
-        break;
-    }
-  };
-
-  for (let node = 0; node < nodes; node++) {
-    engines.push(
-      new Spreading(
-        {
-          ...DEFAULT_SPREADING_OPTIONS,
-          ...options.spreading,
-          degree,
-          random,
-          scheduler: queue,
-        },
-        {
-          peers: () => peerKeys[node],
-          sendItem: (peer, item) => {
-            messages.items++;
-            const index = itemIndex.get(item.id);
-            if (index !== undefined) senders[index].add(node);
-            send(node, Number(peer), { kind: "item", item });
-          },
-          sendHave: (peer, id) => {
-            messages.haves++;
-            send(node, Number(peer), { kind: "have", id });
-          },
-          sendWant: (peer, id) => {
-            messages.wants++;
-            send(node, Number(peer), { kind: "want", id });
-          },
-          deliver: (item) => {
-            const index = itemIndex.get(item.id);
-            if (index !== undefined) {
-              deliveredTo[index].add(node);
-              lastDeliveryAt[index] = queue.now();
-            }
-            const verdict = isValid(node, item) ? "valid" : "invalid";
-            queue.setTimeout(
-              () => engines[node].validated(item.id, verdict),
-              uniform(random, validationMs),
-            );
-            return true;
-          },
-        },
-      ),
+function summary(result: ScenarioResult): string {
+  const d = result.delivery;
+  const ms = (v: number | null) => v === null ? "never" : `${v.toFixed(0)} ms`;
+  const lines = [
+    `${result.scenario}: ${result.nodes} honest nodes` +
+    (result.attackers ? `, ${result.attackers} attackers (${ratioLabel(result.ratio)})` : "") +
+    `, seed ${result.seed}`,
+    `  delivery ${(100 * d.deliveryRatio).toFixed(3)}% (worst item ${
+      (100 * d.worstItemDeliveryRatio).toFixed(2)
+    }%, ${d.fullyDelivered}/${d.items} items to every eligible node)`,
+    `  time to 50/99/100%: ${ms(d.t50.mean)} / ${ms(d.t99.mean)} / ${ms(d.t100.mean)} (mean); ` +
+    `shortest-path bound ${ms(d.bound50.mean)} / ${ms(d.bound99.mean)} / ${ms(d.bound100.mean)}`,
+    `  t99 / bound99: mean ${d.t99OverBound.mean ?? "n/a"}, worst ${d.t99OverBound.max ?? "n/a"}`,
+    `  duplicates per delivery ${d.duplicatesPerDelivery}, largest hop count ${d.maxHops}`,
+    `  gossip per node per item: ${result.traffic.gossipMessagesPerNodePerItem} messages, ${result.traffic.gossipBytesPerNodePerItem} bytes; ` +
+    `background ${result.traffic.backgroundMessagesPerNodePerSecond} messages/s per node`,
+  ];
+  for (const [name, phase] of Object.entries(result.phases)) {
+    if (Object.keys(result.phases).length < 2) break;
+    lines.push(
+      `  phase "${name}": delivery ${(100 * phase.deliveryRatio).toFixed(3)}%, t99 ${
+        ms(phase.t99.mean)
+      } (bound ${ms(phase.bound99.mean)})`,
     );
   }
-
-  for (let index = 0; index < items; index++) {
-    const origin = Math.floor(random() * nodes);
-    const id = BigInt(index + 1);
-    const item: GossipItem = {
-      id,
-      ttl,
-      dataType: 1,
-      data: new Uint8Array([index & 0xff]),
-    };
-    itemIndex.set(id, index);
-    origins.push(origin);
-    originatedAt.push(index * itemIntervalMs);
-    queue.at(index * itemIntervalMs, () => engines[origin].originate(item));
-  }
-
-  const events = queue.runAll(maxEvents);
-  const endTimeMs = queue.now();
-
-  let deliveries = 0;
-  let duplicates = 0;
-  let pulls = 0;
-  let pulledItems = 0;
-  for (const engine of engines) {
-    duplicates += engine.stats.duplicates;
-    pulls += engine.stats.wantsSent;
-    pulledItems += engine.stats.pulled;
-    engine.close();
-  }
-  let fullyDelivered = 0;
-  let maxTime = 0;
-  let sumTime = 0;
-  for (let index = 0; index < items; index++) {
-    deliveries += deliveredTo[index].size;
-    if (deliveredTo[index].size === nodes - 1) {
-      fullyDelivered++;
-      const time = lastDeliveryAt[index] - originatedAt[index];
-      maxTime = Math.max(maxTime, time);
-      sumTime += time;
+  if (result.attackers) {
+    lines.push(
+      `  eclipsed honest nodes ${(100 * result.eclipse.eclipsedShare).toFixed(2)}%` +
+        (result.eclipse.targets
+          ? `, targets eclipsed ${result.eclipse.targets.eclipsed}/${result.eclipse.targets.honest}`
+          : "") +
+        `, attackers among honest nodes' peers ${
+          (100 * result.eclipse.attackerPeerShare).toFixed(1)
+        }%`,
+      `  attackers banned by honest nodes: ${result.guard.distinctAttackersBanned} distinct; honest peers banned: ${result.guard.honestBanned}`,
+    );
+    if (result.powCost) {
+      lines.push(
+        `  identity cost: ${result.powCost.measuredMsPerIdentity} ms of proof-of-work per identity ` +
+          `per day (difficulty ${result.powCost.difficulty}); ${result.powCost.attackersCpuSecondsPerDay} CPU-s per day for all attackers`,
+      );
     }
   }
-  return {
-    nodes,
-    degree,
-    items,
-    repair,
-    deliveries,
-    deliveryRatio: items === 0 ? 1 : deliveries / (items * (nodes - 1)),
-    duplicates,
-    duplicatesPerDelivery: deliveries === 0 ? 0 : duplicates / deliveries,
-    fullyDelivered,
-    maxTimeToFullDeliveryMs: fullyDelivered === 0 ? NaN : maxTime,
-    meanTimeToFullDeliveryMs: fullyDelivered === 0 ? NaN : sumTime / fullyDelivered,
-    pulls,
-    pulledItems,
-    messages,
-    events,
-    endTimeMs,
-    overlayConnected: isConnected(overlay),
-    overlay,
-    origins,
-    deliveredTo,
-    senders,
-    arrivalTtls,
-  };
+  lines.push(
+    `  run: ${result.run.wallSeconds} s wall, ${result.run.virtualSeconds} s virtual, ${result.run.events} events, peak RSS ${result.run.peakRssMiB} MiB`,
+  );
+  return lines.join("\n");
 }
 
-function summary(result: SimulationResult): Record<string, string | number | boolean> {
-  return {
-    repair: result.repair,
-    deliveryRatio: result.deliveryRatio.toFixed(4),
-    fullyDelivered: `${result.fullyDelivered}/${result.items}`,
-    duplicatesPerDelivery: result.duplicatesPerDelivery.toFixed(3),
-    maxTimeToFullDeliveryMs: result.maxTimeToFullDeliveryMs.toFixed(2),
-    meanTimeToFullDeliveryMs: result.meanTimeToFullDeliveryMs.toFixed(2),
-    pulls: result.pulls,
-    pulledItems: result.pulledItems,
-    itemMessages: result.messages.items,
-    haveMessages: result.messages.haves,
-    wantMessages: result.messages.wants,
-    events: result.events,
-  };
-}
-
-function parseCount(text: string | undefined, name: string, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isFinite(value)) throw new RangeError(`--${name} must be a number, got "${text}"`);
-  return value;
-}
-
-function main(args: string[]): void {
+async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
+      scenario: { type: "string" },
       nodes: { type: "string" },
-      degree: { type: "string" },
-      items: { type: "string" },
       seed: { type: "string" },
-      ttl: { type: "string" },
-      interval: { type: "string" },
-      json: { type: "boolean" },
+      ratio: { type: "string" },
+      items: { type: "string" },
+      loss: { type: "string" },
+      "no-pow": { type: "boolean" },
+      out: { type: "string" },
+      quiet: { type: "boolean" },
+      list: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
+    strict: true,
   });
   if (values.help) {
-    console.log(
-      "usage: deno run scripts/simulate.ts [--nodes 100] [--degree 5] [--items 200] " +
-        "[--seed 1] [--ttl 0] [--interval 1] [--json]",
+    console.log(USAGE);
+    return 0;
+  }
+  if (values.list) {
+    for (const [name, scenario] of Object.entries(SCENARIOS)) {
+      console.log(`${name.padEnd(20)}${scenario.attack ? "[attack] " : ""}${scenario.description}`);
+    }
+    return 0;
+  }
+  const name = values.scenario;
+  if (!name) throw new UsageError("--scenario is required (--list shows the scenarios)");
+  const scenario = SCENARIOS[name];
+  if (!scenario) {
+    throw new UsageError(
+      `unknown scenario "${name}"; one of: ${Object.keys(SCENARIOS).join(", ")}`,
     );
-    return;
   }
-  const base = {
-    nodes: parseCount(values.nodes, "nodes", 100),
-    degree: parseCount(values.degree, "degree", 5),
-    items: parseCount(values.items, "items", 200),
-    seed: parseCount(values.seed, "seed", 1),
-    ttl: parseCount(values.ttl, "ttl", 0),
-    itemIntervalMs: parseCount(values.interval, "interval", 1),
-  };
-  const results = [simulate({ ...base, repair: true }), simulate({ ...base, repair: false })];
-  if (values.json) {
-    console.log(JSON.stringify({ options: base, results: results.map(summary) }, null, 2));
-    return;
+  const nodes = positiveInt(values.nodes, "nodes", 1000);
+  const seed = positiveInt(values.seed, "seed", 1);
+  const items = values.items === undefined ? undefined : positiveInt(values.items, "items", 20);
+  const ratio = values.ratio === undefined ? 1 : parseRatio(values.ratio);
+  let lossRate: number | undefined;
+  if (values.loss !== undefined) {
+    lossRate = Number(values.loss);
+    if (!(lossRate >= 0 && lossRate < 1) || values.loss.trim() === "") {
+      throw new UsageError(`--loss must be a probability in [0, 1), got "${values.loss}"`);
+    }
   }
-  console.log(
-    `nodes=${base.nodes} degree=${base.degree} items=${base.items} seed=${base.seed} ` +
-      `ttl=${base.ttl} overlay connected=${results[0].overlayConnected}`,
-  );
-  console.table(results.map(summary));
+  const out = values.out ?? "sim-results";
+  const result = runScenario(name, {
+    nodes,
+    seed,
+    ratio,
+    items,
+    lossRate,
+    measurePow: !values["no-pow"],
+    progress: values.quiet ? undefined : (line) => console.error(line),
+  });
+  await Deno.mkdir(out, { recursive: true });
+  const base = `${out}/${name}-n${nodes}${
+    scenario.attack ? `-r${ratioLabel(ratio).replace(":", "to")}` : ""
+  }-s${seed}`;
+  const { charts, ...figures } = result;
+  await Deno.writeTextFile(`${base}.json`, JSON.stringify(figures, null, 2) + "\n");
+  await Deno.writeTextFile(`${base}.svg`, stackCharts(charts));
+  console.log(summary(result));
+  console.log(`wrote ${base}.json and ${base}.svg`);
+  return 0;
 }
 
-if (import.meta.main) main(Deno.args);
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (error) {
+    if (
+      error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")
+    ) {
+      console.error(`simulate: ${(error as Error).message}`);
+      Deno.exit(2);
+    }
+    throw error;
+  }
+}

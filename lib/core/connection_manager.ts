@@ -9,6 +9,14 @@
  *   nodes everyone bootstraps through do not become hubs.
  * - **Dialling** keeps `degree` outbound sessions ({@link Membership} decides
  *   whom); failed dials back off.
+ * - **Rotation.** About every `rotationIntervalMs` a node with all its
+ *   outbound slots taken replaces one outbound peer (one with a negative
+ *   score if any, else a random one) by a peer from its passive view, so that
+ *   the overlay stays random: without it the two sides of a healed partition,
+ *   whose passive views still know each other, never meet again (nobody with
+ *   full outbound slots dials), and a node whose outbound peers all withhold
+ *   items keeps them. Sessions with distrusted peers (score below the
+ *   guard's `distrustScore`) are closed in every round.
  * - **Exchange.** Every membership round the node asks one random peer for
  *   descriptors (PULL_REQUEST) and offers it some (PUSH, itself included).
  *   Brahms-style limits: PEERS are accepted only in answer to this node's
@@ -60,8 +68,10 @@ export interface ConnectionActions {
   forgotten(peer: PeerKey): void;
   /** A new session was accepted. */
   accepted(peer: PeerKey, direction: Direction): void;
-  /** The peer's current score (see the peer guard). */
+  /** The guard's score of `peer` now. */
   score(peer: PeerKey): number;
+  /** False when `peer` is distrusted (its session is closed). */
+  isTrusted(peer: PeerKey): boolean;
 }
 
 /** An authenticated session, as the transport reports it. */
@@ -114,6 +124,8 @@ export interface ConnectionManagerOptions {
   readonly establishedAfterMs: number;
   /** Interval of the warning while no bootstrapper answers and no peer is connected. */
   readonly joinWarningMs: number;
+  /** Mean interval of outbound rotation (0: never). */
+  readonly rotationIntervalMs: number;
   /** Randomness. */
   readonly random: RandomSource;
 }
@@ -136,6 +148,12 @@ export interface ConnectionStats {
   probes: number;
   /** Probes that proved the address. */
   probesVerified: number;
+  /** Outbound peers replaced by rotation. */
+  rotated: number;
+  /** Sessions closed because the peer became distrusted. */
+  distrustedDropped: number;
+  /** Bootstrappers dialled after dropping a distrusted peer. */
+  reanchored: number;
 }
 
 /** Sessions, dialling and exchange of one node. */
@@ -163,7 +181,13 @@ export class ConnectionManager {
     dialFailures: 0,
     probes: 0,
     probesVerified: 0,
+    rotated: 0,
+    distrustedDropped: 0,
+    reanchored: 0,
   };
+  private nextRotation: number;
+  /** A peer was dropped as distrusted: re-anchor through a bootstrapper. */
+  private anchorDue = false;
 
   /** Creates the manager at time `now`. */
   constructor(
@@ -183,11 +207,13 @@ export class ConnectionManager {
       backoffMaxMs: 30_000,
       establishedAfterMs: options.establishedAfterMs,
       bootstrappers: options.bootstrappers,
+      welcome: (identity) => this.actions.isTrusted(identity),
       random: options.random,
     });
     this.lonelySince = now;
     this.lastJoinWarning = now;
     this.maxPeerConnections = options.maxPeerConnections;
+    this.nextRotation = now + this.rotationDelay();
   }
 
   /** Changes the cap on inbound sessions (`max_peer_connections`) for new sessions. */
@@ -369,6 +395,15 @@ export class ConnectionManager {
 
   /** Dials known peers until `degree` outbound sessions exist or are pending. */
   dialMore(now: number): void {
+    if (this.anchorDue) {
+      this.anchorDue = false;
+      const bootstrapper = this.membership.nextBootstrapper(now);
+      if (bootstrapper) {
+        this.stats.dials++;
+        this.stats.reanchored++;
+        this.actions.dial(bootstrapper.address, bootstrapper.addressKey);
+      }
+    }
     for (const known of this.membership.nextDials(now)) {
       this.stats.dials++;
       this.actions.dial(known.address, known.addressKey);
@@ -413,15 +448,30 @@ export class ConnectionManager {
       descriptors.map((d) => ({ identity: identityHex(d.identity), address: d.address })),
       now,
       session?.direction === "outbound" ? "outbound" : "inbound",
+      peer,
     );
     this.dialMore(now);
     return "learned";
   }
 
-  /** One membership round: limits reset, dials, one exchange, the join watchdog. */
+  /**
+   * One membership round: limits reset, distrusted peers dropped, rotation,
+   * dials, one exchange, one probe, the join watchdog.
+   */
   round(now: number): void {
     this.pushedThisRound.clear();
     this.learnedThisRound = 0;
+    for (const peer of [...this.sessions.keys()]) {
+      if (this.actions.isTrusted(peer)) continue;
+      this.stats.distrustedDropped++;
+      this.anchorDue = true;
+      this.forget(peer, now);
+      this.actions.close(peer, "distrusted", GoodbyeReason.Banned);
+    }
+    if (this.options.rotationIntervalMs > 0 && now >= this.nextRotation) {
+      this.nextRotation = now + this.rotationDelay();
+      this.rotate(now);
+    }
     this.dialMore(now);
     const partner = this.membership.exchangePartner();
     if (partner) {
@@ -460,6 +510,34 @@ export class ConnectionManager {
       this.forget(peer, now, "shutdown");
       this.actions.close(peer, "shutdown", GoodbyeReason.Shutdown);
     }
+  }
+
+  /** A uniformly random delay between a half and one and a half rotation intervals. */
+  private rotationDelay(): number {
+    return this.options.rotationIntervalMs * (0.5 + this.options.random());
+  }
+
+  /** Replaces one outbound peer when all outbound slots are taken (see the module documentation). */
+  private rotate(now: number): void {
+    if (this.membership.outboundCount < this.options.degree) return;
+    if (!this.membership.hasDialCandidate(now)) return;
+    const outbound: PeerKey[] = [];
+    let worst: PeerKey | undefined;
+    let worstScore = 0;
+    for (const [peer, session] of this.sessions) {
+      if (session.direction !== "outbound") continue;
+      outbound.push(peer);
+      const score = this.actions.score(peer);
+      if (score < worstScore) {
+        worstScore = score;
+        worst = peer;
+      }
+    }
+    const victim = worst ?? outbound[Math.floor(this.options.random() * outbound.length)];
+    if (victim === undefined) return;
+    this.stats.rotated++;
+    this.forget(victim, now);
+    this.actions.close(victim, "rotated out", GoodbyeReason.Shutdown);
   }
 
   private refuse(

@@ -233,6 +233,7 @@ export class NodeCore {
         maxLearnPerRound: security.maxLearnPerRound,
         establishedAfterMs: this.tuning.establishedAfterMs,
         joinWarningMs: this.tuning.joinWarningMs,
+        rotationIntervalMs: this.tuning.outboundRotationMs,
         random,
       },
       {
@@ -247,6 +248,7 @@ export class NodeCore {
         },
         accepted: (peer) => this.spreading.offer(peer),
         score: (peer) => this.guard.score(peer, this.scheduler.now()),
+        isTrusted: (peer) => this.guard.isTrusted(peer, this.scheduler.now()),
       },
       this.log.child("peers"),
       scheduler,

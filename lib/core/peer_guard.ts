@@ -12,7 +12,8 @@
  *   test cluster can run on one host; the rest of 127.0.0.0/8 is treated like
  *   any other address.
  * - **Admission of sessions** (after the handshake): bans by identity, a rate
- *   of sessions per identity, and a score floor.
+ *   of sessions per identity, and a score floor (`distrustScore`: a distrusted
+ *   peer is disconnected and may come back once its score has decayed).
  * - **Budgets**: messages per second per peer (a flood bans it) and bytes per
  *   second served in answer to IWANT.
  * - **Score**: each identity has a score that offences lower and useful work
@@ -105,7 +106,7 @@ export type Offence =
 export const OFFENCE_PENALTY: Readonly<Record<Offence, number>> = {
   "item-id-mismatch": 25,
   "invalid-item": 5,
-  "unanswered-want": 1,
+  "unanswered-want": 5,
   "validation-over-share": 1,
   "unsolicited-offer": 0.5,
   "protocol-violation": 100,
@@ -332,7 +333,7 @@ export class PeerGuard {
     let refusal: Refusal | undefined;
     if (this.bans.isBanned(peer, now)) refusal = "banned identity";
     else if (!this.identityRate.take(peer, now)) refusal = "session rate";
-    else if (this.score(peer, now) < this.options.banScore) refusal = "low score";
+    else if (this.score(peer, now) < this.options.distrustScore) refusal = "low score";
     if (refusal) this.count(this.stats.refused, refusal);
     return refusal;
   }
@@ -384,7 +385,12 @@ export class PeerGuard {
 
   /** True unless `peer`'s score is below `distrustScore`. */
   isTrusted(peer: PeerKey, now: number): boolean {
-    return this.score(peer, now) >= this.options.distrustScore;
+    const threshold = this.options.distrustScore;
+    const entry = this.scores.get(peer);
+    // Scores decay towards 0: with a threshold at or below 0, a score at or
+    // above it stays there (no need to compute the decay: hot in dial choices).
+    if (threshold <= 0 && (!entry || entry.value >= threshold)) return true;
+    return this.score(peer, now) >= threshold;
   }
 
   /** `peer` did useful work (brought a valid item first). */

@@ -36,6 +36,8 @@ export interface CoreTuning {
   readonly establishedAfterMs: number;
   /** Interval of the warning while no peer is connected and no bootstrapper answers. */
   readonly joinWarningMs: number;
+  /** Mean interval at which a node replaces one outbound peer (0: never). */
+  readonly outboundRotationMs: number;
 }
 
 /** Defaults of {@link CoreTuning}. */
@@ -50,6 +52,7 @@ export const DEFAULT_CORE_TUNING: CoreTuning = {
   persistIntervalMs: 30_000,
   establishedAfterMs: 60_000,
   joinWarningMs: 30_000,
+  outboundRotationMs: 60_000,
 };
 
 /** Defaults of {@link SecurityOptions}. */

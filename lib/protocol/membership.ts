@@ -57,6 +57,12 @@ export interface KnownPeer {
   /** Where this node learned of it. */
   source: PeerSource;
   /**
+   * The peer that told this node of it (unverified entries learned from
+   * exchanges); once that peer is distrusted, its tips are dialled last and
+   * evicted first.
+   */
+  learnedFrom?: string;
+  /**
    * When this node first proved that `identity` listens at `address` (by
    * dialling it); undefined while the address is only claimed.
    */
@@ -110,6 +116,11 @@ export interface MembershipOptions {
   readonly establishedAfterMs?: number;
   /** The configured bootstrappers, if any. */
   readonly bootstrappers?: readonly SocketAddress[];
+  /**
+   * False for identities not worth a session (distrusted by the guard): never
+   * dialled, and the first to be evicted from the passive view.
+   */
+  readonly welcome?: (identity: string) => boolean;
   /** Randomness of choices. */
   readonly random?: RandomSource;
 }
@@ -124,12 +135,14 @@ export class Membership {
   private readonly passive = new Map<string, KnownPeer>();
   private readonly dialing = new Set<string>();
   private readonly random: RandomSource;
+  private readonly welcome: (identity: string) => boolean;
   private readonly selfAddressKey: string | undefined;
   private bootstrapCount = 0;
 
   /** Creates the views; the bootstrappers, if any, are the first known peers. */
   constructor(private readonly options: MembershipOptions) {
     this.random = options.random ?? defaultRandom;
+    this.welcome = options.welcome ?? (() => true);
     this.selfAddressKey = options.selfAddress && formatSocketAddress(options.selfAddress);
     for (const address of options.bootstrappers ?? []) {
       const addressKey = formatSocketAddress(address);
@@ -244,9 +257,11 @@ export class Membership {
    * {@link dialFinished}. Verified peers are chosen first, then peers learned
    * from outbound peers, then (only while fewer than `degree` sessions exist)
    * peers learned from inbound peers; bootstrappers when nothing else is known
-   * or nothing is connected.
+   * or nothing is connected. Peers the `welcome` option rejects (distrusted)
+   * are not dialled, and tips from a peer it rejects come last.
    */
   nextDials(now: number): KnownPeer[] {
+    const welcome = this.welcome;
     const wanted = this.options.degree - this.outboundCount - this.dialing.size;
     if (wanted <= 0) return [];
     const activeAddresses = new Set<string>();
@@ -256,14 +271,16 @@ export class Membership {
       if (
         peer.nextAttemptAt <= now && !this.dialing.has(peer.addressKey) &&
         !activeAddresses.has(peer.addressKey) &&
-        !(peer.identity !== undefined && this.active.has(peer.identity))
+        !(peer.identity !== undefined &&
+          (this.active.has(peer.identity) || !welcome(peer.identity)))
       ) eligible.push(peer);
     }
-    const tiers: KnownPeer[][] = [[], [], []];
+    const tiers: KnownPeer[][] = [[], [], [], []];
     const bootstrappers: KnownPeer[] = [];
     for (const peer of eligible) {
       if (peer.bootstrap) bootstrappers.push(peer);
       else if (peer.verifiedAt !== undefined) tiers[0].push(peer);
+      else if (peer.learnedFrom !== undefined && !welcome(peer.learnedFrom)) tiers[3].push(peer);
       else tiers[SOURCE_RANK[peer.source]].push(peer);
     }
     // Claims that only inbound peers made (anyone can be an inbound peer) are
@@ -280,6 +297,39 @@ export class Membership {
     }
     for (const peer of chosen) this.dialing.add(peer.addressKey);
     return chosen;
+  }
+
+  /**
+   * A configured bootstrapper to dial now (not connected, not being dialled,
+   * not backing off), marked as dialling; undefined when there is none.
+   */
+  nextBootstrapper(now: number): KnownPeer | undefined {
+    const ready: KnownPeer[] = [];
+    for (const peer of this.passive.values()) {
+      if (
+        peer.bootstrap && peer.nextAttemptAt <= now && !this.dialing.has(peer.addressKey) &&
+        !(peer.identity !== undefined && this.active.has(peer.identity))
+      ) ready.push(peer);
+    }
+    const [chosen] = sample(ready, 1, this.random);
+    if (chosen) this.dialing.add(chosen.addressKey);
+    return chosen;
+  }
+
+  /**
+   * True when a known peer other than a bootstrapper could be dialled now
+   * (not connected, not being dialled, not backing off, welcome).
+   */
+  hasDialCandidate(now: number): boolean {
+    const welcome = this.welcome;
+    for (const peer of this.passive.values()) {
+      if (
+        !peer.bootstrap && peer.nextAttemptAt <= now && !this.dialing.has(peer.addressKey) &&
+        !(peer.identity !== undefined &&
+          (this.active.has(peer.identity) || !welcome(peer.identity)))
+      ) return true;
+    }
+    return false;
   }
 
   /**
@@ -375,11 +425,16 @@ export class Membership {
    * whether the peer that sent them was dialled by this node. Returns how many
    * were added.
    */
-  learn(peers: readonly AddressedPeer[], now: number, source: PeerSource = "inbound"): number {
+  learn(
+    peers: readonly AddressedPeer[],
+    now: number,
+    source: PeerSource = "inbound",
+    from?: string,
+  ): number {
     let added = 0;
     for (const peer of sample(peers, peers.length, this.random)) {
       if (added >= this.options.maxLearnPerMessage) break;
-      if (this.addPassive(peer, now, source, undefined)) added++;
+      if (this.addPassive(peer, now, source, undefined, from)) added++;
     }
     return added;
   }
@@ -463,6 +518,7 @@ export class Membership {
     nextAttemptAt: number,
     source: PeerSource,
     verifiedAt: number | undefined,
+    learnedFrom?: string,
   ): boolean {
     if (peer.identity === this.options.selfIdentity) return false;
     if (this.active.has(peer.identity)) return false;
@@ -476,6 +532,7 @@ export class Membership {
         existing.verifiedAt ??= verifiedAt;
       } else if (SOURCE_RANK[source] < SOURCE_RANK[existing.source]) {
         existing.source = source;
+        existing.learnedFrom = learnedFrom;
       }
       return false;
     }
@@ -491,14 +548,17 @@ export class Membership {
       bootstrap: false,
       source,
       verifiedAt,
+      learnedFrom: verifiedAt === undefined ? learnedFrom : undefined,
     });
     return true;
   }
 
   /**
-   * Evicts the least trustworthy passive peer (most failures, then unverified,
-   * then learned from inbound peers; random among equals), if it is not more
-   * trustworthy than the newcomer described by `source` and `verifiedAt`.
+   * Evicts the least trustworthy passive peer (distrusted, then learned from a
+   * distrusted peer, then claims and verified peers that failed
+   * DEAD_AFTER_FAILURES dials in a row by failures, claims from inbound peers
+   * first; random among equals), if it is not more trustworthy than the
+   * newcomer described by `source` and `verifiedAt`.
    */
   private evictOne(source: PeerSource, verifiedAt: number | undefined): boolean {
     // A verified peer is worth keeping over any claim until it has failed
@@ -511,7 +571,12 @@ export class Membership {
     let pool: KnownPeer[] = [];
     for (const peer of this.passive.values()) {
       if (peer.bootstrap || this.dialing.has(peer.addressKey)) continue;
-      const score = badness(peer.failures, peer.source, peer.verifiedAt);
+      // A distrusted peer goes first, verified or not: verification proves an
+      // address, not good behaviour.
+      const distrusted = peer.identity !== undefined && !this.welcome(peer.identity);
+      const badTip = peer.learnedFrom !== undefined && !this.welcome(peer.learnedFrom);
+      const score = badness(peer.failures, peer.source, peer.verifiedAt) +
+        (distrusted ? 1000 : 0) + (badTip ? 500 : 0);
       if (score > worst) {
         worst = score;
         pool = [peer];

@@ -3,10 +3,13 @@
  *
  * A missing item is first given time to arrive by push; then the first
  * advertiser is asked (IWANT), and after `pullTimeoutMs` without the item the
- * next one, until none is left. The wait before the first pull adapts like
- * TCP's retransmission timer: the smoothed lag between an IHAVE and the item's
- * arrival plus two deviations, between `pullDelayMs` and `maxPullDelayMs`, so
- * that a loaded network is not answered with needless pulls. (Two deviations
+ * next one, until none is left. Each advertiser that let its `pullTimeoutMs`
+ * pass is reported (a broken promise), even when a later one delivers. The
+ * wait before the first pull adapts like TCP's retransmission timer: the
+ * smoothed lag between an IHAVE and the item's arrival by push plus two
+ * deviations, between `pullDelayMs` and `maxPullDelayMs`, so that a loaded
+ * network is not answered with needless pulls; like TCP (Karn's rule), items
+ * that had to be asked for do not train it. (Two deviations
  * rather than TCP's four: a needless pull costs one duplicate, a late one the
  * tail latency.)
  *
@@ -48,6 +51,11 @@ export interface PullActions {
    * asked are not named.
    */
   exhausted(id: bigint, asked: readonly PeerKey[]): void;
+  /**
+   * `peer` was asked for `id` and did not deliver it within `pullTimeoutMs`
+   * (a broken promise, whether or not another advertiser delivers later).
+   */
+  unanswered?(id: bigint, peer: PeerKey): void;
 }
 
 interface Wanted {
@@ -59,6 +67,8 @@ interface Wanted {
   readonly createdAt: number;
   readonly firstAdvertiser: PeerKey;
   timer: TimerHandle | undefined;
+  /** The advertiser asked last, while its answer is awaited. */
+  outstanding: PeerKey | undefined;
 }
 
 /** The missing items of one node. */
@@ -125,6 +135,7 @@ export class PullTracker {
       createdAt: this.scheduler.now(),
       firstAdvertiser: peer,
       timer: undefined,
+      outstanding: undefined,
     };
     this.wanted.set(id, entry);
     entry.timer = this.scheduler.setTimeout(() => this.askNext(id), delayMs);
@@ -134,14 +145,16 @@ export class PullTracker {
   /**
    * The item arrived: stops waiting and returns its advertisers (they hold
    * it), or undefined when it was not missing. The lag since the first IHAVE
-   * trains the wait (a pulled item's lag includes the wait, so needless pulls
-   * lengthen it).
+   * trains the wait only when the item came unasked (Karn's rule: once it was
+   * pulled, whether the push would have come is unknown, and the lag of the
+   * pull answer, which includes the wait itself, would only lengthen the wait).
    */
   arrived(id: bigint): { advertisers: PeerKey[]; pulled: boolean } | undefined {
     const entry = this.wanted.get(id);
     if (!entry) return undefined;
     this.remove(id, entry);
-    this.observeLag(this.scheduler.now() - entry.createdAt);
+    // Karn's rule: a pulled arrival says nothing about the push lag.
+    if (entry.asked.length === 0) this.observeLag(this.scheduler.now() - entry.createdAt);
     return { advertisers: entry.candidates, pulled: entry.asked.length > 0 };
   }
 
@@ -162,6 +175,7 @@ export class PullTracker {
       entry.candidates.splice(index, 1);
       const asked = entry.asked.indexOf(peer);
       if (asked >= 0) entry.asked.splice(asked, 1);
+      if (entry.outstanding === peer) entry.outstanding = undefined;
       if (index >= entry.next) continue;
       const wasOutstanding = index === entry.next - 1 && asked >= 0;
       entry.next--;
@@ -185,11 +199,17 @@ export class PullTracker {
     const entry = this.wanted.get(id);
     if (!entry) return;
     entry.timer = undefined;
+    if (entry.outstanding !== undefined) {
+      const late = entry.outstanding;
+      entry.outstanding = undefined;
+      this.actions.unanswered?.(id, late);
+    }
     while (entry.next < entry.candidates.length) {
       const peer = entry.candidates[entry.next++];
       if (!this.actions.canAsk(peer)) continue;
       entry.asked.push(peer);
       this.wantsSent++;
+      entry.outstanding = peer;
       this.actions.want(peer, id);
       entry.timer = this.scheduler.setTimeout(() => this.askNext(id), this.options.pullTimeoutMs);
       return;

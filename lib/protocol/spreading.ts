@@ -201,9 +201,11 @@ export class Spreading {
         this.stats.wantsSent++;
         actions.sendWant(peer, id);
       },
-      exhausted: (_id, asked) => {
-        for (const peer of asked) actions.penalize(peer, "unanswered-want");
-      },
+      // Every advertiser that let its IWANT time out is held to it, even if a
+      // later one delivered: a peer that advertises and withholds (censorship,
+      // degradation) loses trust whatever its neighbours do.
+      exhausted: () => {},
+      unanswered: (_id, peer) => actions.penalize(peer, "unanswered-want"),
     });
     this.stats.pullDelayMs = this.pulls.pullDelayMs;
   }

@@ -4,11 +4,15 @@
  * Every simulated node runs the daemon's own {@link NodeCore} (membership,
  * spreading, guard, store: the same code as `lib/node.ts` drives) on a shared
  * {@link VirtualClock}. The network carries out the cores' actions: sessions
- * are per-pair FIFO channels with a delay per message from a pluggable model,
- * a dial or a probe takes a connect round trip plus the handshake, and each
- * node has one local module that subscribes and answers VALIDATION after a
- * delay. Partitions close the sessions that cross them and refuse dials until
- * healed; nodes can be stopped and restarted with their saved state.
+ * are per-pair FIFO channels whose messages take the delay of a pluggable
+ * {@link LinkModel} (constant, or a WAN on a globe with jitter and loss) after
+ * waiting for the sender's uplink (a bandwidth per node), a dial or a probe
+ * takes a connect round trip plus the handshake, and each node has one local
+ * module that subscribes and answers VALIDATION after a delay. Partitions close
+ * the sessions that cross them and refuse dials until healed; nodes can be
+ * stopped and restarted with their saved state. An observer sees every item
+ * copy and every notification (metrics), and every message's wire size is
+ * counted by type.
  *
  * Deterministic: the same options and seed give the same run.
  *
@@ -16,7 +20,7 @@
  */
 
 import type { SocketAddress } from "../address.ts";
-import { encodePeerMessage, type PeerMessage, PeerMessageType } from "../codec/peer_messages.ts";
+import { type ItemMessage, type PeerMessage, PeerMessageType } from "../codec/peer_messages.ts";
 import {
   type CoreActions,
   type CoreConfig,
@@ -29,13 +33,23 @@ import { type Logger, silentLogger } from "../log.ts";
 import type { GossipItem } from "../protocol/item.ts";
 import type { PeerKey } from "../protocol/item_store.ts";
 import { type RandomSource, seededRandom } from "../protocol/random.ts";
+import { type LinkModel } from "./links.ts";
 import { VirtualClock } from "./virtual_clock.ts";
+import { wireBytes } from "./wire_size.ts";
 
 /** The API client ID of every simulated node's one module. */
 const MODULE_CLIENT = 1;
 
 /** Delay of one message from `from` to `to` of `bytes` bytes, in virtual ms. */
 export type DelayModel = (from: SimNode, to: SimNode, bytes: number) => number;
+
+/** Sees what the network carries, for metrics. */
+export interface SimObserver {
+  /** A copy of an item reached the core of `to` from `from` (before the core sees it). */
+  itemArrived?(to: SimNode, from: SimNode, message: ItemMessage): void;
+  /** The module of `node` got a NOTIFICATION of `item`. */
+  notified?(node: SimNode, item: GossipItem): void;
+}
 
 /** Settings of one simulated node. */
 export interface SimNodeOptions {
@@ -55,11 +69,22 @@ export interface SimNodeOptions {
   readonly validationDelayMs?: number;
   /** IP address (default: 10.x.y.1, one /24 per node). */
   readonly ip?: string;
+  /** Uplink bandwidth in bytes per second (default: the network's; 0: unlimited). */
+  readonly uplinkBytesPerSecond?: number;
+  /** A label for nodes that are not honest (attackers); undefined for honest nodes. */
+  readonly role?: string;
   /**
    * Wraps the node's actions, for hostile variants: the wrapper may drop,
    * delay or alter what the honest core decides.
    */
   readonly wrapActions?: (actions: CoreActions, node: SimNode) => CoreActions;
+  /**
+   * Filters every message the node sends, referrals included (hostile
+   * variants): returns what to send instead, or undefined to send nothing.
+   */
+  readonly outgoing?: (node: SimNode, to: SimNode, message: PeerMessage) => PeerMessage | undefined;
+  /** Sees every message delivered to the node, before its core does (hostile variants). */
+  readonly inspect?: (node: SimNode, from: SimNode, message: PeerMessage) => void;
   /** Logger (silent by default). */
   readonly log?: Logger;
 }
@@ -68,10 +93,17 @@ export interface SimNodeOptions {
 export interface SimNetworkOptions {
   /** Seed of every random choice. */
   readonly seed: number;
-  /** Delay of each message (default: 1 ms). */
+  /** Delay of each message as a function (default: 1 ms); `links` takes precedence. */
   readonly delay?: DelayModel;
-  /** Count bytes of every message (costs an encode per message; default false). */
-  readonly measureBytes?: boolean;
+  /** The link model (default: {@link delay}). */
+  readonly links?: LinkModel;
+  /**
+   * Uplink bandwidth of each node in bytes per second, or a function of the
+   * node's index and the network's randomness (default 0: unlimited).
+   */
+  readonly uplinkBytesPerSecond?: number | ((index: number, random: RandomSource) => number);
+  /** Sees item copies and notifications. */
+  readonly observer?: SimObserver;
 }
 
 /** What one node's module received of one tagged item. */
@@ -94,7 +126,7 @@ interface Session {
 export interface TrafficCounters {
   /** Messages carried, by peer message type. */
   readonly messages: Record<number, number>;
-  /** Encoded bytes carried, by peer message type (when measured). */
+  /** Bytes carried on the wire (frame and tag included), by peer message type. */
   readonly bytes: Record<number, number>;
 }
 
@@ -112,6 +144,10 @@ export class SimNode {
   saved: PersistentState | undefined;
   /** Virtual time the node (re)started. */
   startedAt = 0;
+  /** Uplink bandwidth in bytes per virtual ms (0: unlimited). */
+  uplinkBytesPerMs = 0;
+  /** Virtual time the uplink finishes sending what is queued. */
+  uplinkFreeAt = 0;
 
   /** Creates a node; {@link SimNetwork.addNode} is the way to add one. */
   constructor(
@@ -134,6 +170,16 @@ export class SimNode {
   get addressKey(): string {
     return `${this.address.hostname}:${this.address.port}`;
   }
+
+  /** The attacker label, undefined for an honest node. */
+  get role(): string | undefined {
+    return this.options.role;
+  }
+
+  /** True for a node without an attacker label. */
+  get honest(): boolean {
+    return this.options.role === undefined;
+  }
 }
 
 /** A simulated network of node cores on one virtual clock. */
@@ -144,16 +190,38 @@ export class SimNetwork {
   readonly nodes: SimNode[] = [];
   /** Traffic counters. */
   readonly traffic: TrafficCounters = { messages: {}, bytes: {} };
+  /** The link model. */
+  readonly links: LinkModel;
   private readonly random: RandomSource;
+  /** Randomness of jitter and loss (apart, so that it does not shift other choices). */
+  private readonly noise: RandomSource;
   private readonly byAddress = new Map<string, SimNode>();
-  private readonly delay: DelayModel;
+  private readonly byIdentity = new Map<PeerKey, SimNode>();
   private blocked: ((a: SimNode, b: SimNode) => boolean) | undefined;
   private nextConnection = 1;
+  private readonly observer: SimObserver | undefined;
 
   /** Creates an empty network. */
   constructor(private readonly options: SimNetworkOptions) {
     this.random = seededRandom(options.seed);
-    this.delay = options.delay ?? (() => 1);
+    this.noise = seededRandom(options.seed ^ 0x5eed);
+    this.observer = options.observer;
+    if (options.links) {
+      this.links = options.links;
+    } else {
+      const delay = options.delay ?? (() => 1);
+      const nodes = this.nodes;
+      this.links = {
+        place: () => {},
+        latency: (a, b) => delay(nodes[a], nodes[b], 64),
+        transit: (a, b, bytes) => delay(nodes[a], nodes[b], bytes),
+      };
+    }
+  }
+
+  /** The node with hex identity `identity`. */
+  byId(identity: PeerKey): SimNode | undefined {
+    return this.byIdentity.get(identity);
   }
 
   /** The network's seeded randomness (for scenario choices). */
@@ -175,9 +243,14 @@ export class SimNetwork {
       options,
       undefined as unknown as NodeCore,
     );
-    node.core = this.makeCore(node);
     this.nodes.push(node);
+    this.links.place(index, this.random);
+    const bandwidth = options.uplinkBytesPerSecond ?? this.options.uplinkBytesPerSecond ?? 0;
+    node.uplinkBytesPerMs =
+      (typeof bandwidth === "number" ? bandwidth : bandwidth(index, this.random)) / 1000;
+    node.core = this.makeCore(node);
     this.byAddress.set(node.addressKey, node);
+    this.byIdentity.set(identity, node);
     this.startCore(node, undefined);
     return node;
   }
@@ -237,13 +310,48 @@ export class SimNetwork {
     node.core.stop();
   }
 
-  /** Restarts a stopped `node` with the same identity, address and saved state. */
-  restart(node: SimNode): void {
+  /**
+   * Restarts a stopped `node` with the same identity, address and saved state
+   * (`fresh`: without it, as after losing its peers file).
+   */
+  restart(node: SimNode, fresh = false): void {
     if (node.alive) return;
     node.alive = true;
     node.received.clear();
+    node.uplinkFreeAt = this.clock.now();
     node.core = this.makeCore(node);
-    this.startCore(node, node.saved);
+    this.startCore(node, fresh ? undefined : node.saved);
+  }
+
+  /**
+   * Makes `from` dial `to` now, whatever its membership decided (hostile
+   * nodes forcing their way in). The outcome reaches `from`'s core as for its
+   * own dials.
+   */
+  connect(from: SimNode, to: SimNode): void {
+    if (!from.alive || from === to) return;
+    this.dial(from, to.address, to.addressKey);
+  }
+
+  /**
+   * Sends `message` from `from` on its session with `peer`, as if its core had
+   * decided it but past its `outgoing` filter (hostile nodes sending what no
+   * honest core would). False when there is no such session.
+   */
+  inject(from: SimNode, peer: PeerKey, message: PeerMessage): boolean {
+    const session = from.sessions.get(peer);
+    if (!session || !from.alive) return false;
+    const to = session.initiator === from ? session.responder : session.initiator;
+    this.carry(from, to, session, message, true);
+    return true;
+  }
+
+  /** `node` closes its session with `peer` (without GOODBYE), as its core would. */
+  disconnect(node: SimNode, peer: PeerKey): void {
+    const session = node.sessions.get(peer);
+    if (!session) return;
+    this.breakSession(node, peer, session);
+    node.core.sessionClosed(peer);
   }
 
   // ---- internals ---------------------------------------------------------------
@@ -300,7 +408,8 @@ export class SimNetwork {
         const session = node.sessions.get(peer);
         if (session) this.breakSession(node, peer, session);
       },
-      peerBacklog: () => 0,
+      peerBacklog: () =>
+        Math.max(0, (node.uplinkFreeAt - this.clock.now()) * node.uplinkBytesPerMs),
       dial: (address, key) => this.dial(node, address, key),
       probe: (_address, key) => this.probe(node, key),
       closeConnection: () => {},
@@ -325,8 +434,8 @@ export class SimNetwork {
       this.clock.setTimeout(() => from.core === core && core.dialFailed(key), rtt);
       return;
     }
-    const there = this.delay(from, target, 64);
-    const back = this.delay(target, from, 64);
+    const there = this.links.transit(from.index, target.index, 300, this.noise);
+    const back = this.links.transit(target.index, from.index, 300, this.noise);
     const conn = this.nextConnection++;
     const targetCore = target.core;
     // The connection reaches the responder, which admits it or not.
@@ -409,9 +518,11 @@ export class SimNetwork {
   }
 
   private rttTo(from: SimNode, to: SimNode | undefined): number {
+    // An address nobody listens at: the connect attempt fails after a round
+    // trip to somewhere like the sender's own region.
     return to
-      ? this.delay(from, to, 64) + this.delay(to, from, 64)
-      : 2 * this.delay(from, from, 64);
+      ? 2 * this.links.latency(from.index, to.index)
+      : 2 * this.links.latency(from.index, from.index);
   }
 
   private send(from: SimNode, peer: PeerKey, message: PeerMessage): void {
@@ -421,26 +532,50 @@ export class SimNetwork {
     this.carry(from, to, session, message);
   }
 
-  /** Schedules `message` from `from` to `to` on `session`, FIFO. */
-  private carry(from: SimNode, to: SimNode, session: Session, message: PeerMessage): void {
-    const bytes = this.options.measureBytes ? encodePeerMessage(message).length + 24 : 64;
-    this.traffic.messages[message.type] = (this.traffic.messages[message.type] ?? 0) + 1;
-    if (this.options.measureBytes) {
-      this.traffic.bytes[message.type] = (this.traffic.bytes[message.type] ?? 0) + bytes;
-    }
+  /** Schedules `message` from `from` to `to` on `session`, FIFO (`raw`: past the filter). */
+  private carry(
+    from: SimNode,
+    to: SimNode,
+    session: Session,
+    original: PeerMessage,
+    raw = false,
+  ): void {
+    const filter = raw ? undefined : from.options.outgoing;
+    const message = filter ? filter(from, to, original) : original;
+    if (message === undefined) return;
+    const bytes = wireBytes(message);
+    const { messages, bytes: byteCounts } = this.traffic;
+    messages[message.type] = (messages[message.type] ?? 0) + 1;
+    byteCounts[message.type] = (byteCounts[message.type] ?? 0) + bytes;
     const arrival = this.arrival(from, to, session, bytes);
     const core = to.core;
     this.clock.setTimeout(() => {
       if (to.core === core && to.sessions.get(from.identity) === session) {
+        if (message.type === PeerMessageType.Item) this.observer?.itemArrived?.(to, from, message);
+        to.options.inspect?.(to, from, message);
         core.peerMessage(from.identity, message);
       }
     }, arrival - this.clock.now());
   }
 
+  /**
+   * Arrival time of a message of `bytes` from `from` to `to` on `session`: it
+   * waits for the sender's uplink, crosses the link, and never overtakes the
+   * session's previous message in that direction.
+   */
   private arrival(from: SimNode, to: SimNode, session: Session, bytes: number): number {
+    const now = this.clock.now();
+    let departure = now;
+    if (from.uplinkBytesPerMs > 0) {
+      departure = from.uplinkFreeAt = Math.max(now, from.uplinkFreeAt) +
+        bytes / from.uplinkBytesPerMs;
+    }
     const toResponder = session.initiator === from;
     const last = toResponder ? session.lastToResponder : session.lastToInitiator;
-    const arrival = Math.max(this.clock.now() + this.delay(from, to, bytes), last);
+    const arrival = Math.max(
+      departure + this.links.transit(from.index, to.index, bytes, this.noise),
+      last,
+    );
     if (toResponder) session.lastToResponder = arrival;
     else session.lastToInitiator = arrival;
     return arrival;
@@ -464,6 +599,7 @@ export class SimNetwork {
   }
 
   private notifyModule(node: SimNode, messageId: number, item: GossipItem): boolean {
+    this.observer?.notified?.(node, item);
     if (item.data.length >= 4) {
       const tag = new DataView(item.data.buffer, item.data.byteOffset, 4).getUint32(0);
       const reception = node.received.get(tag);

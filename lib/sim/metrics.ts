@@ -1,0 +1,531 @@
+/**
+ * What a simulation measures: per item, who got it when and over how many
+ * hops, how many copies arrived, and the overlay's shortest-path bound; over
+ * the network, traffic per node and item and the share of honest nodes whose
+ * peers are all attackers.
+ *
+ * A {@link Metrics} is the network's {@link SimObserver}: it watches every item
+ * copy and NOTIFICATION of tracked items. Items are told apart by a 4-byte tag
+ * at the start of their data.
+ *
+ * Definitions (docs/SIMULATION.md):
+ * - **delivered**: the module of an honest node got the NOTIFICATION (the
+ *   origin's own module is not notified and does not count);
+ * - **eligible**: honest nodes other than the origin that were up for the
+ *   whole measurement window of the item (alive at the announcement and not
+ *   restarted or stopped before the window closed);
+ * - **time to x%**: since the announcement, until x% of the eligible nodes
+ *   were delivered (null when they never were);
+ * - **shortest-path bound**: the same percentile of the reachable eligible
+ *   nodes' distances from the origin in the session graph at the announcement, over
+ *   honest relays only, each link weighted by its base one-way delay plus the
+ *   item's serialisation at the sender's uplink, each relay adding its
+ *   module's validation delay (a node forwards only what its module accepted);
+ * - **duplicates per delivery**: item copies that reached eligible nodes,
+ *   divided by the deliveries, minus one;
+ * - **hops**: the hop count of the first copy that reached each node.
+ *
+ * @module
+ */
+
+import { type ItemMessage, PeerMessageType } from "../codec/peer_messages.ts";
+import type { GossipItem } from "../protocol/item.ts";
+import type { SimNetwork, SimNode, SimObserver, TrafficCounters } from "./network.ts";
+
+/** One tracked item. */
+export interface TrackedItem {
+  /** Tag (first 4 bytes of the data). */
+  readonly tag: number;
+  /** Index of the origin node. */
+  readonly origin: number;
+  /** Virtual time of the announcement. */
+  readonly announcedAt: number;
+  /** Delivery time per node index (NaN: not delivered). */
+  readonly deliveredAt: Float64Array;
+  /** Hop count of the first copy per node index (255: none). */
+  readonly firstHops: Uint8Array;
+  /** Item copies per node index. */
+  readonly copies: Uint16Array;
+  /** Shortest-path distance per node index at the announcement (Infinity: unreachable). */
+  readonly bound: Float64Array;
+}
+
+/** Summary of one item. */
+export interface ItemSummary {
+  /** Tag. */
+  readonly tag: number;
+  /** Origin's index. */
+  readonly origin: number;
+  /** Announcement time, virtual ms. */
+  readonly announcedAt: number;
+  /** Eligible honest nodes. */
+  readonly eligible: number;
+  /** Of those, delivered. */
+  readonly delivered: number;
+  /** delivered / eligible. */
+  readonly deliveryRatio: number;
+  /** Time to 50%, 99% and 100% of the eligible nodes (ms; null: never). */
+  readonly t50: number | null;
+  /** See t50. */
+  readonly t99: number | null;
+  /** See t50. */
+  readonly t100: number | null;
+  /**
+   * Eligible nodes with no path of honest relays from the origin at the
+   * announcement (partitioned, eclipsed, or between sessions).
+   */
+  readonly unreachable: number;
+  /** The shortest-path bound for the same percentiles, over the reachable eligible nodes (ms). */
+  readonly bound50: number | null;
+  /** See bound50. */
+  readonly bound99: number | null;
+  /** See bound50. */
+  readonly bound100: number | null;
+  /** Item copies received by eligible nodes per delivery, minus one. */
+  readonly duplicatesPerDelivery: number;
+  /** Largest first-copy hop count among eligible nodes. */
+  readonly maxHops: number;
+}
+
+/** Options of {@link Metrics.summarize}. */
+export interface SummaryOptions {
+  /** Measurement window after each announcement (eligibility), ms. */
+  readonly windowMs: number;
+}
+
+/** Watches tracked items; see the module documentation. */
+export class Metrics implements SimObserver {
+  private readonly items = new Map<number, TrackedItem>();
+  private net: SimNetwork | undefined;
+  /** Validation delay the bound charges per relay (ms). */
+  validationDelayMs = 0;
+
+  /** Items tracked so far, in announcement order. */
+  get tracked(): TrackedItem[] {
+    return [...this.items.values()];
+  }
+
+  /** Binds the network (once, before the first announcement). */
+  attach(net: SimNetwork): void {
+    this.net = net;
+  }
+
+  /**
+   * Announces item `tag` at `origin` (data of `size` bytes) and starts
+   * tracking it; computes its shortest-path bound over the current sessions.
+   */
+  announce(origin: SimNode, tag: number, size = 1024): TrackedItem {
+    const net = this.net;
+    if (!net) throw new Error("Metrics.attach(net) first");
+    const n = net.nodes.length;
+    const item: TrackedItem = {
+      tag,
+      origin: origin.index,
+      announcedAt: net.clock.now(),
+      deliveredAt: new Float64Array(n).fill(NaN),
+      firstHops: new Uint8Array(n).fill(255),
+      copies: new Uint16Array(n),
+      bound: shortestPaths(net, origin, size + 42, this.validationDelayMs),
+    };
+    this.items.set(tag, item);
+    net.announce(origin, tag, { size });
+    return item;
+  }
+
+  itemArrived(to: SimNode, _from: SimNode, message: ItemMessage): void {
+    const item = this.items.get(tagOf(message.data));
+    if (!item || to.index >= item.copies.length) return;
+    const i = to.index;
+    if (item.copies[i] < 65535) item.copies[i]++;
+    if (item.firstHops[i] === 255) item.firstHops[i] = Math.min(254, message.hops);
+  }
+
+  notified(node: SimNode, delivered: GossipItem): void {
+    const item = this.items.get(tagOf(delivered.data));
+    if (!item || node.index >= item.deliveredAt.length) return;
+    if (Number.isNaN(item.deliveredAt[node.index])) {
+      item.deliveredAt[node.index] = this.net!.clock.now();
+    }
+  }
+
+  /** Summaries of every tracked item (call after each item's window has passed). */
+  summarize(options: SummaryOptions): ItemSummary[] {
+    return this.tracked.map((item) => this.summarizeItem(item, options));
+  }
+
+  /** Summary of one item. */
+  summarizeItem(item: TrackedItem, options: SummaryOptions): ItemSummary {
+    const net = this.net!;
+    const end = item.announcedAt + options.windowMs;
+    const times: number[] = [];
+    const bounds: number[] = [];
+    let eligible = 0;
+    let copies = 0;
+    let maxHops = 0;
+    for (let i = 0; i < item.deliveredAt.length; i++) {
+      const node = net.nodes[i];
+      if (i === item.origin || !node.honest || !node.alive) continue;
+      if (node.startedAt > item.announcedAt) continue;
+      eligible++;
+      if (Number.isFinite(item.bound[i])) bounds.push(item.bound[i]);
+      copies += item.copies[i];
+      const at = item.deliveredAt[i];
+      if (!Number.isNaN(at) && at <= end) {
+        times.push(at - item.announcedAt);
+        if (item.firstHops[i] !== 255) maxHops = Math.max(maxHops, item.firstHops[i]);
+      }
+    }
+    times.sort((a, b) => a - b);
+    bounds.sort((a, b) => a - b);
+    const delivered = times.length;
+    return {
+      tag: item.tag,
+      origin: item.origin,
+      announcedAt: item.announcedAt,
+      eligible,
+      delivered,
+      deliveryRatio: eligible === 0 ? 1 : delivered / eligible,
+      t50: reachTime(times, eligible, 0.5),
+      t99: reachTime(times, eligible, 0.99),
+      t100: reachTime(times, eligible, 1),
+      unreachable: eligible - bounds.length,
+      bound50: reachTime(bounds, bounds.length, 0.5),
+      bound99: reachTime(bounds, bounds.length, 0.99),
+      bound100: reachTime(bounds, bounds.length, 1),
+      duplicatesPerDelivery: delivered === 0 ? 0 : copies / delivered - 1,
+      maxHops,
+    };
+  }
+
+  /**
+   * Mean fraction of eligible nodes reached at each time of `grid` (ms since
+   * the announcement), over `items`; and the same for the shortest-path bound.
+   */
+  reachCurve(
+    items: readonly TrackedItem[],
+    grid: readonly number[],
+    options: SummaryOptions,
+  ): { actual: number[]; bound: number[] } {
+    const net = this.net!;
+    const actual = new Array(grid.length).fill(0);
+    const bound = new Array(grid.length).fill(0);
+    let counted = 0;
+    for (const item of items) {
+      const times: number[] = [];
+      const bounds: number[] = [];
+      for (let i = 0; i < item.deliveredAt.length; i++) {
+        const node = net.nodes[i];
+        if (i === item.origin || !node.honest || !node.alive) continue;
+        if (node.startedAt > item.announcedAt) continue;
+        bounds.push(item.bound[i]);
+        const at = item.deliveredAt[i];
+        times.push(Number.isNaN(at) ? Infinity : at - item.announcedAt);
+        // Unreachable nodes count as never reached by the bound either.
+      }
+      if (times.length === 0) continue;
+      counted++;
+      times.sort((a, b) => a - b);
+      bounds.sort((a, b) => a - b);
+      const end = options.windowMs;
+      for (let g = 0; g < grid.length; g++) {
+        const t = Math.min(grid[g], end);
+        actual[g] += countAtMost(times, t) / times.length;
+        bound[g] += countAtMost(bounds, grid[g]) / bounds.length;
+      }
+    }
+    return {
+      actual: actual.map((v) => counted === 0 ? 0 : v / counted),
+      bound: bound.map((v) => counted === 0 ? 0 : v / counted),
+    };
+  }
+}
+
+/** Aggregate of item summaries. */
+export interface DeliverySummary {
+  /** Items measured. */
+  readonly items: number;
+  /** Deliveries over eligible node-item pairs. */
+  readonly deliveryRatio: number;
+  /** The worst item's delivery ratio. */
+  readonly worstItemDeliveryRatio: number;
+  /** Items that reached every eligible node. */
+  readonly fullyDelivered: number;
+  /** Mean and worst time to 50%, 99% and 100% (ms; null when some item never got there). */
+  readonly t50: Spread;
+  /** See t50. */
+  readonly t99: Spread;
+  /** See t50. */
+  readonly t100: Spread;
+  /** Mean and worst shortest-path bounds, over the items that have one. */
+  readonly bound50: Spread;
+  /** See bound50. */
+  readonly bound99: Spread;
+  /** See bound50. */
+  readonly bound100: Spread;
+  /** t99 / bound99 per item with a bound: mean and worst (null when some item never reached 99%). */
+  readonly t99OverBound: Spread;
+  /** Mean duplicates per delivery. */
+  readonly duplicatesPerDelivery: number;
+  /** Largest hop count of a first copy. */
+  readonly maxHops: number;
+}
+
+/** Mean and worst (largest) of a per-item figure; null when undefined for some item. */
+export interface Spread {
+  /** Mean over items. */
+  readonly mean: number | null;
+  /** Largest. */
+  readonly max: number | null;
+}
+
+/** Aggregates item summaries. */
+export function aggregate(items: readonly ItemSummary[]): DeliverySummary {
+  let eligible = 0;
+  let delivered = 0;
+  let worst = 1;
+  let full = 0;
+  let duplicates = 0;
+  let maxHops = 0;
+  for (const item of items) {
+    eligible += item.eligible;
+    delivered += item.delivered;
+    worst = Math.min(worst, item.deliveryRatio);
+    if (item.delivered === item.eligible) full++;
+    duplicates += item.duplicatesPerDelivery;
+    maxHops = Math.max(maxHops, item.maxHops);
+  }
+  // Times: null when some item never got there. Bounds (and ratios to them):
+  // over the items that have one (an origin cut off at the announcement has none).
+  const spread = (values: (number | null)[], skipNull = false): Spread => {
+    const numbers = values.filter((v): v is number => v !== null);
+    if (numbers.length === 0 || (!skipNull && numbers.length < values.length)) {
+      return { mean: null, max: null };
+    }
+    return {
+      mean: round(numbers.reduce((a, b) => a + b, 0) / numbers.length),
+      max: round(Math.max(...numbers)),
+    };
+  };
+  return {
+    items: items.length,
+    deliveryRatio: eligible === 0 ? 1 : delivered / eligible,
+    worstItemDeliveryRatio: worst,
+    fullyDelivered: full,
+    t50: spread(items.map((i) => i.t50)),
+    t99: spread(items.map((i) => i.t99)),
+    t100: spread(items.map((i) => i.t100)),
+    bound50: spread(items.map((i) => i.bound50), true),
+    bound99: spread(items.map((i) => i.bound99), true),
+    bound100: spread(items.map((i) => i.bound100), true),
+    t99OverBound: items.some((i) => i.t99 === null) ? { mean: null, max: null } : spread(
+      items.map((i) => i.t99 === null || i.bound99 === null ? null : i.t99 / i.bound99),
+      true,
+    ),
+    duplicatesPerDelivery: items.length === 0 ? 0 : round(duplicates / items.length),
+    maxHops,
+  };
+}
+
+/** Gossip traffic (ITEM, IHAVE, IWANT) between two counter snapshots. */
+export interface GossipTraffic {
+  /** Messages by type name. */
+  readonly messages: Record<string, number>;
+  /** Bytes by type name. */
+  readonly bytes: Record<string, number>;
+  /** All gossip messages. */
+  readonly totalMessages: number;
+  /** All gossip bytes. */
+  readonly totalBytes: number;
+}
+
+const GOSSIP_TYPES: Record<number, string> = {
+  [PeerMessageType.Item]: "ITEM",
+  [PeerMessageType.IHave]: "IHAVE",
+  [PeerMessageType.IWant]: "IWANT",
+};
+
+/** Copies the counters (for a later {@link gossipTraffic}). */
+export function snapshotTraffic(traffic: TrafficCounters): TrafficCounters {
+  return { messages: { ...traffic.messages }, bytes: { ...traffic.bytes } };
+}
+
+/** Gossip traffic carried between snapshots `before` and `after`. */
+export function gossipTraffic(before: TrafficCounters, after: TrafficCounters): GossipTraffic {
+  const messages: Record<string, number> = {};
+  const bytes: Record<string, number> = {};
+  let totalMessages = 0;
+  let totalBytes = 0;
+  for (const [type, name] of Object.entries(GOSSIP_TYPES)) {
+    const key = Number(type);
+    messages[name] = (after.messages[key] ?? 0) - (before.messages[key] ?? 0);
+    bytes[name] = (after.bytes[key] ?? 0) - (before.bytes[key] ?? 0);
+    totalMessages += messages[name];
+    totalBytes += bytes[name];
+  }
+  return { messages, bytes, totalMessages, totalBytes };
+}
+
+/** Peer-count facts about honest live nodes. */
+export interface EclipseCensus {
+  /** Honest live nodes counted. */
+  readonly honest: number;
+  /** Of those, with at least one peer and every peer an attacker. */
+  readonly eclipsed: number;
+  /** Of those, with no peer at all. */
+  readonly isolated: number;
+  /** eclipsed / honest. */
+  readonly eclipsedShare: number;
+  /** Mean share of attackers among honest nodes' peers. */
+  readonly attackerPeerShare: number;
+}
+
+/** Counts honest live nodes (of `among`, default all) whose peers are all attackers. */
+export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): EclipseCensus {
+  let honest = 0;
+  let eclipsed = 0;
+  let isolated = 0;
+  let share = 0;
+  for (const node of among ?? net.nodes) {
+    if (!node.honest || !node.alive) continue;
+    honest++;
+    let hostile = 0;
+    for (const peer of node.sessions.keys()) {
+      if (!(net.byId(peer)?.honest ?? true)) hostile++;
+    }
+    const peers = node.sessions.size;
+    if (peers === 0) isolated++;
+    else {
+      if (hostile === peers) eclipsed++;
+      share += hostile / peers;
+    }
+  }
+  return {
+    honest,
+    eclipsed,
+    isolated,
+    eclipsedShare: honest === 0 ? 0 : eclipsed / honest,
+    attackerPeerShare: honest - isolated === 0 ? 0 : share / (honest - isolated),
+  };
+}
+
+/**
+ * Distances from `origin` over the current sessions, relaying through honest
+ * live nodes only: see the module documentation.
+ */
+export function shortestPaths(
+  net: SimNetwork,
+  origin: SimNode,
+  bytes: number,
+  validationDelayMs: number,
+): Float64Array {
+  const n = net.nodes.length;
+  const dist = new Float64Array(n).fill(Infinity);
+  const done = new Uint8Array(n);
+  const heap = new MinHeap();
+  dist[origin.index] = 0;
+  heap.push(0, origin.index);
+  while (heap.size > 0) {
+    const [d, u] = heap.pop();
+    if (done[u] || d > dist[u]) continue;
+    done[u] = 1;
+    const node = net.nodes[u];
+    if (u !== origin.index && (!node.honest || !node.alive)) continue;
+    const relay = u === origin.index ? 0 : validationDelayMs;
+    const send = node.uplinkBytesPerMs > 0 ? bytes / node.uplinkBytesPerMs : 0;
+    for (const peer of node.sessions.keys()) {
+      const next = net.byId(peer);
+      if (!next || !next.alive) continue;
+      const v = next.index;
+      const candidate = d + relay + send + net.links.latency(u, v);
+      if (candidate < dist[v]) {
+        dist[v] = candidate;
+        heap.push(candidate, v);
+      }
+    }
+  }
+  return dist;
+}
+
+/** The time by which `fraction` of `total` had happened (`times` sorted), or null (never, or nobody). */
+function reachTime(times: readonly number[], total: number, fraction: number): number | null {
+  if (total === 0) return null;
+  const needed = Math.max(1, Math.ceil(fraction * total - 1e-9));
+  if (times.length < needed) return null;
+  const value = times[needed - 1];
+  return Number.isFinite(value) ? round(value) : null;
+}
+
+/** Entries of sorted `values` at most `limit`. */
+function countAtMost(values: readonly number[], limit: number): number {
+  let low = 0;
+  let high = values.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (values[mid] <= limit) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+/** The 4-byte big-endian tag at the start of an item's data (-1 if shorter). */
+export function tagOf(data: Uint8Array): number {
+  if (data.length < 4) return -1;
+  return ((data[0] << 24) | (data[1] << 16) | (data[2] << 8) | data[3]) >>> 0;
+}
+
+/** A binary min-heap of (key, value) pairs. */
+class MinHeap {
+  private readonly keys: number[] = [];
+  private readonly values: number[] = [];
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  push(key: number, value: number): void {
+    const keys = this.keys;
+    const values = this.values;
+    let i = keys.length;
+    keys.push(key);
+    values.push(value);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (keys[parent] <= key) break;
+      keys[i] = keys[parent];
+      values[i] = values[parent];
+      i = parent;
+    }
+    keys[i] = key;
+    values[i] = value;
+  }
+
+  pop(): [number, number] {
+    const keys = this.keys;
+    const values = this.values;
+    const topKey = keys[0];
+    const topValue = values[0];
+    const lastKey = keys.pop()!;
+    const lastValue = values.pop()!;
+    const n = keys.length;
+    if (n > 0) {
+      let i = 0;
+      for (;;) {
+        const left = 2 * i + 1;
+        if (left >= n) break;
+        const right = left + 1;
+        const child = right < n && keys[right] < keys[left] ? right : left;
+        if (keys[child] >= lastKey) break;
+        keys[i] = keys[child];
+        values[i] = values[child];
+        i = child;
+      }
+      keys[i] = lastKey;
+      values[i] = lastValue;
+    }
+    return [topKey, topValue];
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * Unit tests of the simulator's parts: the virtual clock, wire sizes, the
+ * WAN link model, the metrics' shortest-path bound and the CLI's ratio parser.
+ */
+
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  encodePeerMessage,
+  type PeerMessage,
+  PeerMessageType,
+} from "../lib/codec/peer_messages.ts";
+import { GlobeLinks } from "../lib/sim/links.ts";
+import { aggregate, shortestPaths, tagOf } from "../lib/sim/metrics.ts";
+import { SimNetwork } from "../lib/sim/network.ts";
+import { VirtualClock } from "../lib/sim/virtual_clock.ts";
+import { wireBytes } from "../lib/sim/wire_size.ts";
+import { seededRandom } from "../lib/protocol/random.ts";
+import { parseRatio } from "../scripts/simulate.ts";
+
+Deno.test("virtual clock: events run in time order, ties in scheduling order", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.boolean()), { maxLength: 300 }),
+      (timers) => {
+        const clock = new VirtualClock();
+        const ran: number[] = [];
+        const handles = timers.map(([delay], i) => clock.setTimeout(() => ran.push(i), delay));
+        timers.forEach(([, cancel], i) => cancel && clock.clearTimeout(handles[i]));
+        assert.equal(clock.pending, timers.filter(([, cancel]) => !cancel).length);
+        clock.runUntil(100);
+        const expected = timers
+          .map(([delay, cancel], i) => ({ delay, cancel, i }))
+          .filter((t) => !t.cancel)
+          .sort((a, b) => a.delay - b.delay || a.i - b.i)
+          .map((t) => t.i);
+        assert.deepEqual(ran, expected);
+        assert.equal(clock.pending, 0);
+        assert.equal(clock.now(), 100);
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+Deno.test("virtual clock: timers scheduled while running, defer, stale handles", () => {
+  const clock = new VirtualClock();
+  const log: string[] = [];
+  const first = clock.setTimeout(() => {
+    log.push(`a@${clock.now()}`);
+    clock.defer(() => log.push(`deferred@${clock.now()}`));
+    clock.setTimeout(() => log.push(`c@${clock.now()}`), 5);
+  }, 10);
+  clock.setTimeout(() => log.push(`b@${clock.now()}`), 10);
+  clock.advance(12);
+  assert.deepEqual(log, ["a@10", "b@10", "deferred@10"]);
+  // A fired handle, an unknown one and a non-number are ignored.
+  clock.clearTimeout(first);
+  clock.clearTimeout(12345);
+  clock.clearTimeout(-1);
+  assert.equal(clock.pending, 1);
+  clock.advance(10);
+  assert.deepEqual(log.at(-1), "c@15");
+  assert.equal(clock.eventsRun, 4);
+  // NaN and negative delays run now; runUntil never moves time backwards.
+  clock.setTimeout(() => log.push(`nan@${clock.now()}`), NaN);
+  clock.setTimeout(() => log.push(`neg@${clock.now()}`), -5);
+  clock.runUntil(0);
+  assert.equal(clock.now(), 22);
+  assert.equal(clock.pending, 2, "not due at time 0");
+  clock.advance(0);
+  assert.deepEqual(log.slice(-2), ["nan@22", "neg@22"]);
+});
+
+Deno.test("virtual clock: a runaway loop is stopped", () => {
+  const clock = new VirtualClock();
+  const loop = () => clock.defer(loop);
+  loop();
+  assert.throws(() => clock.runUntil(1, 1000), /more than 1000 events/);
+});
+
+Deno.test("wire sizes equal the encoded sizes plus frame and tag", () => {
+  const identity = new Uint8Array(32).fill(7);
+  const messages: PeerMessage[] = [
+    { type: PeerMessageType.Ping, nonce: 5n },
+    { type: PeerMessageType.Pong, nonce: 5n },
+    { type: PeerMessageType.PullRequest, max: 16 },
+    {
+      type: PeerMessageType.Peers,
+      peers: [
+        { identity, address: { hostname: "10.1.2.1", port: 6001 } },
+        { identity, address: { hostname: "2001:db8::1", port: 7 } },
+      ],
+    },
+    { type: PeerMessageType.Push, peers: [] },
+    { type: PeerMessageType.Goodbye, reason: 2 },
+    {
+      type: PeerMessageType.Item,
+      id: 1n,
+      nonce: 2n,
+      ttl: 3,
+      hops: 4,
+      dataType: 5,
+      data: new Uint8Array(1000),
+    },
+    { type: PeerMessageType.IHave, ids: [1n, 2n, 3n] },
+    { type: PeerMessageType.IWant, ids: [9n] },
+    {
+      type: PeerMessageType.Hello,
+      version: 2,
+      puzzleBits: 8,
+      flags: 0,
+      ephemeralKey: new Uint8Array(32),
+      nonce: new Uint8Array(32),
+      powEpoch: 1,
+      powNonce: 2n,
+      listenAddress: { hostname: "example.org", port: 6001 },
+      publicKey: new Uint8Array(294),
+      credential: { key: new Uint8Array(32), expiry: 7, signature: new Uint8Array(256) },
+    },
+    { type: PeerMessageType.Auth, puzzleSolution: 5n, signature: new Uint8Array(64) },
+  ];
+  for (const message of messages) {
+    assert.equal(
+      wireBytes(message),
+      encodePeerMessage(message).length + 20,
+      `type ${message.type}`,
+    );
+  }
+});
+
+Deno.test("globe links: round trips within 10-300 ms, symmetric, jitter and loss only add", () => {
+  const globe = new GlobeLinks();
+  const random = seededRandom(3);
+  for (let i = 0; i < 400; i++) globe.place(i, random);
+  let far = 0;
+  for (let i = 0; i < 400; i++) {
+    for (let j = i + 1; j < 400; j += 7) {
+      const oneWay = globe.latency(i, j);
+      assert.ok(oneWay >= 5 && oneWay <= 150, `${oneWay}`);
+      assert.equal(oneWay, globe.latency(j, i));
+      assert.ok(globe.transit(i, j, 1000, random) >= oneWay);
+      far = Math.max(far, oneWay);
+    }
+  }
+  assert.ok(far > 100, "some pairs are continents apart");
+  // Loss: about 1% of messages take at least a 200 ms retransmission.
+  let late = 0;
+  for (let k = 0; k < 20_000; k++) {
+    if (globe.transit(0, 1, 100, random) - globe.latency(0, 1) >= 200) late++;
+  }
+  assert.ok(late > 100 && late < 350, `${late} of 20000 retransmitted`);
+  const lossless = new GlobeLinks({ lossRate: 0, jitterFraction: 0 });
+  lossless.place(0, random);
+  lossless.place(1, random);
+  assert.equal(lossless.transit(0, 1, 60_000, random), lossless.latency(0, 1));
+});
+
+Deno.test("metrics: the shortest-path bound follows sessions and skips attackers as relays", () => {
+  const net = new SimNetwork({ seed: 5, delay: () => 10 });
+  const config = { degree: 1, passiveViewSize: 0 };
+  // A line a - b - c, and an attacker m beside b: c is 2 hops (20 ms + one validation) away.
+  const a = net.addNode({ config });
+  const b = net.addNode({ config, bootstrap: [a] });
+  const c = net.addNode({ config, bootstrap: [b] });
+  const m = net.addNode({ config, bootstrap: [a], role: "attacker" });
+  net.run(2_000);
+  const dist = shortestPaths(net, a, 100, 3);
+  assert.equal(dist[a.index], 0);
+  assert.equal(dist[b.index], 10);
+  assert.equal(dist[c.index], 23);
+  assert.equal(dist[m.index], 10);
+  // Had m been honest and linked to c, it would not change c: m is no relay.
+  assert.equal(tagOf(new Uint8Array([0, 0, 1, 2, 9])), 258);
+  assert.equal(tagOf(new Uint8Array([1])), -1);
+});
+
+Deno.test("metrics: aggregate of item summaries", () => {
+  const item = (t99: number | null, delivered: number) => ({
+    tag: 1,
+    origin: 0,
+    announcedAt: 0,
+    eligible: 10,
+    delivered,
+    deliveryRatio: delivered / 10,
+    t50: 10,
+    t99,
+    t100: t99,
+    unreachable: 0,
+    bound50: 5,
+    bound99: 20,
+    bound100: 20,
+    duplicatesPerDelivery: 2,
+    maxHops: 4,
+  });
+  const summary = aggregate([item(30, 10), item(50, 10)]);
+  assert.equal(summary.deliveryRatio, 1);
+  assert.deepEqual(summary.t99, { mean: 40, max: 50 });
+  assert.deepEqual(summary.t99OverBound, { mean: 2, max: 2.5 });
+  const partial = aggregate([item(30, 10), item(null, 9)]);
+  assert.equal(partial.deliveryRatio, 0.95);
+  assert.equal(partial.fullyDelivered, 1);
+  assert.deepEqual(partial.t99, { mean: null, max: null });
+});
+
+Deno.test("simulate CLI: ratios", () => {
+  assert.equal(parseRatio("1:10"), 0.1);
+  assert.equal(parseRatio("4:1"), 4);
+  assert.equal(parseRatio("0.5"), 0.5);
+  assert.throws(() => parseRatio("many"));
+  assert.throws(() => parseRatio(""));
+  assert.throws(() => parseRatio("-1"));
+});
