@@ -52,7 +52,12 @@ Deno.test("core: 60 nodes form an overlay, each with at least degree sessions", 
   let full = 0;
   for (const node of net.nodes) {
     const { inbound, outbound } = node.core.stats().peerCounts;
-    assert.ok(inbound + outbound >= 5, `node ${node.index} has ${inbound + outbound} sessions`);
+    // A node that just rotated an outbound peer out is dialling its replacement.
+    const dialling = node.core.structureSizes().dialsInProgress;
+    assert.ok(
+      inbound + outbound + dialling >= 5,
+      `node ${node.index} has ${inbound + outbound} sessions and ${dialling} dials`,
+    );
     assert.ok(outbound <= 5 && inbound <= 10, "outbound at most degree, inbound twice that");
     if (outbound === 5) full++;
   }

@@ -208,10 +208,11 @@ Deno.test("sessions: banned identities, the session rate and the score floor", (
   assert.equal(target.sessionRefusal("p", 1_000), undefined);
   assert.equal(target.sessionRefusal("q", 0), undefined, "per identity");
 
-  target.penalize("low", "protocol-violation", 0);
-  target.penalize("low", "unanswered-want", 0); // poor service alone never goes that low
-  assert.equal(target.sessionRefusal("low", 0), undefined, "exactly at the floor");
-  target.penalize("low", "invalid-item", 0);
+  // Sessions are refused below distrustScore (-20): a distrusted peer that was
+  // dropped does not come straight back.
+  for (let i = 0; i < 4; i++) target.penalize("low", "invalid-item", 0); // -20
+  assert.equal(target.sessionRefusal("low", 0), undefined, "exactly at the threshold");
+  target.penalize("low", "unsolicited-offer", 0); // -20.5
   assert.equal(target.sessionRefusal("low", 0), "low score");
 
   target.ban("bad", undefined, 0);
@@ -304,7 +305,8 @@ Deno.test("a score that decays to nearly 0 is forgotten", () => {
   assert.equal(target.sizes.scores, 1);
   target.penalize("p", "unsolicited-offer", 0); // 1 - 0.5
   target.credit("q", 0);
-  target.penalize("q", "unanswered-want", 0); // 1 - 1 = 0
+  target.penalize("q", "unsolicited-offer", 0);
+  target.penalize("q", "unsolicited-offer", 0); // 1 - 0.5 - 0.5 = 0
   assert.equal(target.sizes.scores, 1, "q's zero score is not kept");
   target.credit("p", 20_000); // 0.5 has decayed to ~0; + 1
   assert.ok(Math.abs(target.score("p", 20_000) - 1) < 1e-3);

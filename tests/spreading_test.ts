@@ -605,7 +605,8 @@ Deno.test("IHAVE for an unknown ID: IWANT after pullDelayMs, next advertiser aft
   clock.advance(1_000);
   assert.deepEqual(actions.peersOf("want"), ["a", "b", "c"]);
   assert.equal(engine.stats.wantsSent, 3);
-  assert.deepEqual(actions.penalties, []);
+  // Each advertiser that let its timeout pass is reported at once (a broken promise).
+  assert.deepEqual(actions.penalties, ["a:unanswered-want", "b:unanswered-want"]);
   clock.advance(1_000);
   assert.equal(actions.peersOf("want").length, 3, "no advertiser is asked twice");
   assert.equal(engine.missing, 0, "forgotten once every advertiser was asked");
@@ -746,14 +747,20 @@ Deno.test("the pull wait adapts to how long pushes follow IHAVEs, within its bou
     maxWantedPerPeer: 1_000,
   });
   assert.equal(engine.stats.pullDelayMs, 10);
-  // Pushes keep arriving 40 ms after the first IHAVE: the wait grows past 40 ms.
+  // Pushes keep arriving 40 ms after the first IHAVE. The wait (10 ms) pulls
+  // first and the answer comes at 15 ms: that does not train the wait (Karn's
+  // rule), but the pushed copy at 40 ms does, so the wait grows past 40 ms.
   for (let n = 1; n <= 20; n++) {
     const x = item(n);
     engine.receiveHave("a", [x.id]);
-    clock.advance(40);
+    clock.advance(15);
+    // a answers only if it was asked (an IWANT went out before 15 ms).
+    if (actions.peersOf("want", x.id).length > 0) engine.receiveItem("a", x, 1);
+    clock.advance(25);
     engine.receiveItem("b", x, 1);
   }
   assert.ok(engine.stats.pullDelayMs > 40 && engine.stats.pullDelayMs <= 200);
+  assert.equal(engine.stats.pulled, 1, "only the first item, before the wait had grown");
   // A push as late as the usual lag now arrives before any pull is sent.
   actions.clear();
   const late = item(100);
@@ -769,6 +776,40 @@ Deno.test("the pull wait adapts to how long pushes follow IHAVEs, within its bou
     engine.receiveItem("b", x, 1);
   }
   assert.equal(engine.stats.pullDelayMs, 10);
+  engine.close();
+});
+
+Deno.test("pulled items alone never lengthen the pull wait; their memory is bounded", () => {
+  const { engine, clock } = setup({
+    pullDelayMs: 10,
+    maxPullDelayMs: 200,
+    maxWantedPerPeer: 1_000,
+  });
+  // Items that only ever come by pull (answered 300 ms later): the wait stays.
+  for (let n = 1; n <= 20; n++) {
+    const x = item(n);
+    engine.receiveHave("a", [x.id]);
+    clock.advance(310);
+    engine.receiveItem("a", x, 1);
+    // A copy long after the IHAVE (beyond maxPullDelayMs) says nothing either.
+    clock.advance(10);
+    engine.receiveItem("b", x, 1);
+  }
+  assert.equal(engine.stats.pullDelayMs, 10);
+  assert.equal(engine.stats.pulled, 20);
+  assert.equal(engine.recentlyPulled, 0, "every pulled item's copy came or expired");
+  for (let n = 100; n < 140; n++) {
+    const x = item(n);
+    engine.receiveHave("a", [x.id]);
+    clock.advance(15);
+    engine.receiveItem("a", x, 1);
+  }
+  assert.ok(engine.recentlyPulled <= 40);
+  clock.advance(1_000);
+  engine.receiveHave("a", [item(500).id]);
+  clock.advance(15);
+  engine.receiveItem("a", item(500), 1);
+  assert.equal(engine.recentlyPulled, 1, "expired entries dropped when a new one comes");
   engine.close();
 });
 
