@@ -303,7 +303,9 @@ export class ConnectionManager {
         this.stats.evicted++;
         const referral = this.descriptors(this.membership.sample(EXCHANGE_SIZE, now, victim));
         this.forget(victim, now, "evicted for a newcomer");
-        this.actions.send(victim, { type: PeerMessageType.Peers, peers: referral });
+        // As a PUSH: the victim asked for nothing, and a PEERS that answers no
+        // pull costs the sender a strike (an honest evictor would pay it).
+        this.actions.send(victim, { type: PeerMessageType.Push, peers: referral });
         this.actions.close(victim, "evicted for a newcomer", GoodbyeReason.Full);
       }
     }

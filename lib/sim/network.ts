@@ -404,9 +404,9 @@ export class SimNetwork {
   private actionsOf(node: SimNode): CoreActions {
     return {
       sendToPeer: (peer, message) => this.send(node, peer, message),
-      closePeer: (peer) => {
+      closePeer: (peer, _reason, goodbye) => {
         const session = node.sessions.get(peer);
-        if (session) this.breakSession(node, peer, session);
+        if (session) this.breakSession(node, peer, session, goodbye);
       },
       peerBacklog: () =>
         Math.max(0, (node.uplinkFreeAt - this.clock.now()) * node.uplinkBytesPerMs),
@@ -477,12 +477,16 @@ export class SimNetwork {
         session.lastToInitiator = opened;
         this.clock.setTimeout(() => {
           if (!from.alive || from.core !== core) return;
-          const gone = decision.accept && target.sessions.get(from.identity) !== session;
-          if (gone || this.blocked?.(from, target)) {
-            // The responder's side ended while its AUTH was on the way.
+          const dead = !target.alive || target.core !== targetCore;
+          if (dead || this.blocked?.(from, target)) {
+            // The responder went away while its AUTH was on the way.
             core.dialFailed(key);
             return;
           }
+          // A responder that accepted and then closed at once (it evicted this
+          // session for a newcomer) still sent its AUTH: like the real
+          // transport, the session opens, the messages sent before the close
+          // (a referral) are delivered, then the close.
           const mine = core.sessionOpened({
             peer: target.identity,
             direction: "outbound",
@@ -581,11 +585,14 @@ export class SimNetwork {
     return arrival;
   }
 
-  /** `node` ends its session with `peer`: the other end learns it after the delay. */
-  private breakSession(node: SimNode, peer: PeerKey, session: Session): void {
+  /**
+   * `node` ends its session with `peer` (with GOODBYE `goodbye`, if given): the
+   * other end learns it after the delay.
+   */
+  private breakSession(node: SimNode, peer: PeerKey, session: Session, goodbye?: number): void {
     if (node.sessions.get(peer) === session) node.sessions.delete(peer);
     const other = session.initiator === node ? session.responder : session.initiator;
-    this.scheduleClose(node, other, session, undefined);
+    this.scheduleClose(node, other, session, goodbye);
   }
 
   private scheduleClose(from: SimNode, to: SimNode, session: Session, goodbye?: number): void {
