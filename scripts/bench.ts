@@ -457,26 +457,20 @@ async function main(args: string[]): Promise<number> {
     watchdog = timer;
   };
   deadline.signal.addEventListener("abort", onAbort, { once: true });
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((signal) => {
-    const handler = () => deadline.abort(`interrupted by ${signal}`);
-    Deno.addSignalListener(signal, handler);
-    return { signal, handler };
-  });
+  deadline.abortOnSignals();
   try {
     await run(options, deadline);
     return 0;
   } catch (error) {
     if (error instanceof AbortedError) {
       console.error(`bench: ${error.message}`);
-      return deadline.signal.reason?.toString().startsWith("interrupted") ? 130 : 1;
+      return deadline.interrupted ? 130 : 1;
     }
     console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
   } finally {
     clearTimeout(watchdog);
     deadline.dispose();
-    for (const { signal, handler } of handlers) Deno.removeSignalListener(signal, handler);
   }
 }
 

@@ -745,24 +745,15 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const deadline = new Deadline((options.minutes * 60 + 300) * 1000);
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((signal) => {
-    const handler = () => deadline.abort(`interrupted by ${signal}`);
-    Deno.addSignalListener(signal, handler);
-    return { signal, handler };
-  });
+  deadline.abortOnSignals();
   try {
     await run(options, deadline);
     return 0;
   } catch (error) {
     console.error(`soak: ${error instanceof Error ? error.message : String(error)}`);
-    return error instanceof AbortedError &&
-        deadline.signal.reason?.toString().startsWith("interrupted")
-      ? 130
-      : 1;
+    return error instanceof AbortedError && deadline.interrupted ? 130 : 1;
   } finally {
     deadline.dispose();
-    for (const { signal, handler } of handlers) Deno.removeSignalListener(signal, handler);
   }
 }
 

@@ -197,6 +197,38 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
     const randomKey = seededBytes(294, random);
     // Proof-of-work is solved before connecting: the handshake clock starts at accept.
     const randomKeyNonce = solveProofOfWork(identityOf(randomKey), powEpoch(), difficulty);
+    /**
+     * HELLO with the random public key (and the attacker's credential), then a
+     * sealed AUTH whose signature `sign` makes from the transcript.
+     */
+    const randomKeyHandshake = async (
+      c: RawPeerClient,
+      sign: (transcript: Uint8Array) => Uint8Array,
+    ) => {
+      const ephemeral = generateEphemeralKey();
+      const ownHello = helloPayload({
+        publicKey: randomKey,
+        ephemeralKey: ephemeral.publicKey,
+        powNonce: randomKeyNonce,
+        credential: attackerCredential,
+      });
+      await c.write(framePeerPayload(ownHello));
+      const theirs = await c.nextFrame(2000);
+      const transcript = transcriptHash(ownHello, theirs);
+      const ciphers = deriveSessionCiphers(
+        ephemeral,
+        (decodePeerMessage(theirs) as HelloMessage).ephemeralKey,
+        transcript,
+        "initiator",
+      );
+      await c.write(
+        await sealedFrame(ciphers, {
+          type: PeerMessageType.Auth,
+          puzzleSolution: 0n,
+          signature: sign(transcript),
+        }),
+      );
+    };
     const weakNonce = failingPowNonce(attacker.identity, difficulty);
     const staleEpoch = powEpoch() - 3;
     // [attack, what the node must log as the reason, the attack]
@@ -276,31 +308,7 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
       [
         "HELLO with a random public key, sealed AUTH with a garbage signature",
         /does not verify/,
-        async (c) => {
-          const ephemeral = generateEphemeralKey();
-          const ownHello = helloPayload({
-            publicKey: randomKey,
-            ephemeralKey: ephemeral.publicKey,
-            powNonce: randomKeyNonce,
-            credential: attackerCredential,
-          });
-          await c.write(framePeerPayload(ownHello));
-          const theirs = await c.nextFrame(2000);
-          const transcript = transcriptHash(ownHello, theirs);
-          const ciphers = deriveSessionCiphers(
-            ephemeral,
-            (decodePeerMessage(theirs) as HelloMessage).ephemeralKey,
-            transcript,
-            "initiator",
-          );
-          await c.write(
-            await sealedFrame(ciphers, {
-              type: PeerMessageType.Auth,
-              puzzleSolution: 0n,
-              signature: seededBytes(64, random),
-            }),
-          );
-        },
+        (c) => randomKeyHandshake(c, () => seededBytes(64, random)),
       ],
       [
         "HELLO with a real key and credential, AUTH signed by another credential",
@@ -325,34 +333,12 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
       [
         "HELLO with a random public key and another identity's credential",
         /credential does not verify/,
-        async (c) => {
-          const ephemeral = generateEphemeralKey();
-          const ownHello = helloPayload({
-            publicKey: randomKey,
-            ephemeralKey: ephemeral.publicKey,
-            powNonce: randomKeyNonce,
-            credential: attackerCredential,
-          });
-          await c.write(framePeerPayload(ownHello));
-          const theirs = await c.nextFrame(2000);
-          const transcript = transcriptHash(ownHello, theirs);
-          const ciphers = deriveSessionCiphers(
-            ephemeral,
-            (decodePeerMessage(theirs) as HelloMessage).ephemeralKey,
-            transcript,
-            "initiator",
-          );
-          await c.write(
-            await sealedFrame(ciphers, {
-              type: PeerMessageType.Auth,
-              puzzleSolution: 0n,
-              signature: signWithCredential(
-                attackerCredential,
-                authPayload("initiator", transcript),
-              ),
-            }),
-          );
-        },
+        (c) =>
+          randomKeyHandshake(
+            c,
+            (transcript) =>
+              signWithCredential(attackerCredential, authPayload("initiator", transcript)),
+          ),
       ],
       [
         "AUTH signed with the responder's label (reflected role)",

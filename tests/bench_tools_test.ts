@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { cpuBetween, cpuPerDelivery, type CpuSample } from "../scripts/bench/cpu.ts";
+import { AbortedError, Deadline } from "../scripts/bench/deadline.ts";
 import { heapGrowth, summariseHeapSnapshot } from "../scripts/bench/heap.ts";
 import {
   parseMachineCpu,
@@ -201,4 +202,18 @@ Deno.test("heap snapshot summary groups objects by constructor and reports growt
   assert.equal(first.get("Map")?.count, 1);
   const growth = heapGrowth(first, last, 1);
   assert.deepEqual(growth, [{ key: "Item", count: [2, 5], selfBytes: [200, 500] }]);
+});
+
+Deno.test("Deadline: a signal's abort reads as interrupted, the deadline's does not", async () => {
+  const signalled = new Deadline(60_000);
+  signalled.abortOnSignals();
+  signalled.abort("interrupted by SIGINT");
+  assert.ok(signalled.interrupted);
+  await assert.rejects(async () => await signalled.sleep(10_000), AbortedError);
+  signalled.dispose(); // removes the signal listeners (the sanitizer checks)
+
+  const expired = new Deadline(1);
+  await assert.rejects(() => expired.sleep(10_000), /deadline of 0 s/);
+  assert.equal(expired.interrupted, false);
+  expired.dispose();
 });

@@ -18,6 +18,7 @@ export class Deadline {
   private readonly timer: ReturnType<typeof setTimeout>;
   private readonly endsAt: number;
   private readonly expiredReason: string;
+  private readonly signalHandlers = new Map<Deno.Signal, () => void>();
 
   /** Starts a deadline `ms` from now. */
   constructor(ms: number) {
@@ -41,9 +42,31 @@ export class Deadline {
     if (!this.controller.signal.aborted) this.controller.abort(reason);
   }
 
-  /** Releases the timer. */
+  /** Releases the timer and the signal listeners of {@link abortOnSignals}. */
   dispose(): void {
     clearTimeout(this.timer);
+    for (const [signal, handler] of this.signalHandlers) {
+      Deno.removeSignalListener(signal, handler);
+    }
+    this.signalHandlers.clear();
+  }
+
+  /**
+   * Aborts the run on SIGINT or SIGTERM with the reason "interrupted by
+   * SIGNAL" (see {@link interrupted}) until {@link dispose}.
+   */
+  abortOnSignals(signals: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"]): void {
+    for (const signal of signals) {
+      if (this.signalHandlers.has(signal)) continue;
+      const handler = () => this.abort(`interrupted by ${signal}`);
+      Deno.addSignalListener(signal, handler);
+      this.signalHandlers.set(signal, handler);
+    }
+  }
+
+  /** True when a signal (not the deadline) ended the run. */
+  get interrupted(): boolean {
+    return String(this.controller.signal.reason ?? "").startsWith("interrupted");
   }
 
   /** Throws {@link AbortedError} if the run was aborted. */
