@@ -811,6 +811,65 @@ Deno.test("a peer sending invalid items or flooding frames is banned; honest ite
   }
 });
 
+Deno.test("a peer that advertises items and never delivers them is dropped, refused, and routed around", async () => {
+  const options = { config: { powDifficulty: 8 } };
+  const victim = await startMember(undefined, options);
+  const honest = await startMember(victim.node, options);
+  const pair = [victim, honest];
+  const adversaries: AdversaryPeer[] = [];
+  try {
+    await waitForOverlay(pair, 1);
+    const port = victim.node.p2pAddress.port;
+    const key = await testHostKey();
+    const withholderOptions = {
+      hostKey: key,
+      powDifficulty: 8,
+      powNonce: solveProofOfWork(key.identity, powEpoch(), 8),
+      listenPort: unusedPorts(1)[0],
+    };
+    const withholder = (await AdversaryPeer.connect(port, withholderOptions)).peer!;
+    adversaries.push(withholder);
+    await waitUntil(() => victim.node.peerIdentities.length === 2, 3000, "withholder connected");
+    // Five IDs advertised at once, never delivered: the victim asks for each
+    // (IWANT), and each unanswered IWANT costs the withholder 5 points.
+    const random = seededRandom(0x71d);
+    const ids = Array.from({ length: 5 }, () => BigInt(Math.floor(random() * 2 ** 48)) + 1n);
+    withholder.send({ type: PeerMessageType.IHave, ids });
+    const gone = await withholder.waitClosed(10_000);
+    assert.match(gone ?? "still open", /goodbye: banned/, "dropped as distrusted");
+    const wanted = withholder.received.filter((m) => m.type === PeerMessageType.IWant)
+      .flatMap((m) => m.type === PeerMessageType.IWant ? m.ids : []);
+    assert.deepEqual([...new Set(wanted)].sort(), [...ids].sort(), "the victim asked for each");
+    const stats = victim.node.stats();
+    assert.ok((stats.guard.offences["unanswered-want"] ?? 0) >= 4, "after broken promises");
+    assert.ok(stats.connections.distrustedDropped >= 1);
+    assert.equal(stats.guard.banned, 0, "distrusted, not banned: poor service alone never bans");
+
+    // It comes back at once: refused while its score is low.
+    const refusedBefore = stats.guard.refused["low score"] ?? 0;
+    const again = await AdversaryPeer.connect(port, withholderOptions);
+    if (again.peer) {
+      adversaries.push(again.peer);
+      assert.ok(await again.peer.waitClosed(3000), "distrusted identity disconnected at once");
+    }
+    await waitUntil(
+      () => (victim.node.stats().guard.refused["low score"] ?? 0) === refusedBefore + 1,
+      3000,
+      "distrusted identity refused",
+    );
+    assert.deepEqual(victim.node.peerIdentities, [honest.node.identityHex]);
+    console.log(
+      `[withhold] 5 advertised IDs never delivered: ${wanted.length} IWANTs, ` +
+        `${stats.guard.offences["unanswered-want"]} unanswered, dropped ("${gone}"); ` +
+        `reconnect refused ("low score")`,
+    );
+    await assertItemsFlow(pair, "after-withholding");
+  } finally {
+    await Promise.all(adversaries.map((a) => a.close()));
+    await stopMembers(pair);
+  }
+});
+
 // ---- 6. an item flood ---------------------------------------------------------------------
 
 Deno.test("20,000 flooded items leave the caches and the heap bounded", async () => {
