@@ -564,7 +564,6 @@ export class NodeCore {
       storeUnsubscribed: this.store.unsubscribedCount,
       missingItems: this.spreading.missing,
       missingAdvertisers: this.spreading.missingAdvertisers,
-      recentlyPulled: this.spreading.recentlyPulled,
       ...this.connections.sizes,
       ...this.guard.sizes,
       ...this.local.sizes,

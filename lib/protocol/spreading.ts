@@ -220,11 +220,6 @@ export class Spreading {
     return this.pulls.advertisers;
   }
 
-  /** Pulled items whose pushed copy may still train the pull wait. */
-  get recentlyPulled(): number {
-    return this.pulls.recentlyPulled;
-  }
-
   /**
    * Spreads an item announced by a local module: stored as valid (local
    * modules vouch for their own items), pushed to `degree` random peers and
@@ -243,8 +238,6 @@ export class Spreading {
     const known = this.store.get(item.id);
     if (known) {
       this.stats.duplicates++;
-      this.pulls.pushedCopy(item.id);
-      this.stats.pullDelayMs = this.pulls.pullDelayMs;
       addOnce(known.holders, from);
       if (hops < known.hops) this.improveHops(known, hops);
       return;
