@@ -163,7 +163,12 @@ Deno.test("a peer's GOODBYE reason is logged in words", async () => {
   const a = await startTestNode({ node: { log } });
   const b = await startTestNode({ config: { bootstrappers: [a.p2pAddress] } });
   try {
-    await waitUntil(() => a.peerIdentities.length === 1, 5000, "a and b connected");
+    // Both ends: b says GOODBYE only on a session its own side has opened.
+    await waitUntil(
+      () => a.peerIdentities.length === 1 && b.peerIdentities.length === 1,
+      5000,
+      "a and b connected",
+    );
     await b.close();
     await waitUntil(() => a.peerIdentities.length === 0, 5000, "a saw b leave");
     const line = lines.find((l) => l.includes("peer disconnected"));
