@@ -35,7 +35,7 @@ import { PeerSession } from "../lib/transport/peer_session.ts";
 import { forgeHandshake, type HandshakeForger } from "./attack/forge.ts";
 import { Deadline } from "./bench/deadline.ts";
 import { ensureHostKeys } from "./bench/keys.ts";
-import { freePorts } from "./bench/cluster.ts";
+import { freePorts, loopbackIni } from "./bench/cluster.ts";
 import { BENCH_DATA_TYPE, ModuleClient } from "./bench/module_client.ts";
 import { percentile } from "./bench/stats.ts";
 
@@ -80,18 +80,7 @@ async function startDaemon(
 ): Promise<Daemon> {
   const [api, p2p, status] = freePorts(3);
   const ini = join(dir, `${name}.ini`);
-  await Deno.writeTextFile(
-    ini,
-    [
-      `hostkey = ${keyPath}`,
-      "[gossip]",
-      `api_address = 127.0.0.1:${api}`,
-      `p2p_address = 127.0.0.1:${p2p}`,
-      `status_address = 127.0.0.1:${status}`,
-      ...extra,
-      "",
-    ].join("\n"),
-  );
+  await Deno.writeTextFile(ini, loopbackIni(keyPath, { api, p2p, status }, extra));
   const log = await Deno.open(join(dir, `${name}.log`), { write: true, create: true });
   const child = new Deno.Command(Deno.execPath(), {
     args: [

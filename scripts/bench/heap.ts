@@ -11,6 +11,58 @@
  * @module
  */
 
+/** A message from the inspector: a reply (`id`) or an event (`method`). */
+interface InspectorMessage {
+  id?: number;
+  method?: string;
+  params?: { chunk?: string };
+  error?: { message: string };
+}
+
+/**
+ * Sends `commands` (numbered from 1) to the inspector at 127.0.0.1:`port` and
+ * resolves on the reply to the last one; every other message goes to
+ * `onEvent`. Rejects on an error reply, a lost connection or after `timeoutMs`.
+ */
+async function inspect(
+  port: number,
+  what: string,
+  timeoutMs: number,
+  commands: readonly { method: string; params?: Record<string, unknown> }[],
+  onEvent: (message: InspectorMessage) => void = () => {},
+): Promise<void> {
+  const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`, {
+    signal: AbortSignal.timeout(5000),
+  })).json() as { webSocketDebuggerUrl?: string }[];
+  const url = targets.find((t) => t.webSocketDebuggerUrl)?.webSocketDebuggerUrl;
+  if (!url) throw new Error(`no inspector target at 127.0.0.1:${port}`);
+  const ws = new WebSocket(url);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} timed out`)), timeoutMs);
+      ws.onerror = () => reject(new Error("inspector connection failed"));
+      ws.onclose = () => reject(new Error("inspector connection closed"));
+      ws.onopen = () => {
+        for (const [i, command] of commands.entries()) {
+          ws.send(JSON.stringify({ id: i + 1, ...command }));
+        }
+      };
+      ws.onmessage = (event) => {
+        const message = JSON.parse(String(event.data)) as InspectorMessage;
+        if (message.id !== commands.length) onEvent(message);
+        else if (message.error) reject(new Error(message.error.message));
+        else resolve();
+      };
+    });
+  } finally {
+    clearTimeout(timer);
+    ws.onclose = null;
+    ws.onerror = null;
+    ws.close();
+  }
+}
+
 /**
  * Takes a heap snapshot of the isolate behind the inspector at
  * 127.0.0.1:`port` (after a full GC, so only live objects remain) and writes
@@ -21,57 +73,29 @@ export async function takeHeapSnapshot(
   path: string,
   timeoutMs = 120_000,
 ): Promise<number> {
-  const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`, {
-    signal: AbortSignal.timeout(5000),
-  })).json() as { webSocketDebuggerUrl?: string }[];
-  const url = targets.find((t) => t.webSocketDebuggerUrl)?.webSocketDebuggerUrl;
-  if (!url) throw new Error(`no inspector target at 127.0.0.1:${port}`);
-  const ws = new WebSocket(url);
   const file = await Deno.open(path, { write: true, create: true, truncate: true });
   const encoder = new TextEncoder();
   let bytes = 0;
   let writes = Promise.resolve();
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await new Promise<void>((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error("heap snapshot timed out")), timeoutMs);
-      ws.onerror = () => reject(new Error("inspector connection failed"));
-      ws.onclose = () => reject(new Error("inspector connection closed"));
-      ws.onopen = () => {
-        ws.send(JSON.stringify({ id: 1, method: "HeapProfiler.enable" }));
-        ws.send(JSON.stringify({ id: 2, method: "HeapProfiler.collectGarbage" }));
-        ws.send(JSON.stringify({
-          id: 3,
-          method: "HeapProfiler.takeHeapSnapshot",
-          params: { reportProgress: false, captureNumericValue: false },
-        }));
-      };
-      ws.onmessage = (event) => {
-        const message = JSON.parse(String(event.data)) as {
-          id?: number;
-          method?: string;
-          params?: { chunk?: string };
-          error?: { message: string };
-        };
-        if (message.method === "HeapProfiler.addHeapSnapshotChunk") {
-          const chunk = encoder.encode(message.params?.chunk ?? "");
-          bytes += chunk.length;
-          writes = writes.then(async () => {
-            let off = 0;
-            while (off < chunk.length) off += await file.write(chunk.subarray(off));
-          });
-        } else if (message.id === 3) {
-          if (message.error) reject(new Error(message.error.message));
-          else resolve();
-        }
-      };
+    await inspect(port, "heap snapshot", timeoutMs, [
+      { method: "HeapProfiler.enable" },
+      { method: "HeapProfiler.collectGarbage" },
+      {
+        method: "HeapProfiler.takeHeapSnapshot",
+        params: { reportProgress: false, captureNumericValue: false },
+      },
+    ], (message) => {
+      if (message.method !== "HeapProfiler.addHeapSnapshotChunk") return;
+      const chunk = encoder.encode(message.params?.chunk ?? "");
+      bytes += chunk.length;
+      writes = writes.then(async () => {
+        let off = 0;
+        while (off < chunk.length) off += await file.write(chunk.subarray(off));
+      });
     });
     await writes;
   } finally {
-    clearTimeout(timer);
-    ws.onclose = null;
-    ws.onerror = null;
-    ws.close();
     file.close();
   }
   return bytes;
@@ -83,35 +107,7 @@ export async function takeHeapSnapshot(
  * `Deno.memoryUsage()` reports live objects rather than garbage.
  */
 export async function collectGarbage(port: number, timeoutMs = 30_000): Promise<void> {
-  const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`, {
-    signal: AbortSignal.timeout(5000),
-  })).json() as { webSocketDebuggerUrl?: string }[];
-  const url = targets.find((t) => t.webSocketDebuggerUrl)?.webSocketDebuggerUrl;
-  if (!url) throw new Error(`no inspector target at 127.0.0.1:${port}`);
-  const ws = new WebSocket(url);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error("garbage collection timed out")), timeoutMs);
-      ws.onerror = () => reject(new Error("inspector connection failed"));
-      ws.onclose = () => reject(new Error("inspector connection closed"));
-      ws.onopen = () => ws.send(JSON.stringify({ id: 1, method: "HeapProfiler.collectGarbage" }));
-      ws.onmessage = (event) => {
-        const message = JSON.parse(String(event.data)) as {
-          id?: number;
-          error?: { message: string };
-        };
-        if (message.id !== 1) return;
-        if (message.error) reject(new Error(message.error.message));
-        else resolve();
-      };
-    });
-  } finally {
-    clearTimeout(timer);
-    ws.onclose = null;
-    ws.onerror = null;
-    ws.close();
-  }
+  await inspect(port, "garbage collection", timeoutMs, [{ method: "HeapProfiler.collectGarbage" }]);
 }
 
 /** Objects of one kind in a snapshot. */

@@ -21,7 +21,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { freePorts } from "./cluster.ts";
+import { freePorts, loopbackIni } from "./cluster.ts";
 import { ensureHostKeys } from "./keys.ts";
 import { Deadline } from "./deadline.ts";
 import { readProcFile } from "./proc.ts";
@@ -144,15 +144,7 @@ async function measureCase(
     const ini = join(dir, `daemon-${api}.ini`);
     await Deno.writeTextFile(
       ini,
-      [
-        `hostkey = ${keyPath}`,
-        "[gossip]",
-        `api_address = 127.0.0.1:${api}`,
-        `p2p_address = 127.0.0.1:${p2p}`,
-        `status_address = 127.0.0.1:${status}`,
-        `pow_difficulty = ${c.powDifficulty ?? 16}`,
-        "",
-      ].join("\n"),
+      loopbackIni(keyPath, { api, p2p, status }, [`pow_difficulty = ${c.powDifficulty ?? 16}`]),
     );
     args = [
       "run",
