@@ -837,8 +837,9 @@ Deno.test("a peer that advertises items and never delivers them is dropped, refu
     withholder.send({ type: PeerMessageType.IHave, ids });
     const gone = await withholder.waitClosed(10_000);
     assert.match(gone ?? "still open", /goodbye: banned/, "dropped as distrusted");
-    const wanted = withholder.received.filter((m) => m.type === PeerMessageType.IWant)
-      .flatMap((m) => m.type === PeerMessageType.IWant ? m.ids : []);
+    const wanted = withholder.received.flatMap((m) =>
+      m.type === PeerMessageType.IWant ? m.ids : []
+    );
     assert.deepEqual([...new Set(wanted)].sort(), [...ids].sort(), "the victim asked for each");
     const stats = victim.node.stats();
     assert.ok((stats.guard.offences["unanswered-want"] ?? 0) >= 4, "after broken promises");
