@@ -44,13 +44,17 @@ export async function readPeersFile(
 /** Parses the peers file's JSON, keeping only well-formed entries. */
 export function parsePeersFile(text: string): PersistentState {
   const parsed = JSON.parse(text) as {
-    peers?: { identity?: unknown; address?: unknown }[];
+    peers?: { identity?: unknown; address?: unknown; tried?: unknown }[];
     bans?: { key?: unknown; until?: unknown }[];
   };
   const peers = (Array.isArray(parsed.peers) ? parsed.peers : []).flatMap((entry) =>
     typeof entry?.identity === "string" && /^[0-9a-f]{64}$/.test(entry.identity) &&
       typeof entry.address === "string"
-      ? [{ identity: entry.identity, address: parseSocketAddress(entry.address, "peers_file") }]
+      ? [{
+        identity: entry.identity,
+        address: parseSocketAddress(entry.address, "peers_file"),
+        tried: entry.tried === true,
+      }]
       : []
   );
   const bans = (Array.isArray(parsed.bans) ? parsed.bans : []).flatMap((entry) =>
@@ -73,6 +77,7 @@ export async function writePeersFile(
     peers: state.peers.slice(0, MAX_SAVED_PEERS).map((peer) => ({
       identity: peer.identity,
       address: formatSocketAddress(peer.address),
+      ...(peer.tried ? { tried: true } : {}),
     })),
     bans: state.bans,
   };

@@ -12,6 +12,7 @@ import {
   type KnownPeer,
   Membership,
   type MembershipOptions,
+  type SavedPeer,
 } from "../lib/protocol/membership.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
 
@@ -38,6 +39,11 @@ function peers(from: number, to: number): AddressedPeer[] {
   const result: AddressedPeer[] = [];
   for (let n = from; n <= to; n++) result.push(peer(n));
   return result;
+}
+
+/** Peers `from`..`to` as saved after this node dialled them (tried). */
+function triedPeers(from: number, to: number): SavedPeer[] {
+  return peers(from, to).map((p) => ({ ...p, tried: true }));
 }
 
 function membership(options: Partial<MembershipOptions> = {}): Membership {
@@ -261,23 +267,46 @@ Deno.test("never dials itself, by identity or by address", () => {
   assert.equal(view.restore([{ identity: SELF, address: address(3) }], 0), 0);
 });
 
-Deno.test("dial tiers: verified first, then learned from outbound peers, then from inbound", () => {
-  for (let seed = 1; seed <= 20; seed++) {
-    const make = (degree: number) => {
-      const view = membership({ degree, random: seededRandom(seed) });
-      view.learn(peers(1, 3), 0, "inbound");
-      view.learn(peers(4, 6), 0, "outbound");
-      view.restore(peers(7, 9), 0);
-      return view;
-    };
-    const tier = (n: number) => (n >= 7 ? 0 : n >= 4 ? 1 : 2);
-    const tiersOf = (dials: KnownPeer[]) =>
-      dials.map((d) => tier(Number(d.identity!.slice(2)))).sort();
-    assert.deepEqual(tiersOf(make(2).nextDials(0)), [0, 0], `seed ${seed}`);
-    assert.deepEqual(tiersOf(make(3).nextDials(0)), [0, 0, 0]);
-    assert.deepEqual(tiersOf(make(5).nextDials(0)), [0, 0, 0, 1, 1]);
-    assert.deepEqual(tiersOf(make(8).nextDials(0)), [0, 0, 0, 1, 1, 1, 2, 2]);
+Deno.test("dial tables: tried and new half each; in new, outbound tips before inbound ones", () => {
+  const make = (degree: number, seed: number) => {
+    const view = membership({ degree, random: seededRandom(seed) });
+    view.learn(peers(1, 3), 0, "inbound");
+    view.learn(peers(4, 6), 0, "outbound");
+    view.restore(triedPeers(7, 9), 0);
+    return view;
+  };
+  const tier = (n: number) => (n >= 7 ? 0 : n >= 4 ? 1 : 2);
+  const tiersOf = (dials: KnownPeer[]) =>
+    dials.map((d) => tier(Number(d.identity!.slice(2)))).sort();
+  let triedFirst = 0;
+  for (let seed = 1; seed <= 200; seed++) {
+    const [first] = tiersOf(make(1, seed).nextDials(0));
+    assert.notEqual(first, 2, "an inbound tip waits while an outbound one is left");
+    if (first === 0) triedFirst++;
+    const three = tiersOf(make(3, seed).nextDials(0));
+    assert.ok(!three.includes(2), `seed ${seed}: ${three}`);
+    // Every candidate of the first two kinds before any of the third.
+    assert.deepEqual(tiersOf(make(6, seed).nextDials(0)), [0, 0, 0, 1, 1, 1]);
+    assert.deepEqual(tiersOf(make(8, seed).nextDials(0)), [0, 0, 0, 1, 1, 1, 2, 2]);
   }
+  // A fair coin: 100 expected, 4.2 standard deviations either side.
+  assert.ok(triedFirst > 70 && triedFirst < 130, `tried first in ${triedFirst} of 200`);
+});
+
+Deno.test("dialling only tried peers would not spread: new peers get half the dials", () => {
+  // 1 tried peer and 50 new ones, degree 1, redialled 400 times: about 200
+  // dials go to new peers (a node that only ever redials its old peers sends
+  // everyone back to the few nodes they first reached).
+  const view = membership({ degree: 1, random: seededRandom(3) });
+  view.restore(triedPeers(1, 1), 0);
+  view.learn(peers(2, 51), 0, "outbound");
+  let fresh = 0;
+  for (let i = 0; i < 400; i++) {
+    const [dial] = view.nextDials(i * 10_000);
+    if (dial.addressKey !== key(1)) fresh++;
+    view.dialFinished(dial.addressKey, true, i * 10_000);
+  }
+  assert.ok(fresh > 160 && fresh < 240, `${fresh} of 400 dials to new peers`);
 });
 
 Deno.test("a descriptor heard again from an outbound peer moves up a tier", () => {
@@ -295,20 +324,32 @@ Deno.test("a descriptor heard again from an outbound peer moves up a tier", () =
   }
 });
 
-Deno.test("a verified peer is dialled first whatever it was learned from", () => {
-  for (let seed = 1; seed <= 10; seed++) {
-    const view = membership({ degree: 1, random: seededRandom(seed) });
-    view.restore([peer(9)], 0);
-    // It connects to us; when it leaves, it is remembered as learned from an inbound
-    // peer, but still verified.
-    view.connected({ identity: "id9", address: address(9), direction: "inbound" }, 5);
-    view.disconnected("id9", 10);
-    const entry = passive(view, key(9));
-    assert.equal(entry?.source, "inbound");
-    assert.equal(entry?.verifiedAt, 0);
-    view.learn(peers(1, 5), 0, "outbound");
-    assert.deepEqual(keys(view.nextDials(1_000)), [key(9)], `seed ${seed}`);
-  }
+Deno.test("a peer verified only by a probe after dialling in is not tried", () => {
+  const view = membership({ degree: 1 });
+  view.connected({ identity: "id9", address: address(9), direction: "inbound" }, 5);
+  view.markVerified("id9", key(9), 6, false); // the probe answered
+  view.disconnected("id9", 10);
+  const entry = passive(view, key(9));
+  assert.equal(entry?.verifiedAt, 6, "its address is verified (it may be recommended)");
+  assert.equal(entry?.tried, false, "but it chose this node, not the other way round");
+  assert.deepEqual(view.knownPeers(), [{ ...peer(9), tried: false }]);
+  // A dial of this node's own choosing makes it tried, also when it later dials in.
+  view.markVerified("id9", key(9), 20, true);
+  assert.equal(passive(view, key(9))?.tried, true);
+  view.connected({ identity: "id9", address: address(9), direction: "inbound" }, 30);
+  view.disconnected("id9", 40);
+  assert.equal(passive(view, key(9))?.tried, true, "tried stays tried");
+  assert.deepEqual(view.knownPeers(), [{ ...peer(9), tried: true }]);
+});
+
+Deno.test("an outbound session makes a peer tried; restore keeps what the file says", () => {
+  const view = membership({ degree: 2 });
+  view.connected({ identity: "out", address: address(1), direction: "outbound" }, 0);
+  view.disconnected("out", 10);
+  assert.equal(passive(view, key(1))?.tried, true);
+  view.restore([{ ...peer(2), tried: true }, peer(3)], 20);
+  assert.equal(passive(view, key(2))?.tried, true);
+  assert.equal(passive(view, key(3))?.tried, false, "absent means not tried");
 });
 
 Deno.test("dialFinished with a different identity drops a false claim", () => {
@@ -592,21 +633,39 @@ Deno.test("eviction takes the peer with most failures first", () => {
   assert.deepEqual(keys(view.passivePeers), [key(1), key(3), key(4)]);
 });
 
-Deno.test("eviction prefers unverified and inbound-learned entries", () => {
+Deno.test("eviction prefers untried and inbound-learned entries", () => {
   for (let seed = 1; seed <= 10; seed++) {
     const view = membership({ passiveSize: 3, random: seededRandom(seed) });
-    view.restore([peer(1)], 0); // verified
+    view.restore(triedPeers(1, 1), 0); // tried
     view.learn([peer(2)], 0, "outbound"); // unverified, from an outbound peer
     view.learn([peer(3)], 0, "inbound"); // unverified, from an inbound peer
     assert.equal(view.learn([peer(4)], 0, "outbound"), 1);
     assert.deepEqual(keys(view.passivePeers), [key(1), key(2), key(4)], "3 went first");
     assert.equal(view.learn([peer(5)], 0, "inbound"), 0, "an inbound claim displaces no better");
-    assert.equal(view.restore([peer(6)], 0), 1, "a verified peer displaces an unverified one");
+    assert.equal(view.restore(triedPeers(6, 6), 0), 1, "a tried peer displaces an untried one");
     assert.ok(passive(view, key(1)) && passive(view, key(6)));
   }
 });
 
-Deno.test("eviction never displaces verified entries with unverified ones", () => {
+Deno.test("peers verified by probes rank with outbound tips, so they cannot crowd them out", () => {
+  for (let seed = 1; seed <= 10; seed++) {
+    const view = membership({ passiveSize: 4, random: seededRandom(seed) });
+    view.learn(peers(1, 4), 0, "outbound");
+    // Peers dial in, get probed, and leave: each takes the place of a random
+    // entry of equal rank, never more than one per arrival.
+    for (let n = 10; n < 14; n++) {
+      view.connected({ identity: `id${n}`, address: address(n), direction: "inbound" }, n);
+      view.markVerified(`id${n}`, key(n), n, false);
+      view.disconnected(`id${n}`, n + 1);
+    }
+    assert.equal(view.passiveCount, 4);
+    // Compare: were probed peers ranked like tried ones, all four tips would be gone
+    // and no later tip could enter.
+    assert.equal(view.learn([peer(20)], 100, "outbound"), 1, "an outbound tip still gets in");
+  }
+});
+
+Deno.test("eviction never displaces tried entries with untried ones", () => {
   fc.assert(
     fc.property(
       fc.integer({ min: 1, max: 6 }),
@@ -614,14 +673,14 @@ Deno.test("eviction never displaces verified entries with unverified ones", () =
       fc.integer(),
       (size, rounds, seed) => {
         const view = membership({ passiveSize: size, random: seededRandom(seed) });
-        view.restore(peers(1, size), 0);
+        view.restore(triedPeers(1, size), 0);
         let next = 100;
         for (const [fromOutbound, count] of rounds) {
           const batch = peers(next, next + count - 1);
           next += count;
           assert.equal(view.learn(batch, 0, fromOutbound ? "outbound" : "inbound"), 0);
         }
-        for (let n = 1; n <= size; n++) assert.ok(passive(view, key(n)), `verified ${n} kept`);
+        for (let n = 1; n <= size; n++) assert.ok(passive(view, key(n)), `tried ${n} kept`);
         assert.equal(view.passiveCount, size);
       },
     ),
@@ -630,10 +689,10 @@ Deno.test("eviction never displaces verified entries with unverified ones", () =
 });
 
 Deno.test({
-  name: "a verified entry with a failed dial is not displaced by a mere claim",
+  name: "a tried entry with a failed dial is not displaced by a mere claim",
   fn: () => {
     const view = membership({ passiveSize: 1, degree: 1 });
-    view.restore([peer(1)], 0);
+    view.restore(triedPeers(1, 1), 0);
     view.nextDials(0);
     view.dialFinished(key(1), false, 0);
     assert.equal(view.learn([peer(2)], 0, "inbound"), 0);

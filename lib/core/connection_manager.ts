@@ -42,7 +42,12 @@ import {
 import { hexToBytes, identityHex } from "../hex.ts";
 import type { Logger } from "../log.ts";
 import type { PeerKey } from "../protocol/item_store.ts";
-import { type AddressedPeer, type Direction, Membership } from "../protocol/membership.ts";
+import {
+  type AddressedPeer,
+  type Direction,
+  Membership,
+  type SavedPeer,
+} from "../protocol/membership.ts";
 import type { RandomSource } from "../protocol/random.ts";
 import { addressRange } from "../protocol/rate_limit.ts";
 import type { Scheduler } from "../protocol/scheduler.ts";
@@ -270,7 +275,7 @@ export class ConnectionManager {
   ): SessionDecision {
     const { peer } = info;
     // Our own completed handshake proves who listens at the address we dialled.
-    if (info.dialed !== undefined) this.membership.markVerified(peer, info.dialed, now);
+    if (info.dialed !== undefined) this.membership.markVerified(peer, info.dialed, now, true);
     if (refusal !== undefined) {
       return this.refuse(info, now, refusal, GoodbyeReason.Banned);
     }
@@ -383,7 +388,7 @@ export class ConnectionManager {
     if (expected === undefined || identity === undefined) return undefined;
     if (identity === expected) {
       this.stats.probesVerified++;
-      this.membership.markVerified(identity, addressKey, now);
+      this.membership.markVerified(identity, addressKey, now, false);
       return undefined;
     }
     return expected;
@@ -497,12 +502,12 @@ export class ConnectionManager {
   }
 
   /** Verified peers worth saving across restarts. */
-  knownPeers(): AddressedPeer[] {
+  knownPeers(): SavedPeer[] {
     return this.membership.knownPeers();
   }
 
   /** Adds peers saved by an earlier run. */
-  restore(peers: readonly AddressedPeer[], now: number): number {
+  restore(peers: readonly SavedPeer[], now: number): number {
     return this.membership.restore(peers, now);
   }
 

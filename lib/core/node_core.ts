@@ -29,7 +29,7 @@ import { GoodbyeReason, type PeerMessage, PeerMessageType } from "../codec/peer_
 import { type Logger, silentLogger } from "../log.ts";
 import { type GossipItem, itemIdHex } from "../protocol/item.ts";
 import { ItemStore, type PeerKey } from "../protocol/item_store.ts";
-import type { AddressedPeer, Direction } from "../protocol/membership.ts";
+import type { Direction, SavedPeer } from "../protocol/membership.ts";
 import { defaultRandom, type RandomSource } from "../protocol/random.ts";
 import type { Scheduler, TimerHandle } from "../protocol/scheduler.ts";
 import { Spreading, type SpreadingStats } from "../protocol/spreading.ts";
@@ -92,8 +92,8 @@ export interface CoreActions {
 
 /** What survives a restart: verified peers and bans in force. */
 export interface PersistentState {
-  /** Peers this node verified. */
-  readonly peers: readonly AddressedPeer[];
+  /** Peers this node verified (and whether it tried them). */
+  readonly peers: readonly SavedPeer[];
   /** Bans still in force (wall-clock end times). */
   readonly bans: readonly PersistedBan[];
 }

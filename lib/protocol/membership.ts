@@ -67,6 +67,12 @@ export interface KnownPeer {
    * dialling it); undefined while the address is only claimed.
    */
   verifiedAt: number | undefined;
+  /**
+   * This node chose to dial the address and found `identity` there (Bitcoin
+   * Core's "tried" table). A probe of a peer that dialled in verifies its
+   * address but does not make it tried: anyone can dial in.
+   */
+  tried: boolean;
 }
 
 /** A connected peer. */
@@ -83,6 +89,8 @@ export interface ActivePeer {
   verifiedAt?: number;
   /** When this node last dialled the address to verify it. */
   probedAt?: number;
+  /** This node dialled it by choice, now or before (see {@link KnownPeer.tried}). */
+  tried?: boolean;
 }
 
 /** A descriptor offered to or by peers. */
@@ -91,6 +99,12 @@ export interface AddressedPeer {
   readonly identity: string;
   /** Listening address. */
   readonly address: SocketAddress;
+}
+
+/** A verified peer saved across restarts. */
+export interface SavedPeer extends AddressedPeer {
+  /** Whether it was tried (see {@link KnownPeer.tried}); absent means not. */
+  readonly tried?: boolean;
 }
 
 /** Tuning of a {@link Membership}. */
@@ -129,6 +143,16 @@ const SOURCE_RANK: Record<PeerSource, number> = { bootstrap: 0, outbound: 1, inb
 /** Failed dials in a row after which a verified spare no longer outranks a claim. */
 const DEAD_AFTER_FAILURES = 3;
 
+/**
+ * True for a passive peer this node chose to dial and found where it was
+ * claimed to be (Bitcoin Core's "tried" table), as long as it has not failed
+ * {@link DEAD_AFTER_FAILURES} dials in a row since. A peer verified only by a
+ * probe after it dialled in is not tried: anyone can dial in.
+ */
+function isTried(peer: KnownPeer): boolean {
+  return peer.tried && peer.failures < DEAD_AFTER_FAILURES;
+}
+
 /** Active and passive views of one node. */
 export class Membership {
   private readonly active = new Map<string, ActivePeer>();
@@ -155,6 +179,7 @@ export class Membership {
         bootstrap: true,
         source: "bootstrap",
         verifiedAt: undefined,
+        tried: false,
       });
       this.bootstrapCount++;
     }
@@ -206,14 +231,18 @@ export class Membership {
    * Records a completed handshake. An outbound session verifies the address
    * it was dialled at (`now` is the verification time).
    */
-  connected(peer: Omit<ActivePeer, "verifiedAt" | "since" | "probedAt">, now = 0): void {
+  connected(
+    peer: Omit<ActivePeer, "verifiedAt" | "since" | "probedAt" | "tried">,
+    now = 0,
+  ): void {
     const key = formatSocketAddress(peer.address);
     this.dialing.delete(key);
     const known = this.passive.get(key);
     const sameIdentity = known?.identity === undefined || known.identity === peer.identity;
     let verifiedAt = sameIdentity ? known?.verifiedAt : undefined;
     if (peer.direction === "outbound") verifiedAt ??= now;
-    this.active.set(peer.identity, { ...peer, since: now, verifiedAt });
+    const tried = peer.direction === "outbound" || (sameIdentity && known?.tried === true);
+    this.active.set(peer.identity, { ...peer, since: now, verifiedAt, tried });
     if (known?.bootstrap) {
       // Keep the bootstrapper known for rejoining, now with its identity.
       known.identity = peer.identity;
@@ -240,6 +269,7 @@ export class Membership {
       known.nextAttemptAt = Math.max(known.nextAttemptAt, now + this.options.backoffBaseMs);
       if (known.identity === identity && peer.verifiedAt !== undefined) {
         known.verifiedAt ??= peer.verifiedAt;
+        known.tried ||= peer.tried === true;
       }
     } else {
       this.addPassive(
@@ -247,6 +277,8 @@ export class Membership {
         now + this.options.backoffBaseMs,
         peer.direction === "outbound" ? "outbound" : "inbound",
         peer.verifiedAt,
+        undefined,
+        peer.tried === true,
       );
     }
   }
@@ -275,25 +307,45 @@ export class Membership {
           (this.active.has(peer.identity) || !welcome(peer.identity)))
       ) eligible.push(peer);
     }
-    const tiers: KnownPeer[][] = [[], [], [], []];
+    // Tried: addresses this node chose to dial and found the claimed identity
+    // at. New: everything else, in tiers: addresses verified only by a probe of
+    // a peer that dialled in, or claimed by a peer this node dialled; claims of
+    // peers that dialled in; tips from distrusted peers.
+    const tried: KnownPeer[] = [];
+    const fresh: KnownPeer[][] = [[], [], []];
     const bootstrappers: KnownPeer[] = [];
     for (const peer of eligible) {
       if (peer.bootstrap) bootstrappers.push(peer);
-      else if (peer.verifiedAt !== undefined) tiers[0].push(peer);
-      else if (peer.learnedFrom !== undefined && !welcome(peer.learnedFrom)) tiers[3].push(peer);
-      else tiers[SOURCE_RANK[peer.source]].push(peer);
+      else if (isTried(peer)) tried.push(peer);
+      else if (
+        peer.verifiedAt === undefined && peer.learnedFrom !== undefined &&
+        !welcome(peer.learnedFrom)
+      ) fresh[2].push(peer);
+      else if (peer.verifiedAt !== undefined || peer.source !== "inbound") fresh[0].push(peer);
+      else fresh[1].push(peer);
     }
     // Claims that only inbound peers made (anyone can be an inbound peer) are
     // dialled only while this node has fewer than `degree` sessions in all: a
     // well-connected node does not fill its own choices with them.
-    if (this.active.size >= this.options.degree) tiers[2] = [];
-    let chosen: KnownPeer[] = [];
-    for (const tier of tiers) {
-      if (chosen.length >= wanted) break;
-      chosen = chosen.concat(sample(tier, wanted - chosen.length, this.random));
+    if (this.active.size >= this.options.degree) fresh[1] = [];
+    const chosen: KnownPeer[] = [];
+    while (chosen.length < wanted) {
+      // Half from each table when both have candidates (as Bitcoin Core's
+      // addrman): dialling only tried peers would send every node back to
+      // the few it once reached, which fill up while others stay unknown.
+      // Tips of inbound and of distrusted peers only when nothing else is left.
+      const [newPool] = fresh;
+      const pool = tried.length > 0 && (newPool.length === 0 || this.random() < 0.5)
+        ? tried
+        : fresh.find((tier) => tier.length > 0);
+      if (pool === undefined) break;
+      const index = Math.floor(this.random() * pool.length);
+      chosen.push(pool[index]);
+      pool[index] = pool[pool.length - 1];
+      pool.pop();
     }
     if (chosen.length < wanted && (this.active.size === 0 || chosen.length === 0)) {
-      chosen = chosen.concat(sample(bootstrappers, 1, this.random));
+      chosen.push(...sample(bootstrappers, 1, this.random));
     }
     for (const peer of chosen) this.dialing.add(peer.addressKey);
     return chosen;
@@ -369,15 +421,20 @@ export class Membership {
   /**
    * Records that this node's own handshake at `addressKey` proved `identity`
    * listens there (an outbound handshake completed, whether or not the
-   * session is kept).
+   * session is kept): `tried` for a dial of this node's choosing, not for a
+   * probe of a peer that dialled in.
    */
-  markVerified(identity: string, addressKey: string, now: number): void {
+  markVerified(identity: string, addressKey: string, now: number, tried: boolean): void {
     const active = this.active.get(identity);
-    if (active && formatSocketAddress(active.address) === addressKey) active.verifiedAt ??= now;
+    if (active && formatSocketAddress(active.address) === addressKey) {
+      active.verifiedAt ??= now;
+      active.tried ||= tried;
+    }
     const known = this.passive.get(addressKey);
     if (known && (known.identity === undefined || known.identity === identity)) {
       known.identity = identity;
       known.verifiedAt ??= now;
+      known.tried ||= tried;
     }
   }
 
@@ -444,25 +501,28 @@ export class Membership {
    * which holds only peers it verified), without the per-message limit of
    * {@link learn}. Returns how many were added.
    */
-  restore(peers: readonly AddressedPeer[], now: number): number {
+  restore(peers: readonly SavedPeer[], now: number): number {
     let added = 0;
-    for (const peer of peers) if (this.addPassive(peer, now, "outbound", now)) added++;
+    for (const peer of peers) {
+      const entry = { identity: peer.identity, address: peer.address };
+      if (this.addPassive(entry, now, "outbound", now, undefined, peer.tried === true)) added++;
+    }
     return added;
   }
 
   /** Every verified peer, worth remembering across restarts: connected ones first. */
-  knownPeers(): AddressedPeer[] {
-    const out: AddressedPeer[] = [];
+  knownPeers(): SavedPeer[] {
+    const out: SavedPeer[] = [];
     for (const peer of this.active.values()) {
       if (peer.verifiedAt !== undefined) {
-        out.push({ identity: peer.identity, address: peer.address });
+        out.push({ identity: peer.identity, address: peer.address, tried: peer.tried === true });
       }
     }
     for (const peer of this.passive.values()) {
       if (
         peer.identity !== undefined && peer.verifiedAt !== undefined &&
         !this.active.has(peer.identity)
-      ) out.push({ identity: peer.identity, address: peer.address });
+      ) out.push({ identity: peer.identity, address: peer.address, tried: peer.tried });
     }
     return out;
   }
@@ -519,6 +579,7 @@ export class Membership {
     source: PeerSource,
     verifiedAt: number | undefined,
     learnedFrom?: string,
+    tried = false,
   ): boolean {
     if (peer.identity === this.options.selfIdentity) return false;
     if (this.active.has(peer.identity)) return false;
@@ -530,6 +591,7 @@ export class Membership {
       if (verifiedAt !== undefined) {
         existing.identity = peer.identity;
         existing.verifiedAt ??= verifiedAt;
+        existing.tried ||= tried;
       } else if (SOURCE_RANK[source] < SOURCE_RANK[existing.source]) {
         existing.source = source;
         existing.learnedFrom = learnedFrom;
@@ -538,7 +600,9 @@ export class Membership {
     }
     if (this.options.passiveSize <= 0) return false;
     const regular = this.passive.size - this.bootstrapCount;
-    if (regular >= this.options.passiveSize && !this.evictOne(source, verifiedAt)) return false;
+    if (regular >= this.options.passiveSize && !this.evictOne(source, verifiedAt, tried)) {
+      return false;
+    }
     this.passive.set(addressKey, {
       identity: peer.identity,
       address: peer.address,
@@ -548,6 +612,7 @@ export class Membership {
       bootstrap: false,
       source,
       verifiedAt,
+      tried,
       learnedFrom: verifiedAt === undefined ? learnedFrom : undefined,
     });
     return true;
@@ -555,18 +620,27 @@ export class Membership {
 
   /**
    * Evicts the least trustworthy passive peer (distrusted, then learned from a
-   * distrusted peer, then claims and verified peers that failed
+   * distrusted peer, then untried peers and tried peers that failed
    * DEAD_AFTER_FAILURES dials in a row by failures, claims from inbound peers
    * first; random among equals), if it is not more trustworthy than the
-   * newcomer described by `source` and `verifiedAt`.
+   * newcomer described by `source`, `verifiedAt` and `tried`.
    */
-  private evictOne(source: PeerSource, verifiedAt: number | undefined): boolean {
-    // A verified peer is worth keeping over any claim until it has failed
-    // DEAD_AFTER_FAILURES dials in a row; then it ranks with the claims.
-    const badness = (failures: number, src: PeerSource, verified: number | undefined) =>
-      verified !== undefined && failures < DEAD_AFTER_FAILURES
+  private evictOne(source: PeerSource, verifiedAt: number | undefined, tried: boolean): boolean {
+    // A tried peer is worth keeping over any other until it has failed
+    // DEAD_AFTER_FAILURES dials in a row; then it ranks with the untried. A
+    // peer verified only by a probe ranks with the claims of outbound peers:
+    // anyone can dial in and get probed, so verification alone must not let
+    // such peers crowd out what this node's own choices told it.
+    const badness = (
+      failures: number,
+      src: PeerSource,
+      verified: number | undefined,
+      isTried: boolean,
+    ) =>
+      isTried && failures < DEAD_AFTER_FAILURES
         ? failures
-        : DEAD_AFTER_FAILURES + 2 * Math.min(failures, 20) + (src === "inbound" ? 1 : 0);
+        : DEAD_AFTER_FAILURES + 2 * Math.min(failures, 20) +
+          (src === "inbound" && verified === undefined ? 1 : 0);
     let worst = -1;
     let pool: KnownPeer[] = [];
     for (const peer of this.passive.values()) {
@@ -575,7 +649,7 @@ export class Membership {
       // address, not good behaviour.
       const distrusted = peer.identity !== undefined && !this.welcome(peer.identity);
       const badTip = peer.learnedFrom !== undefined && !this.welcome(peer.learnedFrom);
-      const score = badness(peer.failures, peer.source, peer.verifiedAt) +
+      const score = badness(peer.failures, peer.source, peer.verifiedAt, peer.tried) +
         (distrusted ? 1000 : 0) + (badTip ? 500 : 0);
       if (score > worst) {
         worst = score;
@@ -584,7 +658,7 @@ export class Membership {
         pool.push(peer);
       }
     }
-    if (pool.length === 0 || worst < badness(0, source, verifiedAt)) return false;
+    if (pool.length === 0 || worst < badness(0, source, verifiedAt, tried)) return false;
     const victim = pool[Math.floor(this.random() * pool.length)];
     this.passive.delete(victim.addressKey);
     return true;

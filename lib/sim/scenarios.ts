@@ -147,6 +147,8 @@ export interface GuardSummary {
   readonly distrustedDropped: number;
   /** Outbound peers honest nodes replaced by rotation. */
   readonly rotated: number;
+  /** Connection counters of the live honest nodes, summed (dials, evictions, referrals...). */
+  readonly connections: Record<string, number>;
 }
 
 /** Identity cost of the attackers at `pow_difficulty`. */
@@ -956,9 +958,13 @@ function guardSummary(world: World): GuardSummary {
   let rotated = 0;
   const distinct = new Set<string>();
   const offences: Record<string, number> = {};
+  const connections: Record<string, number> = {};
   const live = world.liveHonest();
   for (const node of live) {
     const stats = node.core.stats();
+    for (const [kind, count] of Object.entries(stats.connections)) {
+      connections[kind] = (connections[kind] ?? 0) + count;
+    }
     dialFailures += stats.connections.dialFailures;
     distrustedDropped += stats.connections.distrustedDropped;
     rotated += stats.connections.rotated;
@@ -983,6 +989,7 @@ function guardSummary(world: World): GuardSummary {
     dialFailuresPerNode: round(dialFailures / Math.max(1, live.length)),
     distrustedDropped,
     rotated,
+    connections,
   };
 }
 
