@@ -10,8 +10,8 @@
  * - **Dialling** keeps `degree` outbound sessions ({@link Membership} decides
  *   whom); failed dials back off.
  * - **Rotation.** About every `rotationIntervalMs` a node with all its
- *   outbound slots taken replaces one outbound peer (one with a negative
- *   score if any, else a random one) by a peer from its passive view, so that
+ *   outbound slots taken replaces the outbound peer with the lowest score
+ *   (random among equals) by a peer from its passive view, so that
  *   the overlay stays random: without it the two sides of a healed partition,
  *   whose passive views still know each other, never meet again (nobody with
  *   full outbound slots dials), and a node whose outbound peers all withhold
@@ -213,6 +213,7 @@ export class ConnectionManager {
       establishedAfterMs: options.establishedAfterMs,
       bootstrappers: options.bootstrappers,
       welcome: (identity) => this.actions.isTrusted(identity),
+      merit: (identity) => this.actions.score(identity),
       random: options.random,
     });
     this.lonelySince = now;
@@ -528,19 +529,22 @@ export class ConnectionManager {
   private rotate(now: number): void {
     if (this.membership.outboundCount < this.options.degree) return;
     if (!this.membership.hasDialCandidate(now)) return;
-    const outbound: PeerKey[] = [];
-    let worst: PeerKey | undefined;
-    let worstScore = 0;
+    // The outbound peer that earned least goes (random among equals): once
+    // items flow, peers that withhold them (score 0 or below) go before peers
+    // that bring items first.
+    let victims: PeerKey[] = [];
+    let lowest = Infinity;
     for (const [peer, session] of this.sessions) {
       if (session.direction !== "outbound") continue;
-      outbound.push(peer);
       const score = this.actions.score(peer);
-      if (score < worstScore) {
-        worstScore = score;
-        worst = peer;
+      if (score < lowest) {
+        lowest = score;
+        victims = [peer];
+      } else if (score === lowest) {
+        victims.push(peer);
       }
     }
-    const victim = worst ?? outbound[Math.floor(this.options.random() * outbound.length)];
+    const victim = victims[Math.floor(this.options.random() * victims.length)];
     if (victim === undefined) return;
     this.stats.rotated++;
     this.forget(victim, now);

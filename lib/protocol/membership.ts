@@ -135,6 +135,12 @@ export interface MembershipOptions {
    * dialled, and the first to be evicted from the passive view.
    */
   readonly welcome?: (identity: string) => boolean;
+  /**
+   * What `identity` earned by bringing items first (the guard's score; 0 for
+   * unknown peers). Peers with merit above 0 are proven: dialled before
+   * others, and up to half of every recommendation.
+   */
+  readonly merit?: (identity: string) => number;
   /** Randomness of choices. */
   readonly random?: RandomSource;
 }
@@ -160,6 +166,7 @@ export class Membership {
   private readonly dialing = new Set<string>();
   private readonly random: RandomSource;
   private readonly welcome: (identity: string) => boolean;
+  private readonly merit: (identity: string) => number;
   private readonly selfAddressKey: string | undefined;
   private bootstrapCount = 0;
 
@@ -167,6 +174,7 @@ export class Membership {
   constructor(private readonly options: MembershipOptions) {
     this.random = options.random ?? defaultRandom;
     this.welcome = options.welcome ?? (() => true);
+    this.merit = options.merit ?? (() => 0);
     this.selfAddressKey = options.selfAddress && formatSocketAddress(options.selfAddress);
     for (const address of options.bootstrappers ?? []) {
       const addressKey = formatSocketAddress(address);
@@ -311,11 +319,13 @@ export class Membership {
     // at. New: everything else, in tiers: addresses verified only by a probe of
     // a peer that dialled in, or claimed by a peer this node dialled; claims of
     // peers that dialled in; tips from distrusted peers.
+    const proven: KnownPeer[] = [];
     const tried: KnownPeer[] = [];
     const fresh: KnownPeer[][] = [[], [], []];
     const bootstrappers: KnownPeer[] = [];
     for (const peer of eligible) {
       if (peer.bootstrap) bootstrappers.push(peer);
+      else if (peer.identity !== undefined && this.merit(peer.identity) > 0) proven.push(peer);
       else if (isTried(peer)) tried.push(peer);
       else if (
         peer.verifiedAt === undefined && peer.learnedFrom !== undefined &&
@@ -328,7 +338,8 @@ export class Membership {
     // dialled only while this node has fewer than `degree` sessions in all: a
     // well-connected node does not fill its own choices with them.
     if (this.active.size >= this.options.degree) fresh[1] = [];
-    const chosen: KnownPeer[] = [];
+    // Peers that brought items first (attackers that withhold never do) come first.
+    const chosen: KnownPeer[] = sample(proven, wanted, this.random);
     while (chosen.length < wanted) {
       // Half from each table when both have candidates (as Bitcoin Core's
       // addrman): dialling only tried peers would send every node back to
@@ -537,6 +548,7 @@ export class Membership {
    * each other.
    */
   sample(count: number, now: number, exclude?: string): AddressedPeer[] {
+    const proven: AddressedPeer[] = [];
     const established: AddressedPeer[] = [];
     const recent: AddressedPeer[] = [];
     const claimed: AddressedPeer[] = [];
@@ -545,7 +557,8 @@ export class Membership {
       if (peer.identity === exclude) continue;
       const entry = { identity: peer.identity, address: peer.address };
       if (peer.verifiedAt === undefined) claimed.push(entry);
-      else (peer.verifiedAt <= cutoff ? established : recent).push(entry);
+      else if (peer.verifiedAt > cutoff) recent.push(entry);
+      else (this.merit(peer.identity) > 0 ? proven : established).push(entry);
     }
     for (const peer of this.passive.values()) {
       // A connected bootstrapper is listed once, as active.
@@ -554,9 +567,15 @@ export class Membership {
         peer.verifiedAt === undefined || this.active.has(peer.identity)
       ) continue;
       const entry = { identity: peer.identity, address: peer.address };
-      (peer.verifiedAt <= cutoff ? established : recent).push(entry);
+      if (peer.verifiedAt > cutoff) recent.push(entry);
+      else (this.merit(peer.identity) > 0 ? proven : established).push(entry);
     }
-    const chosen = sample(established, count, this.random);
+    // Up to half established peers that are proven (they brought this node
+    // items first); not all, so that recommendations do not all name the same
+    // few fast nodes.
+    const first = sample(proven, Math.ceil(count / 2), this.random);
+    established.push(...proven.filter((p) => !first.includes(p)));
+    const chosen = first.concat(sample(established, count - first.length, this.random));
     // Recently verified peers fill up, but never outnumber half the established
     // ones: peers that arrived a moment ago cannot crowd out long-standing ones.
     const room = Math.min(
