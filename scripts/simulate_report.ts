@@ -99,6 +99,27 @@ export function report(results: readonly Result[]): string {
       d.duplicatesPerDelivery,
       d.maxHops,
     ]));
+    // Scenarios with phases (partition, cold boot, covert flash): one row each.
+    const phases = Object.entries(r.phases ?? {});
+    for (const [name, p] of phases.length > 1 ? phases : []) {
+      out.push(row([
+        `↳ ${name}`,
+        "",
+        "",
+        p.items,
+        pct(p.deliveryRatio, 3),
+        pct(p.worstItemDeliveryRatio),
+        ms(p.t50.mean),
+        ms(p.t99.mean),
+        ms(p.t100.mean),
+        p.bound50.mean === null
+          ? "nobody reachable"
+          : `${ms(p.bound50.mean)} / ${ms(p.bound99.mean)} / ${ms(p.bound100.mean)}`,
+        p.t99OverBound.mean === null ? "n/a" : `${p.t99OverBound.mean}, ${p.t99OverBound.max}`,
+        p.duplicatesPerDelivery,
+        p.maxHops,
+      ]));
+    }
   }
   out.push("");
   out.push(

@@ -542,6 +542,8 @@ function buildWithAttackers(
 }
 
 const BASE_WINDOW_MS = 20_000;
+/** Items of the cold boot's first minute (one per second), reported apart. */
+const COLD_BOOT_WARMUP_MS = 60_000;
 
 /** Every scenario by name. */
 export const SCENARIOS: Record<string, Scenario> = {
@@ -695,7 +697,8 @@ export const SCENARIOS: Record<string, Scenario> = {
   "cold-boot": scenario(
     "Attackers are present from the first second: honest nodes and attackers join in random " +
       "order through 5 honest bootstrap nodes; attackers name only attackers and drop items " +
-      "from the start.",
+      "from the start. Items 1 s apart: the first minute (while scores build up), then the " +
+      "measured ones.",
     true,
     (world, options) => {
       buildWithAttackers(
@@ -705,7 +708,23 @@ export const SCENARIOS: Record<string, Scenario> = {
         "start",
         { bootstrappers: 5 },
       );
-      return itemPhase(world, options, {});
+      const from = snapshotTraffic(world.net.traffic);
+      const fromMs = world.net.clock.now();
+      world.censusEvery(10_000, world.t0 + COLD_BOOT_WARMUP_MS + 60_000);
+      // Until items flow nothing tells an attacker from an honest node; the
+      // first minute of items is when scores (and the overlay) sort them out.
+      const warmup = world.publish(COLD_BOOT_WARMUP_MS / 1000, 1_000);
+      const items = world.publish(options.items ?? 20, 1_000);
+      world.runFor(BASE_WINDOW_MS, "window");
+      return {
+        phases: [
+          { name: "first minute of items", items: warmup, windowMs: BASE_WINDOW_MS },
+          { name: "after the first minute", items, windowMs: BASE_WINDOW_MS },
+        ],
+        parameters: { warmupItems: warmup.length },
+        trafficFrom: from,
+        trafficFromMs: fromMs,
+      };
     },
   ),
 
