@@ -131,8 +131,10 @@ function identityOf(publicKey: Uint8Array): Uint8Array {
 Deno.test("garbage, truncated and forged handshakes are dropped on both ports; honest traffic flows", async (t) => {
   const difficulty = 12;
   const handshakeTimeoutMs = 500;
-  // A started API message must be complete within 1 s here (10 s by default).
-  const partialMs = 1_000;
+  // A started API message must be complete within 4 s here (10 s by default): long
+  // enough for the P2P cases run before the check that the slow clients still wait,
+  // also on a loaded machine (1 s was not).
+  const partialMs = 4_000;
   const options = { config: { powDifficulty: difficulty, handshakeTimeoutMs } };
   const log = capturingLogger();
   const victim = await startMember(undefined, {
