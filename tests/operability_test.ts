@@ -60,6 +60,35 @@ Deno.test("a restarted node rejoins from its peers file without a bootstrapper",
   }
 });
 
+Deno.test("the peers file marks peers this node dialled as tried, not peers that dialled in", async () => {
+  // A peer that dials in and answers the probe has a verified address, but it
+  // chose this node: anyone can. Only peers this node chose to dial are
+  // "tried" and win half of its dials after a restart (docs/SECURITY.md).
+  const dir = await Deno.makeTempDir();
+  const peersFile = join(dir, "peers.json");
+  const a = await startTestNode();
+  const c = await startTestNode({ config: { bootstrappers: [a.p2pAddress], peersFile } });
+  const d = await startTestNode({ config: { bootstrappers: [c.p2pAddress] } });
+  try {
+    await waitUntil(
+      () => c.peerIdentities.length === 2 && c.stats().connections.probesVerified >= 1,
+      5000,
+      "c dialled a, d dialled c, and c verified d's address with a probe",
+    );
+    await c.close();
+    const saved = JSON.parse(await Deno.readTextFile(peersFile)) as {
+      peers: { identity: string; tried?: boolean }[];
+    };
+    const entry = (identity: string) => saved.peers.find((p) => p.identity === identity);
+    assert.equal(entry(a.identityHex)?.tried, true, "a: dialled by c");
+    assert.ok(entry(d.identityHex), "d: verified by the probe, so saved");
+    assert.equal(entry(d.identityHex)?.tried, undefined, "but not tried");
+  } finally {
+    await Promise.all([a.close(), c.close(), d.close()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a damaged peers file is ignored, not fatal", async () => {
   const dir = await Deno.makeTempDir();
   const peersFile = join(dir, "peers.json");
