@@ -539,8 +539,21 @@ async function dribbleAttacker(args: string[]): Promise<void> {
 
 // ---- main ----------------------------------------------------------------------------------
 
+const ATTACK_USAGE = `deno task attack handshake|dribble [options]
+
+  handshake [--rate 162] [--seconds 20] [--victim-bits 4096]
+      forced handshakes (one reused identity) against a victim daemon; CPU of
+      victim and attacker, delivery and handshake times, unloaded and attacked
+  dribble [--seconds 30] [--connections 16] [--api-connections 32]
+      frames sent one byte per write on the P2P, then the API port; the
+      victim's RSS idle, at its peak and 10 s after`;
+
 const [command, ...rest] = Deno.args;
 switch (command) {
+  case "--help":
+  case "-h":
+    console.log(ATTACK_USAGE);
+    break;
   case "handshake":
     await handshakeScenario(rest);
     break;
@@ -554,6 +567,6 @@ switch (command) {
     await dribbleAttacker(rest);
     break;
   default:
-    console.error("usage: deno task attack handshake|dribble [options] (see scripts/attack.ts)");
+    console.error(ATTACK_USAGE);
     Deno.exit(2);
 }

@@ -191,6 +191,13 @@ export function report(results: readonly Result[]): string {
 }
 
 if (import.meta.main) {
+  if (Deno.args[0] === "--help" || Deno.args[0] === "-h") {
+    console.log(
+      "deno run --allow-read scripts/simulate_report.ts [DIR]\n\n" +
+        "Markdown tables of every simulation result (*.json) in DIR (default docs/sim).",
+    );
+    Deno.exit(0);
+  }
   const dir = Deno.args[0] ?? "docs/sim";
   const results: Result[] = [];
   for (const entry of Deno.readDirSync(dir)) {

@@ -1,7 +1,8 @@
 /**
  * Unit tests of the measurement tools' parsers and arithmetic (scripts/bench):
  * /proc parsing, CPU per delivery, strace and perf output, CPU profile and
- * heap snapshot summaries. They run on hand-made inputs; no processes.
+ * heap snapshot summaries, on hand-made inputs; and that every tool answers
+ * --help (a child process each).
  */
 
 import assert from "node:assert/strict";
@@ -216,4 +217,33 @@ Deno.test("Deadline: a signal's abort reads as interrupted, the deadline's does 
   await assert.rejects(() => expired.sleep(10_000), /deadline of 0 s/);
   assert.equal(expired.interrupted, false);
   expired.dispose();
+});
+
+Deno.test("every tool in scripts/ prints its usage for --help and exits 0", async () => {
+  const tools = [
+    "scripts/attack.ts",
+    "scripts/bench.ts",
+    "scripts/build.ts",
+    "scripts/demo.ts",
+    "scripts/screenshots.ts",
+    "scripts/simulate.ts",
+    "scripts/simulate_report.ts",
+    "scripts/soak.ts",
+    "scripts/bench/compare_gossipsub.ts",
+    "scripts/bench/profile_summary.ts",
+    "scripts/bench/rss_baseline.ts",
+    "scripts/bench/wakeup_cost.ts",
+  ];
+  await Promise.all(tools.map(async (tool) => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", tool, "--help"],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    assert.equal(output.code, 0, `${tool}: ${new TextDecoder().decode(output.stderr)}`);
+    assert.match(stdout, /deno (task|run)|Usage/, `${tool} printed its usage`);
+  }));
 });

@@ -26,6 +26,18 @@ import { ensureHostKeys } from "./keys.ts";
 import { Deadline } from "./deadline.ts";
 import { readProcFile } from "./proc.ts";
 
+const RSS_USAGE = `deno run --allow-read --allow-write --allow-run --allow-net --allow-env \\
+  scripts/bench/rss_baseline.ts [options]
+
+RSS of a bare Deno process, of each node:* import, of the library and of an
+idle daemon under several runtime settings (median of fresh processes).
+
+Options:
+  --settle-ms MS   wait after start-up before reading /proc (default 2000)
+  --repeat N       fresh processes per case, median printed (default 3, at most 10)
+  --json FILE      also write the rows as JSON
+  -h, --help       this help`;
+
 const REPO_DIR = fileURLToPath(new URL("../../", import.meta.url));
 const KEYS_DIR = join(REPO_DIR, "bench-results", "keys");
 
@@ -212,8 +224,13 @@ async function main(args: string[]): Promise<number> {
       "settle-ms": { type: "string", default: "2000" },
       repeat: { type: "string", default: "3" },
       json: { type: "string" },
+      help: { type: "boolean", short: "h" },
     },
   });
+  if (values.help) {
+    console.log(RSS_USAGE);
+    return 0;
+  }
   const settleMs = Number(values["settle-ms"]);
   const repeat = Math.max(1, Math.min(10, Number(values.repeat)));
   const deadline = new Deadline(30 * 60_000);

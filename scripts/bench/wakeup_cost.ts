@@ -183,6 +183,20 @@ async function measure(
   };
 }
 
+const WAKEUP_USAGE =
+  `deno run --allow-net --allow-run --allow-read scripts/bench/wakeup_cost.ts [options]
+
+CPU a bare Deno echo process spends per message received and answered on a TCP
+connection, by message spacing and per-message work.
+
+Options:
+  --messages N         messages per cell (default 300)
+  --size BYTES         message size (default 1100)
+  --intervals LIST     spacing in ms, comma-separated (default 0,1,10,100)
+  --variants LIST      plain, cipher, webcrypto (default all)
+  --json FILE          also write the rows as JSON
+  -h, --help           this help`;
+
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -193,8 +207,13 @@ async function main(args: string[]): Promise<number> {
       intervals: { type: "string", default: "0,1,10,100" },
       variants: { type: "string", default: VARIANTS.join(",") },
       json: { type: "string" },
+      help: { type: "boolean", short: "h" },
     },
   });
+  if (values.help) {
+    console.log(WAKEUP_USAGE);
+    return 0;
+  }
   if (values.child !== undefined) {
     await child(values.child as Variant);
     return 0;
