@@ -7,15 +7,24 @@
  * connections come on top and cannot displace them.
  *
  * Addresses are claims until proven. A peer's address is **verified** only
- * when this node itself dialled that address and the handshake proved the
- * identity there (or it was restored from this node's own peers file, which
- * holds only verified peers). An inbound session proves nothing about the
- * address its peer advertises. Only verified peers are passed on to others
- * (pull answers, referrals), preferring those verified longest, so peers that
+ * when this node itself dialled that address (a dial or a probe) and the
+ * handshake proved the identity there (or it was restored from this node's
+ * own peers file, which holds only verified peers). An inbound session proves
+ * nothing about the address its peer advertises. Only verified peers are
+ * passed on to others (pull answers, referrals), preferring those verified
+ * longest and, up to half, peers that brought items first, so peers that
  * merely connected to a node a moment ago cannot be recommended by it to a
- * newcomer. When dialling, verified peers come first, then peers learned from
- * an outbound peer (one this node chose), and last peers learned from inbound
- * peers (which anyone can be).
+ * newcomer.
+ *
+ * When dialling, **proven** peers (they brought this node items first: the
+ * guard's score is above 0) come first. Then each dial goes with equal odds
+ * to a **tried** peer (this node chose to dial it and found it where claimed;
+ * a probe of a peer that dialled in does not count: anyone can dial in) or to
+ * a new one (verified by a probe, or learned from an outbound peer), as
+ * Bitcoin Core's addrman does; peers learned only from inbound peers (which
+ * anyone can be) come last. Dialling tried peers first sent every node back
+ * to the few it once reached: they filled up and evicted without end while
+ * others had no inbound peer (docs/SECURITY.md, "Eclipse attacks").
  *
  * Peers are learned from bootstrappers and from push-pull exchanges; each
  * exchange accepts only a bounded number of new descriptors (a Brahms-style
@@ -294,11 +303,12 @@ export class Membership {
   /**
    * Peers to dial now so that outbound connections plus dials in progress reach
    * `degree`. Each returned peer is marked as dialling until
-   * {@link dialFinished}. Verified peers are chosen first, then peers learned
-   * from outbound peers, then (only while fewer than `degree` sessions exist)
-   * peers learned from inbound peers; bootstrappers when nothing else is known
-   * or nothing is connected. Peers the `welcome` option rejects (distrusted)
-   * are not dialled, and tips from a peer it rejects come last.
+   * {@link dialFinished}. Proven peers are chosen first, then tried and new
+   * peers with equal odds (see the module documentation), then (only while
+   * fewer than `degree` sessions exist) peers learned from inbound peers;
+   * bootstrappers when nothing else is known or nothing is connected. Peers
+   * the `welcome` option rejects (distrusted) are not dialled, and tips from a
+   * peer it rejects come last.
    */
   nextDials(now: number): KnownPeer[] {
     const welcome = this.welcome;
