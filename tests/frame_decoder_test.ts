@@ -179,12 +179,23 @@ Deno.test("api: a size field below 4 throws DecodeError", () => {
     const decoder = new FrameDecoder(API_FRAME_FORMAT);
     assertDecodeErrorOnly(() => decoder.push(new Uint8Array([0, size])), `size ${size}`);
   }
-  // Also when the bad frame follows a good one in the same chunk.
+  // When the bad frame follows good ones in the same chunk, the good ones are
+  // returned first, the error is kept and thrown by the next call.
   const decoder = new FrameDecoder(API_FRAME_FORMAT);
-  assertDecodeErrorOnly(
-    () => decoder.push(concat([API_FRAMES[0], new Uint8Array([0, 3, 0, 0])])),
-    "after a good frame",
-  );
+  const frames = decoder.push(concat([API_FRAMES[0], API_FRAMES[1], new Uint8Array([0, 3, 0, 0])]));
+  assert.deepEqual(frames, [API_FRAMES[0], API_FRAMES[1]]);
+  assert.ok(decoder.failure instanceof DecodeError, "the error is kept");
+  assertDecodeErrorOnly(() => decoder.push(new Uint8Array([0, 4, 0, 1])), "the next call");
+});
+
+Deno.test("peer: good frames before an oversized length are returned, then the error", () => {
+  const decoder = new FrameDecoder(PEER_FRAME_FORMAT);
+  const header = new Uint8Array(4);
+  new DataView(header.buffer).setUint32(0, PEER_MAX_FRAME_BYTES); // + 4 > the limit
+  const frames = decoder.push(concat([PEER_FRAMES[0], header]));
+  assert.deepEqual(frames, [PEER_FRAMES[0]]);
+  assert.ok(decoder.failure instanceof FrameTooLargeError);
+  assertTooLarge(() => decoder.push(new Uint8Array([1])), "the next call");
 });
 
 Deno.test("api: the size field is read only once both of its bytes arrived", () => {

@@ -482,6 +482,14 @@ Deno.test("a frame length below the minimum closes once with one warning", async
   assert.deepEqual(h.frames, [peerFrame([7])]);
 });
 
+Deno.test("good frames and a bad length in one read: the frames are handled, then one close", async () => {
+  const h = await harness();
+  const good = [peerFrame([1, 2]), peerFrame([3])];
+  // Both frames and the bad length reach the node in one write (one read here).
+  await expectOneClose(h, concat([...good, peerFrame([])]), /below the minimum of 5/);
+  assert.deepEqual(h.frames, good, "the frames before the garbage were delivered");
+});
+
 Deno.test("an oversized frame length closes once with one warning and reserves nothing", async () => {
   const budget = new BufferBudget(1024 * 1024);
   const h = await harness({ budget });

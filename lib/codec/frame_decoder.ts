@@ -49,6 +49,11 @@ export class FrameDecoder {
   private partialLength = 0;
   /** Whole length of the partial frame once its length field is complete, else 0. */
   private partialTotal = 0;
+  /**
+   * The error met after the frames the last {@link push} returned, if any:
+   * handle those frames, then close the connection with it.
+   */
+  failure: Error | undefined;
 
   /** Creates a decoder for frames of `format`, charging its buffer to `account`. */
   constructor(readonly format: FrameFormat, private readonly account?: ReassemblyAccount) {}
@@ -70,14 +75,28 @@ export class FrameDecoder {
    * length below the minimum, {@link FrameTooLargeError} above the maximum, and
    * {@link ResourceLimitError} when the account refuses to let the reassembly
    * buffer grow; after an error the decoder must be discarded (the stream
-   * cannot be resynchronised).
+   * cannot be resynchronised). When the error comes after complete frames of
+   * the same chunk, those frames are returned first and the error is kept in
+   * {@link failure} (and thrown by the next call): a client that sends a valid
+   * message and garbage in one write has its message handled, then is closed.
    */
   push(chunk: Uint8Array): Uint8Array[] {
+    if (this.failure) throw this.failure;
     const frames: Uint8Array[] = [];
+    try {
+      this.decode(chunk, frames);
+    } catch (error) {
+      if (frames.length === 0 || !(error instanceof Error)) throw error;
+      this.failure = error;
+    }
+    return frames;
+  }
+
+  private decode(chunk: Uint8Array, frames: Uint8Array[]): void {
     let offset = 0;
     if (this.partialLength > 0) {
       offset = this.continuePartial(chunk, frames);
-      if (this.partialLength > 0) return frames;
+      if (this.partialLength > 0) return;
     }
     const end = chunk.length;
     while (offset < end) {
@@ -90,7 +109,6 @@ export class FrameDecoder {
       frames.push(chunk.subarray(offset, offset + total));
       offset += total;
     }
-    return frames;
   }
 
   /** Releases the reassembly buffer (the connection is gone). */

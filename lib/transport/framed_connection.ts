@@ -272,6 +272,8 @@ export class FramedConnection {
           const pending = this.options.onFrame(inBuffer && !borrow ? frame.slice() : frame);
           if (pending) await pending;
         }
+        // Bad bytes after good frames: the good ones were handled, now close.
+        if (this.decoder.failure) throw this.decoder.failure;
         this.armPartialTimer(frames.length > 0);
       }
     } catch (error) {
