@@ -49,6 +49,28 @@ function row(cells: (string | number)[]): string {
   return `| ${cells.join(" | ")} |`;
 }
 
+/** The delivery table's cells after the first three (`lead`) for summary `d`. */
+function deliveryCells(
+  lead: (string | number)[],
+  d: ReturnType<typeof aggregate>,
+): (string | number)[] {
+  return [
+    ...lead,
+    d.items,
+    pct(d.deliveryRatio, 3),
+    pct(d.worstItemDeliveryRatio),
+    ms(d.t50.mean),
+    ms(d.t99.mean),
+    ms(d.t100.mean),
+    d.bound50.mean === null
+      ? "nobody reachable"
+      : `${ms(d.bound50.mean)} / ${ms(d.bound99.mean)} / ${ms(d.bound100.mean)}`,
+    d.t99OverBound.mean === null ? "n/a" : `${d.t99OverBound.mean}, ${d.t99OverBound.max}`,
+    d.duplicatesPerDelivery,
+    d.maxHops,
+  ];
+}
+
 /** The three tables for `results`, as markdown. */
 export function report(results: readonly Result[]): string {
   const sorted = [...results].sort((a, b) =>
@@ -82,43 +104,14 @@ export function report(results: readonly Result[]): string {
         i.unreachable === i.eligible ? { ...i, bound50: null, bound99: null, bound100: null } : i
       ),
     );
-    out.push(row([
-      r.scenario,
-      r.nodes,
-      r.attackers ? `${r.attackers} (${ratio(r)})` : "-",
-      d.items,
-      pct(d.deliveryRatio, 3),
-      pct(d.worstItemDeliveryRatio),
-      ms(d.t50.mean),
-      ms(d.t99.mean),
-      ms(d.t100.mean),
-      d.bound50.mean === null
-        ? "nobody reachable"
-        : `${ms(d.bound50.mean)} / ${ms(d.bound99.mean)} / ${ms(d.bound100.mean)}`,
-      d.t99OverBound.mean === null ? "n/a" : `${d.t99OverBound.mean}, ${d.t99OverBound.max}`,
-      d.duplicatesPerDelivery,
-      d.maxHops,
-    ]));
+    out.push(row(deliveryCells(
+      [r.scenario, r.nodes, r.attackers ? `${r.attackers} (${ratio(r)})` : "-"],
+      d,
+    )));
     // Scenarios with phases (partition, cold boot, covert flash): one row each.
     const phases = Object.entries(r.phases ?? {});
     for (const [name, p] of phases.length > 1 ? phases : []) {
-      out.push(row([
-        `↳ ${name}`,
-        "",
-        "",
-        p.items,
-        pct(p.deliveryRatio, 3),
-        pct(p.worstItemDeliveryRatio),
-        ms(p.t50.mean),
-        ms(p.t99.mean),
-        ms(p.t100.mean),
-        p.bound50.mean === null
-          ? "nobody reachable"
-          : `${ms(p.bound50.mean)} / ${ms(p.bound99.mean)} / ${ms(p.bound100.mean)}`,
-        p.t99OverBound.mean === null ? "n/a" : `${p.t99OverBound.mean}, ${p.t99OverBound.max}`,
-        p.duplicatesPerDelivery,
-        p.maxHops,
-      ]));
+      out.push(row(deliveryCells([`↳ ${name}`, "", ""], p)));
     }
   }
   out.push("");
