@@ -3,9 +3,12 @@
  * saved every 30 s and at shutdown and read at start, so that a restarted node
  * rejoins through peers it knows and keeps its bans.
  *
- * The file is JSON, written atomically (temporary file, then rename). A
- * missing file is normal (first start); an unreadable, oversized or damaged
- * one is logged and ignored: the node starts without it.
+ * The file is JSON, written atomically (temporary file, then rename):
+ * `{"version": 2, "peers": [{"identity", "address", "tried"?}], "bans": [...]}`,
+ * where `"tried": true` marks a peer this node chose to dial (absent: a peer
+ * verified only by a probe after it dialled in; see `Membership`). A missing
+ * file is normal (first start); an unreadable, oversized or damaged one is
+ * logged and ignored: the node starts without it.
  *
  * @module
  */
