@@ -164,7 +164,7 @@ const DEAD_AFTER_FAILURES = 3;
  * {@link DEAD_AFTER_FAILURES} dials in a row since. A peer verified only by a
  * probe after it dialled in is not tried: anyone can dial in.
  */
-function isTried(peer: KnownPeer): boolean {
+function isTried(peer: Pick<KnownPeer, "tried" | "failures">): boolean {
   return peer.tried && peer.failures < DEAD_AFTER_FAILURES;
 }
 
@@ -660,16 +660,9 @@ export class Membership {
     // peer verified only by a probe ranks with the claims of outbound peers:
     // anyone can dial in and get probed, so verification alone must not let
     // such peers crowd out what this node's own choices told it.
-    const badness = (
-      failures: number,
-      src: PeerSource,
-      verified: number | undefined,
-      isTried: boolean,
-    ) =>
-      isTried && failures < DEAD_AFTER_FAILURES
-        ? failures
-        : DEAD_AFTER_FAILURES + 2 * Math.min(failures, 20) +
-          (src === "inbound" && verified === undefined ? 1 : 0);
+    const badness = (peer: Pick<KnownPeer, "failures" | "source" | "verifiedAt" | "tried">) =>
+      isTried(peer) ? peer.failures : DEAD_AFTER_FAILURES + 2 * Math.min(peer.failures, 20) +
+        (peer.source === "inbound" && peer.verifiedAt === undefined ? 1 : 0);
     let worst = -1;
     let pool: KnownPeer[] = [];
     for (const peer of this.passive.values()) {
@@ -678,7 +671,7 @@ export class Membership {
       // address, not good behaviour.
       const distrusted = peer.identity !== undefined && !this.welcome(peer.identity);
       const badTip = peer.learnedFrom !== undefined && !this.welcome(peer.learnedFrom);
-      const score = badness(peer.failures, peer.source, peer.verifiedAt, peer.tried) +
+      const score = badness(peer) +
         (distrusted ? 1000 : 0) + (badTip ? 500 : 0);
       if (score > worst) {
         worst = score;
@@ -687,7 +680,9 @@ export class Membership {
         pool.push(peer);
       }
     }
-    if (pool.length === 0 || worst < badness(0, source, verifiedAt, tried)) return false;
+    if (pool.length === 0 || worst < badness({ failures: 0, source, verifiedAt, tried })) {
+      return false;
+    }
     const victim = pool[Math.floor(this.random() * pool.length)];
     this.passive.delete(victim.addressKey);
     return true;

@@ -968,28 +968,23 @@ function joiningCost(world: World): { dialsPerNode: number; referralsPerNode: nu
   };
 }
 
+/** Adds each count of `from` to the same key of `into`. */
+function addCounts(into: Record<string, number>, from: object): void {
+  for (const [key, count] of Object.entries(from)) into[key] = (into[key] ?? 0) + count;
+}
+
 function guardSummary(world: World): GuardSummary {
   const net = world.net;
   let attackersBanned = 0;
   let honestBanned = 0;
-  let dialFailures = 0;
-  let distrustedDropped = 0;
-  let rotated = 0;
   const distinct = new Set<string>();
   const offences: Record<string, number> = {};
   const connections: Record<string, number> = {};
   const live = world.liveHonest();
   for (const node of live) {
     const stats = node.core.stats();
-    for (const [kind, count] of Object.entries(stats.connections)) {
-      connections[kind] = (connections[kind] ?? 0) + count;
-    }
-    dialFailures += stats.connections.dialFailures;
-    distrustedDropped += stats.connections.distrustedDropped;
-    rotated += stats.connections.rotated;
-    for (const [kind, count] of Object.entries(stats.guard.offences)) {
-      offences[kind] = (offences[kind] ?? 0) + count;
-    }
+    addCounts(connections, stats.connections);
+    addCounts(offences, stats.guard.offences);
     for (const ban of node.core.persistentState().bans) {
       const banned = net.byId(ban.key);
       if (!banned) continue; // an IP address
@@ -1005,9 +1000,9 @@ function guardSummary(world: World): GuardSummary {
     distinctAttackersBanned: distinct.size,
     honestBanned,
     offences,
-    dialFailuresPerNode: round(dialFailures / Math.max(1, live.length)),
-    distrustedDropped,
-    rotated,
+    dialFailuresPerNode: round((connections.dialFailures ?? 0) / Math.max(1, live.length)),
+    distrustedDropped: connections.distrustedDropped ?? 0,
+    rotated: connections.rotated ?? 0,
     connections,
   };
 }

@@ -100,7 +100,7 @@ export class PeerConnector {
   dial(address: SocketAddress, key: string, failed: () => void): void {
     this.track((async () => {
       const session = await this.connect(address, false).catch((error) => {
-        if (!(error instanceof ConnectFailed) && !this.closing) this.failed(error);
+        if (!(error instanceof ConnectFailed)) this.failed(error);
         this.options.log.debug("dial failed", { peer: key, error: String(error) });
         return undefined;
       });
@@ -163,8 +163,7 @@ export class PeerConnector {
     this.track(
       PeerSession.establish(conn, "inbound", options).then(
         (session) => this.inbound(session),
-        // A handshake that close() ended did not fail: it is not counted.
-        (error) => this.closing || this.failed(error),
+        (error) => this.failed(error),
       ).finally(() => {
         this.handshakes.delete(id);
         this.options.handler.ended(id);
@@ -205,7 +204,9 @@ export class PeerConnector {
     }
   }
 
+  /** Counts a failed handshake; one that close() ended did not fail and is not counted. */
   private failed(error: unknown): void {
+    if (this.closing) return;
     const message = error instanceof Error ? error.message : String(error);
     this.options.handler.handshakeFailed(failureReason(message), message);
   }
