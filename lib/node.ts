@@ -90,6 +90,13 @@ export interface NodeStats extends CoreStats {
   readonly bytesIn: number;
   /** Bytes sent to peers (current and past sessions). */
   readonly bytesOut: number;
+  /**
+   * Socket reads from peers that returned bytes (current and past sessions):
+   * each is a wake-up of the process for peer input, however many frames it held.
+   */
+  readonly peerReads: number;
+  /** Socket writes to peers (current and past sessions). */
+  readonly peerWrites: number;
   /** Size of every table kept per peer, connection, identity, address and item. */
   readonly structures: Record<string, number>;
   /** The process's memory (the V8 heap and what lies outside it). */
@@ -120,7 +127,7 @@ export class GossipNode {
   private readonly sessions = new Map<string, PeerSession>();
   /** Limits {@link reconfigure} changes while running. */
   private readonly limits: { -readonly [K in keyof ReconfigurableOptions]: number };
-  private closedBytes = { in: 0, out: 0, dropped: 0 };
+  private closedBytes = { in: 0, out: 0, dropped: 0, reads: 0, writes: 0 };
   private saving: Promise<void> = Promise.resolve();
   private started = false;
   private closing = false;
@@ -320,11 +327,15 @@ export class GossipNode {
     let bytesIn = this.closedBytes.in;
     let bytesOut = this.closedBytes.out;
     let dropped = this.closedBytes.dropped;
+    let peerReads = this.closedBytes.reads;
+    let peerWrites = this.closedBytes.writes;
     const peers: PeerStatus[] = [];
     for (const [identity, session] of this.sessions) {
       bytesIn += session.bytesReceived;
       bytesOut += session.bytesSent;
       dropped += session.droppedFrames;
+      peerReads += session.reads;
+      peerWrites += session.writes;
       const info = scores.get(identity);
       peers.push({
         identity,
@@ -349,6 +360,8 @@ export class GossipNode {
       peerMessagesDropped: dropped,
       bytesIn,
       bytesOut,
+      peerReads,
+      peerWrites,
       memory: Deno.memoryUsage(),
       structures: {
         ...core.structureSizes(),
@@ -426,6 +439,8 @@ export class GossipNode {
         this.closedBytes.in += closed.bytesReceived;
         this.closedBytes.out += closed.bytesSent;
         this.closedBytes.dropped += closed.droppedFrames;
+        this.closedBytes.reads += closed.reads;
+        this.closedBytes.writes += closed.writes;
         if (this.sessions.get(peer) !== closed) return;
         this.sessions.delete(peer);
         core.sessionClosed(peer, closed.goodbyeReason, reason);

@@ -45,6 +45,11 @@ export const PeerMessageType = {
   IWant: 1022,
 } as const;
 
+/** Name of each peer message type ("IHave" for 1021), for counters and logs. */
+export const PEER_MESSAGE_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
+  Object.entries(PeerMessageType).map(([name, type]) => [type, name]),
+);
+
 /** Length of a peer identity (SHA-256 of the SPKI DER). */
 export const IDENTITY_BYTES = 32;
 /** Length of an X25519 public key. */

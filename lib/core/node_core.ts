@@ -170,6 +170,8 @@ export interface CoreStats {
   readonly guard: GuardStats;
   /** Connection counters. */
   readonly connections: ConnectionStats;
+  /** Peer messages handled after the handshake, by type name. */
+  readonly messagesReceived: Record<string, number>;
   /** Failed handshakes by reason. */
   readonly handshakeFailures: Record<string, number>;
   /** Items dropped, by reason. */
@@ -537,6 +539,7 @@ export class NodeCore {
         offences: { ...this.guard.stats.offences },
       },
       connections: { ...this.connections.stats },
+      messagesReceived: { ...this.router.received },
       handshakeFailures: { ...this.handshakeFailures },
       drops: {
         announceQueueFull: local.announceDropped,

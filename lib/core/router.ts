@@ -12,7 +12,12 @@
  * @module
  */
 
-import { MAX_ITEM_IDS, type PeerMessage, PeerMessageType } from "../codec/peer_messages.ts";
+import {
+  MAX_ITEM_IDS,
+  PEER_MESSAGE_NAMES,
+  type PeerMessage,
+  PeerMessageType,
+} from "../codec/peer_messages.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import type { PeerKey } from "../protocol/item_store.ts";
 import type { Scheduler } from "../protocol/scheduler.ts";
@@ -37,7 +42,7 @@ export class Router {
   private readonly haves = new Map<PeerKey, bigint[]>();
   private readonly wants = new Map<PeerKey, bigint[]>();
   private flushScheduled = false;
-  /** Messages dispatched, by type name. */
+  /** Messages dispatched, by type name ("Item", "IHave", ...). */
   readonly received: Record<string, number> = {};
 
   /** Creates a router over the node's parts. */
@@ -63,7 +68,8 @@ export class Router {
       this.actions.ban(peer, "message flood");
       return;
     }
-    this.received[message.type] = (this.received[message.type] ?? 0) + 1;
+    const name = PEER_MESSAGE_NAMES[message.type] ?? String(message.type);
+    this.received[name] = (this.received[name] ?? 0) + 1;
     switch (message.type) {
       case PeerMessageType.Ping:
         this.actions.send(peer, { type: PeerMessageType.Pong, nonce: message.nonce });

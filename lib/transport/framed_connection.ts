@@ -109,6 +109,10 @@ export class FramedConnection {
   bytesReceived = 0;
   /** Bytes written. */
   bytesSent = 0;
+  /** Reads that returned bytes (each one a wake-up of this process for input). */
+  reads = 0;
+  /** Writes to the socket (a batch of frames may take more than one). */
+  writes = 0;
 
   /** Wraps an accepted or connected socket; call {@link start} to read. */
   constructor(readonly conn: Deno.Conn, private readonly options: FramedConnectionOptions) {
@@ -255,6 +259,7 @@ export class FramedConnection {
         }
         this.lastReceive = performance.now();
         this.bytesReceived += n;
+        this.reads++;
         if (this.firstByteTimer !== undefined) {
           clearTimeout(this.firstByteTimer);
           this.firstByteTimer = undefined;
@@ -337,6 +342,7 @@ export class FramedConnection {
         let offset = 0;
         while (offset < batch.length) {
           offset += await this.conn.write(batch.subarray(offset));
+          this.writes++;
         }
         this.bytesSent += batch.length;
         this.inFlightBytes = 0;

@@ -367,6 +367,16 @@ export class PeerSession {
     return this.connection.bytesSent;
   }
 
+  /** Socket reads that returned bytes, handshake included. */
+  get reads(): number {
+    return this.connection.reads;
+  }
+
+  /** Socket writes, handshake included. */
+  get writes(): number {
+    return this.connection.writes;
+  }
+
   /** Attaches the handler and delivers messages that arrived before it. */
   attach(handler: PeerSessionHandler): void {
     this.handler = handler;

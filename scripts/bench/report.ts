@@ -10,7 +10,7 @@ import type { NodeStats } from "../../lib/node.ts";
 import type { CpuPerDelivery, CpuUsage } from "./cpu.ts";
 import type { LatencyResult, Percentiles, RawItem, ThroughputResult } from "./measure.ts";
 import type { BenchOptions } from "./options.ts";
-import type { OverlayShape } from "./stats.ts";
+import type { CounterDelta, OverlayShape } from "./stats.ts";
 import { percentile, spread } from "./stats.ts";
 import { type ProcessMemory, readProcFile } from "./proc.ts";
 
@@ -232,6 +232,7 @@ export function formatSummary(summary: Summary): string {
     );
     lines.push(row("largest hop count", String(c.maxHops)));
     lines.push(row("items pulled by IWANT", `${c.pulled} (${c.wantsSent} IWANTs)`));
+    lines.push(...formatWakeups(c, latency.deliveries));
     if (c.notPropagated + c.notificationsDropped + c.announceDropped > 0) {
       lines.push(
         row(
@@ -280,6 +281,23 @@ export function formatSummary(summary: Summary): string {
   lines.push("");
   lines.push(...formatMemory(o, memory));
   return lines.join("\n");
+}
+
+/**
+ * Per delivery: peer socket reads (wake-ups for peer input), writes and
+ * messages received by type, the figures that explain CPU per delivery.
+ */
+function formatWakeups(c: CounterDelta, deliveries: number): string[] {
+  if (deliveries === 0) return [];
+  const per = (count: number) => (count / deliveries).toFixed(2);
+  const messages = Object.entries(c.messages)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, count]) => `${name} ${per(count)}`)
+    .join(", ");
+  return [
+    row("peer reads / writes per delivery", `${per(c.peerReads)} / ${per(c.peerWrites)}`),
+    row("peer messages per delivery", messages || "none"),
+  ];
 }
 
 function us(value: number): string {

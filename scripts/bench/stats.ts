@@ -52,6 +52,12 @@ export interface CounterDelta {
   readonly announceDropped: number;
   /** Largest spreading.maxHops of any node after the phase (cumulative). */
   readonly maxHops: number;
+  /** Sum of peerReads: socket reads from peers that returned bytes (wake-ups for peer input). */
+  readonly peerReads: number;
+  /** Sum of peerWrites: socket writes to peers. */
+  readonly peerWrites: number;
+  /** Sum of messagesReceived, by message type name. */
+  readonly messages: Readonly<Record<string, number>>;
 }
 
 function sum(stats: readonly NodeStats[], pick: (s: NodeStats) => number): number {
@@ -80,7 +86,26 @@ export function counterDelta(
     notificationsDropped: d((s) => s.local.notificationsDropped),
     announceDropped: d((s) => s.local.announceDropped),
     maxHops: Math.max(0, ...after.map((s) => s.spreading.maxHops)),
+    peerReads: d((s) => s.peerReads),
+    peerWrites: d((s) => s.peerWrites),
+    messages: messageDelta(before, after),
   };
+}
+
+function messageDelta(
+  before: readonly NodeStats[],
+  after: readonly NodeStats[],
+): Record<string, number> {
+  const delta: Record<string, number> = {};
+  for (const [stats, sign] of [[after, 1], [before, -1]] as const) {
+    for (const s of stats) {
+      for (const [name, count] of Object.entries(s.messagesReceived)) {
+        delta[name] = (delta[name] ?? 0) + sign * count;
+      }
+    }
+  }
+  for (const name of Object.keys(delta)) if (delta[name] === 0) delete delta[name];
+  return delta;
 }
 
 /** Whether the peer graph of `stats` is connected, with degree figures. */
