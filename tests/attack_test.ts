@@ -83,6 +83,9 @@ Deno.test("finding 1: squatting an item's ID with other content no longer censor
       await modules[0].announce(TYPE, encoder.encode(`item-${i}`));
     }
     await waitUntil(() => logs[1].length >= 30, 10_000, "30 items at B");
+    // M hears of an ID when C pushes the item to M instead of B (B then pulls it
+    // after C's IHAVE), or from that IHAVE, which may come after B has the item.
+    await waitUntil(() => squatted >= 30, 5_000, "M squatted every ID it heard");
     const atB = new Set(logs[1].map((m) => decoder.decode(m.data)));
     const stats = b.stats();
     console.log(
@@ -90,7 +93,6 @@ Deno.test("finding 1: squatting an item's ID with other content no longer censor
         `mismatched IDs at B ${stats.spreading.mismatched}; M banned: ${squats.isClosed}`,
     );
     assert.equal(atB.size, 30, "every item reached B's module");
-    assert.ok(squatted >= 30, "M squatted every ID it heard");
     assert.ok(stats.spreading.mismatched >= 1, "B detected the mismatched IDs");
     assert.equal(stats.drops.unsubscribed, 0, "no squatting item was taken for real");
     await waitUntil(() => squats.isClosed, 5000, "M banned by B");

@@ -68,12 +68,16 @@ Deno.test("fix: a peer that advertises and withholds is dropped, refused, and re
   const tuning = { outboundRotationMs: 0 };
   // a learns nobody (no passive view): it dials nobody.
   const a = net.addNode({ config: { ...config, passiveViewSize: 0 }, tuning });
-  // b runs an honest core but never sends an ITEM (pushes and IWANT answers).
+  // b runs an honest core but never sends an ITEM (pushes and IWANT answers):
+  // each ITEM it would send becomes an IHAVE of the item, a promise it breaks.
   const b = net.addNode({
     config,
     tuning,
     bootstrap: [a],
-    outgoing: (_from, _to, message) => message.type === PeerMessageType.Item ? undefined : message,
+    outgoing: (_from, _to, message) =>
+      message.type === PeerMessageType.Item
+        ? { type: PeerMessageType.IHave, ids: [message.id] }
+        : message,
   });
   const c = net.addNode({ config, tuning, bootstrap: [b] });
   net.run(3_000);

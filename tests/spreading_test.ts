@@ -144,6 +144,9 @@ function setup(
       maxPullDelayMs: 25, // fixed unless a test asks for the adaptive wait
       minPushes: options.degree ?? 3, // push to `degree` fresh peers unless a test asks otherwise
       pullTimeoutMs: 1_000,
+      // Eager advertising (IHAVE at once on receipt) unless a test asks for the
+      // lazy default: the "lazy advertising" section below covers that.
+      haveDelayMs: 0,
       random: seededRandom(seed),
       ...options,
     },
@@ -440,6 +443,196 @@ Deno.test("sweep keeps items still being validated and lets them finish", () => 
   engine.validated(x.id, "valid");
   assert.equal(actions.peersOf("item", x.id).length, 3);
   engine.close();
+});
+
+// ---- lazy advertising (the default) ---------------------------------------------------
+
+const LAZY = { haveDelayMs: DEFAULT_SPREADING_OPTIONS.haveDelayMs };
+
+Deno.test("lazy: the default waits haveDelayMs before advertising", () => {
+  assert.ok(DEFAULT_SPREADING_OPTIONS.haveDelayMs > 0);
+});
+
+Deno.test("lazy: no IHAVE before the verdict; after it a push, then IHAVE to the rest after haveDelayMs", () => {
+  for (let seed = 1; seed <= 10; seed++) {
+    const { engine, actions, clock } = setup({ ...LAZY, degree: 2 }, PEERS, seed);
+    const x = item(1);
+    engine.receiveItem("a", x, 1);
+    assert.deepEqual(actions.peersOf("have"), [], "nothing advertised before the verdict");
+    engine.receiveItem("b", x, 1); // b holds it
+    engine.validated(x.id, "valid");
+    const pushed = actions.peersOf("item", x.id);
+    assert.equal(pushed.length, 2);
+    assert.deepEqual(actions.peersOf("have"), [], "the IHAVEs wait");
+    // During the wait e pushes its copy here: it holds the item and is not told.
+    const rest = ["c", "d", "e", "f"].filter((p) => !pushed.includes(p));
+    engine.receiveItem(rest[0], x, 2);
+    clock.advance(LAZY.haveDelayMs - 1);
+    assert.deepEqual(actions.peersOf("have"), []);
+    clock.advance(1);
+    assert.deepEqual(sorted(actions.peersOf("have", x.id)), sorted(rest.slice(1)), `seed ${seed}`);
+    // Told once: the next round (another item's) does not repeat it.
+    const y = item(2);
+    engine.originate(y);
+    clock.advance(LAZY.haveDelayMs);
+    assert.equal(actions.peersOf("have", x.id).length, rest.length - 1);
+    engine.close();
+    assert.equal(clock.pendingCount, 0);
+  }
+});
+
+Deno.test("lazy: one round advertises every item that waited, in one call per peer and item", () => {
+  const { engine, actions, clock } = setup({ ...LAZY, degree: 1 }, ["a", "b", "c"]);
+  const items = [item(1), item(2), item(3)];
+  engine.originate(items[0]);
+  clock.advance(LAZY.haveDelayMs / 2);
+  engine.originate(items[1]);
+  engine.originate(items[2]);
+  assert.equal(clock.pendingCount, 1, "one timer for the round");
+  assert.equal(engine.pendingAdvertisements, 3);
+  clock.advance(LAZY.haveDelayMs / 2);
+  // Each item was pushed to one peer and is advertised to the two others.
+  for (const x of items) assert.equal(actions.peersOf("have", x.id).length, 2);
+  assert.equal(engine.pendingAdvertisements, 0);
+  assert.equal(clock.pendingCount, 0);
+  engine.close();
+});
+
+Deno.test("lazy: piggyback sends a peer's waiting IHAVEs at once, and the round skips them", () => {
+  const { engine, actions, clock } = setup({ ...LAZY, degree: 1 }, ["a", "b", "c"]);
+  const x = item(1);
+  engine.originate(x);
+  const [pushed] = actions.peersOf("item", x.id);
+  const others = ["a", "b", "c"].filter((p) => p !== pushed);
+  engine.piggyback(pushed);
+  assert.deepEqual(actions.peersOf("have"), [], "the push target holds it: nothing to add");
+  engine.piggyback(others[0]);
+  assert.deepEqual(actions.peersOf("have", x.id), [others[0]]);
+  clock.advance(LAZY.haveDelayMs);
+  assert.deepEqual(actions.peersOf("have", x.id), [others[0], others[1]], "each peer told once");
+  engine.piggyback(others[0]);
+  assert.equal(actions.peersOf("have").length, 2, "nothing waits after the round");
+  engine.close();
+});
+
+Deno.test("lazy: an item gone from the store by the round is not advertised", () => {
+  const { engine, actions, clock } = setup({ ...LAZY, degree: 1 }, ["a", "b", "c"], 1, {
+    maxItems: 1,
+  });
+  const x = item(1);
+  engine.originate(x);
+  engine.originate(item(2)); // evicts x
+  clock.advance(LAZY.haveDelayMs);
+  assert.deepEqual(actions.peersOf("have", x.id), []);
+  assert.equal(actions.peersOf("have", item(2).id).length, 2);
+  engine.close();
+});
+
+Deno.test("lazy: invalid, unanswered and unsubscribed items are never advertised", () => {
+  for (const verdict of ["invalid", "unanswered"] as const) {
+    const { engine, actions, clock } = setup(LAZY);
+    const x = item(1);
+    engine.receiveItem("a", x, 1);
+    engine.validated(x.id, verdict);
+    clock.advance(LAZY.haveDelayMs * 2);
+    assert.deepEqual(actions.peersOf("have"), [], verdict);
+    engine.close();
+  }
+  const { engine, actions, clock } = setup(LAZY);
+  engine.receiveItem("a", item(1, 0, 3, 8), 1);
+  clock.advance(LAZY.haveDelayMs * 2);
+  assert.deepEqual(actions.peersOf("have"), [], "unsubscribed");
+  engine.close();
+});
+
+Deno.test("lazy: a copy with fewer hops while validating advertises nothing until the verdict", () => {
+  const { engine, actions, clock } = setup({ ...LAZY, degree: 2 });
+  const x = item(1, 2);
+  engine.receiveItem("a", x, 2); // ends here
+  engine.receiveItem("b", x, 1); // may travel on
+  clock.advance(LAZY.haveDelayMs);
+  assert.deepEqual(actions.peersOf("have"), []);
+  engine.validated(x.id, "valid");
+  assert.deepEqual(actions.itemSends(x.id).map((s) => s.split(":")[1]), ["2", "2"]);
+  clock.advance(LAZY.haveDelayMs);
+  assert.equal(actions.peersOf("have", x.id).length, 2, "6 peers - 2 holders - 2 pushed");
+  engine.close();
+});
+
+Deno.test("lazy: the waiting list is bounded by maxOffer (a full list goes out at once)", () => {
+  const { engine, actions, clock } = setup({ ...LAZY, degree: 1, maxOffer: 3 }, ["a", "b"]);
+  for (let n = 1; n <= 3; n++) engine.originate(item(n));
+  assert.equal(engine.pendingAdvertisements, 0);
+  assert.equal(actions.peersOf("have").length, 3, "flushed when the third one waited");
+  assert.equal(clock.pendingCount, 0);
+  engine.originate(item(4));
+  assert.equal(engine.pendingAdvertisements, 1);
+  engine.close();
+  assert.equal(engine.pendingAdvertisements, 0);
+  assert.equal(clock.pendingCount, 0, "close cancels the round");
+});
+
+Deno.test("lazy (property): every valid item reaches every peer as a push, a copy it sent, or one IHAVE", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 1000 }),
+      fc.integer({ min: 1, max: 6 }),
+      fc.array(fc.constantFrom("receive", "copy", "valid", "originate", "tick", "piggyback"), {
+        maxLength: 40,
+      }),
+      (seed, degree, steps) => {
+        const { engine, actions, clock, store } = setup({ ...LAZY, degree }, PEERS, seed);
+        const rng = seededRandom(seed);
+        const pick = <T>(xs: readonly T[]) => xs[Math.floor(rng() * xs.length)];
+        let next = 1;
+        const validating: GossipItem[] = [];
+        const all: GossipItem[] = [];
+        const copies = new Map<bigint, Set<PeerKey>>();
+        for (const step of steps) {
+          if (step === "receive") {
+            const x = item(next++);
+            const from = pick(PEERS);
+            engine.receiveItem(from, x, 1);
+            copies.set(x.id, new Set([from]));
+            validating.push(x);
+            all.push(x);
+          } else if (step === "copy" && all.length > 0) {
+            const x = pick(all);
+            const from = pick(PEERS);
+            engine.receiveItem(from, x, 1);
+            if (!copies.has(x.id)) copies.set(x.id, new Set());
+            copies.get(x.id)!.add(from);
+          } else if (step === "valid" && validating.length > 0) {
+            engine.validated(validating.shift()!.id, "valid");
+          } else if (step === "originate") {
+            const x = item(next++);
+            engine.originate(x);
+            all.push(x);
+          } else if (step === "tick") {
+            clock.advance(LAZY.haveDelayMs / 2);
+          } else if (step === "piggyback") {
+            engine.piggyback(pick(PEERS));
+          }
+        }
+        clock.advance(LAZY.haveDelayMs);
+        for (const x of all) {
+          if (store.get(x.id)?.state !== "valid") continue;
+          for (const peer of PEERS) {
+            const haves = actions.calls.filter((c) =>
+              c.kind === "have" && c.id === x.id && c.peer === peer
+            ).length;
+            const pushed = actions.peersOf("item", x.id).includes(peer);
+            const sentIt = copies.get(x.id)?.has(peer) ?? false;
+            assert.ok(haves <= 1, "at most one IHAVE per peer and item");
+            assert.ok(haves === 1 || pushed || sentIt, `peer ${peer} never learned of the item`);
+          }
+        }
+        engine.close();
+        return clock.pendingCount === 0;
+      },
+    ),
+    { numRuns: 200 },
+  );
 });
 
 // ---- subscriptions --------------------------------------------------------------------

@@ -567,6 +567,7 @@ export class NodeCore {
       storeUnsubscribed: this.store.unsubscribedCount,
       missingItems: this.spreading.missing,
       missingAdvertisers: this.spreading.missingAdvertisers,
+      pendingAdvertisements: this.spreading.pendingAdvertisements,
       ...this.connections.sizes,
       ...this.guard.sizes,
       ...this.local.sizes,
@@ -596,6 +597,7 @@ export class NodeCore {
     if (now - this.lastPing >= this.options.config.peerIdleTimeoutMs / 3) {
       this.lastPing = now;
       for (const peer of peers) {
+        this.spreading.piggyback(peer);
         this.actions.sendToPeer(peer, {
           type: PeerMessageType.Ping,
           nonce: BigInt(Math.floor(now)),
@@ -610,6 +612,7 @@ export class NodeCore {
   }
 
   private sendItem(peer: PeerKey, item: GossipItem, hops: number): void {
+    this.spreading.piggyback(peer);
     this.actions.sendToPeer(peer, {
       type: PeerMessageType.Item,
       id: item.id,

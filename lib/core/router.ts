@@ -129,9 +129,13 @@ export class Router {
     this.wants.delete(peer);
   }
 
-  /** Sends the batched IWANT and IHAVE messages. */
+  /**
+   * Sends the batched IWANT and IHAVE messages; the IHAVEs waiting for the
+   * lazy round go along with an IWANT to the same peer.
+   */
   flush(): void {
     this.flushScheduled = false;
+    for (const peer of this.wants.keys()) this.spreading.piggyback(peer);
     this.flushQueue(this.wants, PeerMessageType.IWant);
     this.flushQueue(this.haves, PeerMessageType.IHave);
   }

@@ -2,12 +2,18 @@
  * Epidemic spreading with validation gating, pull-based repair and
  * anti-entropy, on top of the {@link ItemStore}.
  *
- * On first receipt of an item a node checks that its ID matches its content,
- * tells every other peer `IHAVE` at once (so they stop pushing it here) unless
- * no local module subscribed to its type, and hands it to local validation
- * (which drops it when nobody subscribed). After a valid verdict it pushes the item to
- * `degree` peers not known to hold it (peers that hold it count towards the
- * degree, but at least `minPushes` are pushed to), never back to a holder.
+ * On first receipt of an item a node checks that its ID matches its content
+ * and hands it to local validation (which drops it when nobody subscribed).
+ * After a valid verdict it pushes the item to `degree` peers not known to hold
+ * it (peers that hold it count towards the degree, but at least `minPushes`
+ * are pushed to), never back to a holder, and advertises it (`IHAVE`) to the
+ * other peers lazily: the IDs wait up to `haveDelayMs`, ride along with
+ * anything else sent to a peer meanwhile ({@link Spreading.piggyback}), and
+ * then go out together, each to the peers still not known to hold the item.
+ * An advertisement thus costs a peer a wake-up per `haveDelayMs`, not one per
+ * item, and peers that pushed the item here meanwhile are not told at all.
+ * With `haveDelayMs` 0 a node instead advertises at once on receipt, before
+ * the verdict (fewer duplicate pushes, one message per peer per item).
  * A node that hears `IHAVE` for an item it lacks pulls it after a wait
  * ({@link PullTracker}). A node offers its recent valid items to every new
  * session and, periodically, to one peer, so that items announced while it
@@ -28,7 +34,7 @@ import { computeItemId, type GossipItem, mayForward } from "./item.ts";
 import { addOnce, type ItemStore, type PeerKey, type StoredItem } from "./item_store.ts";
 import { PullTracker, type PullTrackerOptions } from "./pull_tracker.ts";
 import { defaultRandom, type RandomSource, sample } from "./random.ts";
-import type { Scheduler } from "./scheduler.ts";
+import type { Scheduler, TimerHandle } from "./scheduler.ts";
 import type { Verdict } from "./validation_tracker.ts";
 
 export type { PeerKey } from "./item_store.ts";
@@ -99,6 +105,11 @@ export interface SpreadingOptions extends PullTrackerOptions {
   readonly maxWantAnswerBytes: number;
   /** Most peers remembered as waiting for an item still being validated. */
   readonly maxRequesters: number;
+  /**
+   * Longest wait of a valid item's IHAVE to the peers it was not pushed to;
+   * 0 advertises every item at once on receipt, before its verdict.
+   */
+  readonly haveDelayMs: number;
   /** Peer choice randomness. */
   readonly random?: RandomSource;
 }
@@ -115,6 +126,7 @@ export const DEFAULT_SPREADING_OPTIONS: Omit<SpreadingOptions, "degree"> = {
   maxOffer: 4096,
   maxWantAnswerBytes: 1024 * 1024,
   maxRequesters: 64,
+  haveDelayMs: 30,
 };
 
 /** Highest hop count with a bucket of its own in {@link SpreadingStats.hops}. */
@@ -179,6 +191,10 @@ export class Spreading {
     hops: new Array(MAX_HOP_BUCKET + 1).fill(0),
     pullDelayMs: 0,
   };
+
+  /** Valid items whose IHAVE waits for the next lazy round (haveDelayMs > 0). */
+  private lazy: StoredItem[] = [];
+  private lazyTimer: TimerHandle | undefined;
 
   /** `actions.isSubscribed`, bound to its object (passed on to the store). */
   private readonly subscribed = (dataType: number): boolean => this.actions.isSubscribed(dataType);
@@ -262,10 +278,13 @@ export class Spreading {
     this.stats.received++;
     this.stats.hops[Math.min(hops, MAX_HOP_BUCKET)]++;
     if (hops > this.stats.maxHops) this.stats.maxHops = hops;
-    // Tell peers at once, so they stop pushing it here (before the verdict); but not
-    // when no local module wants it: it goes no further, and an IHAVE would draw
-    // IWANTs this node cannot answer (and get it blamed for them).
-    if (mayForward(item.ttl, hops) && this.actions.isSubscribed(item.dataType)) {
+    // Eager advertising: tell peers at once, so they stop pushing it here (before the
+    // verdict); but not when no local module wants it: it goes no further, and an
+    // IHAVE would draw IWANTs this node cannot answer (and get it blamed for them).
+    if (
+      this.options.haveDelayMs === 0 && mayForward(item.ttl, hops) &&
+      this.actions.isSubscribed(item.dataType)
+    ) {
       this.advertise(stored);
     }
     const outcome = this.actions.deliver(item, from);
@@ -381,9 +400,25 @@ export class Spreading {
     this.store.sweep(this.scheduler.now());
   }
 
+  /**
+   * Something is about to be sent to `peer`: the IHAVEs waiting for the lazy
+   * round that concern it go along now, in the same frame, at no extra wake-up.
+   */
+  piggyback(peer: PeerKey): void {
+    for (const stored of this.lazy) this.advertiseTo(stored, peer);
+  }
+
+  /** Items whose IHAVE waits for the next lazy round. */
+  get pendingAdvertisements(): number {
+    return this.lazy.length;
+  }
+
   /** Cancels every timer; the engine must not be used afterwards. */
   close(): void {
     this.pulls.clear();
+    if (this.lazyTimer !== undefined) this.scheduler.clearTimeout(this.lazyTimer);
+    this.lazyTimer = undefined;
+    this.lazy = [];
   }
 
   /** A copy came over a shorter path: the item may now travel further. */
@@ -391,20 +426,51 @@ export class Spreading {
     const couldForward = mayForward(stored.item.ttl, stored.hops);
     stored.hops = hops;
     if (!couldForward && mayForward(stored.item.ttl, hops)) {
+      // Still validating: the verdict pushes it with the improved count.
       if (stored.state === "valid") this.push(stored, true);
-      else this.advertise(stored);
+      else if (this.options.haveDelayMs === 0) this.advertise(stored);
+    }
+  }
+
+  /** Advertises `stored` at the next lazy round. */
+  private advertiseLater(stored: StoredItem): void {
+    this.lazy.push(stored);
+    if (this.lazy.length >= this.options.maxOffer) {
+      this.advertisePending();
+    } else if (this.lazyTimer === undefined) {
+      this.lazyTimer = this.scheduler.setTimeout(
+        () => this.advertisePending(),
+        this.options.haveDelayMs,
+      );
+    }
+  }
+
+  /** The lazy round: advertises every waiting item that is still held. */
+  private advertisePending(): void {
+    if (this.lazyTimer !== undefined) this.scheduler.clearTimeout(this.lazyTimer);
+    this.lazyTimer = undefined;
+    const items = this.lazy;
+    this.lazy = [];
+    for (const stored of items) {
+      if (this.store.get(stored.item.id) === stored) this.advertise(stored);
     }
   }
 
   /** Sends IHAVE to every connected peer not known to hold the item or told already. */
   private advertise(stored: StoredItem): void {
-    for (const peer of this.actions.peers()) {
-      if (stored.holders.includes(peer) || stored.advertised.includes(peer)) continue;
-      stored.advertised.push(peer);
-      this.actions.sendHave(peer, stored.item.id);
-    }
+    for (const peer of this.actions.peers()) this.advertiseTo(stored, peer);
   }
 
+  private advertiseTo(stored: StoredItem, peer: PeerKey): void {
+    if (stored.holders.includes(peer) || stored.advertised.includes(peer)) return;
+    stored.advertised.push(peer);
+    this.actions.sendHave(peer, stored.item.id);
+  }
+
+  /**
+   * Pushes `stored` to its share of the degree; the other peers are told IHAVE
+   * at the next lazy round, or (haveDelayMs 0) at once when `advertise`.
+   */
   private push(stored: StoredItem, advertise: boolean): void {
     const fresh: PeerKey[] = [];
     let holding = 0;
@@ -417,7 +483,8 @@ export class Spreading {
     const { degree, minPushes } = this.options;
     const count = Math.max(minPushes, degree - holding);
     for (const peer of sample(fresh, count, this.options.random)) this.serve(stored, peer);
-    if (advertise) this.advertise(stored);
+    if (this.options.haveDelayMs > 0) this.advertiseLater(stored);
+    else if (advertise) this.advertise(stored);
   }
 
   private serve(stored: StoredItem, peer: PeerKey): void {

@@ -26,6 +26,7 @@
 import { type PeerDescriptor, type PeerMessage, PeerMessageType } from "../codec/peer_messages.ts";
 import { hexToBytes } from "../hex.ts";
 import { type RandomSource, sample, seededRandom } from "../protocol/random.ts";
+import { DEFAULT_SPREADING_OPTIONS } from "../protocol/spreading.ts";
 import type { SimNetwork, SimNode, SimNodeOptions } from "./network.ts";
 
 /** What attackers do; every field is off by default. */
@@ -126,10 +127,20 @@ export class Adversary {
     return this.net.clock.now() >= (this.options.activeFrom ?? 0);
   }
 
-  /** Adds one attacker node (role "attacker") with `options` on top of the hostile layer. */
+  /**
+   * Adds one attacker node (role "attacker") with `options` on top of the
+   * hostile layer. Its core advertises every item at once on receipt
+   * (`haveDelayMs` 0), which is the attacker's best play: honest peers then
+   * count it as a holder and wait for it instead of for an honest push.
+   */
   add(options: SimNodeOptions = {}): SimNode {
+    const tuning = options.tuning ?? {};
     const node = this.net.addNode({
       ...options,
+      tuning: {
+        ...tuning,
+        spreading: { ...(tuning.spreading ?? DEFAULT_SPREADING_OPTIONS), haveDelayMs: 0 },
+      },
       role: "attacker",
       outgoing: (from, to, message) => this.outgoing(from, to, message),
       inspect: this.behaviour.squat
