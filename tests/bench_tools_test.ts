@@ -37,6 +37,8 @@ Deno.test("parseStatusMemory groups grep -H lines by pid", () => {
     "/proc/10/status:VmRSS:\t  1024 kB",
     "/proc/10/status:RssAnon:\t   256 kB",
     "/proc/10/status:RssFile:\t   768 kB",
+    "/proc/10/smaps_rollup:Pss:\t   300 kB",
+    "/proc/10/smaps_rollup:Pss_Anon:\t   256 kB",
     "/proc/11/status:VmRSS:\t    10 kB",
   ].join("\n");
   const byPid = parseStatusMemory(text);
@@ -45,9 +47,11 @@ Deno.test("parseStatusMemory groups grep -H lines by pid", () => {
     rssAnon: 256 * 1024,
     rssFile: 768 * 1024,
     peakRss: 2048 * 1024,
+    pss: 300 * 1024,
   });
   assert.equal(byPid.get(11)?.rss, 10 * 1024);
   assert.ok(Number.isNaN(byPid.get(11)!.rssAnon));
+  assert.ok(Number.isNaN(byPid.get(11)!.pss), "no smaps_rollup line: PSS unknown");
 });
 
 Deno.test("parseSmaps splits private memory by kind of mapping", () => {

@@ -42,14 +42,24 @@ export interface ProcessMemory {
   readonly rssFile: number;
   /** VmHWM: peak resident set size. */
   readonly peakRss: number;
+  /**
+   * Pss (/proc/<pid>/smaps_rollup): resident pages, each shared page divided
+   * by the number of processes mapping it. The sum over processes is the real
+   * memory they use together; NaN when the file cannot be read.
+   */
+  readonly pss: number;
 }
 
-const GONE: ProcessMemory = { rss: NaN, rssAnon: NaN, rssFile: NaN, peakRss: NaN };
+const GONE: ProcessMemory = { rss: NaN, rssAnon: NaN, rssFile: NaN, peakRss: NaN, pss: NaN };
 
-/** Parses the `grep -H` output of /proc/<pid>/status files into memory figures by pid. */
+/**
+ * Parses the `grep -H` output of /proc/<pid>/status and /proc/<pid>/smaps_rollup
+ * files into memory figures by pid.
+ */
 export function parseStatusMemory(text: string): Map<number, ProcessMemory> {
   const fields = new Map<number, Record<string, number>>();
-  for (const match of text.matchAll(/^\/proc\/(\d+)\/status:(\w+):\s+(\d+)\s+kB$/gm)) {
+  const line = /^\/proc\/(\d+)\/(?:status|smaps_rollup):(\w+):\s+(\d+)\s+kB$/gm;
+  for (const match of text.matchAll(line)) {
     const pid = Number(match[1]);
     let entry = fields.get(pid);
     if (!entry) fields.set(pid, entry = {});
@@ -62,6 +72,7 @@ export function parseStatusMemory(text: string): Map<number, ProcessMemory> {
       rssAnon: f.RssAnon ?? NaN,
       rssFile: f.RssFile ?? NaN,
       peakRss: f.VmHWM ?? NaN,
+      pss: f.Pss ?? NaN,
     });
   }
   return out;
@@ -73,8 +84,8 @@ export async function memoryOfPids(pids: readonly number[]): Promise<ProcessMemo
   const text = await output("grep", [
     "-H",
     "-E",
-    "^(VmRSS|RssAnon|RssFile|VmHWM):",
-    ...pids.map((pid) => `/proc/${pid}/status`),
+    "^(VmRSS|RssAnon|RssFile|VmHWM|Pss):",
+    ...pids.flatMap((pid) => [`/proc/${pid}/status`, `/proc/${pid}/smaps_rollup`]),
   ]) ?? "";
   const byPid = parseStatusMemory(text);
   return pids.map((pid) => byPid.get(pid) ?? GONE);

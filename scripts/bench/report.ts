@@ -79,6 +79,8 @@ export interface MemorySnapshot {
   readonly anonMiB: MiBSpread;
   /** RssFile: file-backed pages (deno binary, libraries), shared between processes. */
   readonly fileMiB: MiBSpread;
+  /** Pss: resident memory with each shared page split between the processes that map it. */
+  readonly pssMiB: MiBSpread;
   /** V8 heap used, from the nodes' /status `memory` (null when the nodes do not report it). */
   readonly heapUsedMiB: MiBSpread | null;
   /** V8 heap reserved, from the nodes' /status `memory`. */
@@ -106,6 +108,7 @@ export function memorySnapshot(
     rssMiB: mib(perNode.map((m) => m.rss)),
     anonMiB: mib(perNode.map((m) => m.rssAnon)),
     fileMiB: mib(perNode.map((m) => m.rssFile)),
+    pssMiB: mib(perNode.map((m) => m.pss)),
     heapUsedMiB: heap((m) => m.heapUsed),
     heapTotalMiB: heap((m) => m.heapTotal),
     externalMiB: heap((m) => m.external),
@@ -394,19 +397,23 @@ function formatMemory(o: BenchOptions, memory: MemoryReport): string[] {
     if (!snap) continue;
     lines.push(
       `  ${label.padEnd(36)}RSS ${spreadText(snap.rssMiB)}; anon ${spreadText(snap.anonMiB)}; ` +
-        `file ${spreadText(snap.fileMiB)}` +
+        `file ${spreadText(snap.fileMiB)}; PSS ${spreadText(snap.pssMiB)}` +
         (snap.heapUsedMiB ? `; V8 heap used ${spreadText(snap.heapUsedMiB)}` : ""),
     );
   }
-  const total = memory.end.perNode.reduce((a, m) => a + (Number.isFinite(m.rss) ? m.rss : 0), 0);
+  const total = (pick: (m: ProcessMemory) => number) =>
+    memory.end.perNode.reduce((a, m) => a + (Number.isFinite(pick(m)) ? pick(m) : 0), 0) /
+    2 ** 20;
   lines.push(
-    `  total RSS after the run ${(total / 2 ** 20).toFixed(0)} MiB (anon is private to a ` +
-      `process; file pages of the deno binary are shared between them)`,
+    `  total after the run: RSS ${total((m) => m.rss).toFixed(0)} MiB, PSS ` +
+      `${total((m) => m.pss).toFixed(0)} MiB (anon is private to a process; file pages of ` +
+      `the deno binary are shared between them, and PSS splits them)`,
   );
   const idle = memory.idle ?? memory.start;
   lines.push(
     `  target: idle RSS <= 50 MiB per node (median ${idle.rssMiB.median.toFixed(1)}, max ` +
-      `${idle.rssMiB.max.toFixed(1)}) ${verdict(idle.rssMiB.max <= 50)}`,
+      `${idle.rssMiB.max.toFixed(1)}) ${verdict(idle.rssMiB.max <= 50)}; idle PSS per node ` +
+      `median ${idle.pssMiB.median.toFixed(1)}, max ${idle.pssMiB.max.toFixed(1)}`,
   );
   return lines;
 }
