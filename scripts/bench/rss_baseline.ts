@@ -172,7 +172,16 @@ async function measureCase(
   } else {
     const file = join(dir, `case-${Math.random().toString(36).slice(2)}.ts`);
     await Deno.writeTextFile(file, c.source);
-    args = ["run", ...(c.v8Flags ? [`--v8-flags=${c.v8Flags}`] : []), "--allow-read", file];
+    // The case file lives outside the repository: name its config, which maps
+    // the library's npm imports.
+    args = [
+      "run",
+      ...(c.v8Flags ? [`--v8-flags=${c.v8Flags}`] : []),
+      "--config",
+      join(REPO_DIR, "deno.json"),
+      "--allow-read",
+      file,
+    ];
   }
   const child = new Deno.Command(Deno.execPath(), {
     args,
