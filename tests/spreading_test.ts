@@ -57,6 +57,13 @@ class FakeActions implements SpreadingActions {
     return !this.distrusted.has(peer);
   }
 
+  /** Scores of peers (0 unless a test sets one). */
+  readonly scores = new Map<PeerKey, number>();
+
+  score(peer: PeerKey): number {
+    return this.scores.get(peer) ?? 0;
+  }
+
   sendItem(peer: PeerKey, item: GossipItem, hops: number): void {
     this.calls.push({ kind: "item", peer, id: item.id, hops });
   }
@@ -778,6 +785,28 @@ Deno.test({
 
 // ---- pulls ----------------------------------------------------------------------------
 
+Deno.test("the advertiser with the best score is asked first, then the next best", () => {
+  const { engine, actions, clock } = setup({ pullDelayMs: 25, pullTimeoutMs: 1_000 });
+  actions.scores.set("c", 3);
+  actions.scores.set("d", -5);
+  actions.scores.set("e", 1);
+  const x = item(9);
+  for (const peer of ["a", "b", "c", "d", "e"]) engine.receiveHave(peer, [x.id]);
+  clock.advance(25);
+  assert.deepEqual(actions.peersOf("want", x.id), ["c"], "proven peer first, not the first heard");
+  clock.advance(1_000);
+  assert.deepEqual(actions.peersOf("want", x.id), ["c", "e"]);
+  clock.advance(1_000);
+  assert.deepEqual(actions.peersOf("want", x.id), ["c", "e", "a"], "then in the order heard");
+  // Scores are read when asking: d earned trust meanwhile.
+  actions.scores.set("d", 9);
+  clock.advance(1_000);
+  assert.deepEqual(actions.peersOf("want", x.id), ["c", "e", "a", "d"]);
+  clock.advance(1_000);
+  assert.deepEqual(actions.peersOf("want", x.id), ["c", "e", "a", "d", "b"]);
+  engine.close();
+});
+
 Deno.test("IHAVE for an unknown ID: IWANT after pullDelayMs, next advertiser after pullTimeoutMs", () => {
   const { engine, actions, clock } = setup({ pullDelayMs: 25, pullTimeoutMs: 1_000 });
   const x = item(9);
@@ -1350,6 +1379,7 @@ Deno.test("property: only valid items are sent, IHAVEs only for forwardable item
           peers: () => [...connected],
           isConnected: (peer) => connected.has(peer),
           isTrusted: (peer) => !distrusted.has(peer),
+          score: (peer) => distrusted.has(peer) ? -30 : 0,
           sendItem: (_peer, sent, hops) => {
             sends++;
             const stored = store.get(sent.id);

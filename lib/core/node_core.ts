@@ -264,6 +264,7 @@ export class NodeCore {
         peers: () => this.connections.peers,
         isConnected: (peer) => this.connections.isConnected(peer),
         isTrusted: (peer) => this.guard.isTrusted(peer, this.scheduler.now()),
+        score: (peer) => this.guard.score(peer, this.scheduler.now()),
         sendItem: (peer, item, hops) => this.sendItem(peer, item, hops),
         sendHave: (peer, id) => this.router.queueHave(peer, id),
         sendWant: (peer, id) => this.router.queueWant(peer, id),

@@ -55,6 +55,13 @@ export interface PullActions {
    */
   exhausted(id: bigint, asked: readonly PeerKey[]): void;
   /**
+   * How far `peer` is trusted to deliver what it advertises (its score):
+   * the advertiser ranked highest among those not asked yet is asked next,
+   * the earliest heard among equals. Without it, advertisers are asked in the
+   * order they were heard.
+   */
+  rank?(peer: PeerKey): number;
+  /**
    * `peer` was asked for `id` and did not deliver it within `pullTimeoutMs`
    * (a broken promise, whether or not another advertiser delivers later).
    */
@@ -208,6 +215,7 @@ export class PullTracker {
       this.actions.unanswered?.(id, late);
     }
     while (entry.next < entry.candidates.length) {
+      this.bestFirst(entry);
       const peer = entry.candidates[entry.next++];
       if (!this.actions.canAsk(peer)) continue;
       entry.asked.push(peer);
@@ -220,6 +228,28 @@ export class PullTracker {
     // Nobody left to ask: forget it, so that a later IHAVE or push starts afresh.
     this.remove(id, entry);
     this.actions.exhausted(id, entry.asked);
+  }
+
+  /**
+   * Moves the best-ranked candidate not asked yet to `entry.next` (the
+   * candidates it passes keep their order).
+   */
+  private bestFirst(entry: Wanted): void {
+    const rank = this.actions.rank;
+    if (rank === undefined) return;
+    const { candidates, next } = entry;
+    let best = next;
+    let bestRank = rank(candidates[next]);
+    for (let i = next + 1; i < candidates.length; i++) {
+      const r = rank(candidates[i]);
+      if (r > bestRank) {
+        best = i;
+        bestRank = r;
+      }
+    }
+    if (best === next) return;
+    const [peer] = candidates.splice(best, 1);
+    candidates.splice(next, 0, peer);
   }
 
   private remove(id: bigint, entry: Wanted): void {

@@ -65,6 +65,11 @@ export interface SpreadingActions {
   isConnected(peer: PeerKey): boolean;
   /** True when items may be pushed to, and pulled from, `peer` (not distrusted). */
   isTrusted(peer: PeerKey): boolean;
+  /**
+   * How far `peer` has earned trust (its score): of the peers that advertised
+   * a missing item, the highest is asked first.
+   */
+  score(peer: PeerKey): number;
   /** Sends `item` to `peer`, saying it travelled `hops` hops on arrival. */
   sendItem(peer: PeerKey, item: GossipItem, hops: number): void;
   /** Tells `peer` that this node has item `id` (may be batched). */
@@ -213,6 +218,7 @@ export class Spreading {
     };
     this.pulls = new PullTracker(this.options, scheduler, {
       canAsk: (peer) => actions.isConnected(peer) && actions.isTrusted(peer),
+      rank: (peer) => actions.score(peer),
       want: (peer, id) => {
         this.stats.wantsSent++;
         actions.sendWant(peer, id);
