@@ -176,7 +176,7 @@ Deno.test("metrics: the shortest-path bound follows sessions and skips attackers
 });
 
 Deno.test("metrics: aggregate of item summaries", () => {
-  const item = (t99: number | null, delivered: number) => ({
+  const item = (t99: number | null, delivered: number, duplicatesPerDelivery = 2) => ({
     tag: 1,
     origin: 0,
     announcedAt: 0,
@@ -190,7 +190,7 @@ Deno.test("metrics: aggregate of item summaries", () => {
     bound50: 5,
     bound99: 20,
     bound100: 20,
-    duplicatesPerDelivery: 2,
+    duplicatesPerDelivery,
     maxHops: 4,
   });
   const summary = aggregate([item(30, 10), item(50, 10)]);
@@ -201,6 +201,11 @@ Deno.test("metrics: aggregate of item summaries", () => {
   assert.equal(partial.deliveryRatio, 0.95);
   assert.equal(partial.fullyDelivered, 1);
   assert.deepEqual(partial.t99, { mean: null, max: null });
+  // Duplicates per delivery are weighted by deliveries: an item that reached one
+  // node in time (and many copies later) does not outweigh the others.
+  const skewed = aggregate([item(30, 10, 2), item(null, 1, 500)]);
+  assert.equal(skewed.duplicatesPerDelivery, Math.round((2 * 10 + 500) / 11 * 100) / 100);
+  assert.equal(aggregate([item(30, 10), item(50, 10)]).duplicatesPerDelivery, 2);
 });
 
 Deno.test("simulate CLI: ratios", () => {

@@ -264,7 +264,11 @@ export interface DeliverySummary {
   readonly bound100: Spread;
   /** t99 / bound99 per item with a bound: mean and worst (null when some item never reached 99%). */
   readonly t99OverBound: Spread;
-  /** Mean duplicates per delivery. */
+  /**
+   * Duplicates per delivery over all items: each item's duplicates per
+   * delivery weighted by its deliveries (an item that reached few nodes in
+   * time, but many copies later, does not outweigh the rest).
+   */
   readonly duplicatesPerDelivery: number;
   /** Largest hop count of a first copy. */
   readonly maxHops: number;
@@ -291,7 +295,7 @@ export function aggregate(items: readonly ItemSummary[]): DeliverySummary {
     delivered += item.delivered;
     worst = Math.min(worst, item.deliveryRatio);
     if (item.delivered === item.eligible) full++;
-    duplicates += item.duplicatesPerDelivery;
+    duplicates += item.duplicatesPerDelivery * item.delivered;
     maxHops = Math.max(maxHops, item.maxHops);
   }
   // Times: null when some item never got there. Bounds (and ratios to them):
@@ -321,7 +325,7 @@ export function aggregate(items: readonly ItemSummary[]): DeliverySummary {
       items.map((i) => i.t99 === null || i.bound99 === null ? null : i.t99 / i.bound99),
       true,
     ),
-    duplicatesPerDelivery: items.length === 0 ? 0 : round(duplicates / items.length),
+    duplicatesPerDelivery: delivered === 0 ? 0 : round(duplicates / delivered),
     maxHops,
   };
 }
