@@ -13,6 +13,7 @@ import { powEpoch, solveProofOfWork } from "../lib/protocol/proof_of_work.ts";
 import { type ReceivedMessage, TestApiClient } from "./support/api_client.ts";
 import {
   AdversaryPeer,
+  connectAdversary,
   contentItem,
   type SilentConnection,
   silentConnection,
@@ -24,18 +25,6 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const TYPE = 0x5eed;
 const UNSUBSCRIBED = 0x0bad;
-
-async function adversary(port: number): Promise<AdversaryPeer> {
-  const hostKey = await testHostKey();
-  const connected = await AdversaryPeer.connect(port, {
-    hostKey,
-    powDifficulty: 4,
-    powNonce: solveProofOfWork(hostKey.identity, powEpoch(), 4),
-    listenPort: unusedPorts(1)[0],
-  });
-  assert.ok(connected.peer, `adversary handshake: ${connected.error}`);
-  return connected.peer;
-}
 
 async function module(node: GossipNode, log: ReceivedMessage[]): Promise<TestApiClient> {
   const client = await TestApiClient.connect(node.apiAddress.port);
@@ -57,8 +46,8 @@ Deno.test("finding 1: squatting an item's ID with other content no longer censor
   try {
     for (let i = 0; i < 3; i++) modules.push(await module(nodes[i], logs[i]));
     await waitUntil(() => c.peerIdentities.length === 2, 5000, "A - C - B");
-    const hears = await adversary(c.p2pAddress.port);
-    const squats = await adversary(b.p2pAddress.port);
+    const hears = await connectAdversary(c.p2pAddress.port);
+    const squats = await connectAdversary(b.p2pAddress.port);
     hostile.push(hears, squats);
     // M pushes B an ITEM for every ID it hears from C: TTL 1, a type nobody
     // subscribes to, one byte of data.
@@ -108,7 +97,7 @@ Deno.test("finding 1: an item dropped for want of a subscriber does not block it
   const node = await startTestNode();
   const log: ReceivedMessage[] = [];
   let client: TestApiClient | undefined;
-  const peer = await adversary(node.p2pAddress.port);
+  const peer = await connectAdversary(node.p2pAddress.port);
   try {
     const item = contentItem({ dataType: TYPE, data: encoder.encode("early") });
     peer.send(item); // nobody subscribes to TYPE yet: dropped, not judged
@@ -246,7 +235,7 @@ Deno.test("finding 6: one peer's validation flood does not displace another peer
   victimModule.slowValidate(victimLog, 10, () => true);
   await victimModule.notify(TYPE);
   const honestModule = await module(honest, honestLog);
-  const flooder = await adversary(victim.p2pAddress.port);
+  const flooder = await connectAdversary(victim.p2pAddress.port);
   let flooding = true;
   try {
     await waitUntil(() => victim.peerIdentities.length === 2, 5000, "both connected");

@@ -8,10 +8,9 @@
 
 import assert from "node:assert/strict";
 import { type PeerMessage, PeerMessageType } from "../lib/codec/peer_messages.ts";
-import { powEpoch, solveProofOfWork } from "../lib/protocol/proof_of_work.ts";
 import { type ReceivedMessage, TestApiClient } from "./support/api_client.ts";
-import { AdversaryPeer, unusedPorts } from "./support/adversary.ts";
-import { startTestNode, testHostKey, waitUntil } from "./support/nodes.ts";
+import { type AdversaryPeer, connectAdversary } from "./support/adversary.ts";
+import { startTestNode, waitUntil } from "./support/nodes.ts";
 
 const TYPE = 0x1a2b;
 /** The wait docs/PROTOCOL.md states (`haveDelayMs`). */
@@ -26,15 +25,8 @@ interface Heard {
 }
 
 async function listeningPeer(port: number, index: number, heard: Heard[]): Promise<AdversaryPeer> {
-  const hostKey = await testHostKey();
-  const connected = await AdversaryPeer.connect(port, {
-    hostKey,
-    powDifficulty: 4,
-    powNonce: solveProofOfWork(hostKey.identity, powEpoch(), 4),
-    listenPort: unusedPorts(1)[0],
-  });
-  assert.ok(connected.peer, `handshake: ${connected.error}`);
-  connected.peer.onMessage((message: PeerMessage) => {
+  const peer = await connectAdversary(port);
+  peer.onMessage((message: PeerMessage) => {
     const at = performance.now();
     if (message.type === PeerMessageType.Item) {
       heard.push({ peer: index, kind: "item", id: message.id, at });
@@ -42,7 +34,7 @@ async function listeningPeer(port: number, index: number, heard: Heard[]): Promi
       for (const id of message.ids) heard.push({ peer: index, kind: "have", id, at });
     }
   });
-  return connected.peer;
+  return peer;
 }
 
 Deno.test("a local item is pushed to degree peers and advertised to the rest haveDelayMs later, once", async () => {

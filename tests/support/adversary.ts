@@ -40,7 +40,7 @@ import {
 import { silentLogger } from "../../lib/log.ts";
 import { powEpoch, solveProofOfWork, verifyProofOfWork } from "../../lib/protocol/proof_of_work.ts";
 import { PeerSession } from "../../lib/transport/peer_session.ts";
-import { TEST_KEY_BITS } from "./nodes.ts";
+import { TEST_KEY_BITS, testHostKey } from "./nodes.ts";
 
 // ---- memory -----------------------------------------------------------------
 
@@ -418,6 +418,23 @@ export class AdversaryPeer {
   async close(): Promise<void> {
     await this.session.close("adversary done");
   }
+}
+
+/**
+ * A hostile peer with a fresh test key and difficulty-4 proof-of-work,
+ * connected to the node listening on 127.0.0.1:`port`; fails the test when
+ * the handshake fails.
+ */
+export async function connectAdversary(port: number): Promise<AdversaryPeer> {
+  const hostKey = await testHostKey();
+  const connected = await AdversaryPeer.connect(port, {
+    hostKey,
+    powDifficulty: 4,
+    powNonce: solveProofOfWork(hostKey.identity, powEpoch(), 4),
+    listenPort: unusedPorts(1)[0],
+  });
+  if (!connected.peer) throw new Error(`adversary handshake: ${connected.error}`);
+  return connected.peer;
 }
 
 // ---- man in the middle ------------------------------------------------------------
