@@ -79,11 +79,13 @@ export {
   HANDSHAKE_FAILURE_REASONS,
   HOP_BUCKETS,
   metricsFromStats,
+  PEER_MESSAGE_TYPES,
 } from "./transport/metrics.ts";
 export type {
   DropReason,
   HandshakeFailureReason,
   NodeMetrics,
+  PeerMessageTypeName,
   PeerStatus,
   StatusSnapshot,
 } from "./transport/metrics.ts";

@@ -9,6 +9,7 @@ import {
   DROP_REASONS,
   HANDSHAKE_FAILURE_REASONS,
   type NodeMetrics,
+  PEER_MESSAGE_TYPES,
 } from "../lib/transport/metrics.ts";
 import { MetricsRenderer } from "../lib/transport/metrics_renderer.ts";
 import { CLUSTER_TYPE, receivedCount, startMember, stopMembers } from "./support/cluster.ts";
@@ -78,6 +79,11 @@ const ZERO_METRICS: NodeMetrics = {
   ) as NodeMetrics["handshakeFailures"],
   bytesIn: 0,
   bytesOut: 0,
+  peerReads: 0,
+  peerWrites: 0,
+  messagesReceived: Object.fromEntries(
+    PEER_MESSAGE_TYPES.map((t) => [t, 0]),
+  ) as NodeMetrics["messagesReceived"],
   hopCounts: [],
 };
 
@@ -93,6 +99,9 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
     drops: { ...ZERO_METRICS.drops, invalid: 6, announce_queue_full: 1 },
     handshakeFailures: { ...ZERO_METRICS.handshakeFailures, timeout: 7 },
     bytesIn: 123456789,
+    peerReads: 41,
+    peerWrites: 43,
+    messagesReceived: { ...ZERO_METRICS.messagesReceived, IHave: 9, Item: 12 },
     hopCounts,
   });
   assert.match(renderer.contentType, /^text\/plain; version=0\.0\.4/);
@@ -107,6 +116,13 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
   assert.equal(value(samples, "gossip_items_received_total"), 17);
   assert.equal(value(samples, "gossip_items_duplicate_total"), 4);
   assert.equal(value(samples, "gossip_peer_received_bytes_total"), 123456789);
+  assert.equal(value(samples, "gossip_peer_reads_total"), 41);
+  assert.equal(value(samples, "gossip_peer_writes_total"), 43);
+  assert.equal(value(samples, "gossip_peer_messages_received_total", { type: "IHave" }), 9);
+  assert.equal(value(samples, "gossip_peer_messages_received_total", { type: "Item" }), 12);
+  for (const type of PEER_MESSAGE_TYPES) {
+    value(samples, "gossip_peer_messages_received_total", { type });
+  }
   assert.equal(value(samples, "gossip_items_dropped_total", { reason: "invalid" }), 6);
   assert.equal(value(samples, "gossip_items_dropped_total", { reason: "announce_queue_full" }), 1);
   for (const reason of DROP_REASONS) value(samples, "gossip_items_dropped_total", { reason });
@@ -169,6 +185,10 @@ Deno.test("GET /metrics and /status of a node with a peer and a delivered item",
     assert.equal(value(samples, "gossip_notifications_sent_total"), 1);
     assert.ok(value(samples, "gossip_peer_received_bytes_total") > 0);
     assert.ok(value(samples, "gossip_peer_sent_bytes_total") > 0);
+    assert.equal(value(samples, "gossip_peer_messages_received_total", { type: "Item" }), 1);
+    // At least the handshake and the ITEM frame were read, and the handshake written.
+    assert.ok(value(samples, "gossip_peer_reads_total") >= 2);
+    assert.ok(value(samples, "gossip_peer_writes_total") >= 1);
     assert.ok(value(samples, "process_resident_memory_bytes") > 1_000_000);
 
     const status = await (await fetch(`${base}/status`)).json();

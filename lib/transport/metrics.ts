@@ -22,6 +22,24 @@ export const DROP_REASONS = [
 /** One of {@link DROP_REASONS}. */
 export type DropReason = typeof DROP_REASONS[number];
 
+/**
+ * Peer message types handled after the handshake, as `messagesReceived`
+ * names them (the `type` label of `gossip_peer_messages_received_total`).
+ */
+export const PEER_MESSAGE_TYPES = [
+  "Item",
+  "IHave",
+  "IWant",
+  "Ping",
+  "Pong",
+  "PullRequest",
+  "Peers",
+  "Push",
+] as const;
+
+/** One of {@link PEER_MESSAGE_TYPES}. */
+export type PeerMessageTypeName = typeof PEER_MESSAGE_TYPES[number];
+
 /** Why a peer handshake failed. */
 export const HANDSHAKE_FAILURE_REASONS = [
   "timeout",
@@ -86,6 +104,12 @@ export interface NodeMetrics {
   readonly bytesIn: number;
   /** Bytes sent to peers. */
   readonly bytesOut: number;
+  /** Socket reads from peers that returned bytes (each a wake-up for peer input). */
+  readonly peerReads: number;
+  /** Socket writes to peers. */
+  readonly peerWrites: number;
+  /** Peer messages handled after the handshake, by type ({@link PEER_MESSAGE_TYPES}). */
+  readonly messagesReceived: Readonly<Record<PeerMessageTypeName, number>>;
   /**
    * Hop counts of items received from peers: `hopCounts[h]` items arrived
    * after `h` hops (index 0 unused). Rendered as the `gossip_item_hops` histogram.
@@ -169,6 +193,12 @@ export interface StatusSnapshot {
   readonly bytesIn: number;
   /** Bytes sent to peers. */
   readonly bytesOut: number;
+  /** Socket reads from peers that returned bytes. */
+  readonly peerReads: number;
+  /** Socket writes to peers. */
+  readonly peerWrites: number;
+  /** Peer messages handled after the handshake, by type name. */
+  readonly messagesReceived: Readonly<Record<string, number>>;
 }
 
 function byReason<R extends string>(
@@ -225,6 +255,9 @@ export function metricsFromStats(stats: StatusSnapshot): NodeMetrics {
     handshakeFailures: byReason(HANDSHAKE_FAILURE_REASONS, failures),
     bytesIn: stats.bytesIn,
     bytesOut: stats.bytesOut,
+    peerReads: stats.peerReads,
+    peerWrites: stats.peerWrites,
+    messagesReceived: byReason(PEER_MESSAGE_TYPES, stats.messagesReceived),
     hopCounts: s.hops,
   };
 }

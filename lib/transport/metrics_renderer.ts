@@ -27,6 +27,7 @@ import {
   HANDSHAKE_FAILURE_REASONS,
   HOP_BUCKETS,
   type NodeMetrics,
+  PEER_MESSAGE_TYPES,
 } from "./metrics.ts";
 
 /**
@@ -106,6 +107,7 @@ export class MetricsRenderer {
   private readonly peers: Gauge<"direction">;
   private readonly drops: Counter<"reason">;
   private readonly handshakeFailures: Counter<"reason">;
+  private readonly messages: Counter<"type">;
   private readonly info: Gauge<"identity" | "version">;
   private readonly hops: SnapshotHistogram;
   private readonly memory: Gauge<string>;
@@ -189,6 +191,18 @@ export class MetricsRenderer {
       (m) => m.bytesIn,
     );
     counter("gossip_peer_sent_bytes_total", "Bytes sent to peers.", (m) => m.bytesOut);
+    counter(
+      "gossip_peer_reads_total",
+      "Socket reads from peers that returned bytes (each a wake-up of the process).",
+      (m) => m.peerReads,
+    );
+    counter("gossip_peer_writes_total", "Socket writes to peers.", (m) => m.peerWrites);
+    this.messages = new Counter({
+      name: "gossip_peer_messages_received_total",
+      help: "Peer messages handled after the handshake, by type.",
+      labelNames: ["type"],
+      registers,
+    });
     this.drops = new Counter({
       name: "gossip_items_dropped_total",
       help: "Items dropped or not forwarded, by reason (peer_send_queue_full counts frames).",
@@ -235,6 +249,10 @@ export class MetricsRenderer {
     }
     this.drops.reset();
     for (const reason of DROP_REASONS) this.drops.inc({ reason }, metrics.drops[reason] ?? 0);
+    this.messages.reset();
+    for (const type of PEER_MESSAGE_TYPES) {
+      this.messages.inc({ type }, metrics.messagesReceived[type] ?? 0);
+    }
     this.handshakeFailures.reset();
     for (const reason of HANDSHAKE_FAILURE_REASONS) {
       this.handshakeFailures.inc({ reason }, metrics.handshakeFailures[reason] ?? 0);
