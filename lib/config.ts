@@ -354,7 +354,7 @@ export const CONFIG_KEYS: readonly ConfigKeySpec[] = [
   { name: "handshake_timeout_ms", section: G, kind: "int", field: "handshakeTimeoutMs", default: 5000, min: 100, max: 600_000, doc: "time allowed for a peer handshake" },
   { name: "peer_idle_timeout_ms", section: G, kind: "int", field: "peerIdleTimeoutMs", default: 30000, min: 1000, max: 3_600_000, doc: "idle time after which a peer connection is dropped" },
   { name: "api_allow_remote", section: G, kind: "bool", field: "apiAllowRemote", default: false, doc: "allow a non-loopback api_address (the API has no authentication)" },
-  { name: "peers_file", section: G, kind: "path", field: "peersFile", required: false, doc: "file where the known-peer list is persisted across restarts" },
+  { name: "peers_file", section: G, kind: "path", field: "peersFile", required: false, doc: "file where known peers, bans and the day's proof-of-work are kept across restarts" },
   { name: "pow_difficulty", section: G, kind: "int", field: "powDifficulty", default: 16, min: 0, max: 32, doc: "leading zero bits required of a peer identity's proof-of-work" },
   { name: "status_address", section: G, kind: "address", field: "statusAddress", required: false, doc: "host:port of the optional status page, /status JSON and /metrics; must be loopback unless status_allow_remote = true" },
   { name: "status_allow_remote", section: G, kind: "bool", field: "statusAllowRemote", default: false, doc: "allow a non-loopback status_address (the status page has no authentication)" },

@@ -25,9 +25,14 @@ import type { CoreTuning } from "./core/tuning.ts";
 import { ListenError } from "./errors.ts";
 import { type HostKey, identityHex, shortId } from "./hostkey.ts";
 import { type Logger, silentLogger } from "./log.ts";
-import { readPeersFile, writePeersFile } from "./peers_file.ts";
+import {
+  type PeersFileContents,
+  readPeersFile,
+  type SavedProof,
+  writePeersFile,
+} from "./peers_file.ts";
 import { ProofKeeper } from "./proof_keeper.ts";
-import type { ProofOfWork } from "./protocol/proof_of_work.ts";
+import { type ProofOfWork, verifyProofOfWork } from "./protocol/proof_of_work.ts";
 import type { RandomSource } from "./protocol/random.ts";
 import { realScheduler } from "./protocol/scheduler.ts";
 import { ApiServer } from "./transport/api_server.ts";
@@ -210,12 +215,15 @@ export class GossipNode {
     if (this.started) throw new Error("node already started");
     this.started = true;
     const wallClock = () => this.options.wallClock?.() ?? Date.now();
+    const restored = this.config.peersFile
+      ? await readPeersFile(this.config.peersFile, this.log)
+      : undefined;
     const proof = this.proof = new ProofKeeper(
       this.options.hostKey.identity,
       this.config.powDifficulty,
       wallClock,
       this.log,
-      this.options.proofOfWork,
+      this.options.proofOfWork ?? this.savedProof(restored?.proof),
     );
     try {
       this.apiServer.listen();
@@ -268,9 +276,6 @@ export class GossipNode {
       wallClock,
       log: this.log,
     }, this.actions());
-    const restored = this.config.peersFile
-      ? await readPeersFile(this.config.peersFile, this.log)
-      : undefined;
     this.core.start(restored);
     proof.start(this.config.membershipIntervalMs);
     this.log.info("node started", {
@@ -290,7 +295,7 @@ export class GossipNode {
     this.core?.stop();
     await this.saving;
     if (state && this.config.peersFile) {
-      await writePeersFile(this.config.peersFile, state, this.log);
+      await writePeersFile(this.config.peersFile, this.withProof(state), this.log);
     }
     await Promise.all([
       this.statusServer?.close(),
@@ -406,9 +411,34 @@ export class GossipNode {
       closeClient: (client, reason) => this.apiServer.closeClient(client, reason),
       persist: (state) => {
         const path = this.config.peersFile;
-        if (path) this.saving = this.saving.then(() => writePeersFile(path, state, this.log));
+        if (path) {
+          this.saving = this.saving.then(() =>
+            writePeersFile(path, this.withProof(state), this.log)
+          );
+        }
       },
     };
+  }
+
+  /**
+   * A proof-of-work from the peers file when it is this identity's and holds
+   * at this node's difficulty (ProofKeeper then uses it if it is for today).
+   */
+  private savedProof(saved: SavedProof | undefined): ProofOfWork | undefined {
+    if (saved === undefined || saved.identity !== this.identityHex) return undefined;
+    const { identity } = this.options.hostKey;
+    if (!verifyProofOfWork(identity, saved.epoch, saved.nonce, this.config.powDifficulty)) {
+      this.log.info("ignoring the saved proof-of-work: it does not hold at pow_difficulty");
+      return undefined;
+    }
+    return { epoch: saved.epoch, nonce: saved.nonce };
+  }
+
+  /** `state` with this node's current proof-of-work, for the peers file. */
+  private withProof(state: PersistentState): PeersFileContents {
+    const current = this.proof?.current;
+    if (current === undefined || this.config.powDifficulty <= 0) return state;
+    return { ...state, proof: { identity: this.identityHex, ...current } };
   }
 
   // ---- peer sessions ----------------------------------------------------------------

@@ -4,11 +4,14 @@
  * rejoins through peers it knows and keeps its bans.
  *
  * The file is JSON, written atomically (temporary file, then rename):
- * `{"version": 2, "peers": [{"identity", "address", "tried"?}], "bans": [...]}`,
- * where `"tried": true` marks a peer this node chose to dial (absent: a peer
- * verified only by a probe after it dialled in; see `Membership`). A missing
- * file is normal (first start); an unreadable, oversized or damaged one is
- * logged and ignored: the node starts without it.
+ * `{"version": 2, "peers": [{"identity", "address", "tried"?}], "bans": [...],
+ * "proof"?: {"identity", "epoch", "nonce"}}`, where `"tried": true` marks a
+ * peer this node chose to dial (absent: a peer verified only by a probe after
+ * it dialled in; see `Membership`), and `proof` is the node's own identity
+ * proof-of-work of the day (nonce as a decimal string), so that a node
+ * restarted the same day does not solve it again. A missing file is normal
+ * (first start); an unreadable, oversized or damaged one is logged and
+ * ignored: the node starts without it.
  *
  * @module
  */
@@ -19,6 +22,22 @@ import { FileReadError } from "./errors.ts";
 import type { PersistentState } from "./core/node_core.ts";
 import type { Logger } from "./log.ts";
 
+/** A node's own proof-of-work as the peers file keeps it. */
+export interface SavedProof {
+  /** Hex identity the proof was solved for. */
+  readonly identity: string;
+  /** Its day (days since the Unix epoch). */
+  readonly epoch: number;
+  /** Its nonce. */
+  readonly nonce: bigint;
+}
+
+/** What the peers file holds: the core's state and the node's proof-of-work. */
+export interface PeersFileContents extends PersistentState {
+  /** The node's proof-of-work of the day, when it had solved one. */
+  readonly proof?: SavedProof;
+}
+
 /** Most peers written. */
 const MAX_SAVED_PEERS = 1000;
 
@@ -26,7 +45,7 @@ const MAX_SAVED_PEERS = 1000;
 export async function readPeersFile(
   path: string,
   log: Logger,
-): Promise<PersistentState | undefined> {
+): Promise<PeersFileContents | undefined> {
   let text: string;
   try {
     text = await readBoundedTextFile(path, MAX_PEERS_FILE_BYTES, "peers_file");
@@ -45,10 +64,11 @@ export async function readPeersFile(
 }
 
 /** Parses the peers file's JSON, keeping only well-formed entries. */
-export function parsePeersFile(text: string): PersistentState {
+export function parsePeersFile(text: string): PeersFileContents {
   const parsed = JSON.parse(text) as {
     peers?: { identity?: unknown; address?: unknown; tried?: unknown }[];
     bans?: { key?: unknown; until?: unknown }[];
+    proof?: { identity?: unknown; epoch?: unknown; nonce?: unknown };
   };
   const peers = (Array.isArray(parsed.peers) ? parsed.peers : []).flatMap((entry) =>
     typeof entry?.identity === "string" && /^[0-9a-f]{64}$/.test(entry.identity) &&
@@ -65,16 +85,31 @@ export function parsePeersFile(text: string): PersistentState {
       ? [{ key: entry.key, until: entry.until }]
       : []
   );
-  return { peers, bans };
+  const proof = parseProof(parsed.proof);
+  return proof ? { peers, bans, proof } : { peers, bans };
+}
+
+/** A well-formed saved proof, or undefined (whether it verifies is the node's check). */
+function parseProof(
+  entry: { identity?: unknown; epoch?: unknown; nonce?: unknown } | undefined,
+): SavedProof | undefined {
+  if (
+    typeof entry?.identity !== "string" || !/^[0-9a-f]{64}$/.test(entry.identity) ||
+    typeof entry.epoch !== "number" || !Number.isSafeInteger(entry.epoch) || entry.epoch < 0 ||
+    typeof entry.nonce !== "string" || !/^[0-9]{1,20}$/.test(entry.nonce)
+  ) return undefined;
+  const nonce = BigInt(entry.nonce);
+  if (nonce >= 2n ** 64n) return undefined;
+  return { identity: entry.identity, epoch: entry.epoch, nonce };
 }
 
 /** Writes `state` to `path` atomically; failures are logged, not thrown. */
 export async function writePeersFile(
   path: string,
-  state: PersistentState,
+  state: PeersFileContents,
   log: Logger,
 ): Promise<void> {
-  if (state.peers.length === 0 && state.bans.length === 0) return;
+  if (state.peers.length === 0 && state.bans.length === 0 && !state.proof) return;
   const body = {
     version: 2,
     peers: state.peers.slice(0, MAX_SAVED_PEERS).map((peer) => ({
@@ -83,6 +118,15 @@ export async function writePeersFile(
       ...(peer.tried ? { tried: true } : {}),
     })),
     bans: state.bans,
+    ...(state.proof
+      ? {
+        proof: {
+          identity: state.proof.identity,
+          epoch: state.proof.epoch,
+          nonce: state.proof.nonce.toString(),
+        },
+      }
+      : {}),
   };
   const temp = `${path}.tmp`;
   try {

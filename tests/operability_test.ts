@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { GoodbyeReason, goodbyeReasonName } from "../lib/codec/peer_messages.ts";
 import { ConfigError, ListenError } from "../lib/errors.ts";
 import { Logger } from "../lib/log.ts";
+import { powEpoch, verifyProofOfWork } from "../lib/protocol/proof_of_work.ts";
 import { type ReceivedMessage, TestApiClient } from "./support/api_client.ts";
 import { CLUSTER_TYPE, startMember, stopMembers } from "./support/cluster.ts";
 import { startTestNode, testHostKey, waitUntil } from "./support/nodes.ts";
@@ -85,6 +86,62 @@ Deno.test("the peers file marks peers this node dialled as tried, not peers that
     assert.equal(entry(d.identityHex)?.tried, undefined, "but not tried");
   } finally {
     await Promise.all([a.close(), c.close(), d.close()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a node restarted the same day takes its proof-of-work from the peers file instead of solving it", async () => {
+  const dir = await Deno.makeTempDir();
+  const peersFile = join(dir, "peers.json");
+  const hostKey = await testHostKey();
+  const difficulty = 8;
+  const epoch = powEpoch();
+  // A valid nonce that the solver (which counts up from 0) would not find first.
+  let nonce = 1n << 40n;
+  while (!verifyProofOfWork(hostKey.identity, epoch, nonce, difficulty)) nonce++;
+  const proofOf = async () =>
+    (JSON.parse(await Deno.readTextFile(peersFile)) as {
+      proof?: { identity: string; epoch: number; nonce: string };
+    }).proof;
+  try {
+    // First start: solved, and saved at shutdown.
+    const first = await startTestNode({
+      hostKey,
+      config: { peersFile, powDifficulty: difficulty },
+    });
+    await first.close();
+    const solved = await proofOf();
+    assert.equal(solved?.identity, first.identityHex);
+    assert.equal(solved?.epoch, epoch);
+    assert.ok(verifyProofOfWork(hostKey.identity, epoch, BigInt(solved!.nonce), difficulty));
+    assert.ok(BigInt(solved!.nonce) < nonce);
+    // A saved proof of today is used as it is (the node saves what it presents).
+    await Deno.writeTextFile(
+      peersFile,
+      JSON.stringify({ proof: { identity: first.identityHex, epoch, nonce: nonce.toString() } }),
+    );
+    const second = await startTestNode({
+      hostKey,
+      config: { peersFile, powDifficulty: difficulty },
+    });
+    assert.equal(second.stats().powEpoch, epoch);
+    await second.close();
+    assert.equal((await proofOf())?.nonce, nonce.toString(), "not solved again");
+    // One that does not hold (another identity's, or too weak) is solved afresh.
+    const other = "0".repeat(64);
+    for (const saved of [{ identity: other, nonce }, { identity: first.identityHex, nonce: 1n }]) {
+      await Deno.writeTextFile(
+        peersFile,
+        JSON.stringify({ proof: { ...saved, epoch, nonce: saved.nonce.toString() } }),
+      );
+      const third = await startTestNode({
+        hostKey,
+        config: { peersFile, powDifficulty: difficulty },
+      });
+      await third.close();
+      assert.equal((await proofOf())?.nonce, solved!.nonce, "solved again");
+    }
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -69,3 +69,42 @@ Deno.test("a missing peers file is a first start; a damaged one is ignored", asy
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the node's own proof-of-work survives a write and a read, alone if need be", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/peers.json`;
+    const proof = { identity: A, epoch: 20_423, nonce: 2n ** 63n + 5n };
+    await writePeersFile(path, { peers: [], bans: [], proof }, silentLogger);
+    assert.ok((await Deno.readTextFile(path)).includes(`"nonce": "${2n ** 63n + 5n}"`));
+    assert.deepEqual(await readPeersFile(path, silentLogger), { peers: [], bans: [], proof });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a malformed saved proof-of-work is dropped, the rest of the file kept", () => {
+  const peers = `"peers": [{"identity": "${A}", "address": "127.0.0.2:6001"}]`;
+  for (
+    const proof of [
+      `{"identity": "xyz", "epoch": 1, "nonce": "5"}`,
+      `{"identity": "${B}", "epoch": -1, "nonce": "5"}`,
+      `{"identity": "${B}", "epoch": 1.5, "nonce": "5"}`,
+      `{"identity": "${B}", "epoch": 1, "nonce": 5}`,
+      `{"identity": "${B}", "epoch": 1, "nonce": "0x10"}`,
+      `{"identity": "${B}", "epoch": 1, "nonce": "18446744073709551616"}`,
+      `"proof"`,
+    ]
+  ) {
+    const parsed = parsePeersFile(`{${peers}, "proof": ${proof}}`);
+    assert.equal(parsed.proof, undefined, proof);
+    assert.equal(parsed.peers.length, 1);
+  }
+  assert.equal(
+    parsePeersFile(
+      `{${peers}, "proof": {"identity": "${B}", "epoch": 1, "nonce": "18446744073709551615"}}`,
+    )
+      .proof?.nonce,
+    2n ** 64n - 1n,
+  );
+});
