@@ -239,7 +239,7 @@ export class NodeCore {
         random,
       },
       {
-        send: (peer, message) => this.actions.sendToPeer(peer, message),
+        send: (peer, message) => this.sendToPeer(peer, message),
         close: (peer, reason, goodbye) => this.actions.closePeer(peer, reason, goodbye),
         dial: (address, key) => this.actions.dial(address, key),
         probe: (address, key) => this.actions.probe(address, key),
@@ -319,7 +319,7 @@ export class NodeCore {
       this.log.child("api"),
     );
     this.router = new Router(this.guard, this.connections, this.spreading, scheduler, {
-      send: (peer, message) => this.actions.sendToPeer(peer, message),
+      send: (peer, message) => this.sendToPeer(peer, message),
       penalize: (peer, offence) => this.penalize(peer, offence),
       ban: (peer, reason) => this.ban(peer, reason),
       violation: (peer, reason) => this.violation(peer, reason),
@@ -598,8 +598,7 @@ export class NodeCore {
     if (now - this.lastPing >= this.options.config.peerIdleTimeoutMs / 3) {
       this.lastPing = now;
       for (const peer of peers) {
-        this.spreading.piggyback(peer);
-        this.actions.sendToPeer(peer, {
+        this.sendToPeer(peer, {
           type: PeerMessageType.Ping,
           nonce: BigInt(Math.floor(now)),
         });
@@ -612,9 +611,17 @@ export class NodeCore {
     }
   }
 
-  private sendItem(peer: PeerKey, item: GossipItem, hops: number): void {
+  /**
+   * Every message to a peer goes out here: the IHAVEs waiting for the lazy
+   * round that concern the peer go along, in the same frame.
+   */
+  private sendToPeer(peer: PeerKey, message: PeerMessage): void {
     this.spreading.piggyback(peer);
-    this.actions.sendToPeer(peer, {
+    this.actions.sendToPeer(peer, message);
+  }
+
+  private sendItem(peer: PeerKey, item: GossipItem, hops: number): void {
+    this.sendToPeer(peer, {
       type: PeerMessageType.Item,
       id: item.id,
       nonce: item.nonce,

@@ -129,13 +129,9 @@ export class Router {
     this.wants.delete(peer);
   }
 
-  /**
-   * Sends the batched IWANT and IHAVE messages; the IHAVEs waiting for the
-   * lazy round go along with an IWANT to the same peer.
-   */
+  /** Sends the batched IWANT and IHAVE messages. */
   flush(): void {
     this.flushScheduled = false;
-    for (const peer of this.wants.keys()) this.spreading.piggyback(peer);
     this.flushQueue(this.wants, PeerMessageType.IWant);
     this.flushQueue(this.haves, PeerMessageType.IHave);
   }
@@ -154,12 +150,15 @@ export class Router {
     table: Map<PeerKey, bigint[]>,
     type: typeof PeerMessageType.IHave | typeof PeerMessageType.IWant,
   ): void {
-    for (const [peer, ids] of table) {
+    // Taken out first: a send may queue more IDs (waiting IHAVEs go along with
+    // any message), which then go out in a flush of their own, in the same turn.
+    const batches = [...table];
+    table.clear();
+    for (const [peer, ids] of batches) {
       if (!this.connections.isConnected(peer)) continue;
       for (let i = 0; i < ids.length; i += MAX_ITEM_IDS) {
         this.actions.send(peer, { type, ids: ids.slice(i, i + MAX_ITEM_IDS) });
       }
     }
-    table.clear();
   }
 }
