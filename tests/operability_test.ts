@@ -10,6 +10,15 @@ import { type ReceivedMessage, TestApiClient } from "./support/api_client.ts";
 import { CLUSTER_TYPE, startMember, stopMembers } from "./support/cluster.ts";
 import { startTestNode, testHostKey, waitUntil } from "./support/nodes.ts";
 
+/** A peers file path in a fresh temporary directory, removed when disposed. */
+async function tempPeersFile(): Promise<{ path: string } & AsyncDisposable> {
+  const dir = await Deno.makeTempDir();
+  return {
+    path: join(dir, "peers.json"),
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
 Deno.test("the status endpoint reports identity, peers and counters as JSON", async () => {
   const a = await startTestNode({ config: { statusAddress: { hostname: "127.0.0.1", port: 0 } } });
   const b = await startTestNode({ config: { bootstrappers: [a.p2pAddress] } });
@@ -35,8 +44,8 @@ Deno.test("the status endpoint reports identity, peers and counters as JSON", as
 });
 
 Deno.test("a restarted node rejoins from its peers file without a bootstrapper", async () => {
-  const dir = await Deno.makeTempDir();
-  const peersFile = join(dir, "peers.json");
+  await using file = await tempPeersFile();
+  const peersFile = file.path;
   const a = await startTestNode();
   const b = await startTestNode({ config: { bootstrappers: [a.p2pAddress] } });
   const key = await testHostKey();
@@ -57,7 +66,6 @@ Deno.test("a restarted node rejoins from its peers file without a bootstrapper",
     await waitUntil(() => c.peerIdentities.length === 2, 5000, "c rejoined a and b");
   } finally {
     await Promise.all([a.close(), b.close(), c.close()]);
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -65,8 +73,8 @@ Deno.test("the peers file marks peers this node dialled as tried, not peers that
   // A peer that dials in and answers the probe has a verified address, but it
   // chose this node: anyone can. Only peers this node chose to dial are
   // "tried" and win half of its dials after a restart (docs/SECURITY.md).
-  const dir = await Deno.makeTempDir();
-  const peersFile = join(dir, "peers.json");
+  await using file = await tempPeersFile();
+  const peersFile = file.path;
   const a = await startTestNode();
   const c = await startTestNode({ config: { bootstrappers: [a.p2pAddress], peersFile } });
   const d = await startTestNode({ config: { bootstrappers: [c.p2pAddress] } });
@@ -86,76 +94,66 @@ Deno.test("the peers file marks peers this node dialled as tried, not peers that
     assert.equal(entry(d.identityHex)?.tried, undefined, "but not tried");
   } finally {
     await Promise.all([a.close(), c.close(), d.close()]);
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
 Deno.test("a node restarted the same day takes its proof-of-work from the peers file instead of solving it", async () => {
-  const dir = await Deno.makeTempDir();
-  const peersFile = join(dir, "peers.json");
+  await using file = await tempPeersFile();
+  const peersFile = file.path;
   const hostKey = await testHostKey();
   const difficulty = 8;
   const epoch = powEpoch();
-  // A valid nonce that the solver (which counts up from 0) would not find first.
+  // A valid nonce that the solver (which counts up from 0) would not find first:
+  // about 2^8 tries expected.
   let nonce = 1n << 40n;
-  while (!verifyProofOfWork(hostKey.identity, epoch, nonce, difficulty)) nonce++;
+  for (let tries = 0; !verifyProofOfWork(hostKey.identity, epoch, nonce, difficulty); tries++) {
+    assert.ok(tries < 1_000_000, "no valid nonce in a million tries");
+    nonce++;
+  }
   const proofOf = async () =>
     (JSON.parse(await Deno.readTextFile(peersFile)) as {
       proof?: { identity: string; epoch: number; nonce: string };
     }).proof;
-  try {
-    // First start: solved, and saved at shutdown.
-    const first = await startTestNode({
-      hostKey,
-      config: { peersFile, powDifficulty: difficulty },
-    });
-    await first.close();
-    const solved = await proofOf();
-    assert.equal(solved?.identity, first.identityHex);
-    assert.equal(solved?.epoch, epoch);
-    assert.ok(verifyProofOfWork(hostKey.identity, epoch, BigInt(solved!.nonce), difficulty));
-    assert.ok(BigInt(solved!.nonce) < nonce);
-    // A saved proof of today is used as it is (the node saves what it presents).
-    await Deno.writeTextFile(
+  const saveProof = (identity: string, saved: bigint) =>
+    Deno.writeTextFile(
       peersFile,
-      JSON.stringify({ proof: { identity: first.identityHex, epoch, nonce: nonce.toString() } }),
+      JSON.stringify({ proof: { identity, epoch, nonce: saved.toString() } }),
     );
-    const second = await startTestNode({
-      hostKey,
-      config: { peersFile, powDifficulty: difficulty },
-    });
-    assert.equal(second.stats().powEpoch, epoch);
-    await second.close();
-    assert.equal((await proofOf())?.nonce, nonce.toString(), "not solved again");
-    // One that does not hold (another identity's, or too weak) is solved afresh.
-    const other = "0".repeat(64);
-    for (const saved of [{ identity: other, nonce }, { identity: first.identityHex, nonce: 1n }]) {
-      await Deno.writeTextFile(
-        peersFile,
-        JSON.stringify({ proof: { ...saved, epoch, nonce: saved.nonce.toString() } }),
-      );
-      const third = await startTestNode({
-        hostKey,
-        config: { peersFile, powDifficulty: difficulty },
-      });
-      await third.close();
-      assert.equal((await proofOf())?.nonce, solved!.nonce, "solved again");
-    }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  /** Starts and stops the node; returns the epoch of the proof it presented. */
+  const startAndStop = async () => {
+    const node = await startTestNode({ hostKey, config: { peersFile, powDifficulty: difficulty } });
+    const presented = node.stats().powEpoch;
+    await node.close();
+    return { identity: node.identityHex, presented };
+  };
+  // First start: solved, and saved at shutdown.
+  const { identity } = await startAndStop();
+  const solved = await proofOf();
+  assert.equal(solved?.identity, identity);
+  assert.equal(solved?.epoch, epoch);
+  assert.ok(verifyProofOfWork(hostKey.identity, epoch, BigInt(solved!.nonce), difficulty));
+  assert.ok(BigInt(solved!.nonce) < nonce);
+  // A saved proof of today is used as it is (the node saves what it presents).
+  await saveProof(identity, nonce);
+  assert.equal((await startAndStop()).presented, epoch);
+  assert.equal((await proofOf())?.nonce, nonce.toString(), "not solved again");
+  // One that does not hold (another identity's, or too weak) is solved afresh.
+  for (const [who, saved] of [["0".repeat(64), nonce], [identity, 1n]] as const) {
+    await saveProof(who, saved);
+    await startAndStop();
+    assert.equal((await proofOf())?.nonce, solved!.nonce, "solved again");
   }
 });
 
 Deno.test("a damaged peers file is ignored, not fatal", async () => {
-  const dir = await Deno.makeTempDir();
-  const peersFile = join(dir, "peers.json");
+  await using file = await tempPeersFile();
+  const peersFile = file.path;
   await Deno.writeTextFile(peersFile, "{ not json");
   const node = await startTestNode({ config: { peersFile } });
   try {
     assert.equal(node.stats().knownPeers, 0);
   } finally {
     await node.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -75,8 +75,22 @@ Deno.test("a local item is pushed to degree peers and advertised to the rest hav
       );
       pushedTo[first.peer]++;
     }
-    // Nothing more follows: each peer heard of each item exactly once.
-    await new Promise((resolve) => setTimeout(resolve, 3 * HAVE_DELAY_MS));
+    // Nothing more follows: once no IHAVE waits, a PING's PONG (same connection,
+    // so after everything sent before it) shows each peer heard of each item once.
+    await waitUntil(
+      () => node.stats().structures.pendingAdvertisements === 0,
+      3000,
+      "no IHAVE waiting",
+    );
+    for (const peer of peers) peer.send({ type: PeerMessageType.Ping, nonce: 77n });
+    await waitUntil(
+      () =>
+        peers.every((peer) =>
+          peer.received.some((m) => m.type === PeerMessageType.Pong && m.nonce === 77n)
+        ),
+      3000,
+      "both PONGs",
+    );
     assert.equal(heard.length, 2 * items);
     assert.ok(pushedTo[0] > 0 && pushedTo[1] > 0, `push targets chosen at random: ${pushedTo}`);
   } finally {
