@@ -12,6 +12,7 @@ import {
   PEER_MESSAGE_TYPES,
 } from "../lib/transport/metrics.ts";
 import { MetricsRenderer } from "../lib/transport/metrics_renderer.ts";
+import { PeerMessageType } from "../lib/codec/peer_messages.ts";
 import { CLUSTER_TYPE, receivedCount, startMember, stopMembers } from "./support/cluster.ts";
 import { startTestNode, waitUntil } from "./support/nodes.ts";
 
@@ -86,6 +87,14 @@ const ZERO_METRICS: NodeMetrics = {
   ) as NodeMetrics["messagesReceived"],
   hopCounts: [],
 };
+
+Deno.test("the message type label covers every peer message type handled after the handshake", () => {
+  const sessionOnly = ["Hello", "Auth", "Goodbye"];
+  assert.deepEqual(
+    [...PEER_MESSAGE_TYPES].sort(),
+    Object.keys(PeerMessageType).filter((name) => !sessionOnly.includes(name)).sort(),
+  );
+});
 
 Deno.test("the renderer writes every NodeMetrics field as a typed sample", async () => {
   const renderer = new MetricsRenderer("9.9.9");

@@ -7,8 +7,6 @@
  * @module
  */
 
-import { PeerMessageType } from "../codec/peer_messages.ts";
-
 /** Why an item (or a message to a peer) was dropped or not forwarded. */
 export const DROP_REASONS = [
   "announce_queue_full",
@@ -24,24 +22,23 @@ export const DROP_REASONS = [
 /** One of {@link DROP_REASONS}. */
 export type DropReason = typeof DROP_REASONS[number];
 
-/** Peer message types that only the handshake or the session layer handles. */
-const SESSION_ONLY_TYPES = ["Hello", "Auth", "Goodbye"] as const;
-
-/** Name of a peer message type handled after the handshake. */
-export type PeerMessageTypeName = Exclude<
-  keyof typeof PeerMessageType,
-  typeof SESSION_ONLY_TYPES[number]
->;
-
 /**
  * Peer message types handled after the handshake, as `messagesReceived`
  * names them (the `type` label of `gossip_peer_messages_received_total`).
  */
-export const PEER_MESSAGE_TYPES: readonly PeerMessageTypeName[] = (
-  Object.keys(PeerMessageType) as (keyof typeof PeerMessageType)[]
-).filter((name): name is PeerMessageTypeName =>
-  !(SESSION_ONLY_TYPES as readonly string[]).includes(name)
-);
+export const PEER_MESSAGE_TYPES = [
+  "Item",
+  "IHave",
+  "IWant",
+  "Ping",
+  "Pong",
+  "PullRequest",
+  "Peers",
+  "Push",
+] as const;
+
+/** One of {@link PEER_MESSAGE_TYPES}. */
+export type PeerMessageTypeName = typeof PEER_MESSAGE_TYPES[number];
 
 /** Why a peer handshake failed. */
 export const HANDSHAKE_FAILURE_REASONS = [
