@@ -97,6 +97,11 @@ function summary(result: ScenarioResult): string {
         `, attackers among honest nodes' peers ${
           (100 * result.eclipse.attackerPeerShare).toFixed(1)
         }%`,
+      `  eclipsed: ${result.eclipse.eclipsed} nodes (${
+        result.eclipse.eclipsedByChance.toFixed(1)
+      } expected by chance at that share and those peer counts); their peers ${
+        result.eclipse.eclipsedMeanPeers.toFixed(1)
+      }, of them inbound ${result.eclipse.eclipsedMeanInbound.toFixed(1)} (means)`,
       `  attackers banned by honest nodes: ${result.guard.distinctAttackersBanned} distinct; honest peers banned: ${result.guard.honestBanned}`,
     );
     if (result.powCost) {

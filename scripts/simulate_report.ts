@@ -155,6 +155,7 @@ export function report(results: readonly Result[]): string {
         "ratio",
         "delivery",
         "eclipsed honest (end)",
+        "of them by chance",
         "worst eclipsed (timeline)",
         "targets eclipsed",
         "attackers among peers",
@@ -162,7 +163,7 @@ export function report(results: readonly Result[]): string {
         "honest banned",
         "PoW CPU-s/day (all attackers)",
       ]),
-      row(new Array(10).fill("---")),
+      row(new Array(11).fill("---")),
     );
     for (const r of attacks) {
       const worst = Math.max(r.eclipse.eclipsedShare, ...r.timeline.map((p) => p.eclipsedShare));
@@ -171,6 +172,8 @@ export function report(results: readonly Result[]): string {
         ratio(r),
         pct(r.delivery.deliveryRatio, 3),
         `${r.eclipse.eclipsed} (${pct(r.eclipse.eclipsedShare)})`,
+        // Runs written before the figure existed lack it.
+        "eclipsedByChance" in r.eclipse ? r.eclipse.eclipsedByChance.toFixed(1) : "-",
         pct(worst),
         r.eclipse.targets ? `${r.eclipse.targets.eclipsed}/${r.eclipse.targets.honest}` : "-",
         pct(r.eclipse.attackerPeerShare, 1),

@@ -11,7 +11,7 @@ import {
   PeerMessageType,
 } from "../lib/codec/peer_messages.ts";
 import { GlobeLinks } from "../lib/sim/links.ts";
-import { aggregate, shortestPaths, tagOf } from "../lib/sim/metrics.ts";
+import { aggregate, eclipseCensus, shortestPaths, tagOf } from "../lib/sim/metrics.ts";
 import { SimNetwork } from "../lib/sim/network.ts";
 import { VirtualClock } from "../lib/sim/virtual_clock.ts";
 import { wireBytes } from "../lib/sim/wire_size.ts";
@@ -173,6 +173,28 @@ Deno.test("metrics: the shortest-path bound follows sessions and skips attackers
   // Had m been honest and linked to c, it would not change c: m is no relay.
   assert.equal(tagOf(new Uint8Array([0, 0, 1, 2, 9])), 258);
   assert.equal(tagOf(new Uint8Array([1])), -1);
+});
+
+Deno.test("metrics: eclipse census, and the eclipses expected by chance", () => {
+  const net = new SimNetwork({ seed: 7, delay: () => 10 });
+  const config = { degree: 1, passiveViewSize: 0 };
+  // m is an attacker; a and b dial it, c dials a: a has peers {m, c}, b only {m}, c only {a}.
+  const m = net.addNode({ config, role: "attacker" });
+  const a = net.addNode({ config, bootstrap: [m] });
+  const b = net.addNode({ config, bootstrap: [m] });
+  net.addNode({ config, bootstrap: [a] });
+  net.run(2_000);
+  const census = eclipseCensus(net);
+  assert.equal(census.honest, 3);
+  assert.equal(census.isolated, 0);
+  assert.equal(census.eclipsed, 1, "b");
+  assert.equal(census.eclipsedMeanPeers, 1);
+  assert.equal(census.eclipsedMeanInbound, 0, "b dialled m");
+  // Attacker shares 1/2 (a), 1 (b), 0 (c): mean 1/2; by chance 1/2^2 + 1/2 + 1/2.
+  assert.equal(census.attackerPeerShare, 0.5);
+  assert.equal(census.eclipsedByChance, 1.25);
+  assert.equal(eclipseCensus(net, [a, b]).eclipsed, 1);
+  assert.equal(eclipseCensus(net, [a]).eclipsedMeanPeers, 0, "none eclipsed among them");
 });
 
 Deno.test("metrics: aggregate of item summaries", () => {

@@ -381,6 +381,18 @@ export interface EclipseCensus {
   readonly eclipsedShare: number;
   /** Mean share of attackers among honest nodes' peers. */
   readonly attackerPeerShare: number;
+  /**
+   * Eclipsed nodes expected if every peer of every node were an attacker
+   * independently with probability `attackerPeerShare`: the sum over nodes
+   * with k peers of share^k. Close to `eclipsed` when eclipses are the luck of
+   * the draw at that share and those peer counts; far below it when attackers
+   * single nodes out.
+   */
+  readonly eclipsedByChance: number;
+  /** Mean number of peers of the eclipsed nodes (0 when none). */
+  readonly eclipsedMeanPeers: number;
+  /** Mean number of inbound peers of the eclipsed nodes (0 when none). */
+  readonly eclipsedMeanInbound: number;
 }
 
 /** Counts honest live nodes (of `among`, default all) whose peers are all attackers. */
@@ -389,6 +401,9 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
   let eclipsed = 0;
   let isolated = 0;
   let share = 0;
+  let eclipsedPeers = 0;
+  let eclipsedInbound = 0;
+  const peerCounts: number[] = [];
   for (const node of among ?? net.nodes) {
     if (!node.honest || !node.alive) continue;
     honest++;
@@ -399,16 +414,27 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
     const peers = node.sessions.size;
     if (peers === 0) isolated++;
     else {
-      if (hostile === peers) eclipsed++;
+      peerCounts.push(peers);
+      if (hostile === peers) {
+        eclipsed++;
+        eclipsedPeers += peers;
+        eclipsedInbound += node.core.peers().filter((p) => p.direction === "inbound").length;
+      }
       share += hostile / peers;
     }
   }
+  const attackerPeerShare = honest - isolated === 0 ? 0 : share / (honest - isolated);
+  let byChance = 0;
+  for (const k of peerCounts) byChance += attackerPeerShare ** k;
   return {
     honest,
     eclipsed,
     isolated,
     eclipsedShare: honest === 0 ? 0 : eclipsed / honest,
-    attackerPeerShare: honest - isolated === 0 ? 0 : share / (honest - isolated),
+    attackerPeerShare,
+    eclipsedByChance: byChance,
+    eclipsedMeanPeers: eclipsed === 0 ? 0 : eclipsedPeers / eclipsed,
+    eclipsedMeanInbound: eclipsed === 0 ? 0 : eclipsedInbound / eclipsed,
   };
 }
 
