@@ -5,11 +5,12 @@
  * ```sh
  * deno task simulate --scenario baseline --nodes 1000 --seed 1
  * deno task simulate --scenario censor --nodes 1000 --ratio 1:1 --seed 1
+ * deno task simulate --scenario eclipse-one --ratio 1:1 --degree 10
  * deno task simulate --list
  * ```
  *
  * Progress goes to stderr, a summary to stdout, and the full result to
- * `<out>/<scenario>-n<N>[-r<ratio>]-s<seed>.json` with charts in the `.svg`
+ * `<out>/<scenario>-n<N>[-r<ratio>][-d<degree>]-s<seed>.json` with charts in the `.svg`
  * beside it. Exit code 2 with one line for bad arguments.
  *
  * @module
@@ -17,12 +18,13 @@
 
 import { parseArgs } from "node:util";
 import { stackCharts } from "../lib/sim/plot.ts";
+import { SIM_NODE_CONFIG } from "../lib/sim/network.ts";
 import { runScenario, type ScenarioResult, SCENARIOS } from "../lib/sim/scenarios.ts";
 
 const USAGE = `deno task simulate --scenario NAME [options]
 
 Runs a scenario on simulated node cores over a WAN (docs/SIMULATION.md) and
-writes <out>/<scenario>-n<N>[-r<ratio>]-s<seed>.json and .svg.
+writes <out>/<scenario>-n<N>[-r<ratio>][-d<degree>]-s<seed>.json and .svg.
 
 Options:
   --scenario NAME   scenario to run (--list shows them)
@@ -31,6 +33,7 @@ Options:
   --ratio A:H       attackers to honest nodes, e.g. 1:10, 1:1, 4:1 (attack scenarios;
                     default 1:1); a decimal such as 0.1 works too
   --items K         tracked items (default per scenario)
+  --degree D        every node's degree, attackers' too (default ${SIM_NODE_CONFIG.degree})
   --loss P          loss probability per 1460-byte segment (default 0.01)
   --no-pow          do not measure the identity proof-of-work cost
   --out DIR         results directory (default sim-results)
@@ -69,7 +72,8 @@ function summary(result: ScenarioResult): string {
   const lines = [
     `${result.scenario}: ${result.nodes} honest nodes` +
     (result.attackers ? `, ${result.attackers} attackers (${ratioLabel(result.ratio)})` : "") +
-    `, seed ${result.seed}`,
+    `, seed ${result.seed}` +
+    (result.degree === SIM_NODE_CONFIG.degree ? "" : `, degree ${result.degree}`),
     `  delivery ${(100 * d.deliveryRatio).toFixed(3)}% (worst item ${
       (100 * d.worstItemDeliveryRatio).toFixed(2)
     }%, ${d.fullyDelivered}/${d.items} items to every eligible node)`,
@@ -126,6 +130,7 @@ async function main(args: string[]): Promise<number> {
       seed: { type: "string" },
       ratio: { type: "string" },
       items: { type: "string" },
+      degree: { type: "string" },
       loss: { type: "string" },
       "no-pow": { type: "boolean" },
       out: { type: "string" },
@@ -157,6 +162,7 @@ async function main(args: string[]): Promise<number> {
   const seed = positiveInt(values.seed, "seed", 1);
   const items = values.items === undefined ? undefined : positiveInt(values.items, "items", 20);
   const ratio = values.ratio === undefined ? 1 : parseRatio(values.ratio);
+  const degree = positiveInt(values.degree, "degree", SIM_NODE_CONFIG.degree);
   let lossRate: number | undefined;
   if (values.loss !== undefined) {
     lossRate = Number(values.loss);
@@ -172,12 +178,13 @@ async function main(args: string[]): Promise<number> {
     items,
     lossRate,
     measurePow: !values["no-pow"],
+    node: degree === SIM_NODE_CONFIG.degree ? undefined : { config: { degree } },
     progress: values.quiet ? undefined : (line) => console.error(line),
   });
   await Deno.mkdir(out, { recursive: true });
   const base = `${out}/${name}-n${nodes}${
     scenario.attack ? `-r${ratioLabel(ratio).replace(":", "to")}` : ""
-  }-s${seed}`;
+  }${degree === SIM_NODE_CONFIG.degree ? "" : `-d${degree}`}-s${seed}`;
   const { charts, ...figures } = result;
   await Deno.writeTextFile(`${base}.json`, JSON.stringify(figures, null, 2) + "\n");
   await Deno.writeTextFile(`${base}.svg`, stackCharts(charts));

@@ -75,3 +75,26 @@ Deno.test("simulation: censorship at 1:1 (advertise, never deliver) is routed ar
   assert.ok((result.guard.offences["unanswered-want"] ?? 0) > 0, "broken promises were noticed");
   assert.equal(result.guard.honestBanned, 0);
 });
+
+Deno.test("simulation: every node's degree can be set (attackers' too), and it shows", () => {
+  const run = (degree?: number) =>
+    runScenario("censor", {
+      nodes: 60,
+      seed: 4,
+      ratio: 0.5,
+      items: 5,
+      measurePow: false,
+      node: degree === undefined ? undefined : { config: { degree } },
+    });
+  const standard = run();
+  const wide = run(10);
+  assert.equal(standard.degree, 5);
+  assert.equal(wide.degree, 10);
+  // Twice the outbound peers each: more sessions per node, so fewer honest
+  // nodes' peers are all attackers and more gossip per item.
+  assert.ok(
+    wide.traffic.gossipMessagesPerNodePerItem > standard.traffic.gossipMessagesPerNodePerItem,
+    `${wide.traffic.gossipMessagesPerNodePerItem} vs ${standard.traffic.gossipMessagesPerNodePerItem}`,
+  );
+  assert.ok(wide.eclipse.eclipsedByChance < standard.eclipse.eclipsedByChance);
+});

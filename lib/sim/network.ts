@@ -51,9 +51,24 @@ export interface SimObserver {
   notified?(node: SimNode, item: GossipItem): void;
 }
 
+/**
+ * The config keys of every simulated node unless overridden: the daemon's
+ * defaults, with a smaller cache and a faster membership round.
+ */
+export const SIM_NODE_CONFIG: Omit<CoreConfig, "bootstrappers"> = {
+  degree: 5,
+  cacheSize: 1000,
+  validationTimeoutMs: 5000,
+  maxPeerConnections: 64,
+  passiveViewSize: 30,
+  membershipIntervalMs: 1000,
+  peerIdleTimeoutMs: 30_000,
+  persist: true,
+};
+
 /** Settings of one simulated node. */
 export interface SimNodeOptions {
-  /** Overrides of the config keys (defaults: degree 5, cache 1000, ...). */
+  /** Overrides of the config keys (defaults: {@link SIM_NODE_CONFIG}). */
   readonly config?: Partial<CoreConfig>;
   /** Limits against hostile peers. */
   readonly security?: Partial<SecurityOptions>;
@@ -372,14 +387,7 @@ export class SimNetwork {
       selfIdentity: node.identity,
       selfAddress: node.address,
       config: {
-        degree: 5,
-        cacheSize: 1000,
-        validationTimeoutMs: 5000,
-        maxPeerConnections: 64,
-        passiveViewSize: 30,
-        membershipIntervalMs: 1000,
-        peerIdleTimeoutMs: 30_000,
-        persist: true,
+        ...SIM_NODE_CONFIG,
         ...options.config,
         bootstrappers: (options.bootstrap ?? []).map((b) => b.address),
       },

@@ -36,7 +36,7 @@ import {
   snapshotTraffic,
   type TrackedItem,
 } from "./metrics.ts";
-import { SimNetwork, type SimNode, type SimNodeOptions } from "./network.ts";
+import { SIM_NODE_CONFIG, SimNetwork, type SimNode, type SimNodeOptions } from "./network.ts";
 import type { ChartSpec } from "./plot.ts";
 
 /** Settings of a scenario run. */
@@ -87,6 +87,8 @@ export interface ScenarioResult {
   readonly ratio: number;
   /** Seed. */
   readonly seed: number;
+  /** Every node's `degree` (attackers' too). */
+  readonly degree: number;
   /** Scenario parameters. */
   readonly parameters: Record<string, unknown>;
   /** Delivery over every measured item. */
@@ -918,6 +920,7 @@ function finish(
     attackers,
     ratio: attackers / options.nodes,
     seed: options.seed,
+    degree: options.node?.config?.degree ?? SIM_NODE_CONFIG.degree,
     parameters: { ...plan.parameters, ...(plan.extra ?? {}) },
     delivery: aggregate(all),
     phases,
