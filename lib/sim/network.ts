@@ -53,7 +53,7 @@ export interface SimObserver {
 
 /**
  * The config keys of every simulated node unless overridden: the daemon's
- * defaults, with a smaller cache and a faster membership round.
+ * defaults (README's config table), with a peers file (`persist`).
  */
 export const SIM_NODE_CONFIG: Omit<CoreConfig, "bootstrappers"> = {
   degree: 5,
