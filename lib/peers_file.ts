@@ -38,6 +38,9 @@ export interface PeersFileContents extends PersistentState {
   readonly proof?: SavedProof;
 }
 
+/** A hex identity as written: 64 lower-case hex digits. */
+const IDENTITY_HEX = /^[0-9a-f]{64}$/;
+
 /** Most peers written. */
 const MAX_SAVED_PEERS = 1000;
 
@@ -71,7 +74,7 @@ export function parsePeersFile(text: string): PeersFileContents {
     proof?: { identity?: unknown; epoch?: unknown; nonce?: unknown };
   };
   const peers = (Array.isArray(parsed.peers) ? parsed.peers : []).flatMap((entry) =>
-    typeof entry?.identity === "string" && /^[0-9a-f]{64}$/.test(entry.identity) &&
+    typeof entry?.identity === "string" && IDENTITY_HEX.test(entry.identity) &&
       typeof entry.address === "string"
       ? [{
         identity: entry.identity,
@@ -94,7 +97,7 @@ function parseProof(
   entry: { identity?: unknown; epoch?: unknown; nonce?: unknown } | undefined,
 ): SavedProof | undefined {
   if (
-    typeof entry?.identity !== "string" || !/^[0-9a-f]{64}$/.test(entry.identity) ||
+    typeof entry?.identity !== "string" || !IDENTITY_HEX.test(entry.identity) ||
     typeof entry.epoch !== "number" || !Number.isSafeInteger(entry.epoch) || entry.epoch < 0 ||
     typeof entry.nonce !== "string" || !/^[0-9]{1,20}$/.test(entry.nonce)
   ) return undefined;

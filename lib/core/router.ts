@@ -150,11 +150,11 @@ export class Router {
     table: Map<PeerKey, bigint[]>,
     type: typeof PeerMessageType.IHave | typeof PeerMessageType.IWant,
   ): void {
-    // Taken out first: a send may queue more IDs (waiting IHAVEs go along with
-    // any message), which then go out in a flush of their own, in the same turn.
-    const batches = [...table];
-    table.clear();
-    for (const [peer, ids] of batches) {
+    // Each batch leaves the table before it is sent: a send may queue more IDs
+    // (waiting IHAVEs go along with any message) in a new batch, which this
+    // loop reaches later (a Map iterates over entries added meanwhile).
+    for (const [peer, ids] of table) {
+      table.delete(peer);
       if (!this.connections.isConnected(peer)) continue;
       for (let i = 0; i < ids.length; i += MAX_ITEM_IDS) {
         this.actions.send(peer, { type, ids: ids.slice(i, i + MAX_ITEM_IDS) });
