@@ -17,11 +17,17 @@
  *   full outbound slots dials), and a node whose outbound peers all withhold
  *   items keeps them. Sessions with distrusted peers (score below the
  *   guard's `distrustScore`) are closed in every round.
- * - **Exchange.** Every membership round the node asks one random peer for
- *   descriptors (PULL_REQUEST) and offers it some (PUSH, itself included).
- *   Brahms-style limits: PEERS are accepted only in answer to this node's
- *   pull, one PUSH per peer per round, and at most `maxLearnPerRound` new
- *   descriptors per round from all peers together.
+ * - **Exchange.** Every membership round the node offers one random peer
+ *   some descriptors (PUSH, itself included) and, if that peer may vouch for
+ *   others, asks it for descriptors (PULL_REQUEST). Brahms-style limits: PEERS
+ *   are accepted only in answer to this node's pull, one PUSH per peer per
+ *   round, and at most `maxLearnPerRound` new descriptors per round from all
+ *   peers together. Only peers that may vouch are heard: peers this node
+ *   dialled (it chose them), proven peers (score above 0: they brought items
+ *   first) and configured bootstrappers. An inbound peer that has proven
+ *   nothing gets no say in whom this node knows: anyone can dial in, and in a
+ *   Sybil attack most who do are attackers naming attackers
+ *   (docs/SIMULATION.md, "Round of the vouching rule").
  * - **Joining.** With bootstrappers configured and no peer, a warning is
  *   logged every `joinWarningMs` until one answers; an info line when the node
  *   has its first peer.
@@ -429,16 +435,18 @@ export class ConnectionManager {
   /**
    * Handles PEERS (an answer) or PUSH (an offer) from `peer`. Returns
    * "unsolicited" for PEERS nobody asked for or more PUSHes than a peer's own
-   * round can explain (two per round here: rounds are not synchronised), and
-   * "limit" when this round's learning budget is spent (nobody's fault);
-   * either way the descriptors are ignored.
+   * round can explain (two per round here: rounds are not synchronised),
+   * "limit" when this round's learning budget is spent (nobody's fault), and
+   * "unvouched" when `peer` may not vouch for others ({@link mayVouch}: an
+   * inbound peer that has proven nothing; not an offence either). In all
+   * three cases the descriptors are ignored.
    */
   receiveOffer(
     peer: PeerKey,
     kind: "peers" | "push",
     descriptors: readonly PeerDescriptor[],
     now: number,
-  ): "learned" | "unsolicited" | "limit" {
+  ): "learned" | "unsolicited" | "limit" | "unvouched" {
     let solicited: boolean;
     if (kind === "peers") {
       solicited = this.pullsOutstanding.delete(peer);
@@ -450,6 +458,10 @@ export class ConnectionManager {
     if (!solicited || this.learnedThisRound >= this.options.maxLearnPerRound) {
       this.stats.offersIgnored++;
       return solicited ? "limit" : "unsolicited";
+    }
+    if (!this.mayVouch(peer)) {
+      this.stats.offersIgnored++;
+      return "unvouched";
     }
     const session = this.sessions.get(peer);
     this.learnedThisRound += this.membership.learn(
@@ -483,7 +495,7 @@ export class ConnectionManager {
     this.dialMore(now);
     const partner = this.membership.exchangePartner();
     if (partner) {
-      this.pull(partner.identity);
+      if (this.mayVouch(partner.identity)) this.pull(partner.identity);
       const offer = this.membership.sample(EXCHANGE_SIZE / 2, now, partner.identity);
       offer.push({ identity: this.options.selfIdentity, address: this.options.selfAddress });
       this.actions.send(partner.identity, {
@@ -618,6 +630,15 @@ export class ConnectionManager {
       if (victim === undefined || entry.since > victim.since) victim = entry;
     }
     return victim?.peer;
+  }
+
+  /**
+   * Whether descriptors from `peer` are heard: a peer this node dialled, a
+   * proven one (score above 0) or a configured bootstrapper.
+   */
+  private mayVouch(peer: PeerKey): boolean {
+    return this.sessions.get(peer)?.direction === "outbound" || this.actions.score(peer) > 0 ||
+      this.membership.isBootstrapper(peer);
   }
 
   private pull(peer: PeerKey): void {

@@ -224,6 +224,15 @@ export class Membership {
     return this.active.size - this.outboundCount;
   }
 
+  /** True when `identity` answered at a configured bootstrapper's address. */
+  isBootstrapper(identity: string): boolean {
+    if (this.bootstrapCount === 0) return false;
+    for (const peer of this.passive.values()) {
+      if (peer.bootstrap && peer.identity === identity) return true;
+    }
+    return false;
+  }
+
   /** Known but unconnected peers (bootstrappers included). */
   get passivePeers(): KnownPeer[] {
     return [...this.passive.values()];
