@@ -688,6 +688,66 @@ Deno.test("a flood of fake peer descriptors keeps the passive view bounded and h
   }
 });
 
+Deno.test("an inbound peer is heard on other peers only once it has brought an item first", async () => {
+  const options = { config: { passiveViewSize: 20, degree: 2, powDifficulty: 8 } };
+  const victim = await startMember(undefined, options);
+  const honest = await startMember(victim.node, options);
+  let adversary: AdversaryPeer | undefined;
+  try {
+    await waitForOverlay([victim, honest], 1);
+    const random = seededRandom(0xace);
+    const ports = unusedPorts(16);
+    const hostKey = await testHostKey();
+    const adversaryId = identityHex(hostKey.identity);
+    const connected = await AdversaryPeer.connect(victim.node.p2pAddress.port, {
+      hostKey,
+      powDifficulty: 8,
+      listenPort: ports[0],
+    });
+    assert.ok(connected.peer, `adversary handshake: ${connected.error}`);
+    adversary = connected.peer;
+    await waitUntil(() => victim.node.peerIdentities.length === 2, 3000, "adversary connected");
+    const peerEntry = () => victim.node.stats().peers.find((p) => p.identity === adversaryId);
+    assert.equal(peerEntry()?.direction, "inbound");
+
+    // Unproven: one PUSH of 8 descriptors, within the per-round limit. Ignored, not punished.
+    const knownBefore = victim.node.stats().knownPeers;
+    const ignoredBefore = victim.node.stats().connections.offersIgnored;
+    adversary.send({ type: PeerMessageType.Push, peers: fakeDescriptors(8, ports, random) });
+    await waitUntil(
+      () => victim.node.stats().connections.offersIgnored === ignoredBefore + 1,
+      3000,
+      "the unvouched PUSH read and ignored",
+    );
+    assert.equal(victim.node.stats().knownPeers, knownBefore, "nothing learned from it");
+    assert.equal(peerEntry()?.score, 0, "no offence either");
+
+    // It brings a valid item first: proven (score above 0), its next PUSH is heard.
+    const item = contentItem({
+      dataType: CLUSTER_TYPE,
+      data: encoder.encode("vouch-item"),
+      ttl: 2,
+    });
+    adversary.send(item);
+    await waitForDelivery([victim], "vouch-item");
+    await waitUntil(() => (peerEntry()?.score ?? 0) > 0, 3000, "adversary credited");
+    adversary.send({ type: PeerMessageType.Push, peers: fakeDescriptors(8, ports, random) });
+    await waitUntil(
+      () => victim.node.stats().knownPeers > knownBefore,
+      3000,
+      "descriptors of a proven peer learned",
+    );
+    console.log(
+      `[vouch] unproven inbound PUSH: ignored, known ${knownBefore}; after one valid item ` +
+        `(score ${peerEntry()?.score}): known ${victim.node.stats().knownPeers}`,
+    );
+    assert.equal(adversary.isClosed, false);
+  } finally {
+    await adversary?.close();
+    await stopMembers([victim, honest]);
+  }
+});
+
 // ---- 5. invalid items and frame floods get a peer banned ------------------------------------
 
 Deno.test("a peer sending invalid items or flooding frames is banned; honest items still flow", async () => {

@@ -1,13 +1,17 @@
 /**
  * Unit tests of lib/core/connection_manager.ts decisions that the network
- * tests only show in aggregate: which outbound peer rotation replaces, and
- * that proven peers (they brought items first) are dialled and recommended
- * first.
+ * tests only show in aggregate: which outbound peer rotation replaces, that
+ * proven peers (they brought items first) are dialled and recommended first,
+ * and whose descriptors are heard.
  */
 
 import assert from "node:assert/strict";
 import type { SocketAddress } from "../lib/address.ts";
-import type { PeerMessage } from "../lib/codec/peer_messages.ts";
+import {
+  type PeerDescriptor,
+  type PeerMessage,
+  PeerMessageType,
+} from "../lib/codec/peer_messages.ts";
 import { type ConnectionActions, ConnectionManager } from "../lib/core/connection_manager.ts";
 import { silentLogger } from "../lib/log.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
@@ -24,7 +28,7 @@ function address(n: number): SocketAddress {
 }
 
 /** A manager with `degree` 3 whose peers' scores come from `scores`. */
-function manager(scores: Map<string, number>, seed = 1) {
+function manager(scores: Map<string, number>, seed = 1, bootstrappers: SocketAddress[] = []) {
   const closed: string[] = [];
   const dialled: string[] = [];
   const sent: [string, PeerMessage][] = [];
@@ -47,7 +51,7 @@ function manager(scores: Map<string, number>, seed = 1) {
       maxPeerConnections: 64,
       passiveViewSize: 30,
       membershipIntervalMs: 1000,
-      bootstrappers: [],
+      bootstrappers,
       maxLearnPerRound: 100,
       establishedAfterMs: 60_000,
       joinWarningMs: 60_000,
@@ -134,4 +138,53 @@ Deno.test("recommendations are up to half proven peers, the rest as before", () 
   const small = connections.membership.sample(16, 120_000);
   assert.equal(small.length, 16);
   assert.equal(small.filter((p) => scores.has(p.identity)).length, 6, "all proven, then others");
+});
+
+/** `count` descriptors of peers 100, 101, ... (bytes as on the wire). */
+function descriptors(from: number, count: number): PeerDescriptor[] {
+  return Array.from({ length: count }, (_, i) => ({
+    identity: Uint8Array.from(id(from + i).match(/../g)!.map((h) => parseInt(h, 16))),
+    address: address(from + i),
+  }));
+}
+
+Deno.test("descriptors are heard from dialled, proven and bootstrapper peers, not from other inbound ones", () => {
+  const scores = new Map([[id(3), 0.5]]);
+  const { connections, open } = manager(scores, 1, [address(4)]);
+  open(1, "outbound");
+  open(2, "inbound");
+  open(3, "inbound"); // proven: it brought an item first
+  open(4, "outbound"); // the bootstrapper answers as id(4)...
+  connections.sessionClosed(id(4), 0);
+  open(4, "inbound"); // ...and later dials in
+  assert.equal(connections.membership.isBootstrapper(id(4)), true);
+  assert.equal(connections.membership.isBootstrapper(id(2)), false);
+  const known = () => new Set(connections.membership.passivePeers.map((p) => p.identity));
+  const ignoredBefore = connections.stats.offersIgnored;
+  assert.equal(connections.receiveOffer(id(2), "push", descriptors(100, 4), 0), "unvouched");
+  assert.equal(connections.stats.offersIgnored, ignoredBefore + 1);
+  for (const n of [100, 101, 102, 103]) assert.equal(known().has(id(n)), false, `${n} unknown`);
+  assert.equal(connections.receiveOffer(id(1), "push", descriptors(110, 2), 0), "learned");
+  assert.equal(connections.receiveOffer(id(3), "push", descriptors(120, 2), 0), "learned");
+  assert.equal(connections.receiveOffer(id(4), "push", descriptors(130, 2), 0), "learned");
+  for (const n of [110, 111, 120, 121, 130, 131]) assert.ok(known().has(id(n)), `${n} known`);
+  // Unheard, but still counted: a third PUSH in a round is an offence as before.
+  assert.equal(connections.receiveOffer(id(2), "push", descriptors(140, 1), 0), "unvouched");
+  assert.equal(connections.receiveOffer(id(2), "push", descriptors(140, 1), 0), "unsolicited");
+});
+
+Deno.test("a round pulls only from a partner that may vouch, and pushes to any", () => {
+  for (let seed = 1; seed <= 20; seed++) {
+    const { connections, open, sent } = manager(new Map(), seed);
+    open(2, "inbound");
+    connections.round(1000);
+    const kinds = sent.filter(([peer]) => peer === id(2)).map(([, m]) => m.type);
+    assert.deepEqual(kinds, [PeerMessageType.Push], `seed ${seed}: no pull from an inbound peer`);
+  }
+  const { connections, open, sent } = manager(new Map(), 1);
+  open(1, "outbound");
+  sent.length = 0;
+  connections.round(1000);
+  const kinds = sent.filter(([peer]) => peer === id(1)).map(([, m]) => m.type);
+  assert.deepEqual(kinds, [PeerMessageType.PullRequest, PeerMessageType.Push]);
 });
