@@ -117,7 +117,10 @@ Deno.test("invalid items reach only the origin's direct neighbours", async () =>
 Deno.test("TTL 1 reaches exactly the direct neighbours; TTL 2 never goes beyond two hops", async () => {
   const members = await startCluster(12, {}, seededRandom(13));
   try {
-    // Hop distances are taken from a snapshot of the peer lists: it must not change.
+    // Hop distances are taken from the peer lists, which should not change. A
+    // node still dialling may yet connect to the origin after the snapshot; it
+    // is then a direct neighbour too (the new session's anti-entropy offers it
+    // the item), so the lists are read again after the wait.
     await waitForStableOverlay(members, 3);
     const origin = leastConnected(members);
     const neighbours = new Set(origin.node.peerIdentities);
@@ -125,6 +128,7 @@ Deno.test("TTL 1 reaches exactly the direct neighbours; TTL 2 never goes beyond 
     await announceText(origin, "ttl one", 1);
     await waitForDelivery(direct, "ttl one");
     await quietPeriod(300);
+    for (const id of origin.node.peerIdentities) neighbours.add(id);
     for (const member of members) {
       assert.equal(
         receivedCount(member, "ttl one"),
@@ -135,12 +139,21 @@ Deno.test("TTL 1 reaches exactly the direct neighbours; TTL 2 never goes beyond 
     // two-hop node is guaranteed a copy: a neighbour that first hears the item
     // from another neighbour (TTL 1 left) keeps it (the first copy's TTL counts,
     // see README), so its own neighbours may go without.
-    const twoHops = new Set(neighbours);
-    for (const member of direct) for (const id of member.node.peerIdentities) twoHops.add(id);
-    twoHops.delete(origin.node.identityHex);
+    const twoHops = new Set<string>();
+    const readTwoHops = () => {
+      for (const id of origin.node.peerIdentities) neighbours.add(id);
+      for (const member of members) {
+        if (!neighbours.has(member.node.identityHex)) continue;
+        twoHops.add(member.node.identityHex);
+        for (const id of member.node.peerIdentities) twoHops.add(id);
+      }
+      twoHops.delete(origin.node.identityHex);
+    };
+    readTwoHops();
     await announceText(origin, "ttl two", 2);
     await waitForDelivery(direct, "ttl two");
     await quietPeriod(300);
+    readTwoHops();
     for (const member of members) {
       const count = receivedCount(member, "ttl two");
       if (twoHops.has(member.node.identityHex)) assert.ok(count <= 1, "at most once");
