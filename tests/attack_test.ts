@@ -114,6 +114,30 @@ Deno.test("finding 1: an item dropped for want of a subscriber does not block it
   }
 });
 
+Deno.test("finding 1: a forged copy of an item the node holds costs its sender like any squat", async () => {
+  const node = await startTestNode();
+  const log: ReceivedMessage[] = [];
+  const client = await module(node, log);
+  const peer = await connectAdversary(node.p2pAddress.port);
+  try {
+    const item = contentItem({ dataType: TYPE, data: encoder.encode("real") });
+    peer.send(item);
+    await waitUntil(() => log.length === 1, 3000, "the real item delivered");
+    // The same ID, nonce, TTL and type with other data: the node holds the item,
+    // so each copy is compared with it, not taken as a duplicate from a holder.
+    for (let i = 0; i < 6; i++) peer.send({ ...item, data: encoder.encode(`fake-${i}`) });
+    await waitUntil(() => peer.isClosed, 5000, "the forger banned");
+    const stats = node.stats();
+    assert.ok(stats.guard.offences["item-id-mismatch"] >= 5);
+    assert.equal(stats.spreading.duplicates, 0, "no forged copy counted as a duplicate");
+    assert.deepEqual(log.map((m) => decoder.decode(m.data)), ["real"]);
+  } finally {
+    await peer.close();
+    await client.close();
+    await node.close();
+  }
+});
+
 Deno.test("finding 5: silent connections cannot hold the pre-authentication slots", async () => {
   // 64 slots (the default); the attacker keeps 128 silent connections open from
   // 127.0.0.1 (exempt from per-address limits: the worst case), reopening each

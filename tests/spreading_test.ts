@@ -282,6 +282,32 @@ Deno.test("an item whose ID does not match its content is penalised and not reme
   engine.close();
 });
 
+Deno.test("a forged copy of a stored item is penalised and its sender is no holder", () => {
+  const { engine, actions, clock, store } = setup({ pullTimeoutMs: 500 });
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  for (
+    const forged of [{ ...x, data: new Uint8Array([9]) }, { ...x, ttl: 5 }, { ...x, nonce: 2n }]
+  ) {
+    engine.receiveItem("b", forged, 0);
+  }
+  assert.deepEqual(actions.penalties, Array(3).fill("b:item-id-mismatch"));
+  assert.equal(engine.stats.mismatched, 3);
+  assert.equal(engine.stats.duplicates, 0);
+  assert.equal(store.get(x.id)?.hops, 1, "a forged copy does not shorten the path");
+  assert.deepEqual(store.get(x.id)?.holders, ["a"]);
+  // Dropped unjudged: b is not asked for it (it never sent the real item).
+  engine.dropped(x.id);
+  clock.advance(10_000);
+  assert.deepEqual(actions.peersOf("want"), []);
+  // A true copy in a fresh buffer is a duplicate, and makes its sender a holder.
+  engine.receiveItem("c", x, 1);
+  engine.receiveItem("d", { ...x, data: new Uint8Array([0, ...x.data]).subarray(1) }, 1);
+  assert.equal(engine.stats.duplicates, 1);
+  assert.deepEqual(store.get(x.id)?.holders, ["c", "d"]);
+  engine.close();
+});
+
 Deno.test("a forged copy does not end a pull: the advertisers are still asked", () => {
   const { engine, actions, clock } = setup();
   const x = item(1);
@@ -1344,7 +1370,7 @@ const spreadingOp: fc.Arbitrary<Op> = fc.oneof(
   },
 );
 
-Deno.test("property: only valid items are sent, IHAVEs only for forwardable items, IWANTs only to trusted advertisers, blame only after an IWANT", () => {
+Deno.test("property: only valid items are sent, IHAVEs only for forwardable items, IWANTs only to trusted advertisers or holders, blame only after an IWANT", () => {
   fc.assert(
     fc.property(fc.array(spreadingOp, { maxLength: 120 }), fc.integer(), (ops, seed) => {
       const items = Array.from({ length: 8 }, (_, n) => item(n, n % 3)); // TTLs 0, 1, 2
@@ -1357,7 +1383,12 @@ Deno.test("property: only valid items are sent, IHAVEs only for forwardable item
       });
       const connected = new Set(P);
       const distrusted = new Set<PeerKey>();
+      // Peers that announced each item, by IHAVE or by sending it.
       const advertisedTo = new Map<bigint, Set<PeerKey>>();
+      const advertise = (id: bigint, peer: PeerKey) => {
+        if (!advertisedTo.has(id)) advertisedTo.set(id, new Set());
+        advertisedTo.get(id)!.add(peer);
+      };
       const asked = new Set<string>();
       let sends = 0;
       let wants = 0;
@@ -1396,7 +1427,7 @@ Deno.test("property: only valid items are sent, IHAVEs only for forwardable item
           sendWant: (peer, id) => {
             wants++;
             assert.ok(connected.has(peer) && !distrusted.has(peer), "IWANT to a trusted peer");
-            assert.ok(advertisedTo.get(id)?.has(peer), "IWANT only to an advertiser");
+            assert.ok(advertisedTo.get(id)?.has(peer), "IWANT only to an advertiser or holder");
             assert.equal(store.get(id), undefined, "IWANT only for a missing item");
             asked.add(`${peer}:${id}`);
           },
@@ -1416,13 +1447,15 @@ Deno.test("property: only valid items are sent, IHAVEs only for forwardable item
           case "item": {
             const x = items[step.n];
             const sent = step.forged ? { ...x, data: new Uint8Array([0xee]) } : x;
+            // A peer that sent the real item holds it: if the item is dropped
+            // unjudged for lack of room, it may be pulled again from that peer.
+            if (!step.forged) advertise(x.id, P[step.peer]);
             engine.receiveItem(P[step.peer], sent, step.hops);
             break;
           }
           case "have": {
             const id = items[step.n].id;
-            if (!advertisedTo.has(id)) advertisedTo.set(id, new Set());
-            advertisedTo.get(id)!.add(P[step.peer]);
+            advertise(id, P[step.peer]);
             engine.receiveHave(P[step.peer], [id]);
             break;
           }

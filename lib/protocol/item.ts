@@ -12,6 +12,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 
 /** An announced item as it travels between peers. */
@@ -44,6 +45,18 @@ export function computeItemId(
   const digest = createHash("sha256").update(ID_LABEL).update(new Uint8Array(header.buffer))
     .update(data).digest();
   return new DataView(digest.buffer, digest.byteOffset, 8).getBigUint64(0);
+}
+
+/**
+ * Whether two items carry the same content (nonce, TTL, data type and data).
+ * A duplicate that matches a stored item, whose ID was checked, is the same
+ * item without hashing it again; one that does not is a forgery of that ID.
+ */
+export function sameContent(a: GossipItem, b: GossipItem): boolean {
+  return a.nonce === b.nonce && a.ttl === b.ttl && a.dataType === b.dataType &&
+    a.data.length === b.data.length &&
+    Buffer.from(a.data.buffer, a.data.byteOffset, a.data.length)
+      .equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.length));
 }
 
 /** Builds a new item for a local announcement: a fresh nonce, the ID bound to it. */

@@ -30,7 +30,7 @@
  * @module
  */
 
-import { computeItemId, type GossipItem, mayForward } from "./item.ts";
+import { computeItemId, type GossipItem, mayForward, sameContent } from "./item.ts";
 import { addOnce, type ItemStore, type PeerKey, type StoredItem } from "./item_store.ts";
 import { PullTracker, type PullTrackerOptions } from "./pull_tracker.ts";
 import { defaultRandom, type RandomSource, sample } from "./random.ts";
@@ -259,6 +259,13 @@ export class Spreading {
   receiveItem(from: PeerKey, item: GossipItem, hops: number): void {
     const known = this.store.get(item.id);
     if (known) {
+      // A stored item's ID was checked when it arrived: other content under
+      // it is a forgery, and its sender no holder to pull the item from.
+      if (!sameContent(known.item, item)) {
+        this.stats.mismatched++;
+        this.actions.penalize(from, "item-id-mismatch");
+        return;
+      }
       this.stats.duplicates++;
       addOnce(known.holders, from);
       if (hops < known.hops) this.improveHops(known, hops);
