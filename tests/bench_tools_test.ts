@@ -251,3 +251,30 @@ Deno.test("every tool in scripts/ prints its usage for --help and exits 0", asyn
     assert.match(stdout, /deno (task|run)|Usage/, `${tool} printed its usage`);
   }));
 });
+
+Deno.test("wakeup_cost --relay measures a relay child that opens, asks its module and seals per peer", async () => {
+  const run = (...args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net",
+        "--allow-run",
+        "--allow-read",
+        "scripts/bench/wakeup_cost.ts",
+        ...args,
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+  const measured = await run("--relay", "2", "--messages", "5", "--intervals", "0");
+  const stdout = new TextDecoder().decode(measured.stdout);
+  assert.equal(measured.code, 0, new TextDecoder().decode(measured.stderr));
+  // One row: "relay 0 ms <cpu> us ... <rss> (<anon>)"; a relay that broke would throw.
+  assert.match(stdout, /relay \(2 peers\)/);
+  assert.match(stdout, /^\s+relay\s+0 ms\s+\d+ us.*\d+\.\d \(\d+\.\d\)$/m);
+  const refused = await run("--relay", "0");
+  assert.equal(refused.code, 2);
+  assert.match(new TextDecoder().decode(refused.stderr), /--relay takes a peer count/);
+});
