@@ -6,8 +6,10 @@
  */
 
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import type { SocketAddress } from "../lib/address.ts";
 import {
+  GoodbyeReason,
   type PeerDescriptor,
   type PeerMessage,
   PeerMessageType,
@@ -187,4 +189,224 @@ Deno.test("a round pulls only from a partner that may vouch, and pushes to any",
   dialled.connections.round(1000);
   const toOutbound = dialled.sent.filter(([peer]) => peer === id(1)).map(([, m]) => m.type);
   assert.deepEqual(toOutbound, [PeerMessageType.PullRequest, PeerMessageType.Push]);
+});
+
+// ---- property: the manager's books agree with what it tells the node -------------------
+
+type ManagerOp =
+  | { kind: "dial-ok"; pick: number; liar: number | null }
+  | { kind: "dial-fail"; pick: number }
+  | { kind: "inbound"; n: number; refused: boolean }
+  | { kind: "closed"; pick: number; full: boolean }
+  | { kind: "drop"; pick: number }
+  | { kind: "offer"; pick: number; push: boolean; ns: number[] }
+  | { kind: "score"; n: number; score: number }
+  | { kind: "probe"; pick: number; answer: number | null }
+  | { kind: "round"; ms: number };
+
+const peerNumber = fc.integer({ min: 1, max: 14 });
+const managerOp: fc.Arbitrary<ManagerOp> = fc.oneof(
+  fc.record({
+    kind: fc.constant("dial-ok" as const),
+    pick: fc.nat(),
+    liar: fc.option(peerNumber, { freq: 5 }),
+  }),
+  fc.record({ kind: fc.constant("dial-fail" as const), pick: fc.nat() }),
+  fc.record({ kind: fc.constant("inbound" as const), n: peerNumber, refused: fc.boolean() }),
+  fc.record({ kind: fc.constant("closed" as const), pick: fc.nat(), full: fc.boolean() }),
+  fc.record({ kind: fc.constant("drop" as const), pick: fc.nat() }),
+  fc.record({
+    kind: fc.constant("offer" as const),
+    pick: fc.nat(),
+    push: fc.boolean(),
+    ns: fc.array(peerNumber, { maxLength: 6 }),
+  }),
+  fc.record({
+    kind: fc.constant("score" as const),
+    n: peerNumber,
+    score: fc.integer({ min: -40, max: 10 }),
+  }),
+  fc.record({ kind: fc.constant("probe" as const), pick: fc.nat(), answer: fc.option(peerNumber) }),
+  fc.record({ kind: fc.constant("round" as const), ms: fc.integer({ min: 0, max: 20_000 }) }),
+);
+
+Deno.test("property: sessions, directions, limits and dials stay consistent under any order of events", () => {
+  fc.assert(
+    fc.property(
+      fc.array(managerOp, { maxLength: 150 }),
+      fc.integer(),
+      fc.boolean(),
+      (ops, seed, withBootstrapper) => {
+        const scores = new Map<string, number>();
+        // What the node was told: accepted sessions and their direction.
+        const told = new Map<string, "outbound" | "inbound">();
+        const dialling = new Set<string>(); // address keys dialled, not yet finished
+        const probing = new Set<string>();
+        const sentToGone: string[] = [];
+        const closedNow: string[] = [];
+        const degree = 3;
+        let connections: ConnectionManager;
+        const actions: ConnectionActions = {
+          send: (peer) => {
+            if (!connections.isConnected(peer)) sentToGone.push(peer);
+          },
+          close: (peer) => {
+            assert.ok(!connections.isConnected(peer), "closed only once forgotten");
+            closedNow.push(peer);
+          },
+          dial: (_address, key) => {
+            assert.ok(!dialling.has(key), `${key} dialled twice at once`);
+            assert.notEqual(key, "10.0.2.254:6001", "never dials itself");
+            dialling.add(key);
+          },
+          probe: (_address, key) => {
+            probing.add(key);
+          },
+          forgotten: (peer) => {
+            assert.ok(told.delete(peer), `${peer.slice(-2)} forgotten but never accepted`);
+          },
+          accepted: (peer, direction) => {
+            assert.ok(!told.has(peer), `${peer.slice(-2)} accepted twice`);
+            told.set(peer, direction);
+          },
+          score: (peer) => scores.get(peer) ?? 0,
+          isTrusted: (peer) => (scores.get(peer) ?? 0) >= -20,
+        };
+        const scheduler = new FakeScheduler();
+        connections = new ConnectionManager(
+          {
+            selfIdentity: SELF,
+            selfAddress: { hostname: "10.0.2.254", port: 6001 },
+            degree,
+            maxPeerConnections: 5,
+            passiveViewSize: 8,
+            membershipIntervalMs: 1000,
+            bootstrappers: withBootstrapper ? [address(1)] : [],
+            maxLearnPerRound: 10,
+            establishedAfterMs: 5_000,
+            joinWarningMs: 60_000,
+            rotationIntervalMs: 10_000,
+            random: seededRandom(seed),
+          },
+          actions,
+          silentLogger,
+          scheduler,
+          0,
+        );
+        connections.membership.learn(
+          [2, 3, 4, 5].map((n) => ({ identity: id(n), address: address(n) })),
+          0,
+          "outbound",
+        );
+        connections.dialMore(0);
+        const at = <T>(list: readonly T[], pick: number) =>
+          list.length === 0 ? undefined : list[pick % list.length];
+        for (const op of ops) {
+          const now = scheduler.now();
+          sentToGone.length = 0;
+          closedNow.length = 0;
+          switch (op.kind) {
+            case "dial-ok": {
+              const key = at([...dialling], op.pick);
+              if (key === undefined) break;
+              dialling.delete(key);
+              const n = Number(key.split(":")[0].split(".")[3]);
+              // Usually the peer that was named answers; sometimes another one.
+              const answer = op.liar ?? n;
+              connections.sessionOpened(
+                {
+                  peer: id(answer),
+                  direction: "outbound",
+                  address: address(answer),
+                  ip: `10.0.2.${n}`,
+                  dialed: key,
+                },
+                now,
+                undefined,
+              );
+              break;
+            }
+            case "dial-fail": {
+              const key = at([...dialling], op.pick);
+              if (key === undefined) break;
+              dialling.delete(key);
+              connections.dialFailed(key, now);
+              break;
+            }
+            case "inbound":
+              connections.sessionOpened(
+                {
+                  peer: id(op.n),
+                  direction: "inbound",
+                  address: address(op.n),
+                  ip: `10.0.${op.n % 3}.${op.n}`,
+                },
+                now,
+                op.refused ? "banned" : undefined,
+              );
+              break;
+            case "closed": {
+              const peer = at(connections.peers, op.pick);
+              if (peer !== undefined) {
+                connections.sessionClosed(peer, now, op.full ? GoodbyeReason.Full : undefined);
+              }
+              break;
+            }
+            case "drop": {
+              const peer = at(connections.peers, op.pick);
+              if (peer !== undefined) {
+                connections.drop(peer, now, "test", GoodbyeReason.ProtocolViolation);
+              }
+              break;
+            }
+            case "offer": {
+              const peer = at(connections.peers, op.pick);
+              if (peer === undefined) break;
+              connections.receiveOffer(
+                peer,
+                op.push ? "push" : "peers",
+                op.ns.map((n) => ({ identity: hexToBytes(id(n)), address: address(n) })),
+                now,
+              );
+              break;
+            }
+            case "score":
+              scores.set(id(op.n), op.score);
+              break;
+            case "probe": {
+              const key = at([...probing], op.pick);
+              if (key === undefined) break;
+              probing.delete(key);
+              connections.probeFinished(key, now, op.answer === null ? undefined : id(op.answer));
+              break;
+            }
+            case "round":
+              scheduler.advance(op.ms);
+              connections.round(scheduler.now());
+              break;
+          }
+          scheduler.advance(0); // deferred pulls
+          // Messages to a peer no longer connected: only the referral PUSH to an
+          // evicted peer, just before its GOODBYE.
+          for (const peer of sentToGone) assert.ok(closedNow.includes(peer), "sent to a gone peer");
+          // The manager's sessions are exactly those the node was told of.
+          assert.deepEqual(new Set(connections.peers), new Set(told.keys()));
+          for (const [peer, direction] of told) {
+            assert.equal(connections.session(peer)?.direction, direction);
+          }
+          assert.ok(!told.has(SELF));
+          const outbound = [...told.values()].filter((d) => d === "outbound").length;
+          const inbound = told.size - outbound;
+          assert.equal(connections.membership.outboundCount, outbound);
+          assert.equal(connections.membership.inboundCount, inbound);
+          assert.ok(inbound <= Math.min(5, 2 * degree), `${inbound} inbound`);
+          assert.ok(connections.membership.passiveCount <= 8 + 1, "passive view bounded");
+          assert.ok(connections.sizes.pullsOutstanding <= connections.size);
+        }
+        connections.closeAll(scheduler.now());
+        assert.equal(told.size, 0, "every session forgotten at shutdown");
+      },
+    ),
+    { numRuns: 300 },
+  );
 });

@@ -93,6 +93,24 @@ Deno.test("a bootstrapper is dialled first when nothing else is known", () => {
   assert.deepEqual(view.nextDials(0), [], "a dial in progress is not repeated");
 });
 
+Deno.test("a dial in flight stays counted until it ends, whoever connects meanwhile", () => {
+  const view = membership({ degree: 1 });
+  view.learn([peer(1), peer(2)], 0, "outbound");
+  const [dial] = view.nextDials(0);
+  const n = dial.addressKey === key(1) ? 1 : 2;
+  // The dialled peer dials in meanwhile (a crossed dial), then leaves again.
+  view.connected({ ...peer(n), direction: "inbound" }, 0);
+  assert.equal(view.dialsInProgress, 1, "the crossed dial is still on its way");
+  view.disconnected(`id${n}`, 0);
+  assert.deepEqual(view.nextDials(1_000), [], "neither dialled twice nor a second peer");
+  // Another identity answering at another address and advertising this one
+  // does not end the dial either.
+  view.connected({ identity: "id9", address: address(n), direction: "outbound" }, 1_000);
+  assert.equal(view.dialsInProgress, 1);
+  view.dialFinished(dial.addressKey, false, 1_000);
+  assert.equal(view.dialsInProgress, 0);
+});
+
 Deno.test("without bootstrappers and with nothing known there is nothing to dial", () => {
   const view = membership();
   assert.deepEqual(view.nextDials(0), []);

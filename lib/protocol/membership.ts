@@ -262,7 +262,10 @@ export class Membership {
     now = 0,
   ): void {
     const key = formatSocketAddress(peer.address);
-    this.dialing.delete(key);
+    // A dial ends only in dialFinished, for the address that was dialled: a dial
+    // of this address still in flight (the peer dialled in meanwhile, or another
+    // peer answered elsewhere and advertises it) stays counted, and the address
+    // is not dialled again before it ends.
     const known = this.passive.get(key);
     const sameIdentity = known?.identity === undefined || known.identity === peer.identity;
     let verifiedAt = sameIdentity ? known?.verifiedAt : undefined;

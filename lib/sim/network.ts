@@ -460,10 +460,10 @@ export class SimNetwork {
       // HELLOs cross, the initiator's AUTH arrives: the responder decides.
       this.clock.setTimeout(() => {
         targetCore.connectionEnded(conn);
-        if (!target.alive || target.core !== targetCore || !from.alive || from.core !== core) {
-          return;
-        }
-        if (this.blocked?.(from, target)) {
+        if (!from.alive || from.core !== core) return;
+        // A responder that went away during the handshake: the dial fails (it
+        // must end, or the initiator counts it as in flight for ever).
+        if (!target.alive || target.core !== targetCore || this.blocked?.(from, target)) {
           this.clock.setTimeout(() => from.core === core && core.dialFailed(key), back);
           return;
         }
