@@ -233,7 +233,7 @@ const managerOp: fc.Arbitrary<ManagerOp> = fc.oneof(
 Deno.test("property: sessions, directions, limits and dials stay consistent under any order of events", () => {
   fc.assert(
     fc.property(
-      fc.array(managerOp, { maxLength: 150 }),
+      fc.array(managerOp, { maxLength: 150, size: "max" }),
       fc.integer(),
       fc.boolean(),
       (ops, seed, withBootstrapper) => {

@@ -103,6 +103,10 @@ Deno.test("a dial in flight stays counted until it ends, whoever connects meanwh
   assert.equal(view.dialsInProgress, 1, "the crossed dial is still on its way");
   view.disconnected(`id${n}`, 0);
   assert.deepEqual(view.nextDials(1_000), [], "neither dialled twice nor a second peer");
+  // A peer that said it is full is backed off; the dial in flight still counts.
+  view.backOff(dial.addressKey, 1_000);
+  assert.equal(view.dialsInProgress, 1);
+  assert.ok(passive(view, dial.addressKey)!.nextAttemptAt > 1_000, "backed off");
   // Another identity answering at another address and advertising this one
   // does not end the dial either.
   view.connected({ identity: "id9", address: address(n), direction: "outbound" }, 1_000);

@@ -370,7 +370,7 @@ export class ConnectionManager {
     this.forget(peer, now, reason);
     if (goodbye === GoodbyeReason.Full) {
       // It referred us elsewhere: do not come back soon.
-      this.membership.dialFinished(formatSocketAddress(session.address), false, now);
+      this.membership.backOff(formatSocketAddress(session.address), now);
     }
     this.dialMore(now);
   }

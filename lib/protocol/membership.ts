@@ -436,10 +436,20 @@ export class Membership {
       }
       peer.identity = identity;
     }
-    if (succeeded) {
-      peer.failures = 0;
-      return;
-    }
+    if (succeeded) peer.failures = 0;
+    else this.backOffPeer(peer, now);
+  }
+
+  /**
+   * Backs the peer at `addressKey` off as after a failed dial (it said it is
+   * full), without ending a dial of it that may be in flight.
+   */
+  backOff(addressKey: string, now: number): void {
+    const peer = this.passive.get(addressKey);
+    if (peer) this.backOffPeer(peer, now);
+  }
+
+  private backOffPeer(peer: KnownPeer, now: number): void {
     peer.failures++;
     const { backoffBaseMs, backoffMaxMs } = this.options;
     const delay = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.min(peer.failures - 1, 20));
