@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import type { AnnounceMessage } from "../lib/codec/api_messages.ts";
 import {
   type ClientId,
@@ -562,4 +563,221 @@ Deno.test("sizes reports every table", () => {
   });
   assert.equal(actions.notifications.length, 1);
   local.close();
+});
+
+// ---- property: every item a verdict or a drop, every subscriber notified once ----------
+
+type LocalOp =
+  | { kind: "open"; client: number }
+  | { kind: "close"; client: number }
+  | { kind: "subscribe"; client: number; dataType: number }
+  | { kind: "deliver"; n: number; peer: number }
+  | { kind: "answer"; client: number; pick: number; valid: boolean }
+  | { kind: "bogus"; client: number; messageId: number }
+  | { kind: "announce"; client: number; dataType: number }
+  | { kind: "full"; client: number }
+  | { kind: "advance"; ms: number };
+
+const clientNumber = fc.integer({ min: 1, max: 4 });
+const typeNumber = fc.integer({ min: 1, max: 3 });
+const localOp: fc.Arbitrary<LocalOp> = fc.oneof(
+  fc.record({ kind: fc.constant("open" as const), client: clientNumber }),
+  fc.record({ kind: fc.constant("close" as const), client: clientNumber }),
+  fc.record({
+    kind: fc.constant("subscribe" as const),
+    client: clientNumber,
+    dataType: typeNumber,
+  }),
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("deliver" as const),
+      n: fc.integer({ min: 0, max: 11 }),
+      peer: fc.integer({ min: 0, max: 2 }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("answer" as const),
+      client: clientNumber,
+      pick: fc.nat(),
+      valid: fc.boolean(),
+    }),
+  },
+  fc.record({
+    kind: fc.constant("bogus" as const),
+    client: clientNumber,
+    messageId: fc.integer({ min: 0, max: 0xffff }),
+  }),
+  fc.record({ kind: fc.constant("announce" as const), client: clientNumber, dataType: typeNumber }),
+  fc.record({ kind: fc.constant("full" as const), client: clientNumber }),
+  fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: 400 }) }),
+);
+
+Deno.test("property: each delivered item gets one verdict or drop, each subscriber one NOTIFICATION, verdicts follow the answers", () => {
+  fc.assert(
+    fc.property(fc.array(localOp, { maxLength: 120, size: "max" }), (ops) => {
+      const clock = new FakeScheduler();
+      const open = new Set<ClientId>();
+      const subscribed = new Map<ClientId, Set<number>>();
+      const full = new Set<ClientId>();
+      // Per item being validated: who was notified, and the answers so far.
+      const pending = new Map<
+        bigint,
+        { notified: Set<ClientId>; answered: Set<ClientId>; valid: number; invalid: number }
+      >();
+      // Outstanding NOTIFICATIONs per client: message ID -> item ID.
+      const outstanding = new Map<ClientId, Map<number, bigint>>();
+      const localIds = new Map<bigint, ClientId>(); // local items -> announcer
+      const announcers: ClientId[] = []; // ANNOUNCEs waiting, at most 3
+      let expectClose: ClientId | undefined;
+      const items = Array.from({ length: 12 }, (_, n) => peerItem(n, 1 + (n % 3)));
+      const actions: LocalDeliveryActions = {
+        sendNotification: (client, messageId, item) => {
+          assert.ok(open.has(client), "only open clients are notified");
+          assert.ok(subscribed.get(client)?.has(item.dataType), "only subscribers of the type");
+          assert.notEqual(localIds.get(item.id), client, "never the announcer");
+          const entry = pending.get(item.id);
+          if (entry) {
+            assert.ok(!entry.notified.has(client), "one NOTIFICATION per subscriber and item");
+          }
+          const ids = outstanding.get(client) ?? new Map<number, bigint>();
+          outstanding.set(client, ids);
+          assert.ok(!ids.has(messageId), "a message ID is not reused while outstanding");
+          // The ID was allocated: beyond 3 outstanding the oldest is forgotten.
+          if (ids.size >= 3) ids.delete(ids.keys().next().value!);
+          if (full.has(client)) return false;
+          entry?.notified.add(client);
+          ids.set(messageId, item.id);
+          return true;
+        },
+        closeClient: (client) => {
+          assert.equal(client, expectClose, "closed only for an unknown message ID");
+        },
+        originate: (item) => {
+          assert.ok(!pending.has(item.id));
+          const announcer = announcers.shift();
+          assert.ok(announcer !== undefined, "only announced items are originated");
+          localIds.set(item.id, announcer);
+          return true;
+        },
+        verdict: (id, verdict) => {
+          const entry = pending.get(id);
+          assert.ok(entry, "a verdict only on an item being validated, once");
+          pending.delete(id);
+          if (verdict === "invalid") {
+            assert.ok(entry.invalid > 0, "invalid needs an invalid answer");
+          }
+          if (verdict === "valid") {
+            assert.ok(
+              entry.valid > 0 && entry.invalid === 0,
+              "valid needs a valid answer, no invalid",
+            );
+          }
+          if (verdict === "unanswered") assert.equal(entry.valid + entry.invalid, 0);
+        },
+        dropped: (id) => {
+          assert.ok(pending.delete(id), "a drop only of an item being validated, once");
+        },
+        overShare: () => {},
+      };
+      const local = new LocalDelivery(
+        {
+          validationTimeoutMs: 300,
+          maxAnnounceQueue: 3,
+          maxOutstandingNotifications: 3,
+          muteAfterTimeouts: 2,
+          validationQueue: {
+            maxInFlight: 2,
+            maxInFlightBytes: 1_000,
+            maxQueuedBytes: 9,
+            maxQueuedPerPeer: 2,
+          },
+        },
+        clock,
+        actions,
+        new Logger("error", "local", () => {}),
+      );
+      const answer = (client: ClientId, messageId: number, valid: boolean) => {
+        const ids = outstanding.get(client);
+        const id = ids?.get(messageId);
+        ids?.delete(messageId);
+        const entry = id === undefined ? undefined : pending.get(id);
+        // A subscriber's first answer on the item counts (a stale NOTIFICATION of
+        // the same item, from an earlier validation of it, names the same content).
+        if (entry?.notified.has(client) && !entry.answered.has(client)) {
+          entry.answered.add(client);
+          if (valid) entry.valid++;
+          else entry.invalid++;
+        }
+        expectClose = id === undefined && open.has(client) ? client : undefined;
+        local.validation(client, messageId, valid);
+        expectClose = undefined;
+      };
+      for (const op of ops) {
+        switch (op.kind) {
+          case "open":
+            if (open.has(op.client)) break;
+            open.add(op.client);
+            local.clientOpened(op.client);
+            break;
+          case "close":
+            if (!open.delete(op.client)) break;
+            subscribed.delete(op.client);
+            outstanding.delete(op.client);
+            local.clientClosed(op.client);
+            break;
+          case "subscribe":
+            if (!open.has(op.client)) break;
+            if (!subscribed.has(op.client)) subscribed.set(op.client, new Set());
+            subscribed.get(op.client)!.add(op.dataType);
+            local.subscribe(op.client, op.dataType);
+            break;
+          case "deliver": {
+            const item = items[op.n];
+            if (pending.has(item.id)) break; // spreading hands over a new item once
+            pending.set(item.id, {
+              notified: new Set(),
+              answered: new Set(),
+              valid: 0,
+              invalid: 0,
+            });
+            const outcome = local.deliver(item, `p${op.peer}`);
+            if (outcome === "unsubscribed") {
+              assert.ok([...subscribed.values()].every((types) => !types.has(item.dataType)));
+            }
+            if (outcome !== "validating") pending.delete(item.id);
+            break;
+          }
+          case "answer": {
+            const ids = [...(outstanding.get(op.client)?.keys() ?? [])];
+            if (ids.length > 0) answer(op.client, ids[op.pick % ids.length], op.valid);
+            break;
+          }
+          case "bogus":
+            answer(op.client, op.messageId, false);
+            break;
+          case "announce":
+            if (!open.has(op.client)) break;
+            if (announcers.length < 3) announcers.push(op.client);
+            local.announce(op.client, announce(op.dataType));
+            break;
+          case "full":
+            if (!full.delete(op.client)) full.add(op.client);
+            break;
+          case "advance":
+            clock.advance(op.ms);
+            break;
+        }
+        clock.advance(0); // deferred announcements
+      }
+      // Every item handed over is decided or dropped in bounded time.
+      for (let i = 0; i < 40 && pending.size > 0; i++) clock.advance(300);
+      assert.equal(pending.size, 0, `${pending.size} items never decided`);
+      local.close();
+      assert.equal(clock.pendingCount, 0);
+    }),
+    { numRuns: 300 },
+  );
 });
