@@ -1,24 +1,16 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import {
-  API_FRAME_FORMAT,
-  type ApiMessage,
-  decodeApiMessage,
-  encodeApiMessage,
-} from "../lib/codec/api_messages.ts";
+import { API_FRAME_FORMAT, decodeApiMessage, encodeApiMessage } from "../lib/codec/api_messages.ts";
 import { FrameDecoder, type FrameFormat } from "../lib/codec/frame_decoder.ts";
 import {
   decodePeerMessage,
   encodePeerMessage,
-  MAX_PUZZLE_BITS,
   PEER_FRAME_FORMAT,
-  PEER_PROTOCOL_VERSION,
-  type PeerDescriptor,
-  type PeerMessage,
   PeerMessageType,
   splitRecords,
 } from "../lib/codec/peer_messages.ts";
 import { DecodeError } from "../lib/errors.ts";
+import { apiMessage, peerMessage, record, u16, u8 } from "./support/arbitraries.ts";
 import { concat, peerFrame } from "./support/bytes.ts";
 
 const RUNS = 2000;
@@ -55,108 +47,6 @@ function chunk(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] {
   chunks.push(bytes.subarray(start));
   return chunks;
 }
-
-// ---- Arbitraries of valid messages ----
-
-/** `fc.record` with ordinary prototypes, so strict deep equality with decoded values holds. */
-function record<T>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }): fc.Arbitrary<T> {
-  return fc.record(model, { noNullPrototype: true });
-}
-
-const u8 = fc.integer({ min: 0, max: 0xff });
-const u16 = fc.integer({ min: 0, max: 0xffff });
-const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
-const u64 = fc.bigInt({ min: 0n, max: 0xffff_ffff_ffff_ffffn });
-const data = fc.uint8Array({ minLength: 1, maxLength: 300, size: "max" });
-const exactBytes = (length: number) =>
-  fc.uint8Array({ minLength: length, maxLength: length, size: "max" });
-
-const apiMessage: fc.Arbitrary<ApiMessage> = fc.oneof(
-  record({
-    kind: fc.constant("announce" as const),
-    ttl: u8,
-    reserved: u8,
-    dataType: u16,
-    data,
-  }),
-  record({ kind: fc.constant("notify" as const), reserved: u16, dataType: u16 }),
-  record({
-    kind: fc.constant("notification" as const),
-    messageId: u16,
-    dataType: u16,
-    data,
-  }),
-  record({
-    kind: fc.constant("validation" as const),
-    messageId: u16,
-    valid: fc.boolean(),
-    reserved: fc.integer({ min: 0, max: 0x7fff }),
-  }),
-);
-
-const HOST_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:-";
-const hostname = fc.string({
-  unit: fc.constantFrom(...HOST_ALPHABET),
-  minLength: 1,
-  maxLength: 40,
-  size: "max",
-});
-const socketAddress = record({ hostname, port: fc.integer({ min: 1, max: 0xffff }) });
-const descriptor: fc.Arbitrary<PeerDescriptor> = record({
-  identity: exactBytes(32),
-  address: socketAddress,
-});
-
-const peerMessage: fc.Arbitrary<PeerMessage> = fc.oneof(
-  record({
-    type: fc.constant(PeerMessageType.Hello),
-    version: fc.constant(PEER_PROTOCOL_VERSION),
-    puzzleBits: fc.integer({ min: 0, max: MAX_PUZZLE_BITS }),
-    flags: u8,
-    ephemeralKey: exactBytes(32),
-    nonce: exactBytes(32),
-    powEpoch: u32,
-    powNonce: u64,
-    listenAddress: socketAddress,
-    publicKey: fc.uint8Array({ minLength: 1, maxLength: 600, size: "max" }),
-    credential: record({
-      key: exactBytes(32),
-      expiry: u32,
-      signature: fc.uint8Array({ minLength: 1, maxLength: 600, size: "max" }),
-    }),
-  }),
-  record({
-    type: fc.constant(PeerMessageType.Auth),
-    puzzleSolution: u64,
-    signature: exactBytes(64),
-  }),
-  record({
-    type: fc.constantFrom(PeerMessageType.Ping, PeerMessageType.Pong),
-    nonce: u64,
-  }),
-  record({
-    type: fc.constant(PeerMessageType.PullRequest),
-    max: fc.integer({ min: 0, max: 64 }),
-  }),
-  record({
-    type: fc.constantFrom(PeerMessageType.Peers, PeerMessageType.Push),
-    peers: fc.array(descriptor, { maxLength: 8, size: "max" }),
-  }),
-  record({ type: fc.constant(PeerMessageType.Goodbye), reason: u8 }),
-  record({
-    type: fc.constant(PeerMessageType.Item),
-    id: u64,
-    nonce: u64,
-    ttl: u8,
-    hops: u8,
-    dataType: u16,
-    data,
-  }),
-  record({
-    type: fc.constantFrom(PeerMessageType.IHave, PeerMessageType.IWant),
-    ids: fc.array(u64, { minLength: 1, maxLength: 40, size: "max" }),
-  }),
-);
 
 /** A mutation of a byte array: flip, overwrite, truncate, extend, or delete a range. */
 type Mutation =
