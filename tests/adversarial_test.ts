@@ -748,6 +748,37 @@ Deno.test("an inbound peer is heard on other peers only once it has brought an i
   }
 });
 
+Deno.test("an origin whose only peer drops its items dials a path of its own for them", async () => {
+  // M runs no module: it accepts items of the cluster type and forwards none (a
+  // black hole, like an attacker that withholds). O and H joined through M with
+  // degree 1, so each has M as its only outbound peer; H is known to O only
+  // through M's answer to O's pull.
+  const config = { degree: 1, powDifficulty: 4, passiveViewSize: 10 };
+  const sink = await startTestNode({ config });
+  const origin = await startMember(sink, { config });
+  const other = await startMember(sink, { config });
+  try {
+    await waitUntil(
+      () => sink.peerIdentities.length === 2 && origin.node.stats().knownPeers >= 1,
+      5000,
+      "O and H behind M; O knows of H",
+    );
+    assert.deepEqual(origin.node.peerIdentities, [sink.identityHex], "O's only peer is M");
+    await announceText(origin, "only-through-a-new-path");
+    await waitForDelivery([other], "only-through-a-new-path", 5000);
+    const stats = origin.node.stats().connections;
+    console.log(
+      `[reinforce] O had no proven peer: ${stats.reinforced} extra dial(s); H received the ` +
+        `item; O's peers now ${origin.node.peerIdentities.length}`,
+    );
+    assert.ok(stats.reinforced >= 1);
+    assert.ok(origin.node.peerIdentities.includes(other.node.identityHex), "O dialled H");
+  } finally {
+    await stopMembers([origin, other]);
+    await sink.close();
+  }
+});
+
 // ---- 5. invalid items and frame floods get a peer banned ------------------------------------
 
 Deno.test("a peer sending invalid items or flooding frames is banned; honest items still flow", async () => {

@@ -410,3 +410,38 @@ Deno.test("property: sessions, directions, limits and dials stay consistent unde
     { numRuns: 300 },
   );
 });
+
+Deno.test("a local item while no peer is proven adds a bootstrapper and a known peer beyond degree, once per interval", () => {
+  const scores = new Map<string, number>();
+  const { connections, dialled, open } = manager(scores, 1, [address(50)]);
+  for (const n of [1, 2, 3]) open(n, "outbound"); // degree 3: outbound slots full
+  connections.membership.learn(
+    [7, 8].map((n) => ({ identity: id(n), address: address(n) })),
+    0,
+    "outbound",
+  );
+  connections.dialMore(0);
+  assert.deepEqual(dialled, [], "nothing to dial with full outbound slots");
+  assert.equal(connections.reinforce(1_000), 2);
+  assert.equal(dialled[0], "10.0.2.50:6001", "the bootstrapper");
+  assert.ok(["10.0.2.7:6001", "10.0.2.8:6001"].includes(dialled[1]), "and a known peer");
+  assert.equal(connections.stats.reinforced, 2);
+  assert.equal(connections.reinforce(10_999), 0, "at most once per 10 s");
+  // Once a peer has brought an item first, its peers are trusted to relay.
+  scores.set(id(2), 1);
+  assert.equal(connections.reinforce(20_000), 0);
+  assert.equal(dialled.length, 2);
+});
+
+Deno.test("reinforcement never dials on an inbound peer's word alone", () => {
+  const { connections, dialled, open } = manager(new Map());
+  open(1, "inbound");
+  connections.membership.learn([{ identity: id(9), address: address(9) }], 0, "inbound");
+  for (const n of [2, 3, 4]) open(n, "outbound");
+  assert.equal(
+    connections.reinforce(0),
+    0,
+    "no bootstrapper, and 9 only claimed by an inbound peer",
+  );
+  assert.deepEqual(dialled.filter((key) => key === "10.0.2.9:6001"), []);
+});

@@ -137,6 +137,8 @@ export interface ConnectionManagerOptions {
   readonly joinWarningMs: number;
   /** Mean interval of outbound rotation (0: never). */
   readonly rotationIntervalMs: number;
+  /** Least interval between two reinforcements ({@link ConnectionManager.reinforce}; default 10 s). */
+  readonly reinforceIntervalMs?: number;
   /** Randomness. */
   readonly random: RandomSource;
 }
@@ -165,6 +167,8 @@ export interface ConnectionStats {
   distrustedDropped: number;
   /** Bootstrappers dialled after dropping a distrusted peer. */
   reanchored: number;
+  /** Dials beyond `degree` for a local item while no peer was proven. */
+  reinforced: number;
 }
 
 /** Sessions, dialling and exchange of one node. */
@@ -195,7 +199,9 @@ export class ConnectionManager {
     rotated: 0,
     distrustedDropped: 0,
     reanchored: 0,
+    reinforced: 0,
   };
+  private lastReinforced = -Infinity;
   private nextRotation: number;
   /** A peer was dropped as distrusted: re-anchor through a bootstrapper. */
   private anchorDue = false;
@@ -422,6 +428,38 @@ export class ConnectionManager {
       this.stats.dials++;
       this.actions.dial(known.address, known.addressKey);
     }
+  }
+
+  /**
+   * A local module announced an item. While none of this node's peers has
+   * proven itself (brought an item first: score above 0), the node cannot
+   * tell whether they relay at all: they may all be attackers that accept
+   * items and drop them, and the item would reach nobody. So, at most once
+   * per `reinforceIntervalMs`, it adds two paths of its own choosing beyond
+   * `degree`: a configured bootstrapper and a known peer (proven, tried, or
+   * named by a peer it dialled). Anti-entropy offers the new sessions the
+   * item; rotation trims the extra outbound sessions later. Returns the
+   * dials started.
+   */
+  reinforce(now: number): number {
+    const interval = this.options.reinforceIntervalMs ?? 10_000;
+    if (now - this.lastReinforced < interval) return 0;
+    for (const peer of this.sessions.keys()) {
+      if (this.actions.score(peer) > 0) return 0;
+    }
+    this.lastReinforced = now;
+    let dials = 0;
+    for (const known of [this.membership.nextBootstrapper(now), this.membership.extraDial(now)]) {
+      if (!known) continue;
+      dials++;
+      this.stats.dials++;
+      this.stats.reinforced++;
+      this.actions.dial(known.address, known.addressKey);
+    }
+    if (dials > 0) {
+      this.log.debug("no proven peer: dialling extra paths for a local item", { dials });
+    }
+    return dials;
   }
 
   /** Answers a PULL_REQUEST. */

@@ -311,7 +311,11 @@ export class NodeCore {
           return sent;
         },
         closeClient: (client, reason) => this.actions.closeClient(client, reason),
-        originate: (item) => this.spreading.originate(item),
+        originate: (item) => {
+          if (!this.spreading.originate(item)) return false;
+          this.connections.reinforce(this.scheduler.now());
+          return true;
+        },
         verdict: (id, verdict) => this.verdict(id, verdict),
         dropped: (id) => this.spreading.dropped(id),
         overShare: (peer) => this.penalize(peer, "validation-over-share"),

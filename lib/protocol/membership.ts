@@ -323,9 +323,42 @@ export class Membership {
    * peer it rejects come last.
    */
   nextDials(now: number): KnownPeer[] {
-    const welcome = this.welcome;
     const wanted = this.options.degree - this.outboundCount - this.dialing.size;
     if (wanted <= 0) return [];
+    const { proven, tried, fresh, bootstrappers } = this.dialCandidates(now);
+    // Claims that only inbound peers made (anyone can be an inbound peer) are
+    // dialled only while this node has fewer than `degree` sessions in all: a
+    // well-connected node does not fill its own choices with them.
+    if (this.active.size >= this.options.degree) fresh[1] = [];
+    const chosen = this.choose(wanted, proven, tried, fresh);
+    if (chosen.length < wanted && (this.active.size === 0 || chosen.length === 0)) {
+      chosen.push(...sample(bootstrappers, 1, this.random));
+    }
+    for (const peer of chosen) this.dialing.add(peer.addressKey);
+    return chosen;
+  }
+
+  /**
+   * One known peer to dial beyond `degree` (a path of this node's own
+   * choosing when its peers may all be withholding), chosen as by
+   * {@link nextDials} but never on an inbound peer's word alone; marked as
+   * dialling. Undefined when there is none.
+   */
+  extraDial(now: number): KnownPeer | undefined {
+    const { proven, tried, fresh } = this.dialCandidates(now);
+    const [chosen] = this.choose(1, proven, tried, [fresh[0], [], []]);
+    if (chosen) this.dialing.add(chosen.addressKey);
+    return chosen;
+  }
+
+  /** Known peers that may be dialled now, by table (see the module documentation). */
+  private dialCandidates(now: number): {
+    proven: KnownPeer[];
+    tried: KnownPeer[];
+    fresh: KnownPeer[][];
+    bootstrappers: KnownPeer[];
+  } {
+    const welcome = this.welcome;
     const activeAddresses = new Set<string>();
     for (const peer of this.active.values()) activeAddresses.add(formatSocketAddress(peer.address));
     const eligible: KnownPeer[] = [];
@@ -356,10 +389,16 @@ export class Membership {
       else if (peer.verifiedAt !== undefined || peer.source !== "inbound") fresh[0].push(peer);
       else fresh[1].push(peer);
     }
-    // Claims that only inbound peers made (anyone can be an inbound peer) are
-    // dialled only while this node has fewer than `degree` sessions in all: a
-    // well-connected node does not fill its own choices with them.
-    if (this.active.size >= this.options.degree) fresh[1] = [];
+    return { proven, tried, fresh, bootstrappers };
+  }
+
+  /** Up to `wanted` of the candidates, proven first, then tried and new with equal odds. */
+  private choose(
+    wanted: number,
+    proven: KnownPeer[],
+    tried: KnownPeer[],
+    fresh: KnownPeer[][],
+  ): KnownPeer[] {
     // Peers that brought items first (attackers that withhold never do) come first.
     const chosen: KnownPeer[] = sample(proven, wanted, this.random);
     while (chosen.length < wanted) {
@@ -377,10 +416,6 @@ export class Membership {
       pool[index] = pool[pool.length - 1];
       pool.pop();
     }
-    if (chosen.length < wanted && (this.active.size === 0 || chosen.length === 0)) {
-      chosen.push(...sample(bootstrappers, 1, this.random));
-    }
-    for (const peer of chosen) this.dialing.add(peer.addressKey);
     return chosen;
   }
 
