@@ -427,9 +427,24 @@ Deno.test("a local item while no peer is proven adds a bootstrapper and a known 
   assert.ok(["10.0.2.7:6001", "10.0.2.8:6001"].includes(dialled[1]), "and a known peer");
   assert.equal(connections.stats.reinforced, 2);
   assert.equal(connections.reinforce(10_999), 0, "at most once per 10 s");
+  // Both dials became sessions: two beyond degree, and no more however long
+  // no peer proves itself (a node that only publishes).
+  for (const key of dialled as string[]) { // (deepEqual above narrowed its type)
+    const n = Number(key.split(":")[0].split(".")[3]);
+    connections.sessionOpened(
+      { peer: id(n), direction: "outbound", address: address(n), ip: `10.0.2.${n}`, dialed: key },
+      11_000,
+      undefined,
+    );
+  }
+  assert.equal(connections.membership.outboundCount, 5);
+  connections.membership.learn([{ identity: id(9), address: address(9) }], 11_000, "outbound");
+  assert.equal(connections.reinforce(30_000), 0, "at most two extra outbound sessions");
   // Once a peer has brought an item first, its peers are trusted to relay.
   scores.set(id(2), 1);
-  assert.equal(connections.reinforce(20_000), 0);
+  connections.sessionClosed(id(7), 31_000);
+  connections.sessionClosed(id(8), 31_000);
+  assert.equal(connections.reinforce(50_000), 0);
   assert.equal(dialled.length, 2);
 });
 

@@ -437,13 +437,18 @@ export class ConnectionManager {
    * items and drop them, and the item would reach nobody. So, at most once
    * per `reinforceIntervalMs`, it adds two paths of its own choosing beyond
    * `degree`: a configured bootstrapper and a known peer (proven, tried, or
-   * named by a peer it dialled). Anti-entropy offers the new sessions the
-   * item; rotation trims the extra outbound sessions later. Returns the
+   * named by a peer it dialled), unless it already has two outbound
+   * sessions or dials beyond `degree`. Anti-entropy offers the new sessions
+   * the item; rotation trims the extra outbound sessions later. Returns the
    * dials started.
    */
   reinforce(now: number): number {
     const interval = this.options.reinforceIntervalMs ?? 10_000;
     if (now - this.lastReinforced < interval) return 0;
+    // At most two extra outbound sessions at a time: a node whose peers never
+    // bring it an item first (it only publishes) must not keep adding more.
+    const outbound = this.membership.outboundCount + this.membership.dialsInProgress;
+    if (outbound >= this.options.degree + 2) return 0;
     for (const peer of this.sessions.keys()) {
       if (this.actions.score(peer) > 0) return 0;
     }
