@@ -14,7 +14,11 @@ import {
   type PeerMessage,
   PeerMessageType,
 } from "../lib/codec/peer_messages.ts";
-import { type ConnectionActions, ConnectionManager } from "../lib/core/connection_manager.ts";
+import {
+  type ConnectionActions,
+  ConnectionManager,
+  type ConnectionManagerOptions,
+} from "../lib/core/connection_manager.ts";
 import { hexToBytes } from "../lib/hex.ts";
 import { silentLogger } from "../lib/log.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
@@ -28,6 +32,27 @@ function id(n: number): string {
 
 function address(n: number): SocketAddress {
   return { hostname: `10.0.2.${n}`, port: 6001 };
+}
+
+/** The manager options of these tests: `degree` 3, rotation every ~10 s. */
+function managerOptions(
+  overrides: Partial<ConnectionManagerOptions> = {},
+): ConnectionManagerOptions {
+  return {
+    selfIdentity: SELF,
+    selfAddress: { hostname: "10.0.2.254", port: 6001 },
+    degree: 3,
+    maxPeerConnections: 64,
+    passiveViewSize: 30,
+    membershipIntervalMs: 1000,
+    bootstrappers: [],
+    maxLearnPerRound: 100,
+    establishedAfterMs: 60_000,
+    joinWarningMs: 60_000,
+    rotationIntervalMs: 10_000,
+    random: seededRandom(1),
+    ...overrides,
+  };
 }
 
 /** A manager with `degree` 3 whose peers' scores come from `scores`. */
@@ -47,20 +72,7 @@ function manager(scores: Map<string, number>, seed = 1, bootstrappers: SocketAdd
   };
   const scheduler = new FakeScheduler();
   const connections = new ConnectionManager(
-    {
-      selfIdentity: SELF,
-      selfAddress: { hostname: "10.0.2.254", port: 6001 },
-      degree: 3,
-      maxPeerConnections: 64,
-      passiveViewSize: 30,
-      membershipIntervalMs: 1000,
-      bootstrappers,
-      maxLearnPerRound: 100,
-      establishedAfterMs: 60_000,
-      joinWarningMs: 60_000,
-      rotationIntervalMs: 10_000,
-      random: seededRandom(seed),
-    },
+    managerOptions({ bootstrappers, random: seededRandom(seed) }),
     actions,
     silentLogger,
     scheduler,
@@ -274,20 +286,15 @@ Deno.test("property: sessions, directions, limits and dials stay consistent unde
         };
         const scheduler = new FakeScheduler();
         connections = new ConnectionManager(
-          {
-            selfIdentity: SELF,
-            selfAddress: { hostname: "10.0.2.254", port: 6001 },
+          managerOptions({
             degree,
             maxPeerConnections: 5,
             passiveViewSize: 8,
-            membershipIntervalMs: 1000,
             bootstrappers: withBootstrapper ? [address(1)] : [],
             maxLearnPerRound: 10,
             establishedAfterMs: 5_000,
-            joinWarningMs: 60_000,
-            rotationIntervalMs: 10_000,
             random: seededRandom(seed),
-          },
+          }),
           actions,
           silentLogger,
           scheduler,
