@@ -257,7 +257,6 @@ Deno.test("property: sessions, directions, limits and dials stay consistent unde
         const sentToGone: string[] = [];
         const closedNow: string[] = [];
         const degree = 3;
-        let connections: ConnectionManager;
         const actions: ConnectionActions = {
           send: (peer) => {
             if (!connections.isConnected(peer)) sentToGone.push(peer);
@@ -285,7 +284,7 @@ Deno.test("property: sessions, directions, limits and dials stay consistent unde
           isTrusted: (peer) => (scores.get(peer) ?? 0) >= -20,
         };
         const scheduler = new FakeScheduler();
-        connections = new ConnectionManager(
+        const connections: ConnectionManager = new ConnectionManager(
           managerOptions({
             degree,
             maxPeerConnections: 5,

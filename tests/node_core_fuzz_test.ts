@@ -89,7 +89,6 @@ Deno.test("fuzz: the node core survives any sequence of well-formed hostile peer
       const clock = new FakeScheduler();
       const open = new Set<string>(); // sessions the transport holds open
       const notifications: number[] = []; // message IDs given to the module, unanswered
-      let core: NodeCore;
       const actions: CoreActions = {
         sendToPeer: (peer) => assert.ok(open.has(peer), `sent to ${peer.slice(-1)}, closed`),
         closePeer: (peer) => {
@@ -108,7 +107,7 @@ Deno.test("fuzz: the node core survives any sequence of well-formed hostile peer
         closeClient: () => assert.fail("the module answers only IDs it was given"),
         persist: () => {},
       };
-      core = new NodeCore({
+      const core: NodeCore = new NodeCore({
         selfIdentity: SELF,
         selfAddress: { hostname: "10.9.0.1", port: 7000 },
         config: {
