@@ -75,6 +75,7 @@ const ZERO_METRICS: NodeMetrics = {
   peersBanned: 0,
   connectionsRefused: 0,
   offersIgnored: 0,
+  extraPathDials: 0,
   handshakeFailures: Object.fromEntries(
     HANDSHAKE_FAILURE_REASONS.map((r) => [r, 0]),
   ) as NodeMetrics["handshakeFailures"],
@@ -110,6 +111,7 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
     bytesIn: 123456789,
     peerReads: 41,
     peerWrites: 43,
+    extraPathDials: 2,
     messagesReceived: { ...ZERO_METRICS.messagesReceived, IHave: 9, Item: 12 },
     hopCounts,
   });
@@ -127,6 +129,7 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
   assert.equal(value(samples, "gossip_peer_received_bytes_total"), 123456789);
   assert.equal(value(samples, "gossip_peer_reads_total"), 41);
   assert.equal(value(samples, "gossip_peer_writes_total"), 43);
+  assert.equal(value(samples, "gossip_extra_path_dials_total"), 2);
   assert.equal(value(samples, "gossip_peer_messages_received_total", { type: "IHave" }), 9);
   assert.equal(value(samples, "gossip_peer_messages_received_total", { type: "Item" }), 12);
   for (const type of PEER_MESSAGE_TYPES) {

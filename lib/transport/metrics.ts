@@ -98,6 +98,8 @@ export interface NodeMetrics {
   readonly connectionsRefused: number;
   /** Peer descriptors ignored (unsolicited, or over the per-round limit). */
   readonly offersIgnored: number;
+  /** Dials beyond `degree` for local items announced while no peer was proven. */
+  readonly extraPathDials: number;
   /** Failed peer handshakes, by reason. */
   readonly handshakeFailures: Readonly<Record<HandshakeFailureReason, number>>;
   /** Bytes received from peers. */
@@ -186,7 +188,7 @@ export interface StatusSnapshot {
   /** Guard counters. */
   readonly guard: { readonly banned: number };
   /** Connection counters. */
-  readonly connections: { readonly offersIgnored: number };
+  readonly connections: { readonly offersIgnored: number; readonly reinforced: number };
   /** Peer messages dropped because a peer's send queue was full. */
   readonly peerMessagesDropped: number;
   /** Bytes received from peers. */
@@ -252,6 +254,7 @@ export function metricsFromStats(stats: StatusSnapshot): NodeMetrics {
     peersBanned: stats.guard.banned,
     connectionsRefused: stats.peersRefused,
     offersIgnored: stats.connections.offersIgnored,
+    extraPathDials: stats.connections.reinforced,
     handshakeFailures: byReason(HANDSHAKE_FAILURE_REASONS, failures),
     bytesIn: stats.bytesIn,
     bytesOut: stats.bytesOut,

@@ -186,6 +186,11 @@ export class MetricsRenderer {
       (m) => m.offersIgnored,
     );
     counter(
+      "gossip_extra_path_dials_total",
+      "Dials beyond degree for local items announced while no peer had brought an item first.",
+      (m) => m.extraPathDials,
+    );
+    counter(
       "gossip_peer_received_bytes_total",
       "Bytes received from peers.",
       (m) => m.bytesIn,
