@@ -18,6 +18,7 @@ import { computeItemId, type GossipItem, newItem } from "../lib/protocol/item.ts
 import type { PeerKey } from "../lib/protocol/item_store.ts";
 import type { Verdict } from "../lib/protocol/validation_tracker.ts";
 import { FakeScheduler } from "./support/fake_scheduler.ts";
+import { advanceStep } from "./support/arbitraries.ts";
 
 interface Notified {
   readonly client: ClientId;
@@ -612,7 +613,7 @@ const localOp: fc.Arbitrary<LocalOp> = fc.oneof(
   }),
   fc.record({ kind: fc.constant("announce" as const), client: clientNumber, dataType: typeNumber }),
   fc.record({ kind: fc.constant("full" as const), client: clientNumber }),
-  fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: 400 }) }),
+  advanceStep(400),
 );
 
 Deno.test("property: each delivered item gets one verdict or drop, each subscriber one NOTIFICATION, verdicts follow the answers", () => {

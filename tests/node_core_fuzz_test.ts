@@ -15,7 +15,7 @@ import { type CoreActions, NodeCore } from "../lib/core/node_core.ts";
 import { newItem } from "../lib/protocol/item.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
 import { SIM_NODE_CONFIG } from "../lib/sim/network.ts";
-import { peerMessage } from "./support/arbitraries.ts";
+import { advanceStep, peerMessage } from "./support/arbitraries.ts";
 import { FakeScheduler } from "./support/fake_scheduler.ts";
 
 const SELF = "ee".repeat(32);
@@ -74,13 +74,7 @@ const coreOp: fc.Arbitrary<CoreOp> = fc.oneof(
     }),
   },
   fc.record({ kind: fc.constant("announce" as const), dataType: fc.constantFrom(1, 2, 9) }),
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant("advance" as const),
-      ms: fc.integer({ min: 0, max: 3_000 }),
-    }),
-  },
+  advanceStep(3_000, 2),
 );
 
 Deno.test("fuzz: the node core survives any sequence of well-formed hostile peer messages", () => {

@@ -12,6 +12,7 @@ import {
   type PullTrackerOptions,
 } from "../lib/protocol/pull_tracker.ts";
 import { FakeScheduler } from "./support/fake_scheduler.ts";
+import { advanceStep } from "./support/arbitraries.ts";
 
 /** Records the tracker's requests; `reachable` decides `canAsk`. */
 class Recorder implements PullActions {
@@ -337,13 +338,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       peer: fc.integer({ min: 0, max: 3 }),
     }),
   },
-  {
-    weight: 3,
-    arbitrary: fc.record({
-      kind: fc.constant("advance" as const),
-      ms: fc.integer({ min: 0, max: 150 }),
-    }),
-  },
+  advanceStep(150, 3),
 );
 
 Deno.test("property: bounds hold, one timer per missing item, only advertisers that can be asked are asked, once", () => {

@@ -19,6 +19,7 @@ import {
   type SpreadingOptions,
 } from "../lib/protocol/spreading.ts";
 import { FakeScheduler } from "./support/fake_scheduler.ts";
+import { advanceStep } from "./support/arbitraries.ts";
 
 /** One call the engine made on its actions. */
 type Call =
@@ -1361,13 +1362,7 @@ const spreadingOp: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("offer" as const), peer: peerIndex }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("toggle" as const), peer: peerIndex }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("distrust" as const), peer: peerIndex }) },
-  {
-    weight: 3,
-    arbitrary: fc.record({
-      kind: fc.constant("advance" as const),
-      ms: fc.integer({ min: 0, max: 1_500 }),
-    }),
-  },
+  advanceStep(1_500, 3),
 );
 
 Deno.test("property: only valid items are sent, IHAVEs only for forwardable items, IWANTs only to trusted advertisers or holders, blame only after an IWANT", () => {

@@ -113,3 +113,17 @@ export const peerMessage: fc.Arbitrary<PeerMessage> = fc.oneof(
     ids: fc.array(u64, { minLength: 1, maxLength: 40, size: "max" }),
   }),
 );
+
+/** An "advance the clock by 0..`maxMs`" step of a state-machine property, with its weight. */
+export function advanceStep(
+  maxMs: number,
+  weight = 1,
+): fc.WeightedArbitrary<{ kind: "advance"; ms: number }> {
+  return {
+    weight,
+    arbitrary: fc.record({
+      kind: fc.constant("advance" as const),
+      ms: fc.integer({ min: 0, max: maxMs }),
+    }),
+  };
+}
