@@ -51,6 +51,7 @@ import type { PeerKey } from "../protocol/item_store.ts";
 import {
   type AddressedPeer,
   type Direction,
+  type KnownPeer,
   Membership,
   type SavedPeer,
 } from "../protocol/membership.ts";
@@ -64,6 +65,8 @@ const EXCHANGE_SIZE = 16;
 const MAX_PUSHES_PER_ROUND = 2;
 /** A failed address probe is retried after this long. */
 const PROBE_RETRY_MS = 10 * 60_000;
+/** Default least interval between two reinforcements ({@link ConnectionManager.reinforce}). */
+const REINFORCE_INTERVAL_MS = 10_000;
 
 /** What the connection manager asks the node to do. */
 export interface ConnectionActions {
@@ -417,17 +420,17 @@ export class ConnectionManager {
   dialMore(now: number): void {
     if (this.anchorDue) {
       this.anchorDue = false;
-      const bootstrapper = this.membership.nextBootstrapper(now);
-      if (bootstrapper) {
-        this.stats.dials++;
-        this.stats.reanchored++;
-        this.actions.dial(bootstrapper.address, bootstrapper.addressKey);
-      }
+      if (this.dial(this.membership.nextBootstrapper(now))) this.stats.reanchored++;
     }
-    for (const known of this.membership.nextDials(now)) {
-      this.stats.dials++;
-      this.actions.dial(known.address, known.addressKey);
-    }
+    for (const known of this.membership.nextDials(now)) this.dial(known);
+  }
+
+  /** Dials `known` (marked as dialling by the membership); false when there is none. */
+  private dial(known: KnownPeer | undefined): boolean {
+    if (!known) return false;
+    this.stats.dials++;
+    this.actions.dial(known.address, known.addressKey);
+    return true;
   }
 
   /**
@@ -443,7 +446,7 @@ export class ConnectionManager {
    * dials started.
    */
   reinforce(now: number): number {
-    const interval = this.options.reinforceIntervalMs ?? 10_000;
+    const interval = this.options.reinforceIntervalMs ?? REINFORCE_INTERVAL_MS;
     if (now - this.lastReinforced < interval) return 0;
     // At most two extra outbound sessions at a time: a node whose peers never
     // bring it an item first (it only publishes) must not keep adding more.
@@ -455,12 +458,9 @@ export class ConnectionManager {
     this.lastReinforced = now;
     let dials = 0;
     for (const known of [this.membership.nextBootstrapper(now), this.membership.extraDial(now)]) {
-      if (!known) continue;
-      dials++;
-      this.stats.dials++;
-      this.stats.reinforced++;
-      this.actions.dial(known.address, known.addressKey);
+      if (this.dial(known)) dials++;
     }
+    this.stats.reinforced += dials;
     if (dials > 0) {
       this.log.debug("no proven peer: dialling extra paths for a local item", { dials });
     }

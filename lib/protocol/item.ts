@@ -54,9 +54,7 @@ export function computeItemId(
  */
 export function sameContent(a: GossipItem, b: GossipItem): boolean {
   return a.nonce === b.nonce && a.ttl === b.ttl && a.dataType === b.dataType &&
-    a.data.length === b.data.length &&
-    Buffer.from(a.data.buffer, a.data.byteOffset, a.data.length)
-      .equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.length));
+    Buffer.compare(a.data, b.data) === 0;
 }
 
 /** Builds a new item for a local announcement: a fresh nonce, the ID bound to it. */

@@ -65,48 +65,6 @@ function frame(body: Uint8Array): Uint8Array {
   return out;
 }
 
-/** The child: accepts one connection and echoes messages, transformed per `variant`. */
-async function child(variant: Variant): Promise<void> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  console.log(String(listener.addr.port));
-  const conn = await listener.accept();
-  listener.close();
-  conn.setNoDelay(true);
-  const key = new Uint8Array(32).fill(7);
-  const iv = new Uint8Array(12);
-  const webKey = await crypto.subtle.importKey("raw", key, "AES-GCM", false, [
-    "encrypt",
-    "decrypt",
-  ]);
-  let counter = 0;
-  for (let i = 0; i < 1_000_000; i++) {
-    const header = await readExactly(conn, 4);
-    if (!header) break;
-    const length = new DataView(header.buffer).getUint32(0);
-    let body: Uint8Array<ArrayBuffer> | null = await readExactly(conn, length);
-    if (!body) break;
-    if (variant === "cipher") {
-      new DataView(iv.buffer).setUint32(8, counter++);
-      const c = createCipheriv("aes-256-gcm", key, iv);
-      const sealed = c.update(body);
-      c.final();
-      const tag = c.getAuthTag();
-      const d = createDecipheriv("aes-256-gcm", key, iv);
-      d.setAuthTag(tag);
-      body = new Uint8Array(d.update(sealed));
-      d.final();
-    } else if (variant === "webcrypto") {
-      new DataView(iv.buffer).setUint32(8, counter++);
-      const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv }, webKey, body);
-      body = new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv }, webKey, sealed));
-    } else {
-      body = body.slice();
-    }
-    await writeAll(conn, frame(body));
-  }
-  conn.close();
-}
-
 /** Seals `body` for one peer: AES-256-GCM, one cipher object per frame as peer_crypto.ts. */
 function seal(key: Uint8Array, counter: number, body: Uint8Array): Uint8Array {
   const iv = new Uint8Array(12);
@@ -121,7 +79,7 @@ function seal(key: Uint8Array, counter: number, body: Uint8Array): Uint8Array {
 }
 
 /** Opens a frame sealed by {@link seal}; throws if it was altered. */
-function open(key: Uint8Array, counter: number, frame: Uint8Array): Uint8Array {
+function open(key: Uint8Array, counter: number, frame: Uint8Array): Uint8Array<ArrayBuffer> {
   const iv = new Uint8Array(12);
   new DataView(iv.buffer).setUint32(8, counter);
   const d = createDecipheriv("aes-256-gcm", key, iv);
@@ -140,20 +98,57 @@ async function readFrame(conn: Deno.Conn): Promise<Uint8Array<ArrayBuffer> | nul
 const RELAY_KEY = new Uint8Array(32).fill(9);
 
 /**
- * The relay child: accepts its upstream peer, its module and `degree`
- * downstream peers (in that order), then per item: open, to the module, wait
- * for the verdict, seal and send to every downstream peer.
+ * Listens on 127.0.0.1, prints the port for the parent, and accepts `count`
+ * connections in order.
  */
-async function relayChild(degree: number): Promise<void> {
+async function acceptConnections(count: number): Promise<Deno.Conn[]> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   console.log(String(listener.addr.port));
   const conns: Deno.Conn[] = [];
-  for (let i = 0; i < degree + 2; i++) {
+  for (let i = 0; i < count; i++) {
     const conn = await listener.accept();
     conn.setNoDelay(true);
     conns.push(conn);
   }
   listener.close();
+  return conns;
+}
+
+/** The child: accepts one connection and echoes messages, transformed per `variant`. */
+async function child(variant: Variant): Promise<void> {
+  const [conn] = await acceptConnections(1);
+  const key = new Uint8Array(32).fill(7);
+  const iv = new Uint8Array(12);
+  const webKey = await crypto.subtle.importKey("raw", key, "AES-GCM", false, [
+    "encrypt",
+    "decrypt",
+  ]);
+  let counter = 0;
+  for (let i = 0; i < 1_000_000; i++) {
+    let body = await readFrame(conn);
+    if (!body) break;
+    if (variant === "cipher") {
+      body = open(key, counter, seal(key, counter, body));
+      counter++;
+    } else if (variant === "webcrypto") {
+      new DataView(iv.buffer).setUint32(8, counter++);
+      const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv }, webKey, body);
+      body = new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv }, webKey, sealed));
+    } else {
+      body = body.slice();
+    }
+    await writeAll(conn, frame(body));
+  }
+  conn.close();
+}
+
+/**
+ * The relay child: accepts its upstream peer, its module and `degree`
+ * downstream peers (in that order), then per item: open, to the module, wait
+ * for the verdict, seal and send to every downstream peer.
+ */
+async function relayChild(degree: number): Promise<void> {
+  const conns = await acceptConnections(degree + 2);
   const [upstream, module, ...downstream] = conns;
   for (let counter = 0; counter < 1_000_000; counter++) {
     const sealed = await readFrame(upstream);
