@@ -714,9 +714,11 @@ Deno.test("an inbound peer is heard on other peers only once it has brought an i
     const knownBefore = victim.node.stats().knownPeers;
     const ignoredBefore = victim.node.stats().connections.offersIgnored;
     adversary.send({ type: PeerMessageType.Push, peers: fakeDescriptors(8, ports, random) });
-    await waitUntil(
-      () => victim.node.stats().connections.offersIgnored === ignoredBefore + 1,
-      3000,
+    // The honest peer is inbound and unproven too: its PUSHes are ignored as well,
+    // so the counter can move by more than one. The PONG says the PUSH was read.
+    await adversary.roundTrip(0xace1n);
+    assert.ok(
+      victim.node.stats().connections.offersIgnored >= ignoredBefore + 1,
       "the unvouched PUSH read and ignored",
     );
     assert.equal(victim.node.stats().knownPeers, knownBefore, "nothing learned from it");

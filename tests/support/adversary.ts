@@ -393,6 +393,24 @@ export class AdversaryPeer {
     return this.session.send(message);
   }
 
+  /**
+   * Sends a PING and waits for its PONG: the victim reads a session's messages
+   * in order, so once this resolves every message sent before it was handled.
+   */
+  async roundTrip(nonce: bigint, timeoutMs = 3000): Promise<void> {
+    const answered = () =>
+      this.received.some((m) => m.type === PeerMessageType.Pong && m.nonce === nonce);
+    this.send({ type: PeerMessageType.Ping, nonce });
+    const deadline = Date.now() + timeoutMs;
+    while (!answered()) {
+      if (this.isClosed) {
+        throw new Error(`session closed before PONG ${nonce}: ${this.closeReason}`);
+      }
+      if (Date.now() > deadline) throw new Error(`no PONG ${nonce} within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 5)); // polling a condition, bounded
+    }
+  }
+
   /** True once the session has ended. */
   get isClosed(): boolean {
     return this.session.isClosed;
