@@ -1204,3 +1204,110 @@ Deno.test("a peer advertising a wildcard address is recorded at its source addre
     await victim.close();
   }
 });
+
+Deno.test("peers its bootstrapper names get half a node's dials, however many an outbound peer names", async () => {
+  // The victim (degree 2) restarts knowing one peer, P (its peers file), an
+  // attacker, and its bootstrapper B, which is connected to three honest nodes
+  // and names them. Both outbound slots are taken (P and B) when P names 300
+  // fresh addresses where nobody listens. Then B goes away: for the free slot,
+  // half the dials go to B's tips, so the victim reaches one of them after about
+  // one failed dial; drawn at random among 303 it would fail about 100 times.
+  const config = { degree: 2, powDifficulty: 4, passiveViewSize: 400 };
+  const honest = await Promise.all([0, 1, 2].map(() => startTestNode({ config })));
+  const bootstrapper = await startTestNode({
+    config: { ...config, degree: 3, bootstrappers: honest.map((node) => node.p2pAddress) },
+  });
+  const dir = await Deno.makeTempDir();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const hostKey = await testHostKey();
+  const peersFile = `${dir}/peers.json`;
+  await Deno.writeTextFile(
+    peersFile,
+    JSON.stringify({
+      peers: [{
+        identity: identityHex(hostKey.identity),
+        address: `127.0.0.1:${listener.addr.port}`,
+        tried: true,
+      }],
+    }),
+  );
+  const log = capturingLogger();
+  let victim: GossipNode | undefined;
+  let poisoner: AdversaryPeer | undefined;
+  try {
+    await waitUntil(() => bootstrapper.peerIdentities.length === 3, 5000, "B has its 3 peers");
+    victim = await startTestNode({
+      config: { ...config, peersFile, bootstrappers: [bootstrapper.p2pAddress] },
+      node: { log: log.logger },
+    });
+    const v = victim;
+    poisoner = await AdversaryPeer.accept(listener, {
+      hostKey,
+      powDifficulty: 4,
+      listenPort: listener.addr.port,
+    });
+    const p = poisoner;
+    await waitUntil(
+      () => v.peerIdentities.includes(bootstrapper.identityHex) && v.stats().knownPeers >= 3,
+      5000,
+      `the victim connected to P and B and heard B's three tips`,
+    );
+    // Fresh addresses all over 127.0.0.0/8 (loopback: a dial is refused at once),
+    // so that P's claims are never all backing off; 2 PUSHes per 100 ms round.
+    const nowhere = unusedPorts(8);
+    const random = seededRandom(0xb007);
+    const claims = () =>
+      fakeDescriptors(64, nowhere, random).map((claim) => ({
+        ...claim,
+        address: {
+          ...claim.address,
+          hostname: `127.${1 + Math.floor(random() * 254)}.${Math.floor(random() * 256)}.${
+            1 + Math.floor(random() * 254)
+          }`,
+        },
+      }));
+    p.onMessage((message) => {
+      if (message.type === PeerMessageType.PullRequest) {
+        p.send({ type: PeerMessageType.Peers, peers: claims() });
+      }
+    });
+    for (let round = 0; round < 100 && v.stats().knownPeers < 300; round++) {
+      p.send({ type: PeerMessageType.Push, peers: claims() });
+      p.send({ type: PeerMessageType.Push, peers: claims() });
+      await new Promise((resolve) => setTimeout(resolve, 100)); // pacing the attacker, not a sync
+    }
+    const known = v.stats().knownPeers;
+    assert.ok(known >= 300, `P's claims learned: ${known}`);
+
+    const from = log.lines.length;
+    await bootstrapper.close();
+    await waitUntil(
+      () => honest.some((node) => v.peerIdentities.includes(node.identityHex)),
+      10_000,
+      "the victim connected to one of the peers B named",
+    );
+    // In the victim's log after B left, in order: its failed dials (P's claims,
+    // and B, which is gone) until its session with one of B's tips.
+    const tipPorts = honest.map((node) => `127.0.0.1:${node.p2pAddress.port}`);
+    const after = log.lines.slice(from);
+    const tipAt = after.findIndex((line) =>
+      line.includes("peer connected") && tipPorts.some((port) => line.includes(port))
+    );
+    const claimsDialled = after.slice(0, tipAt).filter((line) =>
+      line.includes("dial failed") && !line.includes(`127.0.0.1:${bootstrapper.p2pAddress.port}`)
+    ).length;
+    console.log(
+      `[tips] ${known} peers known (P's claims and B's 3 tips): after B left, the victim ` +
+        `dialled ${claimsDialled} of P's claims before one of B's tips`,
+    );
+    // Half the dials go to B's tips: more than 10 failures first about once in
+    // 2,000 runs; at random among 300 claims and 3 tips, 10 or fewer in 1 of 10.
+    assert.ok(tipAt >= 0);
+    assert.ok(claimsDialled <= 10, `${claimsDialled} of P's claims dialled first`);
+  } finally {
+    await poisoner?.close();
+    listener.close();
+    await Promise.all([victim, bootstrapper, ...honest].map((node) => node?.close()));
+    await Deno.remove(dir, { recursive: true });
+  }
+});

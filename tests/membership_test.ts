@@ -331,6 +331,94 @@ Deno.test("dialling only tried peers would not spread: new peers get half the di
   assert.ok(fresh > 160 && fresh < 240, `${fresh} of 400 dials to new peers`);
 });
 
+/** A view connected (outbound) to its bootstrapper "b00t", with degree `degree`. */
+function viewWithBootstrapper(degree: number, seed: number): Membership {
+  const view = membership({
+    degree,
+    bootstrappers: [BOOTSTRAP],
+    random: seededRandom(seed),
+    passiveSize: 100,
+    maxLearnPerMessage: 100,
+  });
+  connectOutbound(view, view.nextDials(0)[0], "b00t");
+  return view;
+}
+
+Deno.test("bootstrapper tips get half the dials, however many claims other peers make", () => {
+  // 3 peers a bootstrapper named, 60 named by an outbound peer (an attacker
+  // names only attackers), degree 2 with one slot held by the bootstrapper,
+  // 400 redials: about 200 go to the 3 tips, not 3 in 63.
+  const view = viewWithBootstrapper(2, 5);
+  view.learn(peers(1, 3), 0, "outbound", "b00t");
+  view.learn(peers(4, 63), 0, "outbound", "id99");
+  assert.deepEqual(
+    view.passivePeers.filter((known) => known.bootstrapTip).map((known) => known.identity).sort(),
+    ["id1", "id2", "id3"],
+  );
+  let tips = 0;
+  for (let i = 0; i < 400; i++) {
+    const [dial] = view.nextDials(i * 10_000);
+    if (["id1", "id2", "id3"].includes(dial.identity!)) tips++;
+    view.dialFinished(dial.addressKey, true, i * 10_000);
+  }
+  assert.ok(tips > 160 && tips < 240, `${tips} of 400 dials to bootstrapper tips`);
+});
+
+Deno.test("a known peer named again by a bootstrapper becomes a tip; three failed dials end that", () => {
+  const view = viewWithBootstrapper(2, 7);
+  view.learn([peer(1)], 0, "outbound", "id99");
+  assert.equal(passive(view, key(1))?.bootstrapTip, false, "named by a peer");
+  view.learn([peer(1)], 0, "outbound", "id98");
+  assert.equal(passive(view, key(1))?.bootstrapTip, false, "named by another peer");
+  view.learn([peer(1)], 0, "outbound", "b00t");
+  assert.equal(passive(view, key(1))?.bootstrapTip, true, "named by the bootstrapper");
+  // A claim for the same address with another identity is not made a tip.
+  view.learn([{ identity: "other", address: address(1) }], 0, "outbound", "b00t");
+  assert.equal(passive(view, key(1))?.identity, "id1");
+
+  // With 20 tried and 20 new peers beside it, the tip gets half the dials (a
+  // seeded coin); after three failures in a row it is one new peer of 21.
+  view.restore(triedPeers(2, 21), 0);
+  view.learn(peers(22, 41), 0, "outbound", "id99");
+  let now = 0;
+  for (let failure = 0; failure < 3; failure++) {
+    let dial: KnownPeer | undefined;
+    for (let attempt = 0; attempt < 50 && dial?.identity !== "id1"; attempt++) {
+      [dial] = view.nextDials(now);
+      if (dial.identity !== "id1") view.dialFinished(dial.addressKey, true, now);
+    }
+    assert.equal(dial?.identity, "id1", `dial ${failure + 1} of the tip`);
+    view.dialFinished(dial!.addressKey, false, now);
+    now = passive(view, key(1))!.nextAttemptAt;
+  }
+  let tipDials = 0;
+  for (let i = 0; i < 200; i++) {
+    const [dial] = view.nextDials(now + i * 10_000);
+    if (dial.identity === "id1") tipDials++;
+    view.dialFinished(dial.addressKey, dial.identity !== "id1", now + i * 10_000); // still dead
+  }
+  // As one new peer of 21 with half the dials: about 5 (a tip would get 100).
+  assert.ok(tipDials < 25, `a dead tip dialled ${tipDials} times in 200`);
+});
+
+Deno.test("only a configured bootstrapper's word makes a tip", () => {
+  const view = membership({ degree: 2, random: seededRandom(2) });
+  view.connected({ identity: "b00t", address: BOOTSTRAP, direction: "outbound" }, 0);
+  view.learn(peers(1, 3), 0, "outbound", "b00t");
+  assert.ok(view.passivePeers.every((known) => !known.bootstrapTip), "not configured: no tips");
+});
+
+Deno.test("an extra path's dial takes a bootstrapper tip before tried and new peers", () => {
+  for (let seed = 1; seed <= 50; seed++) {
+    const view = viewWithBootstrapper(2, seed);
+    view.restore(triedPeers(10, 19), 0);
+    view.learn(peers(20, 39), 0, "outbound", "id99");
+    view.learn([peer(1)], 0, "outbound", "b00t");
+    assert.equal(view.extraDial(0)?.identity, "id1", `seed ${seed}`);
+    assert.notEqual(view.extraDial(0)?.identity, "id1", "dialling now");
+  }
+});
+
 Deno.test("a descriptor heard again from an outbound peer moves up a tier", () => {
   const view = membership({ degree: 1 });
   view.learn([peer(1), peer(2)], 0, "inbound");

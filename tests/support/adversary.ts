@@ -325,6 +325,20 @@ export interface AdversaryOptions {
   readonly handshakeTimeoutMs?: number;
 }
 
+/** The session settings of an adversary peer, without its proof-of-work. */
+function sessionOptions(options: AdversaryOptions) {
+  return {
+    hostKey: options.hostKey,
+    powDifficulty: options.powDifficulty,
+    listenAddress: { hostname: options.listenHost ?? "127.0.0.1", port: options.listenPort },
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 3000,
+    idleTimeoutMs: 120_000,
+    maxQueuedBytes: 256 * 1024 * 1024,
+    minPeerKeyBits: TEST_KEY_BITS,
+    log: silentLogger,
+  };
+}
+
 /**
  * A peer that completes a genuine handshake (it has a real host key and solved
  * proof-of-work) and then sends whatever well-formed messages the test wants.
@@ -367,20 +381,32 @@ export class AdversaryPeer {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
       const session = await PeerSession.establish(conn, "outbound", {
-        hostKey: options.hostKey,
+        ...sessionOptions(options),
         proofOfWork: () => ({ epoch, nonce: powNonce }),
-        powDifficulty: options.powDifficulty,
-        listenAddress: { hostname: options.listenHost ?? "127.0.0.1", port: options.listenPort },
-        handshakeTimeoutMs: options.handshakeTimeoutMs ?? 3000,
-        idleTimeoutMs: 120_000,
-        maxQueuedBytes: 256 * 1024 * 1024,
-        minPeerKeyBits: TEST_KEY_BITS,
-        log: silentLogger,
       });
       return { peer: new AdversaryPeer(session) };
     } catch (error) {
       return { error: error instanceof Error ? error : new Error(String(error)) };
     }
+  }
+
+  /**
+   * Accepts the next connection on `listener` (a victim dialling the
+   * adversary's advertised address) and runs the handshake as its responder.
+   */
+  static async accept(
+    listener: Deno.TcpListener,
+    options: AdversaryOptions,
+  ): Promise<AdversaryPeer> {
+    const epoch = powEpoch();
+    const powNonce = options.powNonce ??
+      solveProofOfWork(options.hostKey.identity, epoch, options.powDifficulty);
+    const conn = await listener.accept();
+    const session = await PeerSession.establish(conn, "inbound", {
+      ...sessionOptions(options),
+      proofOfWork: () => ({ epoch, nonce: powNonce }),
+    });
+    return new AdversaryPeer(session);
   }
 
   /** Calls `listener` with every message the victim sends from now on, as it arrives. */
