@@ -332,13 +332,18 @@ Deno.test("dialling only tried peers would not spread: new peers get half the di
 });
 
 /** A view connected (outbound) to its bootstrapper "b00t", with degree `degree`. */
-function viewWithBootstrapper(degree: number, seed: number): Membership {
+function viewWithBootstrapper(
+  degree: number,
+  seed: number,
+  merit?: (identity: string) => number,
+): Membership {
   const view = membership({
     degree,
     bootstrappers: [BOOTSTRAP],
     random: seededRandom(seed),
     passiveSize: 100,
     maxLearnPerMessage: 100,
+    merit,
   });
   connectOutbound(view, view.nextDials(0)[0], "b00t");
   return view;
@@ -362,6 +367,24 @@ Deno.test("bootstrapper tips get half the dials, however many claims other peers
     view.dialFinished(dial.addressKey, true, i * 10_000);
   }
   assert.ok(tips > 160 && tips < 240, `${tips} of 400 dials to bootstrapper tips`);
+});
+
+Deno.test("once a connected peer is proven, bootstrapper tips rank with the other candidates", () => {
+  // As above, but the bootstrapper has brought this node an item first: the
+  // 3 tips are 3 new peers of 63 (about 400 / 63 × 3 = 19 dials, not 200).
+  const view = viewWithBootstrapper(2, 5, (identity) => identity === "b00t" ? 1 : 0);
+  view.learn(peers(1, 3), 0, "outbound", "b00t");
+  view.learn(peers(4, 63), 0, "outbound", "id99");
+  let tips = 0;
+  for (let i = 0; i < 400; i++) {
+    const [dial] = view.nextDials(i * 10_000);
+    if (["id1", "id2", "id3"].includes(dial.identity!)) tips++;
+    view.dialFinished(dial.addressKey, true, i * 10_000);
+  }
+  assert.ok(tips < 60, `${tips} of 400 dials to bootstrapper tips`);
+  // The extra path for a local item is dialled only while no peer is proven;
+  // asked anyway, it still takes a tip first.
+  assert.ok(["id1", "id2", "id3"].includes(view.extraDial(4_000_000)!.identity!));
 });
 
 Deno.test("a known peer named again by a bootstrapper becomes a tip; three failed dials end that", () => {

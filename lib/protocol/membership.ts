@@ -17,13 +17,14 @@
  * newcomer.
  *
  * When dialling, **proven** peers (they brought this node items first: the
- * guard's score is above 0) come first. Then half the dials go to peers a
- * configured bootstrapper named (**bootstrapper tips**), while there are any:
- * an attacker among this node's outbound peers names only attackers, so
- * tips from peers compound the attackers' share of a node's peers at every
- * dial (94 % of honest nodes' outbound peers in the simulated cold boot at
- * 1:1), while a bootstrapper's recommendations follow its own verified and
- * proven peers. The other dials go with equal odds
+ * guard's score is above 0) come first. While none of its peers is proven
+ * (before items flow, nothing tells an attacker from an honest peer), half
+ * the dials go to peers a configured bootstrapper named (**bootstrapper
+ * tips**), while there are any: an attacker among this node's outbound peers
+ * names only attackers, so tips from peers compound the attackers' share of
+ * a node's peers at every dial (94 % of honest nodes' outbound peers in the
+ * simulated cold boot at 1:1), while a bootstrapper's recommendations follow
+ * its own verified and proven peers. The other dials go with equal odds
  * to a **tried** peer (this node chose to dial it and found it where claimed;
  * a probe of a peer that dialled in does not count: anyone can dial in) or to
  * a new one (verified by a probe, or learned from an outbound peer), as
@@ -79,7 +80,8 @@ export interface KnownPeer {
   learnedFrom?: string;
   /**
    * A configured bootstrapper named it (answering a pull, referring this
-   * node elsewhere, or pushing): half the dials go to such peers.
+   * node elsewhere, or pushing): while no connected peer is proven, half the
+   * dials go to such peers.
    */
   bootstrapTip?: boolean;
   /**
@@ -253,6 +255,12 @@ export class Membership {
     return false;
   }
 
+  /** True when a connected peer has merit above 0 (it brought this node an item first). */
+  private get hasProvenPeer(): boolean {
+    for (const identity of this.active.keys()) if (this.merit(identity) > 0) return true;
+    return false;
+  }
+
   /** Known but unconnected peers (bootstrappers included). */
   get passivePeers(): KnownPeer[] {
     return [...this.passive.values()];
@@ -335,9 +343,10 @@ export class Membership {
   /**
    * Peers to dial now so that outbound connections plus dials in progress reach
    * `degree`. Each returned peer is marked as dialling until
-   * {@link dialFinished}. Proven peers are chosen first, then bootstrapper
-   * tips for half the dials and tried and new peers with equal odds for the
-   * rest (see the module documentation), then (only while
+   * {@link dialFinished}. Proven peers are chosen first, then (while no
+   * connected peer is proven) bootstrapper tips for half the dials, and tried
+   * and new peers with equal odds for the rest (see the module
+   * documentation), then (only while
    * fewer than `degree` sessions exist) peers learned from inbound peers;
    * bootstrappers when nothing else is known or nothing is connected. Peers
    * the `welcome` option rejects (distrusted) are not dialled, and tips from a
@@ -347,6 +356,10 @@ export class Membership {
     const wanted = this.options.degree - this.outboundCount - this.dialing.size;
     if (wanted <= 0) return [];
     const { proven, tips, tried, fresh, bootstrappers } = this.dialCandidates(now);
+    if (this.hasProvenPeer) {
+      // Items flow and sort peers out: the tips rank with the other candidates.
+      for (const peer of tips.splice(0)) (isTried(peer) ? tried : fresh[0]).push(peer);
+    }
     // Claims that only inbound peers made (anyone can be an inbound peer) are
     // dialled only while this node has fewer than `degree` sessions in all: a
     // well-connected node does not fill its own choices with them.
