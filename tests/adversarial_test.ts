@@ -404,19 +404,19 @@ Deno.test("garbage, truncated and forged handshakes are dropped on both ports; h
 
   async function selfLoopCase(): Promise<void> {
     // A node whose bootstrapper leads back to itself (a proxy to its own port).
-    const lonerPort = unusedPorts(1)[0];
-    const selfLoop = new MitmProxy({ hostname: "127.0.0.1", port: lonerPort });
+    // The node listens on a port of its own choosing (a port picked before and
+    // closed could be taken meanwhile by any socket, as an ephemeral port): the
+    // proxy points at a port nobody listens on until the node has started, so
+    // the node's first dials fail and it retries after its backoff.
+    const selfLoop = new MitmProxy({ hostname: "127.0.0.1", port: unusedPorts(1)[0] });
     proxies.push(selfLoop);
     const lonerLog = capturingLogger();
     const loner = await startTestNode({
-      config: {
-        ...options.config,
-        p2pAddress: { hostname: "127.0.0.1", port: lonerPort },
-        bootstrappers: [selfLoop.address],
-      },
+      config: { ...options.config, bootstrappers: [selfLoop.address] },
       node: { log: lonerLog.logger },
     });
     others.push(loner);
+    selfLoop.target = loner.p2pAddress;
     await waitUntil(
       () => loner.stats().handshakeFailureCount >= 2 && selfLoop.connections.length >= 1,
       3000,
