@@ -355,11 +355,11 @@ export class Membership {
   nextDials(now: number): KnownPeer[] {
     const wanted = this.options.degree - this.outboundCount - this.dialing.size;
     if (wanted <= 0) return [];
-    const { proven, tips, tried, fresh, bootstrappers } = this.dialCandidates(now);
-    if (this.hasProvenPeer) {
-      // Items flow and sort peers out: the tips rank with the other candidates.
-      for (const peer of tips.splice(0)) (isTried(peer) ? tried : fresh[0]).push(peer);
-    }
+    // Once a connected peer is proven, items sort peers out: tips rank with the others.
+    const { proven, tips, tried, fresh, bootstrappers } = this.dialCandidates(
+      now,
+      !this.hasProvenPeer,
+    );
     // Claims that only inbound peers made (anyone can be an inbound peer) are
     // dialled only while this node has fewer than `degree` sessions in all: a
     // well-connected node does not fill its own choices with them.
@@ -380,14 +380,18 @@ export class Membership {
    * there is none.
    */
   extraDial(now: number): KnownPeer | undefined {
-    const { proven, tips, tried, fresh } = this.dialCandidates(now);
+    const { proven, tips, tried, fresh } = this.dialCandidates(now, true);
     const [chosen] = this.choose(1, proven, tips, 1, tried, [fresh[0], [], []]);
     if (chosen) this.dialing.add(chosen.addressKey);
     return chosen;
   }
 
-  /** Known peers that may be dialled now, by table (see the module documentation). */
-  private dialCandidates(now: number): {
+  /**
+   * Known peers that may be dialled now, by table (see the module
+   * documentation); bootstrapper tips in a table of their own when
+   * `tipsApart`, else each in the table it would be in without the tip.
+   */
+  private dialCandidates(now: number, tipsApart: boolean): {
     proven: KnownPeer[];
     tips: KnownPeer[];
     tried: KnownPeer[];
@@ -418,8 +422,9 @@ export class Membership {
     for (const peer of eligible) {
       if (peer.bootstrap) bootstrappers.push(peer);
       else if (peer.identity !== undefined && this.merit(peer.identity) > 0) proven.push(peer);
-      else if (peer.bootstrapTip && peer.failures < DEAD_AFTER_FAILURES) tips.push(peer);
-      else if (isTried(peer)) tried.push(peer);
+      else if (tipsApart && peer.bootstrapTip && peer.failures < DEAD_AFTER_FAILURES) {
+        tips.push(peer);
+      } else if (isTried(peer)) tried.push(peer);
       else if (
         peer.verifiedAt === undefined && peer.learnedFrom !== undefined &&
         !welcome(peer.learnedFrom)
@@ -612,10 +617,16 @@ export class Membership {
     source: PeerSource = "inbound",
     from?: string,
   ): number {
+    // Once per message, not per descriptor: finding a bootstrapper scans the view.
+    const fromBootstrapper = from !== undefined && this.isBootstrapper(from);
     let added = 0;
     for (const peer of sample(peers, peers.length, this.random)) {
       if (added >= this.options.maxLearnPerMessage) break;
       if (this.addPassive(peer, now, source, undefined, from)) added++;
+      if (fromBootstrapper) {
+        const known = this.passive.get(formatSocketAddress(peer.address));
+        if (known?.identity === peer.identity) known.bootstrapTip = true;
+      }
     }
     return added;
   }
@@ -718,9 +729,7 @@ export class Membership {
     const addressKey = formatSocketAddress(peer.address);
     if (addressKey === this.selfAddressKey) return false;
     const existing = this.passive.get(addressKey);
-    const bootstrapTip = learnedFrom !== undefined && this.isBootstrapper(learnedFrom);
     if (existing) {
-      if (bootstrapTip && existing.identity === peer.identity) existing.bootstrapTip = true;
       // Only first-hand knowledge may name who is at an address.
       if (verifiedAt !== undefined) {
         existing.identity = peer.identity;
@@ -748,7 +757,7 @@ export class Membership {
       verifiedAt,
       tried,
       learnedFrom: verifiedAt === undefined ? learnedFrom : undefined,
-      bootstrapTip,
+      bootstrapTip: false,
     });
     return true;
   }

@@ -40,7 +40,7 @@ import {
 import { silentLogger } from "../../lib/log.ts";
 import { powEpoch, solveProofOfWork, verifyProofOfWork } from "../../lib/protocol/proof_of_work.ts";
 import { PeerSession } from "../../lib/transport/peer_session.ts";
-import { TEST_KEY_BITS, testHostKey } from "./nodes.ts";
+import { TEST_KEY_BITS, testHostKey, waitUntil } from "./nodes.ts";
 
 // ---- memory -----------------------------------------------------------------
 
@@ -325,10 +325,18 @@ export interface AdversaryOptions {
   readonly handshakeTimeoutMs?: number;
 }
 
-/** The session settings of an adversary peer, without its proof-of-work. */
+/**
+ * The session settings of an adversary peer, with its proof-of-work of today
+ * (solved here when `options` has none: call it before connecting, since the
+ * victim's handshake clock starts at accept).
+ */
 function sessionOptions(options: AdversaryOptions) {
+  const epoch = powEpoch();
+  const nonce = options.powNonce ??
+    solveProofOfWork(options.hostKey.identity, epoch, options.powDifficulty);
   return {
     hostKey: options.hostKey,
+    proofOfWork: () => ({ epoch, nonce }),
     powDifficulty: options.powDifficulty,
     listenAddress: { hostname: options.listenHost ?? "127.0.0.1", port: options.listenPort },
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? 3000,
@@ -374,17 +382,10 @@ export class AdversaryPeer {
     port: number,
     options: AdversaryOptions,
   ): Promise<{ peer?: AdversaryPeer; error?: Error }> {
-    // Solved before connecting: the victim's handshake clock starts at accept.
-    const epoch = powEpoch();
-    const powNonce = options.powNonce ??
-      solveProofOfWork(options.hostKey.identity, epoch, options.powDifficulty);
+    const settings = sessionOptions(options); // before connecting: it may solve the proof
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
-      const session = await PeerSession.establish(conn, "outbound", {
-        ...sessionOptions(options),
-        proofOfWork: () => ({ epoch, nonce: powNonce }),
-      });
-      return { peer: new AdversaryPeer(session) };
+      return { peer: new AdversaryPeer(await PeerSession.establish(conn, "outbound", settings)) };
     } catch (error) {
       return { error: error instanceof Error ? error : new Error(String(error)) };
     }
@@ -398,15 +399,9 @@ export class AdversaryPeer {
     listener: Deno.TcpListener,
     options: AdversaryOptions,
   ): Promise<AdversaryPeer> {
-    const epoch = powEpoch();
-    const powNonce = options.powNonce ??
-      solveProofOfWork(options.hostKey.identity, epoch, options.powDifficulty);
+    const settings = sessionOptions(options);
     const conn = await listener.accept();
-    const session = await PeerSession.establish(conn, "inbound", {
-      ...sessionOptions(options),
-      proofOfWork: () => ({ epoch, nonce: powNonce }),
-    });
-    return new AdversaryPeer(session);
+    return new AdversaryPeer(await PeerSession.establish(conn, "inbound", settings));
   }
 
   /** Calls `listener` with every message the victim sends from now on, as it arrives. */
@@ -427,14 +422,8 @@ export class AdversaryPeer {
     const answered = () =>
       this.received.some((m) => m.type === PeerMessageType.Pong && m.nonce === nonce);
     this.send({ type: PeerMessageType.Ping, nonce });
-    const deadline = Date.now() + timeoutMs;
-    while (!answered()) {
-      if (this.isClosed) {
-        throw new Error(`session closed before PONG ${nonce}: ${this.closeReason}`);
-      }
-      if (Date.now() > deadline) throw new Error(`no PONG ${nonce} within ${timeoutMs} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 5)); // polling a condition, bounded
-    }
+    await waitUntil(() => answered() || this.isClosed, timeoutMs, `PONG ${nonce}`);
+    if (!answered()) throw new Error(`session closed before PONG ${nonce}: ${this.closeReason}`);
   }
 
   /** True once the session has ended. */
