@@ -14,6 +14,7 @@ import {
   decodePeerMessage,
   encodePeerMessage,
   framePeerPayload,
+  GoodbyeReason,
   type HelloMessage,
   PeerMessageType,
 } from "../lib/codec/peer_messages.ts";
@@ -34,6 +35,7 @@ import { type ReceivedMessage, TestApiClient } from "./support/api_client.ts";
 import {
   AdversaryPeer,
   churnConnections,
+  connectAdversary,
   contentItem,
   credentialOf,
   failingPowNonce,
@@ -1160,6 +1162,59 @@ Deno.test("a second session with the same identity leaves exactly one", async ()
     assert.equal(survivor.isClosed, false, "the other session stays up");
   } finally {
     await Promise.all([first.peer?.close(), second.peer?.close()]);
+    await victim.close();
+  }
+});
+
+Deno.test("a full node refers a newcomer rather than evict a session in its first seconds", async () => {
+  // degree 1: two inbound slots, the one up longest protected. Each newcomer
+  // used to evict the youngest session at once: under a rush (a cold boot,
+  // nodes re-anchoring through a bootstrapper) no session lived long enough
+  // to carry an item. The grace is 1.5 s here (5 s by default).
+  const graceMs = 1_500;
+  const victim = await startTestNode({
+    config: { degree: 1 },
+    node: { tuning: { evictionGraceMs: graceMs } },
+  });
+  const peers: AdversaryPeer[] = [];
+  const arrive = async () => {
+    const peer = await connectAdversary(victim.p2pAddress.port);
+    peers.push(peer);
+    return peer;
+  };
+  const identities = () => victim.stats().peers.map((p) => p.identity);
+  // The session reads the GOODBYE itself and keeps its reason.
+  const goodbyeFull = (peer: AdversaryPeer) => peer.session.goodbyeReason === GoodbyeReason.Full;
+  try {
+    const oldest = await arrive();
+    await waitUntil(() => identities().length === 1, 3000, "first session");
+    const young = await arrive();
+    const youngSince = Date.now();
+    await waitUntil(() => identities().length === 2, 3000, "second session");
+    const early = await arrive();
+    assert.ok(await early.waitClosed(3000), "the newcomer is refused while the other is young");
+    assert.ok(goodbyeFull(early), "GOODBYE full");
+    assert.ok(early.received.some((m) => m.type === PeerMessageType.Peers), "with a referral");
+    assert.equal(young.isClosed, false, "the young session stays");
+    assert.equal(victim.stats().connections.evicted, 0);
+    // Past its grace the young session is the one a newcomer displaces (the
+    // wait is the rule's own duration, not a synchronisation).
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.max(0, youngSince + graceMs + 100 - Date.now()))
+    );
+    const late = await arrive();
+    assert.ok(await young.waitClosed(3000), "evicted once past its grace");
+    assert.ok(goodbyeFull(young));
+    await waitUntil(() => identities().length === 2, 3000, "newcomer in");
+    assert.equal(oldest.isClosed, false, "the session up longest is protected");
+    assert.equal(late.isClosed, false);
+    const { evicted, referred } = victim.stats().connections;
+    console.log(
+      `[grace] newcomer within ${graceMs} ms referred (${referred}); after it evicted ${evicted}`,
+    );
+    assert.equal(evicted, 1);
+  } finally {
+    await Promise.all(peers.map((p) => p.close()));
     await victim.close();
   }
 });

@@ -119,6 +119,28 @@ Deno.test("rotation picks at random among equally low scores, never a proven pee
   assert.deepEqual([...victims].sort(), [id(1), id(2)]);
 });
 
+Deno.test("a full node refers a newcomer rather than evict a session younger than 5 s", () => {
+  // degree 3: six inbound slots; the two up longest are protected.
+  const { connections, closed, open } = manager(new Map());
+  for (let n = 1; n <= 6; n++) assert.equal(open(n, "inbound", 0).accept, true);
+  const early = open(7, "inbound", 4_999);
+  assert.equal(early.accept, false, "every unprotected session is younger than 5 s");
+  assert.equal(early.accept === false && early.goodbye, GoodbyeReason.Full);
+  assert.ok(early.accept === false && (early.referral?.length ?? 0) > 0, "referred");
+  assert.deepEqual(closed, []);
+  assert.equal(connections.stats.referred, 1);
+  // Old enough: the newcomer takes an unprotected slot.
+  assert.equal(open(8, "inbound", 5_000).accept, true);
+  assert.equal(closed.length, 1);
+  assert.ok([id(3), id(4), id(5), id(6)].includes(closed[0]), "not one of the two up longest");
+  // The youngest goes first, but not while it is in its grace period.
+  assert.equal(open(9, "inbound", 5_500).accept, true);
+  assert.equal(closed.length, 2);
+  assert.notEqual(closed[1], id(8), "8 is 0.5 s old");
+  assert.equal(connections.stats.evicted, 2);
+  assert.ok(connections.isConnected(id(8)) && connections.isConnected(id(9)));
+});
+
 Deno.test("a proven peer is dialled before tried and new ones", () => {
   for (let seed = 1; seed <= 20; seed++) {
     const scores = new Map([[id(5), 2]]);

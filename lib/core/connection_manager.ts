@@ -4,9 +4,15 @@
  *
  * - **Sessions.** One session per identity: when two exist (both dialled each
  *   other at once), both ends keep the one opened by the smaller identity. A
- *   node with `min(max_peer_connections, 2 × degree)` inbound peers refers a
- *   newcomer to its verified peers (PEERS) and says GOODBYE full, so that the
- *   nodes everyone bootstraps through do not become hubs.
+ *   node with `min(max_peer_connections, 2 × degree)` inbound peers evicts
+ *   one for a newcomer ({@link ConnectionManager.sessionOpened}) or, when
+ *   all are protected, refers the newcomer to its verified peers (PEERS) and
+ *   says GOODBYE full, so that the nodes everyone bootstraps through do not
+ *   become hubs. A session younger than `evictionGraceMs` is protected: under
+ *   a rush of newcomers (a cold boot, or nodes re-anchoring through a
+ *   bootstrapper) each newcomer used to evict the one before it, so no
+ *   session lived long enough to carry an item (docs/SIMULATION.md, "Round of
+ *   the eviction grace").
  * - **Dialling** keeps `degree` outbound sessions ({@link Membership} decides
  *   whom); failed dials back off.
  * - **Rotation.** About every `rotationIntervalMs` a node with all its
@@ -67,6 +73,8 @@ const MAX_PUSHES_PER_ROUND = 2;
 const PROBE_RETRY_MS = 10 * 60_000;
 /** Default least interval between two reinforcements ({@link ConnectionManager.reinforce}). */
 const REINFORCE_INTERVAL_MS = 10_000;
+/** Default age before an inbound session may be evicted for a newcomer. */
+const EVICTION_GRACE_MS = 5_000;
 
 /** What the connection manager asks the node to do. */
 export interface ConnectionActions {
@@ -140,6 +148,8 @@ export interface ConnectionManagerOptions {
   readonly joinWarningMs: number;
   /** Mean interval of outbound rotation (0: never). */
   readonly rotationIntervalMs: number;
+  /** An inbound session this young is not evicted for a newcomer (default 5 s). */
+  readonly evictionGraceMs?: number;
   /** Least interval between two reinforcements ({@link ConnectionManager.reinforce}; default 10 s). */
   readonly reinforceIntervalMs?: number;
   /** Randomness. */
@@ -315,7 +325,7 @@ export class ConnectionManager {
       // newcomer, or, when all are protected, refer the newcomer elsewhere.
       const limit = Math.min(this.maxPeerConnections, 2 * this.options.degree);
       if (this.membership.inboundCount >= limit) {
-        const victim = this.evictionCandidate();
+        const victim = this.evictionCandidate(now);
         if (victim === undefined) {
           this.stats.referred++;
           const referral = this.descriptors(this.membership.sample(EXCHANGE_SIZE, now, peer));
@@ -638,11 +648,12 @@ export class ConnectionManager {
   /**
    * The inbound session to end for a newcomer when the inbound slots are full
    * (after Bitcoin Core's eviction): the quarter of them up longest and the
-   * quarter with the best scores are protected; of the rest, the youngest
-   * session from the address range with the most of them goes. Undefined when
-   * every inbound session is protected.
+   * quarter with the best scores are protected, and so is every session
+   * younger than `evictionGraceMs`; of the rest, the youngest session from
+   * the address range with the most of them goes. Undefined when every
+   * inbound session is protected.
    */
-  private evictionCandidate(): PeerKey | undefined {
+  private evictionCandidate(now: number): PeerKey | undefined {
     const inbound: { peer: PeerKey; since: number; score: number; range: string }[] = [];
     for (const [peer, session] of this.sessions) {
       if (session.direction !== "inbound") continue;
@@ -662,7 +673,8 @@ export class ConnectionManager {
     for (const entry of byScore.sort((a, b) => b.score - a.score).slice(0, protect)) {
       protectedPeers.add(entry.peer);
     }
-    const candidates = inbound.filter((e) => !protectedPeers.has(e.peer));
+    const grace = this.options.evictionGraceMs ?? EVICTION_GRACE_MS;
+    const candidates = inbound.filter((e) => !protectedPeers.has(e.peer) && now - e.since >= grace);
     if (candidates.length === 0) return undefined;
     const perRange = new Map<string, number>();
     for (const entry of candidates) perRange.set(entry.range, (perRange.get(entry.range) ?? 0) + 1);

@@ -236,6 +236,7 @@ export class NodeCore {
         establishedAfterMs: this.tuning.establishedAfterMs,
         joinWarningMs: this.tuning.joinWarningMs,
         rotationIntervalMs: this.tuning.outboundRotationMs,
+        evictionGraceMs: this.tuning.evictionGraceMs,
         random,
       },
       {

@@ -38,6 +38,8 @@ export interface CoreTuning {
   readonly joinWarningMs: number;
   /** Mean interval at which a node replaces one outbound peer (0: never). */
   readonly outboundRotationMs: number;
+  /** An inbound session this young is not evicted for a newcomer (the newcomer is referred). */
+  readonly evictionGraceMs: number;
 }
 
 /** Defaults of {@link CoreTuning}. */
@@ -53,6 +55,7 @@ export const DEFAULT_CORE_TUNING: CoreTuning = {
   establishedAfterMs: 60_000,
   joinWarningMs: 30_000,
   outboundRotationMs: 60_000,
+  evictionGraceMs: 5_000,
 };
 
 /** Defaults of {@link SecurityOptions}. */
