@@ -783,6 +783,54 @@ Deno.test("an origin whose only peer drops its items dials a path of its own for
   }
 });
 
+Deno.test("an extra path that refers the origin elsewhere is replaced by a peer it named", async () => {
+  // F is full: its two inbound slots hold M (up longest) and an adversary in
+  // its first minute (the eviction grace is 60 s here), so F refers every
+  // newcomer to its peers, among them H, which F dialled. M runs no module (a
+  // black hole) and is the origin O's only peer; O knows of F through M, and
+  // of H not at all. O's extra path for its item leads to F, which refuses
+  // it; only a replacement path to a peer F named can reach H.
+  const honest = await startMember(undefined, { config: { powDifficulty: 4 } });
+  const full = await startTestNode({
+    config: { degree: 1, bootstrappers: [honest.node.p2pAddress] },
+    node: { tuning: { evictionGraceMs: 60_000 } },
+  });
+  const sink = await startTestNode({ config: { degree: 1, bootstrappers: [full.p2pAddress] } });
+  let adversary: AdversaryPeer | undefined;
+  let origin: Member | undefined;
+  try {
+    await waitUntil(() => full.peerIdentities.length === 2, 5000, "F has H and M");
+    adversary = await connectAdversary(full.p2pAddress.port);
+    await waitUntil(() => full.peerIdentities.length === 3, 3000, "F full");
+    origin = await startMember(sink, { config: { degree: 1, powDifficulty: 4 } });
+    const o = origin;
+    await waitUntil(
+      () => o.node.peerIdentities.length === 1 && o.node.stats().knownPeers >= 1,
+      5000,
+      "O behind M, knowing of F",
+    );
+    assert.deepEqual(o.node.peerIdentities, [sink.identityHex], "O's only peer is M");
+    const referredBefore = full.stats().connections.referred;
+    await announceText(o, "through-a-referral");
+    await waitForDelivery([honest], "through-a-referral", 5000);
+    const { reinforced } = o.node.stats().connections;
+    console.log(
+      `[extra path] F referred ${
+        full.stats().connections.referred - referredBefore
+      } newcomer(s); ` +
+        `O dialled ${reinforced} extra path(s); H received the item`,
+    );
+    assert.ok(full.stats().connections.referred > referredBefore, "F refused O's extra path");
+    assert.ok(reinforced >= 2, "the refused path was replaced");
+    assert.ok(o.node.peerIdentities.includes(honest.node.identityHex), "O dialled H");
+  } finally {
+    await adversary?.close();
+    if (origin) await stopMembers([origin]);
+    await stopMembers([honest]);
+    await Promise.all([full.close(), sink.close()]);
+  }
+});
+
 // ---- 5. invalid items and frame floods get a peer banned ------------------------------------
 
 Deno.test("a peer sending invalid items or flooding frames is banned; honest items still flow", async () => {

@@ -476,6 +476,47 @@ Deno.test("a local item while no peer is proven adds a bootstrapper and a known 
   assert.equal(dialled.length, 2);
 });
 
+Deno.test("an extra path refused as full is replaced by a peer it referred to, at most twice", () => {
+  const scores = new Map<string, number>();
+  const { connections, dialled, open } = manager(scores, 1, [address(50)]);
+  for (const n of [1, 2, 3]) open(n, "outbound"); // degree 3: outbound slots full
+  assert.equal(connections.reinforce(1_000), 1, "only the bootstrapper is known");
+  assert.deepEqual(dialled, ["10.0.2.50:6001"]);
+  // The bootstrapper is full: the handshake completes, it refers this node
+  // to two of its peers and says GOODBYE full.
+  connections.sessionOpened(
+    {
+      peer: id(50),
+      direction: "outbound",
+      address: address(50),
+      ip: "10.0.2.50",
+      dialed: "10.0.2.50:6001",
+    },
+    1_100,
+    undefined,
+  );
+  const referral = [20, 21].map((n) => ({ identity: hexToBytes(id(n)), address: address(n) }));
+  assert.equal(connections.receiveOffer(id(50), "peers", referral, 1_100), "learned");
+  connections.sessionClosed(id(50), 1_100, GoodbyeReason.Full);
+  assert.equal(dialled.length, 2, "a replacement extra path");
+  assert.ok(
+    ["10.0.2.20:6001", "10.0.2.21:6001"].includes(dialled[1]),
+    "one the bootstrapper named",
+  );
+  // The replacement fails too: one more, then no more until the next reinforcement.
+  connections.dialFailed(dialled[1], 1_200);
+  assert.equal(dialled.length, 3);
+  assert.ok(["10.0.2.20:6001", "10.0.2.21:6001"].includes(dialled[2]));
+  assert.notEqual(dialled[2], dialled[1]);
+  connections.dialFailed(dialled[2], 1_300);
+  assert.equal(dialled.length, 3, "at most two replacements");
+  assert.equal(connections.stats.reinforced, 3);
+  // A dial that was no extra path is not replaced by one.
+  connections.membership.learn([{ identity: id(9), address: address(9) }], 1_300, "outbound");
+  connections.dialFailed("10.0.2.9:6001", 1_400);
+  assert.equal(dialled.length, 3);
+});
+
 Deno.test("reinforcement never dials on an inbound peer's word alone", () => {
   const { connections, dialled, open } = manager(new Map());
   open(1, "inbound");

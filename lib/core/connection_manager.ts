@@ -122,6 +122,8 @@ export interface PeerSessionState {
   readonly range: string;
   /** When the session was accepted. */
   readonly since: number;
+  /** For an outbound session: the address key this node dialled. */
+  readonly dialed?: string;
 }
 
 /** Tuning of a {@link ConnectionManager}. */
@@ -215,6 +217,10 @@ export class ConnectionManager {
     reinforced: 0,
   };
   private lastReinforced = -Infinity;
+  /** Address keys of this reinforcement's extra paths, dialled or connected. */
+  private readonly extraPaths = new Set<string>();
+  /** Extra paths that may still replace one that was refused or failed. */
+  private extraReplacements = 0;
   private nextRotation: number;
   /** A peer was dropped as distrusted: re-anchor through a bootstrapper. */
   private anchorDue = false;
@@ -346,6 +352,7 @@ export class ConnectionManager {
       ip: info.ip,
       range: addressRange(info.ip),
       since: now,
+      dialed: info.dialed,
     });
     this.membership.connected(
       { identity: peer, address: info.address, direction: info.direction },
@@ -390,6 +397,7 @@ export class ConnectionManager {
     if (goodbye === GoodbyeReason.Full) {
       // It referred us elsewhere: do not come back soon.
       this.membership.backOff(formatSocketAddress(session.address), now);
+      if (session.dialed !== undefined) this.replaceExtraPath(session.dialed, now);
     }
     this.dialMore(now);
   }
@@ -424,6 +432,7 @@ export class ConnectionManager {
   dialFailed(addressKey: string, now: number, identity?: string): void {
     this.stats.dialFailures++;
     this.membership.dialFinished(addressKey, false, now, identity);
+    this.replaceExtraPath(addressKey, now);
   }
 
   /** Dials known peers until `degree` outbound sessions exist or are pending. */
@@ -452,8 +461,11 @@ export class ConnectionManager {
    * `degree`: a configured bootstrapper and a known peer (proven, tried, or
    * named by a peer it dialled), unless it already has two outbound
    * sessions or dials beyond `degree`. Anti-entropy offers the new sessions
-   * the item; rotation trims the extra outbound sessions later. Returns the
-   * dials started.
+   * the item; rotation trims the extra outbound sessions later. An extra
+   * path that fails, or that refers this node elsewhere because it is full
+   * (a bootstrapper others are rushing to), is replaced by another known
+   * peer, the peers it referred to first, at most twice per reinforcement.
+   * Returns the dials started.
    */
   reinforce(now: number): number {
     const interval = this.options.reinforceIntervalMs ?? REINFORCE_INTERVAL_MS;
@@ -462,19 +474,42 @@ export class ConnectionManager {
     // bring it an item first (it only publishes) must not keep adding more.
     const outbound = this.membership.outboundCount + this.membership.dialsInProgress;
     if (outbound >= this.options.degree + 2) return 0;
-    for (const peer of this.sessions.keys()) {
-      if (this.actions.score(peer) > 0) return 0;
-    }
+    if (this.hasProvenPeer()) return 0;
     this.lastReinforced = now;
+    this.extraPaths.clear();
+    this.extraReplacements = 2;
     let dials = 0;
     for (const known of [this.membership.nextBootstrapper(now), this.membership.extraDial(now)]) {
-      if (this.dial(known)) dials++;
+      if (!known) continue;
+      this.dial(known);
+      this.extraPaths.add(known.addressKey);
+      dials++;
     }
     this.stats.reinforced += dials;
     if (dials > 0) {
       this.log.debug("no proven peer: dialling extra paths for a local item", { dials });
     }
     return dials;
+  }
+
+  /** An extra path at `addressKey` failed or was refused: dial another (see {@link reinforce}). */
+  private replaceExtraPath(addressKey: string, now: number): void {
+    if (!this.extraPaths.delete(addressKey) || this.extraReplacements === 0) return;
+    if (this.hasProvenPeer()) return;
+    const known = this.membership.extraDial(now);
+    if (!known) return;
+    this.dial(known);
+    this.extraReplacements--;
+    this.extraPaths.add(known.addressKey);
+    this.stats.reinforced++;
+  }
+
+  /** True when a connected peer has a score above 0 (it brought this node an item first). */
+  private hasProvenPeer(): boolean {
+    for (const peer of this.sessions.keys()) {
+      if (this.actions.score(peer) > 0) return true;
+    }
+    return false;
   }
 
   /** Answers a PULL_REQUEST. */
