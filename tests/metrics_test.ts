@@ -76,6 +76,8 @@ const ZERO_METRICS: NodeMetrics = {
   connectionsRefused: 0,
   offersIgnored: 0,
   extraPathDials: 0,
+  sessionsEvicted: 0,
+  newcomersReferred: 0,
   handshakeFailures: Object.fromEntries(
     HANDSHAKE_FAILURE_REASONS.map((r) => [r, 0]),
   ) as NodeMetrics["handshakeFailures"],
@@ -112,6 +114,8 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
     peerReads: 41,
     peerWrites: 43,
     extraPathDials: 2,
+    sessionsEvicted: 5,
+    newcomersReferred: 8,
     messagesReceived: { ...ZERO_METRICS.messagesReceived, IHave: 9, Item: 12 },
     hopCounts,
   });
@@ -130,6 +134,8 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
   assert.equal(value(samples, "gossip_peer_reads_total"), 41);
   assert.equal(value(samples, "gossip_peer_writes_total"), 43);
   assert.equal(value(samples, "gossip_extra_path_dials_total"), 2);
+  assert.equal(value(samples, "gossip_peer_sessions_evicted_total"), 5);
+  assert.equal(value(samples, "gossip_peer_newcomers_referred_total"), 8);
   assert.equal(value(samples, "gossip_peer_messages_received_total", { type: "IHave" }), 9);
   assert.equal(value(samples, "gossip_peer_messages_received_total", { type: "Item" }), 12);
   for (const type of PEER_MESSAGE_TYPES) {

@@ -100,6 +100,10 @@ export interface NodeMetrics {
   readonly offersIgnored: number;
   /** Dials beyond `degree` for local items announced while no peer was proven. */
   readonly extraPathDials: number;
+  /** Inbound sessions ended to make room for a newcomer. */
+  readonly sessionsEvicted: number;
+  /** Newcomers refused with a referral because every inbound session was protected. */
+  readonly newcomersReferred: number;
   /** Failed peer handshakes, by reason. */
   readonly handshakeFailures: Readonly<Record<HandshakeFailureReason, number>>;
   /** Bytes received from peers. */
@@ -188,7 +192,12 @@ export interface StatusSnapshot {
   /** Guard counters. */
   readonly guard: { readonly banned: number };
   /** Connection counters. */
-  readonly connections: { readonly offersIgnored: number; readonly reinforced: number };
+  readonly connections: {
+    readonly offersIgnored: number;
+    readonly reinforced: number;
+    readonly evicted: number;
+    readonly referred: number;
+  };
   /** Peer messages dropped because a peer's send queue was full. */
   readonly peerMessagesDropped: number;
   /** Bytes received from peers. */
@@ -255,6 +264,8 @@ export function metricsFromStats(stats: StatusSnapshot): NodeMetrics {
     connectionsRefused: stats.peersRefused,
     offersIgnored: stats.connections.offersIgnored,
     extraPathDials: stats.connections.reinforced,
+    sessionsEvicted: stats.connections.evicted,
+    newcomersReferred: stats.connections.referred,
     handshakeFailures: byReason(HANDSHAKE_FAILURE_REASONS, failures),
     bytesIn: stats.bytesIn,
     bytesOut: stats.bytesOut,

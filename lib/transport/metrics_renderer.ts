@@ -191,6 +191,16 @@ export class MetricsRenderer {
       (m) => m.extraPathDials,
     );
     counter(
+      "gossip_peer_sessions_evicted_total",
+      "Inbound peer sessions ended to make room for a newcomer (inbound slots full).",
+      (m) => m.sessionsEvicted,
+    );
+    counter(
+      "gossip_peer_newcomers_referred_total",
+      "Newcomers referred to other peers: inbound slots full and every session protected.",
+      (m) => m.newcomersReferred,
+    );
+    counter(
       "gossip_peer_received_bytes_total",
       "Bytes received from peers.",
       (m) => m.bytesIn,
