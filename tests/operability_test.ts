@@ -54,7 +54,14 @@ Deno.test("a restarted node rejoins from its peers file without a bootstrapper",
     config: { bootstrappers: [a.p2pAddress], peersFile },
   });
   try {
-    await waitUntil(() => c.peerIdentities.length === 2, 5000, "c connected to a and b");
+    // A peer that dialled c is saved only once c's probe has verified its
+    // address (b may dial c, or c b: whichever learns of the other first).
+    const inbound = () => c.stats().peers.filter((p) => p.direction === "inbound").length;
+    await waitUntil(
+      () => c.peerIdentities.length === 2 && c.stats().connections.probesVerified >= inbound(),
+      5000,
+      "c connected to a and b, and verified the address of any that dialled in",
+    );
     await c.close();
     const saved = JSON.parse(await Deno.readTextFile(peersFile));
     assert.deepEqual(
