@@ -12,7 +12,7 @@
  *   a rush of newcomers (a cold boot, or nodes re-anchoring through a
  *   bootstrapper) each newcomer used to evict the one before it, so no
  *   session lived long enough to carry an item (docs/SIMULATION.md, "Round of
- *   the eviction grace").
+ *   fc4d3e4").
  * - **Dialling** keeps `degree` outbound sessions ({@link Membership} decides
  *   whom); failed dials back off.
  * - **Rotation.** About every `rotationIntervalMs` a node with all its
