@@ -146,6 +146,31 @@ async function writeConfig(dir: string, extra: string[] = []) {
   return { path, ports, lines };
 }
 
+/**
+ * Writes a config in `dir` (ports free a moment ago) and starts a daemon with
+ * it and `args`, waiting for a stderr line matching `ready`. Another socket
+ * may take a port between the test's pick and the daemon's bind; then the
+ * daemon exits with "address already in use" and this tries again with new
+ * ports (3 attempts).
+ */
+async function startDaemon(
+  dir: string,
+  options: { extra?: string[]; args?: string[]; ready?: RegExp } = {},
+) {
+  for (let attempt = 1;; attempt++) {
+    const config = await writeConfig(dir, options.extra);
+    const daemon = new Daemon(["-c", config.path, ...(options.args ?? [])], dir);
+    try {
+      const running = await daemon.waitForLine(options.ready ?? /running: api/, 30_000);
+      return { ...config, daemon, running };
+    } catch (error) {
+      await daemon.stop();
+      const taken = daemon.lines.some((line) => line.includes("address already in use"));
+      if (!taken || attempt === 3) throw error;
+    }
+  }
+}
+
 Deno.test("--help prints usage and exits 0; the README's default log level is --help's", async () => {
   const { code, stdout } = await gossip(["--help"]);
   assert.equal(code, 0);
@@ -296,10 +321,8 @@ Deno.test("keygen writes the config's hostkey when no FILE is given", async () =
 
 Deno.test("status: a table, --json and --address against a running daemon", async () => {
   const dir = await Deno.makeTempDir();
-  const { path, ports } = await writeConfig(dir);
-  const daemon = new Daemon(["-c", path], dir);
+  const { path, ports, daemon, running } = await startDaemon(dir);
   try {
-    const running = await daemon.waitForLine(/running: api/, 30_000);
     assert.equal(
       running.replace(/identity \w+$/, "identity X"),
       `gossip 0.1.0 running: api 127.0.0.1:${ports.api}, p2p 127.0.0.1:${ports.p2p}, ` +
@@ -340,11 +363,14 @@ Deno.test("status: a table, --json and --address against a running daemon", asyn
 
 Deno.test("status shows peers with direction, address, age, bytes and score", async () => {
   const dir = await Deno.makeTempDir();
-  const a = await writeConfig(join(dir, "a"));
-  const b = await writeConfig(join(dir, "b"), [`bootstrapper = 127.0.0.1:${a.ports.p2p}`]);
-  const daemons = [new Daemon(["-c", a.path], dir), new Daemon(["-c", b.path], dir)];
+  const daemons: Daemon[] = [];
   try {
-    await Promise.all(daemons.map((d) => d.waitForLine(/running: api/, 30_000)));
+    const a = await startDaemon(join(dir, "a"));
+    daemons.push(a.daemon);
+    const b = await startDaemon(join(dir, "b"), {
+      extra: [`bootstrapper = 127.0.0.1:${a.ports.p2p}`],
+    });
+    daemons.push(b.daemon);
     let table = "";
     for (let attempt = 0; attempt < 100 && !/PEERS \(1\)/.test(table); attempt++) {
       if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100));
@@ -370,10 +396,8 @@ Deno.test("SIGHUP rereads the config: applies level and limits, names what needs
   ignore: Deno.build.os === "windows",
 }, async () => {
   const dir = await Deno.makeTempDir();
-  const { path, lines } = await writeConfig(dir);
-  const daemon = new Daemon(["-c", path], dir);
+  const { path, lines, daemon } = await startDaemon(dir);
   try {
-    await daemon.waitForLine(/running: api/, 30_000);
     // At the default level (warn), info lines are not shown yet.
     await Deno.writeTextFile(
       path,
@@ -416,14 +440,17 @@ Deno.test("SIGHUP rereads the config: applies level and limits, names what needs
 
 Deno.test("--log-format json writes one JSON object per line", async () => {
   const dir = await Deno.makeTempDir();
-  const { path, ports } = await writeConfig(dir);
-  const daemon = new Daemon(["-c", path, "--log-format", "json", "--log-level", "info"], dir);
+  let started: Awaited<ReturnType<typeof startDaemon>>;
   try {
-    await daemon.waitForLine(/"msg":"running"/, 30_000);
+    started = await startDaemon(dir, {
+      args: ["--log-format", "json", "--log-level", "info"],
+      ready: /"msg":"running"/,
+    });
+    assert.equal(await started.daemon.stop(), 0);
   } finally {
-    assert.equal(await daemon.stop(), 0);
     await Deno.remove(dir, { recursive: true });
   }
+  const { ports, daemon } = started;
   const records = daemon.lines.filter((l) => l !== "").map((line) => JSON.parse(line));
   assert.ok(records.length >= 4, daemon.lines.join("\n"));
   for (const record of records) {
