@@ -172,6 +172,30 @@ async function writeDaemonConfig(
   return { config, ...ports };
 }
 
+/**
+ * Starts daemon `name` of `bundle` (config from {@link writeDaemonConfig}) and
+ * connects an API client once it is up. Another socket may take a port between
+ * the pick and the daemon's bind; then the daemon exits with "address already
+ * in use" and this tries again with new ports (3 attempts).
+ */
+async function startBundleDaemon(
+  bundle: string,
+  dir: string,
+  name: string,
+  bootstrapPort?: number,
+): Promise<{ ports: DaemonConfig; daemon: Proc; client: TestApiClient }> {
+  for (let attempt = 1;; attempt++) {
+    const ports = await writeDaemonConfig(dir, name, bootstrapPort);
+    const daemon = new Proc(daemonArgs(bundle, "-c", ports.config, "--log-level", "info"), dir);
+    try {
+      return { ports, daemon, client: await connectWhenUp(ports.apiPort, daemon, 20_000) };
+    } catch (error) {
+      const { stderr } = await daemon.kill();
+      if (!stderr.includes("address already in use") || attempt === 3) throw error;
+    }
+  }
+}
+
 /** Polls the status endpoint on `port` until it lists a peer; at most `timeoutMs`. */
 async function waitForPeer(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -271,18 +295,18 @@ Deno.test("bundled daemon with the baked permissions: CLI, config, two-node roun
     });
 
     await t.step("two daemons relay NOTIFICATIONs and exit 0 on SIGTERM", async () => {
-      const a = await writeDaemonConfig(dir, "a");
-      const b = await writeDaemonConfig(dir, "b", a.p2pPort);
-      const daemons = [a, b].map((d) =>
-        new Proc(daemonArgs(bundle, "-c", d.config, "--log-level", "info"), dir)
-      );
+      const daemons: Proc[] = [];
       const clients: TestApiClient[] = [];
       try {
-        const [subscriberA, subscriberB] = [
-          await connectWhenUp(a.apiPort, daemons[0], 20_000),
-          await connectWhenUp(b.apiPort, daemons[1], 20_000),
-        ];
-        clients.push(subscriberA, subscriberB);
+        const started = await startBundleDaemon(bundle, dir, "a");
+        daemons.push(started.daemon);
+        clients.push(started.client);
+        const a = started.ports;
+        const second = await startBundleDaemon(bundle, dir, "b", a.p2pPort);
+        daemons.push(second.daemon);
+        clients.push(second.client);
+        const b = second.ports;
+        const [subscriberA, subscriberB] = [started.client, second.client];
         await waitForPeer(b.statusPort, 10_000);
         // prom-client is bundled and needs no permission beyond the baked ones.
         const metrics = await (await fetch(`http://127.0.0.1:${b.statusPort}/metrics`)).text();
