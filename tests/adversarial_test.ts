@@ -1236,19 +1236,23 @@ Deno.test("a full node refers a newcomer rather than evict a session in its firs
   try {
     const oldest = await arrive();
     await waitUntil(() => identities().length === 1, 3000, "first session");
+    const [oldestId] = identities();
     const young = await arrive();
-    const youngSince = Date.now();
     await waitUntil(() => identities().length === 2, 3000, "second session");
+    const youngId = identities().find((id) => id !== oldestId);
     const early = await arrive();
     assert.ok(await early.waitClosed(3000), "the newcomer is refused while the other is young");
     assert.ok(goodbyeFull(early), "GOODBYE full");
     assert.ok(early.received.some((m) => m.type === PeerMessageType.Peers), "with a referral");
     assert.equal(young.isClosed, false, "the young session stays");
     assert.equal(victim.stats().connections.evicted, 0);
-    // Past its grace the young session is the one a newcomer displaces (the
-    // wait is the rule's own duration, not a synchronisation).
-    await new Promise((resolve) =>
-      setTimeout(resolve, Math.max(0, youngSince + graceMs + 100 - Date.now()))
+    // Past its grace (by the victim's own account of the session's age) the
+    // young session is the one a newcomer displaces.
+    const youngAge = () => victim.stats().peers.find((p) => p.identity === youngId)?.ageMs ?? 0;
+    await waitUntil(
+      () => youngAge() >= graceMs,
+      graceMs + 3000,
+      "the young session past its grace",
     );
     const late = await arrive();
     assert.ok(await young.waitClosed(3000), "evicted once past its grace");

@@ -438,11 +438,15 @@ Deno.test("finding 2: ten Sybils that joined through the bootstrapper cannot ecl
       sybils.push(await startTestNode({ node, config: { bootstrappers: [victim.p2pAddress] } }));
     }
     await waitUntil(() => sybils.every((s) => s.peerIdentities.length >= 1), 10_000, "Sybils in");
-    // The Sybils joined more than the grace before the newcomer comes (the
-    // wait is the rule's own duration). Sybils that keep the bootstrapper's
-    // slots younger than the grace make it refer newcomers instead: the newcomer
-    // then dials the peers it is referred to (docs/SECURITY.md, finding 2).
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    // The newcomer comes once the victim's inbound sessions are past the grace.
+    // Sybils that keep the bootstrapper's slots younger than the grace make it
+    // refer newcomers instead: the newcomer then dials the peers it is
+    // referred to (docs/SECURITY.md, finding 2).
+    await waitUntil(
+      () => victim.stats().peers.every((p) => p.direction === "outbound" || p.ageMs >= 1_000),
+      5_000,
+      "the victim's inbound sessions past the grace",
+    );
     newcomer = await startTestNode({ node, config: { bootstrappers: [victim.p2pAddress] } });
     const newcomerModule = await TestApiClient.connect(newcomer.apiAddress.port);
     modules.push(newcomerModule);

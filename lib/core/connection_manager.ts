@@ -474,18 +474,14 @@ export class ConnectionManager {
     // bring it an item first (it only publishes) must not keep adding more.
     const outbound = this.membership.outboundCount + this.membership.dialsInProgress;
     if (outbound >= this.options.degree + 2) return 0;
-    if (this.hasProvenPeer()) return 0;
+    if (this.membership.hasProvenPeer()) return 0;
     this.lastReinforced = now;
     this.extraPaths.clear();
     this.extraReplacements = 2;
     let dials = 0;
     for (const known of [this.membership.nextBootstrapper(now), this.membership.extraDial(now)]) {
-      if (!known) continue;
-      this.dial(known);
-      this.extraPaths.add(known.addressKey);
-      dials++;
+      if (this.dialExtraPath(known)) dials++;
     }
-    this.stats.reinforced += dials;
     if (dials > 0) {
       this.log.debug("no proven peer: dialling extra paths for a local item", { dials });
     }
@@ -495,21 +491,17 @@ export class ConnectionManager {
   /** An extra path at `addressKey` failed or was refused: dial another (see {@link reinforce}). */
   private replaceExtraPath(addressKey: string, now: number): void {
     if (!this.extraPaths.delete(addressKey) || this.extraReplacements === 0) return;
-    if (this.hasProvenPeer()) return;
-    const known = this.membership.extraDial(now);
-    if (!known) return;
-    this.dial(known);
-    this.extraReplacements--;
-    this.extraPaths.add(known.addressKey);
-    this.stats.reinforced++;
+    if (this.membership.hasProvenPeer()) return;
+    if (this.dialExtraPath(this.membership.extraDial(now))) this.extraReplacements--;
   }
 
-  /** True when a connected peer has a score above 0 (it brought this node an item first). */
-  private hasProvenPeer(): boolean {
-    for (const peer of this.sessions.keys()) {
-      if (this.actions.score(peer) > 0) return true;
-    }
-    return false;
+  /** Dials `known` as an extra path (counted, and remembered for replacement). */
+  private dialExtraPath(known: KnownPeer | undefined): boolean {
+    if (!known) return false;
+    this.dial(known);
+    this.extraPaths.add(known.addressKey);
+    this.stats.reinforced++;
+    return true;
   }
 
   /** Answers a PULL_REQUEST. */

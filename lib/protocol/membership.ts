@@ -256,7 +256,7 @@ export class Membership {
   }
 
   /** True when a connected peer has merit above 0 (it brought this node an item first). */
-  private get hasProvenPeer(): boolean {
+  hasProvenPeer(): boolean {
     for (const identity of this.active.keys()) if (this.merit(identity) > 0) return true;
     return false;
   }
@@ -358,7 +358,7 @@ export class Membership {
     // Once a connected peer is proven, items sort peers out: tips rank with the others.
     const { proven, tips, tried, fresh, bootstrappers } = this.dialCandidates(
       now,
-      !this.hasProvenPeer,
+      !this.hasProvenPeer(),
     );
     // Claims that only inbound peers made (anyone can be an inbound peer) are
     // dialled only while this node has fewer than `degree` sessions in all: a
