@@ -1271,66 +1271,6 @@ Deno.test("a full node refers a newcomer rather than evict a session in its firs
   }
 });
 
-Deno.test("an identity that renews its session cannot hold a full node's slot in its grace", async () => {
-  // degree 1: two inbound slots, the one up longest protected. The grace is
-  // 10 s, longer than the whole test: a renewed session would be young
-  // throughout and, covered by the grace, make the victim refer every
-  // newcomer. An identity back within the hour has no grace.
-  const keys = [await testHostKey(), await testHostKey()];
-  keys.sort((a, b) => identityHex(b.identity).localeCompare(identityHex(a.identity)));
-  const [victimKey, renewerKey] = keys; // the renewer's identity is smaller: its duplicate wins
-  const victim = await startTestNode({
-    hostKey: victimKey,
-    config: { degree: 1 },
-    node: { tuning: { evictionGraceMs: 10_000 } },
-  });
-  const peers: AdversaryPeer[] = [];
-  const listenPort = unusedPorts(1)[0];
-  const renew = async () => {
-    const { peer, error } = await AdversaryPeer.connect(victim.p2pAddress.port, {
-      hostKey: renewerKey,
-      powDifficulty: 4,
-      powNonce: solveProofOfWork(renewerKey.identity, powEpoch(), 4),
-      listenPort,
-    });
-    if (!peer) throw new Error(`renewer handshake: ${error}`);
-    peers.push(peer);
-    return peer;
-  };
-  const renewerId = identityHex(renewerKey.identity);
-  const sessions = () => victim.stats().peers.map((p) => p.identity);
-  const goodbyeFull = (peer: AdversaryPeer) => peer.session.goodbyeReason === GoodbyeReason.Full;
-  try {
-    const oldest = await connectAdversary(victim.p2pAddress.port);
-    peers.push(oldest);
-    await waitUntil(() => sessions().length === 1, 3000, "first session");
-    const first = await renew();
-    await waitUntil(() => sessions().includes(renewerId), 3000, "the renewer's session");
-    // Renewed by a duplicate session, which replaces the old one ...
-    const duplicate = await renew();
-    assert.ok(await first.waitClosed(3000), "the duplicate replaces the first session");
-    // ... and by ending it and dialling again.
-    await duplicate.close();
-    await waitUntil(() => !sessions().includes(renewerId), 3000, "the renewer gone");
-    const again = await renew();
-    await waitUntil(() => sessions().includes(renewerId), 3000, "the renewer back");
-    const newcomer = await connectAdversary(victim.p2pAddress.port);
-    peers.push(newcomer);
-    assert.ok(await again.waitClosed(3000), "the renewed session is evicted for the newcomer");
-    assert.ok(goodbyeFull(again), "with GOODBYE full");
-    await waitUntil(() => sessions().length === 2, 3000, "newcomer in");
-    assert.equal(newcomer.isClosed, false, "the newcomer is admitted, not referred");
-    assert.equal(oldest.isClosed, false, "the session up longest is protected");
-    const { evicted, referred } = victim.stats().connections;
-    console.log(`[renewal] evicted ${evicted}, referred ${referred}`);
-    assert.equal(evicted, 1);
-    assert.equal(referred, 0);
-  } finally {
-    await Promise.all(peers.map((p) => p.close()));
-    await victim.close();
-  }
-});
-
 Deno.test("a peer that goes silent is dropped after the idle timeout", async () => {
   const victim = await startTestNode({ config: { powDifficulty: 8, peerIdleTimeoutMs: 1000 } });
   const key = await testHostKey();

@@ -56,12 +56,7 @@ function managerOptions(
 }
 
 /** A manager with `degree` 3 whose peers' scores come from `scores`. */
-function manager(
-  scores: Map<string, number>,
-  seed = 1,
-  bootstrappers: SocketAddress[] = [],
-  selfIdentity = SELF,
-) {
+function manager(scores: Map<string, number>, seed = 1, bootstrappers: SocketAddress[] = []) {
   const closed: string[] = [];
   const dialled: string[] = [];
   const sent: [string, PeerMessage][] = [];
@@ -77,7 +72,7 @@ function manager(
   };
   const scheduler = new FakeScheduler();
   const connections = new ConnectionManager(
-    managerOptions({ bootstrappers, random: seededRandom(seed), selfIdentity }),
+    managerOptions({ bootstrappers, random: seededRandom(seed) }),
     actions,
     silentLogger,
     scheduler,
@@ -144,37 +139,6 @@ Deno.test("a full node refers a newcomer rather than evict a session younger tha
   assert.notEqual(closed[1], id(8), "8 is 0.5 s old");
   assert.equal(connections.stats.evicted, 2);
   assert.ok(connections.isConnected(id(8)) && connections.isConnected(id(9)));
-});
-
-Deno.test("an identity back within the hour gets no eviction grace", () => {
-  // One identity that reconnects every few seconds (or opens a duplicate
-  // session, which replaces its old one) would otherwise keep a slot young
-  // for ever, and the node would refer every newcomer.
-  // This node's identity is the largest, so a duplicate session replaces the old one.
-  const { connections, closed, open } = manager(new Map(), 1, [], "ff".repeat(32));
-  for (let n = 1; n <= 6; n++) assert.equal(open(n, "inbound", 0).accept, true);
-  // 6 ends its session and comes back at once; 5 opens a duplicate session
-  // (the smaller identity's connection wins, so the new one replaces the old).
-  connections.sessionClosed(id(6), 4_000);
-  assert.equal(open(6, "inbound", 4_000).accept, true);
-  assert.equal(open(5, "inbound", 4_500).accept, true);
-  assert.equal(closed.length, 1, "the old session of 5 is closed for the duplicate");
-  // 3 and 4 are still in their grace; 5 and 6 are back, so they have none.
-  assert.equal(open(7, "inbound", 4_600).accept, true, "a newcomer is not referred");
-  assert.equal(connections.stats.evicted, 1);
-  assert.ok([id(5), id(6)].includes(closed[1]), `evicted ${closed[1]}, a returning identity`);
-  assert.equal(open(8, "inbound", 4_700).accept, true);
-  assert.ok([id(5), id(6)].includes(closed[2]), "the other returning identity next");
-  // Now every unprotected session is in its grace: the next newcomer is referred.
-  const refused = open(9, "inbound", 4_800);
-  assert.equal(refused.accept, false);
-  assert.equal(connections.stats.referred, 1);
-  // After an hour an identity counts as new again.
-  connections.sessionClosed(id(7), 5_000);
-  assert.equal(open(7, "inbound", 5_000 + 3_600_000).accept, true);
-  const late = open(10, "inbound", 5_000 + 3_600_000);
-  assert.equal(late.accept, true, "one of 3, 4 and 8 is past its grace");
-  assert.ok(connections.isConnected(id(7)), "7 is new again, in its grace");
 });
 
 Deno.test("a proven peer is dialled before tried and new ones", () => {

@@ -8,9 +8,8 @@
  *   one for a newcomer ({@link ConnectionManager.sessionOpened}) or, when
  *   all are protected, refers the newcomer to its verified peers (PEERS) and
  *   says GOODBYE full, so that the nodes everyone bootstraps through do not
- *   become hubs. A session younger than `evictionGraceMs` is protected (not
- *   an identity back within the hour: it could renew its session for ever):
- *   under a rush of newcomers (a cold boot, or nodes re-anchoring through a
+ *   become hubs. A session younger than `evictionGraceMs` is protected: under
+ *   a rush of newcomers (a cold boot, or nodes re-anchoring through a
  *   bootstrapper) each newcomer used to evict the one before it, so no
  *   session lived long enough to carry an item (docs/SIMULATION.md, "Round of
  *   fc4d3e4").
@@ -76,17 +75,6 @@ const PROBE_RETRY_MS = 10 * 60_000;
 const REINFORCE_INTERVAL_MS = 10_000;
 /** Default age before an inbound session may be evicted for a newcomer. */
 const EVICTION_GRACE_MS = 5_000;
-/**
- * An identity whose session here ended this recently gets no eviction grace
- * when it comes back: otherwise one identity that reconnects every few
- * seconds (or opens a duplicate session, which replaces the old one) would
- * keep a slot young for ever and make the node refer every newcomer. However
- * the session ended: a peer can make the node end it (a protocol violation),
- * and the node cannot tell a broken connection from a deliberate one.
- */
-const GRACE_MEMORY_MS = 60 * 60_000;
-/** Identities remembered for {@link GRACE_MEMORY_MS}, oldest forgotten first. */
-const GRACE_MEMORY_SIZE = 8_192;
 
 /** What the connection manager asks the node to do. */
 export interface ConnectionActions {
@@ -134,11 +122,6 @@ export interface PeerSessionState {
   readonly range: string;
   /** When the session was accepted. */
   readonly since: number;
-  /**
-   * Whether the eviction grace covers its first seconds: not when the
-   * identity had a session here that ended within the last hour.
-   */
-  readonly graced: boolean;
   /** For an outbound session: the address key this node dialled. */
   readonly dialed?: string;
 }
@@ -241,8 +224,6 @@ export class ConnectionManager {
   private nextRotation: number;
   /** A peer was dropped as distrusted: re-anchor through a bootstrapper. */
   private anchorDue = false;
-  /** Identity -> when its last session here ended (insertion order = age). */
-  private readonly endedSessions = new Map<PeerKey, number>();
 
   /** Creates the manager at time `now`. */
   constructor(
@@ -365,14 +346,12 @@ export class ConnectionManager {
         this.actions.close(victim, "evicted for a newcomer", GoodbyeReason.Full);
       }
     }
-    const ended = this.endedSessions.get(peer);
     this.sessions.set(peer, {
       direction: info.direction,
       address: info.address,
       ip: info.ip,
       range: addressRange(info.ip),
       since: now,
-      graced: ended === undefined || now - ended >= GRACE_MEMORY_MS,
       dialed: info.dialed,
     });
     this.membership.connected(
@@ -678,13 +657,6 @@ export class ConnectionManager {
     const session = this.sessions.get(peer);
     if (!session) return;
     this.sessions.delete(peer);
-    // However it ended (closed by the peer, replaced by a duplicate, evicted,
-    // rotated out, dropped), the identity gets no eviction grace for an hour.
-    this.endedSessions.delete(peer);
-    this.endedSessions.set(peer, now);
-    if (this.endedSessions.size > GRACE_MEMORY_SIZE) {
-      this.endedSessions.delete(this.endedSessions.keys().next().value!);
-    }
     this.pullsOutstanding.delete(peer);
     this.pushedThisRound.delete(peer);
     this.membership.disconnected(peer, now);
@@ -704,16 +676,20 @@ export class ConnectionManager {
    * The inbound session to end for a newcomer when the inbound slots are full
    * (after Bitcoin Core's eviction): the quarter of them up longest and the
    * quarter with the best scores are protected, and so is every session
-   * younger than `evictionGraceMs` (unless the identity had a session here
-   * that ended in the last hour: {@link GRACE_MEMORY_MS}); of the rest, the youngest
-   * session from the address range with the most of them goes. Undefined when
-   * every inbound session is protected.
+   * younger than `evictionGraceMs`; of the rest, the youngest session from
+   * the address range with the most of them goes. Undefined when every
+   * inbound session is protected.
    */
   private evictionCandidate(now: number): PeerKey | undefined {
-    const inbound: (PeerSessionState & { peer: PeerKey; score: number })[] = [];
+    const inbound: { peer: PeerKey; since: number; score: number; range: string }[] = [];
     for (const [peer, session] of this.sessions) {
       if (session.direction !== "inbound") continue;
-      inbound.push({ ...session, peer, score: this.actions.score(peer) });
+      inbound.push({
+        peer,
+        since: session.since,
+        score: this.actions.score(peer),
+        range: session.range,
+      });
     }
     const protect = Math.ceil(inbound.length / 4);
     const protectedPeers = new Set<PeerKey>();
@@ -725,9 +701,7 @@ export class ConnectionManager {
       protectedPeers.add(entry.peer);
     }
     const grace = this.options.evictionGraceMs ?? EVICTION_GRACE_MS;
-    const candidates = inbound.filter((e) =>
-      !protectedPeers.has(e.peer) && (!e.graced || now - e.since >= grace)
-    );
+    const candidates = inbound.filter((e) => !protectedPeers.has(e.peer) && now - e.since >= grace);
     if (candidates.length === 0) return undefined;
     const perRange = new Map<string, number>();
     for (const entry of candidates) perRange.set(entry.range, (perRange.get(entry.range) ?? 0) + 1);
