@@ -627,6 +627,9 @@ export class PeerSession {
       }
       this.peerAuthenticated = true;
       if (!this.ownAuthSent && this.direction === "inbound") {
+        // Gone while the credential was checked: nothing to sign, and no timer
+        // left running after the session settles.
+        if (this.connection.isClosed) return;
         // Never sign for a connection that is already gone: sign in a later
         // task, after the read that would see a peer's hang-up right behind its AUTH.
         this.signTimer = setTimeout(() => {
