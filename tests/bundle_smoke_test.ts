@@ -298,15 +298,14 @@ Deno.test("bundled daemon with the baked permissions: CLI, config, two-node roun
       const daemons: Proc[] = [];
       const clients: TestApiClient[] = [];
       try {
-        const started = await startBundleDaemon(bundle, dir, "a");
-        daemons.push(started.daemon);
-        clients.push(started.client);
-        const a = started.ports;
-        const second = await startBundleDaemon(bundle, dir, "b", a.p2pPort);
-        daemons.push(second.daemon);
-        clients.push(second.client);
-        const b = second.ports;
-        const [subscriberA, subscriberB] = [started.client, second.client];
+        const start = async (name: string, bootstrapPort?: number) => {
+          const started = await startBundleDaemon(bundle, dir, name, bootstrapPort);
+          daemons.push(started.daemon);
+          clients.push(started.client);
+          return started;
+        };
+        const { ports: a, client: subscriberA } = await start("a");
+        const { ports: b, client: subscriberB } = await start("b", a.p2pPort);
         await waitForPeer(b.statusPort, 10_000);
         // prom-client is bundled and needs no permission beyond the baked ones.
         const metrics = await (await fetch(`http://127.0.0.1:${b.statusPort}/metrics`)).text();

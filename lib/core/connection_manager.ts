@@ -444,8 +444,8 @@ export class ConnectionManager {
     for (const known of this.membership.nextDials(now)) this.dial(known);
   }
 
-  /** Dials `known` (marked as dialling by the membership); false when there is none. */
-  private dial(known: KnownPeer | undefined): boolean {
+  /** Dials `known` (marked as dialling by the membership); false when there is none, narrowing it. */
+  private dial(known: KnownPeer | undefined): known is KnownPeer {
     if (!known) return false;
     this.stats.dials++;
     this.actions.dial(known.address, known.addressKey);
@@ -497,8 +497,7 @@ export class ConnectionManager {
 
   /** Dials `known` as an extra path (counted, and remembered for replacement). */
   private dialExtraPath(known: KnownPeer | undefined): boolean {
-    if (!known) return false;
-    this.dial(known);
+    if (!this.dial(known)) return false;
     this.extraPaths.add(known.addressKey);
     this.stats.reinforced++;
     return true;
