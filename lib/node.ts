@@ -396,7 +396,8 @@ export class GossipNode {
         this.connector.track(session.close(reason, goodbye));
       },
       peerBacklog: (peer) => this.sessions.get(peer)?.pendingBytes ?? 0,
-      dial: (address, key) => this.connector.dial(address, key, () => this.core?.dialFailed(key)),
+      dial: (address, key, deliver) =>
+        this.connector.dial(address, key, () => this.core?.dialFailed(key), deliver),
       probe: (address, key) =>
         this.connector.probe(address, (identity) => this.core?.probeFinished(key, identity)),
       closeConnection: (conn) => this.connector.evict(conn),
@@ -453,6 +454,7 @@ export class GossipNode {
       address: session.listenAddress,
       ip: session.remoteIp,
       dialed,
+      deliver: session.wantsDelivery,
     });
     if (!decision?.accept) {
       session.attach({ onMessage: () => {}, onClose: () => {} });

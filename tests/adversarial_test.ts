@@ -783,25 +783,133 @@ Deno.test("an origin whose only peer drops its items dials a path of its own for
   }
 });
 
-Deno.test("an extra path that refers the origin elsewhere is replaced by a peer it named", async () => {
+/** HELLO's flag `deliver`, as docs/PROTOCOL.md numbers it. */
+const HELLO_DELIVER = 2;
+
+Deno.test("a full node hears out an origin's extra path: its item gets through", async () => {
   // F is full: its two inbound slots hold M (up longest) and an adversary in
-  // its first minute (the eviction grace is 60 s here), so F refers every
-  // newcomer to its peers, among them H, which F dialled. M runs no module (a
-  // black hole) and is the origin O's only peer; O knows of F through M, and
-  // of H not at all. O's extra path for its item leads to F, which refuses
-  // it; only a replacement path to a peer F named can reach H.
+  // its first minute (the eviction grace is 60 s here); it runs a module and
+  // dialled H. M runs no module (a black hole) and is the origin O's only
+  // peer; O knows of F through M, and of H not at all. O's extra path for
+  // its item asks F for a delivery session (60 s here), and F forwards the
+  // item to H while O still has no path of its own to H.
   const honest = await startMember(undefined, { config: { powDifficulty: 4 } });
-  const full = await startTestNode({
-    config: { degree: 1, bootstrappers: [honest.node.p2pAddress] },
-    node: { tuning: { evictionGraceMs: 60_000 } },
+  const full = await startMember(honest.node, {
+    config: { degree: 1, powDifficulty: 4 },
+    node: { tuning: { evictionGraceMs: 60_000, deliverySessionMs: 60_000 } },
   });
-  const sink = await startTestNode({ config: { degree: 1, bootstrappers: [full.p2pAddress] } });
+  const sink = await startTestNode({
+    config: { degree: 1, bootstrappers: [full.node.p2pAddress] },
+  });
   let adversary: AdversaryPeer | undefined;
   let origin: Member | undefined;
   try {
+    await waitUntil(() => full.node.peerIdentities.length === 2, 5000, "F has H and M");
+    adversary = await connectAdversary(full.node.p2pAddress.port);
+    await waitUntil(() => full.node.peerIdentities.length === 3, 3000, "F full");
+    origin = await startMember(sink, { config: { degree: 1, powDifficulty: 4 } });
+    const o = origin;
+    await waitUntil(
+      () => o.node.peerIdentities.length === 1 && o.node.stats().knownPeers >= 1,
+      5000,
+      "O behind M, knowing of F",
+    );
+    const referredBefore = full.node.stats().connections.referred;
+    await announceText(o, "heard-out");
+    await waitForDelivery([honest], "heard-out", 5000);
+    const stats = full.node.stats().connections;
+    console.log(
+      `[delivery] F granted ${stats.deliveries} delivery session(s), referred ` +
+        `${stats.referred - referredBefore}; O dialled ${o.node.stats().connections.reinforced} ` +
+        `extra path(s); H received the item through F`,
+    );
+    assert.equal(stats.deliveries, 1, "F heard O out");
+    assert.equal(stats.referred, referredBefore, "nobody referred");
+    assert.ok(o.node.peerIdentities.includes(full.node.identityHex), "O's session with F is open");
+    assert.ok(!o.node.peerIdentities.includes(honest.node.identityHex), "O has no path to H");
+    assert.equal(full.node.peerIdentities.length, 4, "beyond F's slots, nobody evicted");
+  } finally {
+    await adversary?.close();
+    if (origin) await stopMembers([origin]);
+    await stopMembers([full, honest]);
+    await sink.close();
+  }
+});
+
+Deno.test("a delivery session that brings nothing gets nothing but its referral, within 1 s", async () => {
+  // F is full (M and an adversary in their first minute; the grace is 60 s
+  // here) and dialled H. An adversary that sets HELLO's deliver flag is
+  // heard out, but nothing is pushed or offered to it, not even F's own
+  // item, its IHAVE and PULL_REQUEST are ignored, and having brought nothing
+  // it is ended after 1 s (2 s by default).
+  const honest = await startMember(undefined, { config: { powDifficulty: 4 } });
+  const full = await startMember(honest.node, {
+    config: { degree: 1, powDifficulty: 4 },
+    node: { tuning: { evictionGraceMs: 60_000, deliveryProofMs: 1_000 } },
+  });
+  const sink = await startTestNode({
+    config: { degree: 1, bootstrappers: [full.node.p2pAddress] },
+  });
+  const adversaries: AdversaryPeer[] = [];
+  try {
+    await waitUntil(() => full.node.peerIdentities.length === 2, 5000, "F has H and M");
+    adversaries.push(await connectAdversary(full.node.p2pAddress.port));
+    await waitUntil(() => full.node.peerIdentities.length === 3, 3000, "F full");
+    const claimant = await connectAdversary(full.node.p2pAddress.port, HELLO_DELIVER);
+    adversaries.push(claimant);
+    await waitUntil(() => full.node.stats().connections.deliveries === 1, 3000, "heard out");
+    const opened = Date.now();
+    // It advertises an item F lacks and asks for peers: F asks nothing back.
+    claimant.send({ type: PeerMessageType.IHave, ids: [0x0123456789abcdefn] });
+    claimant.send({ type: PeerMessageType.PullRequest, max: 16 });
+    await claimant.roundTrip(0xde1n);
+    await announceText(full, "not-for-the-claimant");
+    await waitForDelivery([honest], "not-for-the-claimant", 5000);
+    await waitUntil(() => claimant.isClosed, 4000, "the claimant's session ended");
+    const heldMs = Date.now() - opened;
+    const types = claimant.received.map((m) => m.type).filter((t) => t !== PeerMessageType.Pong);
+    console.log(
+      `[delivery] a claimant that brought nothing: ended after ~${heldMs} ms with ` +
+        `GOODBYE ${claimant.session.goodbyeReason}; it received ${JSON.stringify(types)}; ` +
+        `F's item reached H`,
+    );
+    assert.deepEqual(types, [PeerMessageType.Push], "only the referral");
+    assert.equal(claimant.session.goodbyeReason, 2, "GOODBYE full");
+    assert.ok(!adversaries[0].isClosed, "the plain adversary in F's slot stays");
+  } finally {
+    await Promise.all(adversaries.map((a) => a.close()));
+    await stopMembers([full, honest]);
+    await sink.close();
+  }
+});
+
+Deno.test("attackers holding a full node's delivery sessions only bring back the referral", async () => {
+  // As above, but F does not forward (no module) and four adversaries that
+  // set HELLO's deliver flag hold all of F's delivery sessions (60 s here,
+  // even without bringing an item). O's extra path is refused as full like
+  // any newcomer, and only a replacement path to a peer F named (H, which F
+  // dialled) carries the item.
+  const honest = await startMember(undefined, { config: { powDifficulty: 4 } });
+  const full = await startTestNode({
+    config: { degree: 1, bootstrappers: [honest.node.p2pAddress] },
+    node: {
+      tuning: { evictionGraceMs: 60_000, deliverySessionMs: 60_000, deliveryProofMs: 60_000 },
+    },
+  });
+  const sink = await startTestNode({ config: { degree: 1, bootstrappers: [full.p2pAddress] } });
+  const adversaries: AdversaryPeer[] = [];
+  let origin: Member | undefined;
+  try {
     await waitUntil(() => full.peerIdentities.length === 2, 5000, "F has H and M");
-    adversary = await connectAdversary(full.p2pAddress.port);
+    adversaries.push(await connectAdversary(full.p2pAddress.port));
     await waitUntil(() => full.peerIdentities.length === 3, 3000, "F full");
+    for (let i = 0; i < 5; i++) {
+      adversaries.push(await connectAdversary(full.p2pAddress.port, HELLO_DELIVER));
+    }
+    // Four are heard out; the fifth is referred like anyone.
+    await waitUntil(() => adversaries[5].isClosed, 3000, "the fifth adversary referred");
+    assert.equal(full.stats().connections.deliveries, 4);
+    assert.equal(full.peerIdentities.length, 7, "F: H, M and five adversaries");
     origin = await startMember(sink, { config: { degree: 1, powDifficulty: 4 } });
     const o = origin;
     await waitUntil(
@@ -815,16 +923,16 @@ Deno.test("an extra path that refers the origin elsewhere is replaced by a peer 
     await waitForDelivery([honest], "through-a-referral", 5000);
     const { reinforced } = o.node.stats().connections;
     console.log(
-      `[extra path] F referred ${
+      `[extra path] F's delivery sessions held by 4 adversaries; F referred ${
         full.stats().connections.referred - referredBefore
-      } newcomer(s); ` +
-        `O dialled ${reinforced} extra path(s); H received the item`,
+      } newcomer(s); O dialled ${reinforced} extra path(s); H received the item`,
     );
+    assert.equal(full.stats().connections.deliveries, 4, "no fifth delivery session");
     assert.ok(full.stats().connections.referred > referredBefore, "F refused O's extra path");
     assert.ok(reinforced >= 2, "the refused path was replaced");
     assert.ok(o.node.peerIdentities.includes(honest.node.identityHex), "O dialled H");
   } finally {
-    await adversary?.close();
+    await Promise.all(adversaries.map((a) => a.close()));
     if (origin) await stopMembers([origin]);
     await stopMembers([honest]);
     await Promise.all([full.close(), sink.close()]);

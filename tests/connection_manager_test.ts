@@ -59,11 +59,19 @@ function managerOptions(
 function manager(scores: Map<string, number>, seed = 1, bootstrappers: SocketAddress[] = []) {
   const closed: string[] = [];
   const dialled: string[] = [];
+  const delivering: string[] = [];
   const sent: [string, PeerMessage][] = [];
+  const goodbyes: number[] = [];
   const actions: ConnectionActions = {
     send: (peer, message) => sent.push([peer, message]),
-    close: (peer) => closed.push(peer),
-    dial: (_address, key) => dialled.push(key),
+    close: (peer, _reason, goodbye) => {
+      closed.push(peer);
+      goodbyes.push(goodbye);
+    },
+    dial: (_address, key, deliver) => {
+      dialled.push(key);
+      if (deliver) delivering.push(key);
+    },
     probe: () => {},
     forgotten: () => {},
     accepted: () => {},
@@ -78,7 +86,7 @@ function manager(scores: Map<string, number>, seed = 1, bootstrappers: SocketAdd
     scheduler,
     0,
   );
-  const open = (n: number, direction: "outbound" | "inbound", now = 0) =>
+  const open = (n: number, direction: "outbound" | "inbound", now = 0, deliver = false) =>
     connections.sessionOpened(
       {
         peer: id(n),
@@ -86,11 +94,12 @@ function manager(scores: Map<string, number>, seed = 1, bootstrappers: SocketAdd
         address: address(n),
         ip: `10.0.2.${n}`,
         dialed: direction === "outbound" ? `10.0.2.${n}:6001` : undefined,
+        deliver,
       },
       now,
       undefined,
     );
-  return { connections, closed, dialled, sent, open };
+  return { connections, closed, goodbyes, dialled, delivering, sent, open };
 }
 
 Deno.test("rotation replaces the outbound peer with the lowest score", () => {
@@ -139,6 +148,65 @@ Deno.test("a full node refers a newcomer rather than evict a session younger tha
   assert.notEqual(closed[1], id(8), "8 is 0.5 s old");
   assert.equal(connections.stats.evicted, 2);
   assert.ok(connections.isConnected(id(8)) && connections.isConnected(id(9)));
+});
+
+Deno.test("a full node hears out four newcomers that come to deliver, outside its views", () => {
+  const scores = new Map<string, number>();
+  const { connections, closed, goodbyes, sent, open } = manager(scores);
+  for (let n = 1; n <= 6; n++) assert.equal(open(n, "inbound", 0).accept, true);
+  // Every unprotected session is in its grace: a plain newcomer is referred...
+  assert.equal(open(7, "inbound", 1_000).accept, false);
+  // ...one that comes to deliver a local item is heard out, four at a time.
+  for (const n of [8, 9, 10, 11]) assert.equal(open(n, "inbound", 1_000, true).accept, true);
+  const fifth = open(12, "inbound", 1_000, true);
+  assert.equal(fifth.accept === false && fifth.goodbye, GoodbyeReason.Full, "all four taken");
+  assert.deepEqual(closed, [], "nobody evicted for them");
+  assert.equal(connections.stats.deliveries, 4);
+  // Outside the views: not inbound peers, never recommended, never relayed to.
+  assert.equal(connections.membership.inboundCount, 6);
+  for (const n of [8, 9, 10, 11]) {
+    assert.ok(connections.isConnected(id(n)));
+    assert.ok(!connections.relayPeers.includes(id(n)));
+    assert.ok(!connections.membership.sample(16, 1_000).some((p) => p.identity === id(n)));
+  }
+  // A delivery session is never the victim of an eviction.
+  assert.equal(open(13, "inbound", 5_500).accept, true);
+  assert.equal(closed.length, 1);
+  assert.ok(![id(8), id(9), id(10), id(11)].includes(closed[0]), "an old session goes");
+  // 8 and 9 brought an item first (score above 0); 10 and 11 nothing.
+  scores.set(id(8), 1);
+  scores.set(id(9), 1);
+  sent.length = 0;
+  connections.round(2_999);
+  assert.equal(closed.length, 1, "within 2 s every one stays");
+  connections.round(3_000);
+  assert.deepEqual(closed.slice(1).sort(), [id(10), id(11)], "nothing brought in 2 s: ended");
+  assert.deepEqual(goodbyes.slice(1), [GoodbyeReason.Full, GoodbyeReason.Full]);
+  const referral = sent.find(([peer]) => peer === id(10))?.[1];
+  assert.equal(referral?.type, PeerMessageType.Push, "a referral before the GOODBYE");
+  connections.round(5_999);
+  assert.ok(connections.isConnected(id(8)) && connections.isConnected(id(9)));
+  connections.round(6_000);
+  assert.equal(connections.isConnected(id(8)), false, "5 s at most");
+  assert.equal(connections.isConnected(id(9)), false);
+  // The slots are free again for the next ones.
+  assert.equal(open(14, "inbound", 6_000, true).accept, true);
+});
+
+Deno.test("a node with no proven peer dials its extra paths for a local item with the deliver flag", () => {
+  const { connections, dialled, delivering, open } = manager(new Map(), 1, [address(40)]);
+  for (const n of [1, 2, 3]) open(n, "outbound");
+  connections.membership.learn(
+    [5, 6, 7].map((n) => ({ identity: id(n), address: address(n) })),
+    0,
+    "outbound",
+  );
+  connections.dialMore(0);
+  assert.equal(delivering.length, 0, "ordinary dials do not ask for delivery");
+  assert.equal(connections.reinforce(1_000), 2);
+  assert.equal(delivering.length, 2);
+  assert.ok(delivering.includes("10.0.2.40:6001"), "the bootstrapper among them");
+  assert.deepEqual(dialled, delivering);
 });
 
 Deno.test("a proven peer is dialled before tried and new ones", () => {
@@ -230,7 +298,7 @@ Deno.test("a round pulls only from a partner that may vouch, and pushes to any",
 type ManagerOp =
   | { kind: "dial-ok"; pick: number; liar: number | null }
   | { kind: "dial-fail"; pick: number }
-  | { kind: "inbound"; n: number; refused: boolean }
+  | { kind: "inbound"; n: number; refused: boolean; deliver: boolean }
   | { kind: "closed"; pick: number; full: boolean }
   | { kind: "drop"; pick: number }
   | { kind: "offer"; pick: number; push: boolean; ns: number[] }
@@ -246,7 +314,16 @@ const managerOp: fc.Arbitrary<ManagerOp> = fc.oneof(
     liar: fc.option(peerNumber, { freq: 5 }),
   }),
   fc.record({ kind: fc.constant("dial-fail" as const), pick: fc.nat() }),
-  fc.record({ kind: fc.constant("inbound" as const), n: peerNumber, refused: fc.boolean() }),
+  {
+    // Weighted up, so that runs reach full inbound slots and delivery sessions.
+    arbitrary: fc.record({
+      kind: fc.constant("inbound" as const),
+      n: peerNumber,
+      refused: fc.boolean(),
+      deliver: fc.boolean(),
+    }),
+    weight: 4,
+  },
   fc.record({ kind: fc.constant("closed" as const), pick: fc.nat(), full: fc.boolean() }),
   fc.record({ kind: fc.constant("drop" as const), pick: fc.nat() }),
   fc.record({
@@ -368,6 +445,7 @@ Deno.test("property: sessions, directions, limits and dials stay consistent unde
                   direction: "inbound",
                   address: address(op.n),
                   ip: `10.0.${op.n % 3}.${op.n}`,
+                  deliver: op.deliver,
                 },
                 now,
                 op.refused ? "banned" : undefined,
@@ -426,8 +504,19 @@ Deno.test("property: sessions, directions, limits and dials stay consistent unde
           const outbound = [...told.values()].filter((d) => d === "outbound").length;
           const inbound = told.size - outbound;
           assert.equal(connections.membership.outboundCount, outbound);
-          assert.equal(connections.membership.inboundCount, inbound);
-          assert.ok(inbound <= Math.min(5, 2 * degree), `${inbound} inbound`);
+          // Delivery sessions: at most four beyond the slots, outside the views,
+          // none past its 5 s after a round.
+          const delivering = connections.peers.map((p) => connections.session(p)!)
+            .filter((session) => session.delivery);
+          assert.equal(connections.membership.inboundCount, inbound - delivering.length);
+          assert.ok(delivering.length <= 4, `${delivering.length} delivery sessions`);
+          assert.equal(connections.relayPeers.length, connections.size - delivering.length);
+          assert.ok(delivering.every((session) => session.direction === "inbound"));
+          if (op.kind === "round") {
+            assert.ok(delivering.every((session) => now + op.ms - session.since < 5_000));
+          }
+          const slots = inbound - delivering.length;
+          assert.ok(slots <= Math.min(5, 2 * degree), `${slots} inbound in the slots`);
           assert.ok(connections.membership.passiveCount <= 8 + 1, "passive view bounded");
           assert.ok(connections.sizes.pullsOutstanding <= connections.size);
         }

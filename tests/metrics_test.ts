@@ -78,6 +78,7 @@ const ZERO_METRICS: NodeMetrics = {
   extraPathDials: 0,
   sessionsEvicted: 0,
   newcomersReferred: 0,
+  deliverySessions: 0,
   handshakeFailures: Object.fromEntries(
     HANDSHAKE_FAILURE_REASONS.map((r) => [r, 0]),
   ) as NodeMetrics["handshakeFailures"],
@@ -116,6 +117,7 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
     extraPathDials: 2,
     sessionsEvicted: 5,
     newcomersReferred: 8,
+    deliverySessions: 3,
     messagesReceived: { ...ZERO_METRICS.messagesReceived, IHave: 9, Item: 12 },
     hopCounts,
   });
@@ -136,6 +138,7 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
   assert.equal(value(samples, "gossip_extra_path_dials_total"), 2);
   assert.equal(value(samples, "gossip_peer_sessions_evicted_total"), 5);
   assert.equal(value(samples, "gossip_peer_newcomers_referred_total"), 8);
+  assert.equal(value(samples, "gossip_peer_delivery_sessions_total"), 3);
   assert.equal(value(samples, "gossip_peer_messages_received_total", { type: "IHave" }), 9);
   assert.equal(value(samples, "gossip_peer_messages_received_total", { type: "Item" }), 12);
   for (const type of PEER_MESSAGE_TYPES) {

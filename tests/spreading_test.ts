@@ -1291,6 +1291,30 @@ Deno.test("offer skips holders, items being validated, TTL-ended items and old i
   engine.close();
 });
 
+Deno.test("pushOwn pushes this node's own recent items as ITEMs, not received ones, once", () => {
+  const { engine, actions, clock } = setup({ degree: 0, minPushes: 0, offerWindowMs: 1_000 }, []);
+  const old = item(1);
+  engine.originate(old);
+  clock.advance(1_001);
+  const received = item(2);
+  engine.receiveItem("a", received, 1);
+  engine.validated(received.id, "valid");
+  const own = item(3);
+  engine.originate(own);
+  const held = item(4);
+  engine.originate(held);
+  engine.receiveHave("b", [held.id]);
+  actions.clear();
+  actions.connected = ["a", "b"];
+  assert.equal(engine.pushOwn("b"), 1, "only the recent own item b is not known to hold");
+  assert.deepEqual(actions.calls.map((call) => [call.kind, call.peer, call.id]), [
+    ["item", "b", own.id],
+  ]);
+  assert.equal(engine.pushOwn("b"), 0, "b holds it now");
+  assert.equal(engine.offer("b"), 1, "the received item is still offered (IHAVE)");
+  engine.close();
+});
+
 Deno.test("offer sends at most maxOffer IDs, oldest first", () => {
   const { engine, actions } = setup({ maxOffer: 2 }, []);
   const items = [1, 2, 3].map((n) => item(n));

@@ -81,6 +81,12 @@ export const HelloFlags = {
    * probe; neither side treats it as a session.
    */
   Probe: 1,
+  /**
+   * The initiator has a local item and no peer that proved it relays: a
+   * responder whose inbound slots are full and all protected hears it out in
+   * a short delivery session instead of referring it at once.
+   */
+  Deliver: 2,
 } as const;
 
 /** Why a peer says goodbye. */

@@ -12,7 +12,11 @@
  *   a rush of newcomers (a cold boot, or nodes re-anchoring through a
  *   bootstrapper) each newcomer used to evict the one before it, so no
  *   session lived long enough to carry an item (docs/SIMULATION.md, "Round of
- *   fc4d3e4").
+ *   fc4d3e4"). A newcomer that set HELLO's `deliver` flag (an origin whose
+ *   peers have proven nothing, {@link ConnectionManager.reinforce}) is heard
+ *   out in a delivery session beyond the slots instead: at most four at a
+ *   time, outside the views, nothing sent to it but the referral that ends
+ *   it after `deliverySessionMs` (after 2 s if it brought no item first).
  * - **Dialling** keeps `degree` outbound sessions ({@link Membership} decides
  *   whom); failed dials back off.
  * - **Rotation.** About every `rotationIntervalMs` a node with all its
@@ -75,6 +79,12 @@ const PROBE_RETRY_MS = 10 * 60_000;
 const REINFORCE_INTERVAL_MS = 10_000;
 /** Default age before an inbound session may be evicted for a newcomer. */
 const EVICTION_GRACE_MS = 5_000;
+/** Delivery sessions a full node holds at once beyond its inbound slots. */
+const DELIVERY_SLOTS = 4;
+/** Default length of a delivery session ({@link ConnectionManager.sessionOpened}). */
+const DELIVERY_SESSION_MS = 5_000;
+/** Default time after which a delivery session that brought no item first is ended. */
+const DELIVERY_PROOF_MS = 2_000;
 
 /** What the connection manager asks the node to do. */
 export interface ConnectionActions {
@@ -82,13 +92,19 @@ export interface ConnectionActions {
   send(peer: PeerKey, message: PeerMessage): void;
   /** Closes the session of `peer` (already forgotten here) with a GOODBYE. */
   close(peer: PeerKey, reason: string, goodbye: number): void;
-  /** Dials `address` (its key `addressKey`) and runs the outbound handshake. */
-  dial(address: SocketAddress, addressKey: string): void;
+  /**
+   * Dials `address` (its key `addressKey`) and runs the outbound handshake;
+   * `deliver` asks a full responder for a delivery session (HELLO flag).
+   */
+  dial(address: SocketAddress, addressKey: string, deliver: boolean): void;
   /** Runs a probe handshake at `address` to learn who listens there. */
   probe(address: SocketAddress, addressKey: string): void;
   /** The session of `peer` ended or was replaced: forget per-peer state elsewhere. */
   forgotten(peer: PeerKey): void;
-  /** A new session was accepted. */
+  /**
+   * A new session was accepted (a delivery session too: see
+   * {@link PeerSessionState.delivery}; nothing is offered to it).
+   */
   accepted(peer: PeerKey, direction: Direction): void;
   /** The guard's score of `peer` now. */
   score(peer: PeerKey): number;
@@ -108,6 +124,11 @@ export interface SessionInfo {
   readonly ip: string;
   /** For an outbound session: the address key this node dialled. */
   readonly dialed?: string;
+  /**
+   * For an inbound session: the initiator set HELLO's `deliver` flag (it has
+   * a local item and no peer that proved it relays).
+   */
+  readonly deliver?: boolean;
 }
 
 /** A connected peer, as the manager tracks it. */
@@ -124,6 +145,12 @@ export interface PeerSessionState {
   readonly since: number;
   /** For an outbound session: the address key this node dialled. */
   readonly dialed?: string;
+  /**
+   * A delivery session: beyond the inbound slots, outside the views, nothing
+   * pushed or offered to it; ended after `deliverySessionMs`, or sooner when
+   * it brings no item first ({@link ConnectionManager.sessionOpened}).
+   */
+  readonly delivery?: boolean;
 }
 
 /** Tuning of a {@link ConnectionManager}. */
@@ -152,6 +179,10 @@ export interface ConnectionManagerOptions {
   readonly rotationIntervalMs: number;
   /** An inbound session this young is not evicted for a newcomer (default 5 s). */
   readonly evictionGraceMs?: number;
+  /** Length of a delivery session (default 5 s; {@link ConnectionManager.sessionOpened}). */
+  readonly deliverySessionMs?: number;
+  /** A delivery session that brought no item first by then is ended (default 2 s). */
+  readonly deliveryProofMs?: number;
   /** Least interval between two reinforcements ({@link ConnectionManager.reinforce}; default 10 s). */
   readonly reinforceIntervalMs?: number;
   /** Randomness. */
@@ -184,6 +215,8 @@ export interface ConnectionStats {
   reanchored: number;
   /** Dials beyond `degree` for a local item while no peer was proven. */
   reinforced: number;
+  /** Delivery sessions granted beyond the inbound slots (instead of a referral). */
+  deliveries: number;
 }
 
 /** Sessions, dialling and exchange of one node. */
@@ -215,12 +248,15 @@ export class ConnectionManager {
     distrustedDropped: 0,
     reanchored: 0,
     reinforced: 0,
+    deliveries: 0,
   };
   private lastReinforced = -Infinity;
   /** Address keys of this reinforcement's extra paths, dialled or connected. */
   private readonly extraPaths = new Set<string>();
   /** Extra paths that may still replace one that was refused or failed. */
   private extraReplacements = 0;
+  /** Delivery sessions open now (inbound, beyond the slots). */
+  private readonly deliveryPeers = new Set<PeerKey>();
   private nextRotation: number;
   /** A peer was dropped as distrusted: re-anchor through a bootstrapper. */
   private anchorDue = false;
@@ -263,6 +299,15 @@ export class ConnectionManager {
     return [...this.sessions.keys()];
   }
 
+  /**
+   * Peers that items and digests go to: every session but delivery sessions,
+   * which only bring an item here (see {@link sessionOpened}).
+   */
+  get relayPeers(): PeerKey[] {
+    const peers = [...this.sessions.keys()];
+    return this.deliveryPeers.size === 0 ? peers : peers.filter((p) => !this.deliveryPeers.has(p));
+  }
+
   /** Number of connected peers. */
   get size(): number {
     return this.sessions.size;
@@ -281,6 +326,16 @@ export class ConnectionManager {
   /** True when `peer` has an accepted session. */
   isConnected(peer: PeerKey): boolean {
     return this.sessions.has(peer);
+  }
+
+  /**
+   * True when the session of `peer` is an extra path of this node's current
+   * reinforcement ({@link reinforce}): its local items are pushed there,
+   * since a full peer takes items from it but asks for none.
+   */
+  isExtraPath(peer: PeerKey): boolean {
+    const dialed = this.sessions.get(peer)?.dialed;
+    return dialed !== undefined && this.extraPaths.has(dialed);
   }
 
   /** Sizes of the per-peer tables, for the status endpoint. */
@@ -326,24 +381,33 @@ export class ConnectionManager {
       this.forget(peer, now, "replaced by preferred duplicate");
       this.actions.close(peer, "replaced by preferred duplicate", GoodbyeReason.Duplicate);
     }
+    let delivery = false;
     if (info.direction === "inbound") {
       // Inbound peers beyond twice the degree: evict an unprotected one for the
-      // newcomer, or, when all are protected, refer the newcomer elsewhere.
+      // newcomer, or, when all are protected, refer the newcomer elsewhere
+      // (or, when it comes to deliver a local item, hear it out first).
       const limit = Math.min(this.maxPeerConnections, 2 * this.options.degree);
       if (this.membership.inboundCount >= limit) {
         const victim = this.evictionCandidate(now);
-        if (victim === undefined) {
+        if (victim !== undefined) {
+          this.stats.evicted++;
+          this.referAndClose(victim, now, "evicted for a newcomer");
+        } else if (info.deliver && this.deliveryPeers.size < DELIVERY_SLOTS) {
+          // Its origin has no peer that proved it relays (they may all drop
+          // items): refusing would leave the item to them. A delivery
+          // session only brings items here: it is not a member of the views
+          // (never recommended, never a partner), and nothing is pushed or
+          // offered to it, so an attacker that claims one gains nothing but
+          // the slot. It ends in the first round after `deliverySessionMs`,
+          // or after `deliveryProofMs` if it brought no item first by then;
+          // time enough for the peer's anti-entropy offer to bring its item.
+          delivery = true;
+          this.stats.deliveries++;
+        } else {
           this.stats.referred++;
           const referral = this.descriptors(this.membership.sample(EXCHANGE_SIZE, now, peer));
           return { ...this.refuse(info, now, "peer limit reached", GoodbyeReason.Full), referral };
         }
-        this.stats.evicted++;
-        const referral = this.descriptors(this.membership.sample(EXCHANGE_SIZE, now, victim));
-        this.forget(victim, now, "evicted for a newcomer");
-        // As a PUSH: the victim asked for nothing, and a PEERS that answers no
-        // pull costs the sender a strike (an honest evictor would pay it).
-        this.actions.send(victim, { type: PeerMessageType.Push, peers: referral });
-        this.actions.close(victim, "evicted for a newcomer", GoodbyeReason.Full);
       }
     }
     this.sessions.set(peer, {
@@ -353,7 +417,14 @@ export class ConnectionManager {
       range: addressRange(info.ip),
       since: now,
       dialed: info.dialed,
+      delivery,
     });
+    if (delivery) {
+      this.deliveryPeers.add(peer);
+      this.log.debug("delivery session", { peer: peer.slice(0, 8), open: this.deliveryPeers.size });
+      this.actions.accepted(peer, info.direction);
+      return { accept: true };
+    }
     this.membership.connected(
       { identity: peer, address: info.address, direction: info.direction },
       now,
@@ -444,11 +515,14 @@ export class ConnectionManager {
     for (const known of this.membership.nextDials(now)) this.dial(known);
   }
 
-  /** Dials `known` (marked as dialling by the membership); false when there is none, narrowing it. */
-  private dial(known: KnownPeer | undefined): known is KnownPeer {
+  /**
+   * Dials `known` (marked as dialling by the membership), asking for a
+   * delivery session when `deliver`; false when there is none, narrowing it.
+   */
+  private dial(known: KnownPeer | undefined, deliver = false): known is KnownPeer {
     if (!known) return false;
     this.stats.dials++;
-    this.actions.dial(known.address, known.addressKey);
+    this.actions.dial(known.address, known.addressKey, deliver);
     return true;
   }
 
@@ -465,6 +539,11 @@ export class ConnectionManager {
    * path that fails, or that refers this node elsewhere because it is full
    * (a bootstrapper others are rushing to), is replaced by another known
    * peer, the peers it referred to first, at most twice per reinforcement.
+   * Extra paths ask for a delivery session (HELLO flag `deliver`): a full
+   * node whose inbound sessions are all protected hears the node out (a
+   * delivery session: at most four at a time, up to `deliverySessionMs`)
+   * before it refers it elsewhere, so that an item whose origin has only withholding
+   * peers still reaches the bootstrapper everybody rushes to.
    * Returns the dials started.
    */
   reinforce(now: number): number {
@@ -497,7 +576,7 @@ export class ConnectionManager {
 
   /** Dials `known` as an extra path (counted, and remembered for replacement). */
   private dialExtraPath(known: KnownPeer | undefined): boolean {
-    if (!this.dial(known)) return false;
+    if (!this.dial(known, true)) return false;
     this.extraPaths.add(known.addressKey);
     this.stats.reinforced++;
     return true;
@@ -566,6 +645,15 @@ export class ConnectionManager {
       this.anchorDue = true;
       this.forget(peer, now);
       this.actions.close(peer, "distrusted", GoodbyeReason.Banned);
+    }
+    const deliveryMs = this.options.deliverySessionMs ?? DELIVERY_SESSION_MS;
+    const proofMs = this.options.deliveryProofMs ?? DELIVERY_PROOF_MS;
+    for (const peer of [...this.deliveryPeers]) {
+      const age = now - (this.sessions.get(peer)?.since ?? now);
+      const brought = this.actions.score(peer) > 0;
+      if (age >= deliveryMs || (age >= proofMs && !brought)) {
+        this.referAndClose(peer, now, "delivery session over");
+      }
     }
     if (this.options.rotationIntervalMs > 0 && now >= this.nextRotation) {
       this.nextRotation = now + this.rotationDelay();
@@ -652,10 +740,23 @@ export class ConnectionManager {
     return { accept: false, reason, goodbye };
   }
 
+  /**
+   * Ends the inbound session of `victim` for room: a referral first, as a
+   * PUSH (the victim asked for nothing, and a PEERS that answers no pull
+   * costs the sender a strike; an honest node would pay it), then GOODBYE full.
+   */
+  private referAndClose(victim: PeerKey, now: number, reason: string): void {
+    const referral = this.descriptors(this.membership.sample(EXCHANGE_SIZE, now, victim));
+    this.forget(victim, now, reason);
+    this.actions.send(victim, { type: PeerMessageType.Push, peers: referral });
+    this.actions.close(victim, reason, GoodbyeReason.Full);
+  }
+
   private forget(peer: PeerKey, now: number, reason?: string): void {
     const session = this.sessions.get(peer);
     if (!session) return;
     this.sessions.delete(peer);
+    this.deliveryPeers.delete(peer);
     this.pullsOutstanding.delete(peer);
     this.pushedThisRound.delete(peer);
     this.membership.disconnected(peer, now);
@@ -682,7 +783,7 @@ export class ConnectionManager {
   private evictionCandidate(now: number): PeerKey | undefined {
     const inbound: { peer: PeerKey; since: number; score: number; range: string }[] = [];
     for (const [peer, session] of this.sessions) {
-      if (session.direction !== "inbound") continue;
+      if (session.direction !== "inbound" || session.delivery) continue;
       inbound.push({
         peer,
         since: session.since,

@@ -72,9 +72,10 @@ export interface CoreActions {
   /**
    * Connects to `address` and runs the outbound handshake; reports back with
    * {@link NodeCore.sessionOpened} (`dialed: addressKey`) or
-   * {@link NodeCore.dialFailed}.
+   * {@link NodeCore.dialFailed}. `deliver` sets HELLO's flag `deliver`: a full
+   * responder hears this node out in a delivery session before it refers it.
    */
-  dial(address: SocketAddress, addressKey: string): void;
+  dial(address: SocketAddress, addressKey: string, deliver: boolean): void;
   /**
    * Runs a probe handshake at `address` (HELLO flag probe: no session) and
    * reports who answered with {@link NodeCore.probeFinished}.
@@ -237,19 +238,36 @@ export class NodeCore {
         joinWarningMs: this.tuning.joinWarningMs,
         rotationIntervalMs: this.tuning.outboundRotationMs,
         evictionGraceMs: this.tuning.evictionGraceMs,
+        deliverySessionMs: this.tuning.deliverySessionMs,
+        deliveryProofMs: this.tuning.deliveryProofMs,
         random,
       },
       {
         send: (peer, message) => this.sendToPeer(peer, message),
         close: (peer, reason, goodbye) => this.actions.closePeer(peer, reason, goodbye),
-        dial: (address, key) => this.actions.dial(address, key),
+        dial: (address, key, deliver) => this.actions.dial(address, key, deliver),
         probe: (address, key) => this.actions.probe(address, key),
         forgotten: (peer) => {
           this.guard.sessionClosed(peer);
           this.spreading.peerLeft(peer);
           this.router.forget(peer);
         },
-        accepted: (peer) => this.spreading.offer(peer),
+        // A delivery session only brings items: nothing is offered to it. On
+        // an extra path, this node's own items go first, as ITEMs (once the
+        // shell has registered the session: deferred), since the peer may
+        // have granted a delivery session, which asks for nothing.
+        accepted: (peer) => {
+          if (this.connections.session(peer)?.delivery) return;
+          if (!this.connections.isExtraPath(peer)) {
+            this.spreading.offer(peer);
+            return;
+          }
+          this.scheduler.defer(() => {
+            if (!this.connections.isConnected(peer)) return;
+            this.spreading.pushOwn(peer);
+            this.spreading.offer(peer);
+          });
+        },
         score: (peer) => this.guard.score(peer, this.scheduler.now()),
         isTrusted: (peer) => this.guard.isTrusted(peer, this.scheduler.now()),
       },
@@ -262,7 +280,7 @@ export class NodeCore {
       this.store,
       scheduler,
       {
-        peers: () => this.connections.peers,
+        peers: () => this.connections.relayPeers,
         isConnected: (peer) => this.connections.isConnected(peer),
         isTrusted: (peer) => this.guard.isTrusted(peer, this.scheduler.now()),
         score: (peer) => this.guard.score(peer, this.scheduler.now()),
@@ -595,7 +613,7 @@ export class NodeCore {
   private maintain(): void {
     const now = this.scheduler.now();
     this.connections.round(now);
-    const peers = this.connections.peers;
+    const peers = this.connections.relayPeers;
     if (peers.length > 0) {
       // Anti-entropy digest: offer one random peer what it is not known to have.
       this.spreading.offer(peers[Math.floor(this.random() * peers.length)]);

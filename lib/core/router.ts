@@ -70,6 +70,13 @@ export class Router {
     }
     const name = PEER_MESSAGE_NAMES[message.type] ?? String(message.type);
     this.received[name] = (this.received[name] ?? 0) + 1;
+    // A delivery session only brings items (and may ping): what else it sends
+    // is read and ignored, so that claiming one wins an attacker no IWANT to
+    // wait for, no item served and no say in this node's views.
+    if (
+      this.connections.session(peer)?.delivery && message.type !== PeerMessageType.Item &&
+      message.type !== PeerMessageType.Ping && message.type in PEER_MESSAGE_NAMES
+    ) return;
     switch (message.type) {
       case PeerMessageType.Ping:
         this.actions.send(peer, { type: PeerMessageType.Pong, nonce: message.nonce });

@@ -40,6 +40,13 @@ export interface CoreTuning {
   readonly outboundRotationMs: number;
   /** An inbound session this young is not evicted for a newcomer (the newcomer is referred). */
   readonly evictionGraceMs: number;
+  /**
+   * How long a full node hears out a newcomer that came to deliver a local
+   * item (HELLO flag `deliver`) before it refers it elsewhere.
+   */
+  readonly deliverySessionMs: number;
+  /** A delivery session that brought no item first by then is ended. */
+  readonly deliveryProofMs: number;
 }
 
 /** Defaults of {@link CoreTuning}. */
@@ -56,6 +63,8 @@ export const DEFAULT_CORE_TUNING: CoreTuning = {
   joinWarningMs: 30_000,
   outboundRotationMs: 60_000,
   evictionGraceMs: 5_000,
+  deliverySessionMs: 5_000,
+  deliveryProofMs: 2_000,
 };
 
 /** Defaults of {@link SecurityOptions}. */

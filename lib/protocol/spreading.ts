@@ -383,6 +383,24 @@ export class Spreading {
   }
 
   /**
+   * Pushes to `peer` the items local modules announced within the offer
+   * window that it is not known to hold: on a path the node dialled for them
+   * (an extra path), where the peer may only take items, not ask for them.
+   * Returns the number pushed.
+   */
+  pushOwn(peer: PeerKey): number {
+    const since = this.scheduler.now() - this.options.offerWindowMs;
+    let count = 0;
+    for (const stored of this.store.recentValid(since)) {
+      if (count >= this.options.maxOffer) break;
+      if (stored.hops !== 0 || stored.holders.includes(peer)) continue;
+      this.serve(stored, peer);
+      count++;
+    }
+    return count;
+  }
+
+  /**
    * Anti-entropy: advertises to `peer` the recent valid items it is not known
    * to hold or to have been told of. Call for every new session and
    * periodically for one peer. Returns the number of IDs offered.

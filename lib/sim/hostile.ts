@@ -13,7 +13,9 @@
  *   gets its address verified by the target and then frees the slot for the
  *   next one;
  * - an **inspector** of incoming messages for ID squatting: each item ID the
- *   attacker hears of is pushed at once to its other peers with other content.
+ *   attacker hears of is pushed at once to its other peers with other content;
+ * - every dial may claim a delivery session (HELLO flag `deliver`), to hold
+ *   the sessions beyond their slots that full nodes keep for origins.
  *
  * Each behaviour is a flag of {@link HostileBehaviour}; scenarios combine
  * them (censorship, degradation, eclipse, covert flash, cold boot, offer
@@ -55,6 +57,11 @@ export interface HostileBehaviour {
   readonly rotateAfterMs?: number;
   /** Push an ITEM with every item ID heard of, with other content. */
   readonly squat?: boolean;
+  /**
+   * Set HELLO's `deliver` flag on every dial (it costs nothing), so that full
+   * nodes hear attackers out in the delivery sessions meant for origins.
+   */
+  readonly claimDelivery?: boolean;
 }
 
 /** Settings of an {@link Adversary}. */
@@ -146,6 +153,7 @@ export class Adversary {
       inspect: this.behaviour.squat
         ? (at, from, message) => this.inspect(at, from, message)
         : undefined,
+      claimsDelivery: () => this.active && this.behaviour.claimDelivery === true,
     });
     this.nodes.push(node);
     this.descriptors.push({ identity: hexToBytes(node.identity), address: node.address });

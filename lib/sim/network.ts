@@ -100,6 +100,8 @@ export interface SimNodeOptions {
   readonly outgoing?: (node: SimNode, to: SimNode, message: PeerMessage) => PeerMessage | undefined;
   /** Sees every message delivered to the node, before its core does (hostile variants). */
   readonly inspect?: (node: SimNode, from: SimNode, message: PeerMessage) => void;
+  /** True while every dial of this node sets HELLO's `deliver` flag, whatever its core asked. */
+  readonly claimsDelivery?: () => boolean;
   /** Logger (silent by default). */
   readonly log?: Logger;
 }
@@ -418,7 +420,7 @@ export class SimNetwork {
       },
       peerBacklog: () =>
         Math.max(0, (node.uplinkFreeAt - this.clock.now()) * node.uplinkBytesPerMs),
-      dial: (address, key) => this.dial(node, address, key),
+      dial: (address, key, deliver) => this.dial(node, address, key, deliver),
       probe: (_address, key) => this.probe(node, key),
       closeConnection: () => {},
       notifyClient: (_client, messageId, item) => this.notifyModule(node, messageId, item),
@@ -434,8 +436,9 @@ export class SimNetwork {
     return target;
   }
 
-  private dial(from: SimNode, _address: SocketAddress, key: string): void {
+  private dial(from: SimNode, _address: SocketAddress, key: string, asked = false): void {
     const core = from.core;
+    const deliver = asked || (from.options.claimsDelivery?.() ?? false);
     const target = this.reachable(from, key);
     if (!target) {
       const rtt = this.rttTo(from, this.byAddress.get(key));
@@ -478,6 +481,7 @@ export class SimNetwork {
           direction: "inbound",
           address: from.address,
           ip: from.ip,
+          deliver,
         });
         if (decision.accept) target.sessions.set(from.identity, session);
         // The responder's AUTH reaches the initiator.

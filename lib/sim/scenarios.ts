@@ -514,7 +514,11 @@ function buildHonest(world: World, nodes: number): void {
   world.t0 = world.net.clock.now();
 }
 
-/** Builds honest nodes and `ratio × nodes` attackers with `behaviour` from `activeFrom`. */
+/**
+ * Builds honest nodes and `ratio × nodes` attackers with `behaviour` from
+ * `activeFrom`; every attacker also claims delivery sessions on its dials
+ * (`claimDelivery`: it costs nothing, and an attacker who read the docs would).
+ */
 function buildWithAttackers(
   world: World,
   options: ScenarioOptions,
@@ -529,14 +533,15 @@ function buildWithAttackers(
     : activeFrom === "t0"
     ? joinMs + SETTLE_MS
     : joinMs + SETTLE_MS + activeFrom;
+  const claiming = (b: HostileBehaviour): HostileBehaviour => ({ claimDelivery: true, ...b });
   const adversary = new Adversary(world.net, {
-    behaviour: typeof behaviour === "function" ? {} : behaviour,
+    behaviour: claiming(typeof behaviour === "function" ? {} : behaviour),
     activeFrom: from,
     seed: options.seed + 101,
   });
   world.adversary = adversary;
   world.build(options.nodes, attackers, buildOptions);
-  if (typeof behaviour === "function") adversary.configure(behaviour(world));
+  if (typeof behaviour === "function") adversary.configure(claiming(behaviour(world)));
   adversary.start();
   world.runFor(SETTLE_MS, "settle");
   world.t0 = world.net.clock.now();

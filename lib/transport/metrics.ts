@@ -104,6 +104,8 @@ export interface NodeMetrics {
   readonly sessionsEvicted: number;
   /** Newcomers refused with a referral because every inbound session was protected. */
   readonly newcomersReferred: number;
+  /** Newcomers heard out for a local item beyond the full inbound slots (HELLO flag `deliver`). */
+  readonly deliverySessions: number;
   /** Failed peer handshakes, by reason. */
   readonly handshakeFailures: Readonly<Record<HandshakeFailureReason, number>>;
   /** Bytes received from peers. */
@@ -197,6 +199,7 @@ export interface StatusSnapshot {
     readonly reinforced: number;
     readonly evicted: number;
     readonly referred: number;
+    readonly deliveries: number;
   };
   /** Peer messages dropped because a peer's send queue was full. */
   readonly peerMessagesDropped: number;
@@ -266,6 +269,7 @@ export function metricsFromStats(stats: StatusSnapshot): NodeMetrics {
     extraPathDials: stats.connections.reinforced,
     sessionsEvicted: stats.connections.evicted,
     newcomersReferred: stats.connections.referred,
+    deliverySessions: stats.connections.deliveries,
     handshakeFailures: byReason(HANDSHAKE_FAILURE_REASONS, failures),
     bytesIn: stats.bytesIn,
     bytesOut: stats.bytesOut,

@@ -201,6 +201,11 @@ export class MetricsRenderer {
       (m) => m.newcomersReferred,
     );
     counter(
+      "gossip_peer_delivery_sessions_total",
+      "Newcomers heard out for a local item beyond full inbound slots (HELLO flag deliver).",
+      (m) => m.deliverySessions,
+    );
+    counter(
       "gossip_peer_received_bytes_total",
       "Bytes received from peers.",
       (m) => m.bytesIn,

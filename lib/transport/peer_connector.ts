@@ -12,7 +12,7 @@
  */
 
 import type { SocketAddress } from "../address.ts";
-import { GoodbyeReason } from "../codec/peer_messages.ts";
+import { GoodbyeReason, HelloFlags } from "../codec/peer_messages.ts";
 import type { Logger } from "../log.ts";
 import { TcpListener } from "./listener.ts";
 import { PeerSession, type PeerSessionOptions } from "./peer_session.ts";
@@ -94,12 +94,14 @@ export class PeerConnector {
   }
 
   /**
-   * Connects to `address` and runs the outbound handshake; the session goes to
-   * the handler, a failure (no connection or no session) to `failed`.
+   * Connects to `address` and runs the outbound handshake (with HELLO's
+   * `deliver` flag when `deliver`); the session goes to the handler, a
+   * failure (no connection or no session) to `failed`.
    */
-  dial(address: SocketAddress, key: string, failed: () => void): void {
+  dial(address: SocketAddress, key: string, failed: () => void, deliver = false): void {
     this.track((async () => {
-      const session = await this.connect(address, false).catch((error) => {
+      const flags = deliver ? HelloFlags.Deliver : 0;
+      const session = await this.connect(address, flags).catch((error) => {
         if (!(error instanceof ConnectFailed)) this.failed(error);
         this.options.log.debug("dial failed", { peer: key, error: String(error) });
         return undefined;
@@ -114,7 +116,7 @@ export class PeerConnector {
     this.track((async () => {
       let identity: string | undefined;
       try {
-        const session = await this.connect(address, true);
+        const session = await this.connect(address, HelloFlags.Probe);
         identity = session.identityHex;
         session.attach({ onMessage: () => {}, onClose: () => {} });
         await session.close("probe done", GoodbyeReason.Probe);
@@ -183,7 +185,7 @@ export class PeerConnector {
     this.track(session.done.finally(() => clearTimeout(timer)));
   }
 
-  private async connect(address: SocketAddress, probe: boolean): Promise<PeerSession> {
+  private async connect(address: SocketAddress, flags: number): Promise<PeerSession> {
     let conn: Deno.TcpConn;
     try {
       conn = await Deno.connect({ hostname: address.hostname, port: address.port });
@@ -198,7 +200,7 @@ export class PeerConnector {
     const id = this.nextId++;
     this.handshakes.set(id, conn);
     try {
-      return await PeerSession.establish(conn, "outbound", this.sessionOptions, probe);
+      return await PeerSession.establish(conn, "outbound", this.sessionOptions, flags);
     } finally {
       this.handshakes.delete(id);
     }

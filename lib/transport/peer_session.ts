@@ -200,6 +200,11 @@ export class PeerSession {
    * address and closes; not a session to register (see `HelloFlags.Probe`).
    */
   isProbe: boolean;
+  /**
+   * The initiator set HELLO's `deliver` flag: it has a local item and no peer
+   * that proved it relays (see `HelloFlags.Deliver`). Inbound only.
+   */
+  wantsDelivery = false;
   /** Messages refused by {@link send} because the send queue was full. */
   refusedMessages = 0;
 
@@ -239,9 +244,9 @@ export class PeerSession {
     private readonly credential: SessionCredential,
     private readonly load: HandshakeLoad,
     private readonly puzzleBits: number,
-    probe: boolean,
+    flags: number,
   ) {
-    this.isProbe = probe;
+    this.isProbe = (flags & HelloFlags.Probe) !== 0;
     let resolve!: (session: PeerSession) => void;
     let reject!: (error: Error) => void;
     const promise = new Promise<PeerSession>((res, rej) => {
@@ -278,7 +283,7 @@ export class PeerSession {
       type: PeerMessageType.Hello,
       version: PEER_PROTOCOL_VERSION,
       puzzleBits,
-      flags: probe ? HelloFlags.Probe : 0,
+      flags,
       ephemeralKey: this.ephemeral.publicKey,
       nonce: new Uint8Array(randomBytes(32)),
       powEpoch: proof.epoch,
@@ -299,7 +304,7 @@ export class PeerSession {
     conn: Deno.TcpConn,
     direction: Direction,
     options: PeerSessionOptions,
-    probe = false,
+    flags = 0,
   ): Promise<PeerSession> {
     let credential: SessionCredential;
     try {
@@ -318,7 +323,7 @@ export class PeerSession {
       credential,
       load,
       puzzleBits,
-      probe && direction === "outbound",
+      direction === "outbound" ? flags : 0,
     );
     session.handshakeTimer = setTimeout(
       () => session.fail(new TimeoutError("handshake timed out")),
@@ -543,7 +548,10 @@ export class PeerSession {
     }
     const expiryProblem = credentialExpiryProblem(message.credential.expiry, Date.now() / 1000);
     if (expiryProblem) throw new ProtocolError(`peer's session credential is ${expiryProblem}`);
-    if (this.direction === "inbound") this.isProbe = (message.flags & HelloFlags.Probe) !== 0;
+    if (this.direction === "inbound") {
+      this.isProbe = (message.flags & HelloFlags.Probe) !== 0;
+      this.wantsDelivery = (message.flags & HelloFlags.Deliver) !== 0;
+    }
     // Keep private copies: the frame is a view of the connection's read buffer.
     this.peerHello = {
       ...message,

@@ -323,6 +323,8 @@ export interface AdversaryOptions {
   readonly listenHost?: string;
   /** Handshake timeout (default 3000 ms). */
   readonly handshakeTimeoutMs?: number;
+  /** HELLO's flags byte (default 0; 2 asks a full victim for a delivery session). */
+  readonly helloFlags?: number;
 }
 
 /**
@@ -385,7 +387,10 @@ export class AdversaryPeer {
     const settings = sessionOptions(options); // before connecting: it may solve the proof
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
-      return { peer: new AdversaryPeer(await PeerSession.establish(conn, "outbound", settings)) };
+      const flags = options.helloFlags ?? 0;
+      return {
+        peer: new AdversaryPeer(await PeerSession.establish(conn, "outbound", settings, flags)),
+      };
     } catch (error) {
       return { error: error instanceof Error ? error : new Error(String(error)) };
     }
@@ -455,16 +460,17 @@ export class AdversaryPeer {
 
 /**
  * A hostile peer with a fresh test key and difficulty-4 proof-of-work,
- * connected to the node listening on 127.0.0.1:`port`; fails the test when
- * the handshake fails.
+ * connected to the node listening on 127.0.0.1:`port` with HELLO flags
+ * `helloFlags`; fails the test when the handshake fails.
  */
-export async function connectAdversary(port: number): Promise<AdversaryPeer> {
+export async function connectAdversary(port: number, helloFlags = 0): Promise<AdversaryPeer> {
   const hostKey = await testHostKey();
   const connected = await AdversaryPeer.connect(port, {
     hostKey,
     powDifficulty: 4,
     powNonce: solveProofOfWork(hostKey.identity, powEpoch(), 4),
     listenPort: unusedPorts(1)[0],
+    helloFlags,
   });
   if (!connected.peer) throw new Error(`adversary handshake: ${connected.error}`);
   return connected.peer;
