@@ -22,7 +22,7 @@ import { identityHex } from "../lib/hostkey.ts";
 import type { GossipNode } from "../lib/node.ts";
 import { Logger, type LogLevel } from "../lib/log.ts";
 import { powEpoch, solveProofOfWork } from "../lib/protocol/proof_of_work.ts";
-import { DEFAULT_CORE_TUNING } from "../lib/core/tuning.ts";
+import { type CoreTuning, DEFAULT_CORE_TUNING } from "../lib/core/tuning.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
 import { issueCredential, signWithCredential } from "../lib/transport/credential.ts";
 import {
@@ -786,34 +786,71 @@ Deno.test("an origin whose only peer drops its items dials a path of its own for
 /** HELLO's flag `deliver`, as docs/PROTOCOL.md numbers it. */
 const HELLO_DELIVER = 2;
 
-Deno.test("a full node hears out an origin's extra path: its item gets through", async () => {
-  // F is full: its two inbound slots hold M (up longest) and an adversary in
-  // its first minute (the eviction grace is 60 s here); it runs a module and
-  // dialled H. M runs no module (a black hole) and is the origin O's only
-  // peer; O knows of F through M, and of H not at all. O's extra path for
-  // its item asks F for a delivery session (60 s here), and F forwards the
-  // item to H while O still has no path of its own to H.
+/** A full node F, the honest node H it dialled, and M, the sink behind it. */
+interface FullNode {
+  honest: Member;
+  full: Member;
+  sink: GossipNode;
+  /** The adversary in F's second slot, then any the test adds. */
+  adversaries: AdversaryPeer[];
+  /** Starts the origin O behind M (`degree` 1): M is its only peer, F known through M. */
+  origin(): Promise<Member>;
+  /** Stops all of them, and `origin` if started. */
+  close(origin?: Member): Promise<void>;
+}
+
+/**
+ * F (`degree` 1: two inbound slots, and as many delivery sessions beyond
+ * them) bootstraps through H and runs a module; M, a node with no module (a
+ * black hole), joins through F, and an adversary takes F's second slot. Both
+ * are in their first minute (the eviction grace is 60 s here), so F refers
+ * plain newcomers. `tuning` adds to F's.
+ */
+async function startFullNode(tuning: Partial<CoreTuning>): Promise<FullNode> {
   const honest = await startMember(undefined, { config: { powDifficulty: 4 } });
   const full = await startMember(honest.node, {
     config: { degree: 1, powDifficulty: 4 },
-    node: { tuning: { evictionGraceMs: 60_000, deliverySessionMs: 60_000 } },
+    node: { tuning: { evictionGraceMs: 60_000, ...tuning } },
   });
   const sink = await startTestNode({
     config: { degree: 1, bootstrappers: [full.node.p2pAddress] },
   });
-  let adversary: AdversaryPeer | undefined;
-  let origin: Member | undefined;
+  const adversaries: AdversaryPeer[] = [];
+  const close = async (origin?: Member) => {
+    await Promise.all(adversaries.map((a) => a.close()));
+    if (origin) await stopMembers([origin]);
+    await stopMembers([full, honest]);
+    await sink.close();
+  };
   try {
     await waitUntil(() => full.node.peerIdentities.length === 2, 5000, "F has H and M");
-    adversary = await connectAdversary(full.node.p2pAddress.port);
+    adversaries.push(await connectAdversary(full.node.p2pAddress.port));
     await waitUntil(() => full.node.peerIdentities.length === 3, 3000, "F full");
-    origin = await startMember(sink, { config: { degree: 1, powDifficulty: 4 } });
-    const o = origin;
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  const origin = async () => {
+    const o = await startMember(sink, { config: { degree: 1, powDifficulty: 4 } });
     await waitUntil(
       () => o.node.peerIdentities.length === 1 && o.node.stats().knownPeers >= 1,
       5000,
       "O behind M, knowing of F",
     );
+    assert.deepEqual(o.node.peerIdentities, [sink.identityHex], "O's only peer is M");
+    return o;
+  };
+  return { honest, full, sink, adversaries, origin, close };
+}
+
+Deno.test("a full node hears out an origin's extra path: its item gets through", async () => {
+  // O's extra path for its item asks F for a delivery session (60 s here),
+  // and F forwards the item to H while O still has no path of its own to H.
+  const setup = await startFullNode({ deliverySessionMs: 60_000 });
+  const { honest, full } = setup;
+  let origin: Member | undefined;
+  try {
+    const o = origin = await setup.origin();
     const referredBefore = full.node.stats().connections.referred;
     await announceText(o, "heard-out");
     await waitForDelivery([honest], "heard-out", 5000);
@@ -829,32 +866,18 @@ Deno.test("a full node hears out an origin's extra path: its item gets through",
     assert.ok(!o.node.peerIdentities.includes(honest.node.identityHex), "O has no path to H");
     assert.equal(full.node.peerIdentities.length, 4, "beyond F's slots, nobody evicted");
   } finally {
-    await adversary?.close();
-    if (origin) await stopMembers([origin]);
-    await stopMembers([full, honest]);
-    await sink.close();
+    await setup.close(origin);
   }
 });
 
 Deno.test("a delivery session that brings nothing gets nothing but its referral, within 1 s", async () => {
-  // F is full (M and an adversary in their first minute; the grace is 60 s
-  // here) and dialled H. An adversary that sets HELLO's deliver flag is
-  // heard out, but nothing is pushed or offered to it, not even F's own
-  // item, its IHAVE and PULL_REQUEST are ignored, and having brought nothing
-  // it is ended after 1 s (2 s by default).
-  const honest = await startMember(undefined, { config: { powDifficulty: 4 } });
-  const full = await startMember(honest.node, {
-    config: { degree: 1, powDifficulty: 4 },
-    node: { tuning: { evictionGraceMs: 60_000, deliveryProofMs: 1_000 } },
-  });
-  const sink = await startTestNode({
-    config: { degree: 1, bootstrappers: [full.node.p2pAddress] },
-  });
-  const adversaries: AdversaryPeer[] = [];
+  // An adversary that sets HELLO's deliver flag is heard out, but nothing is
+  // pushed or offered to it, not even F's own item, its IHAVE and
+  // PULL_REQUEST are ignored, and having brought nothing it is ended after
+  // 1 s (2 s by default).
+  const setup = await startFullNode({ deliveryProofMs: 1_000 });
+  const { honest, full, adversaries } = setup;
   try {
-    await waitUntil(() => full.node.peerIdentities.length === 2, 5000, "F has H and M");
-    adversaries.push(await connectAdversary(full.node.p2pAddress.port));
-    await waitUntil(() => full.node.peerIdentities.length === 3, 3000, "F full");
     const claimant = await connectAdversary(full.node.p2pAddress.port, HELLO_DELIVER);
     adversaries.push(claimant);
     await waitUntil(() => full.node.stats().connections.deliveries === 1, 3000, "heard out");
@@ -877,65 +900,61 @@ Deno.test("a delivery session that brings nothing gets nothing but its referral,
     assert.equal(claimant.session.goodbyeReason, 2, "GOODBYE full");
     assert.ok(!adversaries[0].isClosed, "the plain adversary in F's slot stays");
   } finally {
-    await Promise.all(adversaries.map((a) => a.close()));
-    await stopMembers([full, honest]);
-    await sink.close();
+    await setup.close();
   }
 });
 
-Deno.test("attackers holding a full node's delivery sessions only bring back the referral", async () => {
-  // As above, but F does not forward (no module) and four adversaries that
-  // set HELLO's deliver flag hold all of F's delivery sessions (60 s here,
-  // even without bringing an item). O's extra path is refused as full like
-  // any newcomer, and only a replacement path to a peer F named (H, which F
-  // dialled) carries the item.
-  const honest = await startMember(undefined, { config: { powDifficulty: 4 } });
-  const full = await startTestNode({
-    config: { degree: 1, bootstrappers: [honest.node.p2pAddress] },
-    node: {
-      tuning: { evictionGraceMs: 60_000, deliverySessionMs: 60_000, deliveryProofMs: 60_000 },
-    },
-  });
-  const sink = await startTestNode({ config: { degree: 1, bootstrappers: [full.p2pAddress] } });
-  const adversaries: AdversaryPeer[] = [];
+Deno.test("claimants hold a full node's delivery sessions only by bringing items; then the origin is referred", async () => {
+  // Three adversaries claim delivery sessions and bring nothing: the third
+  // displaces the first. Then the two left bring F a valid item each, which
+  // holds their sessions (60 s here), so O's extra path is refused as full
+  // like any newcomer, and only a replacement path to a peer F named (H)
+  // carries O's item.
+  const setup = await startFullNode({ deliverySessionMs: 60_000 });
+  const { honest, full, adversaries } = setup;
+  const f = full.node;
   let origin: Member | undefined;
   try {
-    await waitUntil(() => full.peerIdentities.length === 2, 5000, "F has H and M");
-    adversaries.push(await connectAdversary(full.p2pAddress.port));
-    await waitUntil(() => full.peerIdentities.length === 3, 3000, "F full");
-    for (let i = 0; i < 5; i++) {
-      adversaries.push(await connectAdversary(full.p2pAddress.port, HELLO_DELIVER));
+    const before = new Set(f.peerIdentities);
+    const claimants: AdversaryPeer[] = [];
+    for (let i = 0; i < 3; i++) {
+      claimants.push(await connectAdversary(f.p2pAddress.port, HELLO_DELIVER));
     }
-    // Four are heard out; the fifth is referred like anyone.
-    await waitUntil(() => adversaries[5].isClosed, 3000, "the fifth adversary referred");
-    assert.equal(full.stats().connections.deliveries, 4);
-    assert.equal(full.peerIdentities.length, 7, "F: H, M and five adversaries");
-    origin = await startMember(sink, { config: { degree: 1, powDifficulty: 4 } });
-    const o = origin;
+    adversaries.push(...claimants);
+    await waitUntil(() => claimants[0].isClosed, 3000, "the first claimant displaced");
+    assert.equal(f.stats().connections.deliveries, 3);
+    assert.equal(f.stats().connections.deliveriesDisplaced, 1);
+    assert.equal(claimants[0].session.goodbyeReason, 2, "GOODBYE full");
+    for (const [i, claimant] of claimants.slice(1).entries()) {
+      claimant.send(contentItem({
+        dataType: CLUSTER_TYPE,
+        data: encoder.encode(`claimant-item-${i}`),
+        ttl: 2,
+      }));
+    }
+    const held = f.peerIdentities.filter((peer) => !before.has(peer));
+    assert.equal(held.length, 2, "the two claimants left");
     await waitUntil(
-      () => o.node.peerIdentities.length === 1 && o.node.stats().knownPeers >= 1,
-      5000,
-      "O behind M, knowing of F",
+      () => f.stats().peers.filter((p) => held.includes(p.identity) && p.score > 0).length === 2,
+      3000,
+      "both claimants credited for an item",
     );
-    assert.deepEqual(o.node.peerIdentities, [sink.identityHex], "O's only peer is M");
-    const referredBefore = full.stats().connections.referred;
+    const o = origin = await setup.origin();
+    const referredBefore = f.stats().connections.referred;
     await announceText(o, "through-a-referral");
     await waitForDelivery([honest], "through-a-referral", 5000);
     const { reinforced } = o.node.stats().connections;
     console.log(
-      `[extra path] F's delivery sessions held by 4 adversaries; F referred ${
-        full.stats().connections.referred - referredBefore
-      } newcomer(s); O dialled ${reinforced} extra path(s); H received the item`,
+      `[extra path] F displaced ${f.stats().connections.deliveriesDisplaced} idle claimant(s); ` +
+        `two that brought items held theirs; F referred ${
+          f.stats().connections.referred - referredBefore
+        } newcomer(s); O dialled ${reinforced} extra path(s); H received the item`,
     );
-    assert.equal(full.stats().connections.deliveries, 4, "no fifth delivery session");
-    assert.ok(full.stats().connections.referred > referredBefore, "F refused O's extra path");
+    assert.ok(f.stats().connections.referred > referredBefore, "F refused O's extra path");
     assert.ok(reinforced >= 2, "the refused path was replaced");
     assert.ok(o.node.peerIdentities.includes(honest.node.identityHex), "O dialled H");
   } finally {
-    await Promise.all(adversaries.map((a) => a.close()));
-    if (origin) await stopMembers([origin]);
-    await stopMembers([honest]);
-    await Promise.all([full.close(), sink.close()]);
+    await setup.close(origin);
   }
 });
 

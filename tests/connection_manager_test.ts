@@ -150,47 +150,53 @@ Deno.test("a full node refers a newcomer rather than evict a session younger tha
   assert.ok(connections.isConnected(id(8)) && connections.isConnected(id(9)));
 });
 
-Deno.test("a full node hears out four newcomers that come to deliver, outside its views", () => {
+Deno.test("a full node hears out newcomers that come to deliver, outside its views, displacing idle ones", () => {
+  // degree 3: six inbound slots, and as many delivery sessions beyond them.
   const scores = new Map<string, number>();
   const { connections, closed, goodbyes, sent, open } = manager(scores);
   for (let n = 1; n <= 6; n++) assert.equal(open(n, "inbound", 0).accept, true);
   // Every unprotected session is in its grace: a plain newcomer is referred...
   assert.equal(open(7, "inbound", 1_000).accept, false);
-  // ...one that comes to deliver a local item is heard out, four at a time.
-  for (const n of [8, 9, 10, 11]) assert.equal(open(n, "inbound", 1_000, true).accept, true);
-  const fifth = open(12, "inbound", 1_000, true);
-  assert.equal(fifth.accept === false && fifth.goodbye, GoodbyeReason.Full, "all four taken");
-  assert.deepEqual(closed, [], "nobody evicted for them");
-  assert.equal(connections.stats.deliveries, 4);
+  // ...one that comes to deliver a local item is heard out.
+  for (let n = 8; n <= 13; n++) assert.equal(open(n, "inbound", 1_000, true).accept, true);
+  assert.equal(closed.length, 0, "nobody evicted for them");
+  assert.equal(connections.stats.deliveries, 6);
   // Outside the views: not inbound peers, never recommended, never relayed to.
   assert.equal(connections.membership.inboundCount, 6);
-  for (const n of [8, 9, 10, 11]) {
+  for (let n = 8; n <= 13; n++) {
     assert.ok(connections.isConnected(id(n)));
     assert.ok(!connections.relayPeers.includes(id(n)));
     assert.ok(!connections.membership.sample(16, 1_000).some((p) => p.identity === id(n)));
   }
+  // 8-12 brought an item first (score above 0); 13 nothing: a seventh
+  // claimant displaces it (a referral, then GOODBYE full).
+  for (let n = 8; n <= 12; n++) scores.set(id(n), 1);
+  assert.equal(open(14, "inbound", 1_500, true).accept, true);
+  assert.deepEqual(closed, [id(13)]);
+  assert.equal(goodbyes[0], GoodbyeReason.Full);
+  assert.equal(sent.find(([peer]) => peer === id(13))?.[1].type, PeerMessageType.Push);
+  assert.equal(connections.stats.deliveriesDisplaced, 1);
+  // When every one has brought an item, a claimant is referred like anyone.
+  scores.set(id(14), 1);
+  const late = open(15, "inbound", 1_600, true);
+  assert.equal(late.accept === false && late.goodbye, GoodbyeReason.Full);
   // A delivery session is never the victim of an eviction.
-  assert.equal(open(13, "inbound", 5_500).accept, true);
-  assert.equal(closed.length, 1);
-  assert.ok(![id(8), id(9), id(10), id(11)].includes(closed[0]), "an old session goes");
-  // 8 and 9 brought an item first (score above 0); 10 and 11 nothing.
-  scores.set(id(8), 1);
-  scores.set(id(9), 1);
-  sent.length = 0;
+  assert.equal(open(16, "inbound", 5_500).accept, true);
+  assert.equal(closed.length, 2);
+  assert.ok([1, 2, 3, 4, 5, 6].map(id).includes(closed[1]), "an old session in the slots goes");
+  // Rounds end them: after 2 s if they brought nothing, after 5 s at most.
+  scores.set(id(12), 0);
   connections.round(2_999);
-  assert.equal(closed.length, 1, "within 2 s every one stays");
+  assert.equal(closed.length, 2, "within 2 s every one stays");
   connections.round(3_000);
-  assert.deepEqual(closed.slice(1).sort(), [id(10), id(11)], "nothing brought in 2 s: ended");
-  assert.deepEqual(goodbyes.slice(1), [GoodbyeReason.Full, GoodbyeReason.Full]);
-  const referral = sent.find(([peer]) => peer === id(10))?.[1];
-  assert.equal(referral?.type, PeerMessageType.Push, "a referral before the GOODBYE");
+  assert.equal(closed.at(-1), id(12), "brought nothing in 2 s: ended");
   connections.round(5_999);
-  assert.ok(connections.isConnected(id(8)) && connections.isConnected(id(9)));
+  assert.equal(closed.length, 3);
   connections.round(6_000);
-  assert.equal(connections.isConnected(id(8)), false, "5 s at most");
-  assert.equal(connections.isConnected(id(9)), false);
-  // The slots are free again for the next ones.
-  assert.equal(open(14, "inbound", 6_000, true).accept, true);
+  assert.deepEqual(closed.slice(3).sort(), [id(8), id(9), id(10), id(11)], "5 s at most");
+  assert.ok(connections.isConnected(id(14)), "opened at 1.5 s");
+  connections.round(6_500);
+  assert.equal(connections.isConnected(id(14)), false);
 });
 
 Deno.test("a node with no proven peer dials its extra paths for a local item with the deliver flag", () => {
@@ -504,12 +510,12 @@ Deno.test("property: sessions, directions, limits and dials stay consistent unde
           const outbound = [...told.values()].filter((d) => d === "outbound").length;
           const inbound = told.size - outbound;
           assert.equal(connections.membership.outboundCount, outbound);
-          // Delivery sessions: at most four beyond the slots, outside the views,
-          // none past its 5 s after a round.
+          // Delivery sessions: at most as many as the inbound slots, beyond
+          // them, outside the views, none past its 5 s after a round.
           const delivering = connections.peers.map((p) => connections.session(p)!)
             .filter((session) => session.delivery);
           assert.equal(connections.membership.inboundCount, inbound - delivering.length);
-          assert.ok(delivering.length <= 4, `${delivering.length} delivery sessions`);
+          assert.ok(delivering.length <= 5, `${delivering.length} delivery sessions`);
           assert.equal(connections.relayPeers.length, connections.size - delivering.length);
           assert.ok(delivering.every((session) => session.direction === "inbound"));
           if (op.kind === "round") {

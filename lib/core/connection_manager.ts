@@ -14,9 +14,11 @@
  *   session lived long enough to carry an item (docs/SIMULATION.md, "Round of
  *   fc4d3e4"). A newcomer that set HELLO's `deliver` flag (an origin whose
  *   peers have proven nothing, {@link ConnectionManager.reinforce}) is heard
- *   out in a delivery session beyond the slots instead: at most four at a
- *   time, outside the views, nothing sent to it but the referral that ends
- *   it after `deliverySessionMs` (after 2 s if it brought no item first).
+ *   out in a delivery session beyond the slots instead: outside the views,
+ *   nothing sent to it but the referral that ends it after
+ *   `deliverySessionMs` (after 2 s if it brought no item first), at most as
+ *   many as inbound slots, a newer claimant displacing the oldest that
+ *   brought nothing.
  * - **Dialling** keeps `degree` outbound sessions ({@link Membership} decides
  *   whom); failed dials back off.
  * - **Rotation.** About every `rotationIntervalMs` a node with all its
@@ -79,8 +81,6 @@ const PROBE_RETRY_MS = 10 * 60_000;
 const REINFORCE_INTERVAL_MS = 10_000;
 /** Default age before an inbound session may be evicted for a newcomer. */
 const EVICTION_GRACE_MS = 5_000;
-/** Delivery sessions a full node holds at once beyond its inbound slots. */
-const DELIVERY_SLOTS = 4;
 /** Default length of a delivery session ({@link ConnectionManager.sessionOpened}). */
 const DELIVERY_SESSION_MS = 5_000;
 /** Default time after which a delivery session that brought no item first is ended. */
@@ -217,6 +217,8 @@ export interface ConnectionStats {
   reinforced: number;
   /** Delivery sessions granted beyond the inbound slots (instead of a referral). */
   deliveries: number;
+  /** Delivery sessions that brought nothing, ended for a newer claimant. */
+  deliveriesDisplaced: number;
 }
 
 /** Sessions, dialling and exchange of one node. */
@@ -249,6 +251,7 @@ export class ConnectionManager {
     reanchored: 0,
     reinforced: 0,
     deliveries: 0,
+    deliveriesDisplaced: 0,
   };
   private lastReinforced = -Infinity;
   /** Address keys of this reinforcement's extra paths, dialled or connected. */
@@ -392,15 +395,16 @@ export class ConnectionManager {
         if (victim !== undefined) {
           this.stats.evicted++;
           this.referAndClose(victim, now, "evicted for a newcomer");
-        } else if (info.deliver && this.deliveryPeers.size < DELIVERY_SLOTS) {
+        } else if (info.deliver && this.roomForDelivery(limit, now)) {
           // Its origin has no peer that proved it relays (they may all drop
           // items): refusing would leave the item to them. A delivery
           // session only brings items here: it is not a member of the views
           // (never recommended, never a partner), and nothing is pushed or
           // offered to it, so an attacker that claims one gains nothing but
-          // the slot. It ends in the first round after `deliverySessionMs`,
-          // or after `deliveryProofMs` if it brought no item first by then;
-          // time enough for the peer's anti-entropy offer to bring its item.
+          // a moment: it ends in the first round after `deliverySessionMs`,
+          // or after `deliveryProofMs` if it brought no item first by then,
+          // and a newer claimant displaces the oldest that brought nothing.
+          // The origin pushes its items at once, one round trip after this.
           delivery = true;
           this.stats.deliveries++;
         } else {
@@ -541,8 +545,8 @@ export class ConnectionManager {
    * peer, the peers it referred to first, at most twice per reinforcement.
    * Extra paths ask for a delivery session (HELLO flag `deliver`): a full
    * node whose inbound sessions are all protected hears the node out (a
-   * delivery session: at most four at a time, up to `deliverySessionMs`)
-   * before it refers it elsewhere, so that an item whose origin has only withholding
+   * delivery session, up to `deliverySessionMs`) before it refers it
+   * elsewhere, so that an item whose origin has only withholding
    * peers still reaches the bootstrapper everybody rushes to.
    * Returns the dials started.
    */
@@ -738,6 +742,26 @@ export class ConnectionManager {
   ): SessionDecision & { accept: false } {
     if (info.dialed !== undefined) this.membership.dialFinished(info.dialed, false, now, info.peer);
     return { accept: false, reason, goodbye };
+  }
+
+  /**
+   * Whether a delivery session fits: fewer than `limit` (as many as the
+   * inbound slots) are open, or the oldest that has brought no item first is
+   * ended for the newcomer (so that claimants that bring nothing cannot hold
+   * them: each lasts only until the next claimant).
+   */
+  private roomForDelivery(limit: number, now: number): boolean {
+    if (this.deliveryPeers.size < limit) return true;
+    let oldest: { peer: PeerKey; since: number } | undefined;
+    for (const peer of this.deliveryPeers) {
+      const since = this.sessions.get(peer)?.since ?? now;
+      if (this.actions.score(peer) > 0) continue;
+      if (oldest === undefined || since < oldest.since) oldest = { peer, since };
+    }
+    if (oldest === undefined) return false;
+    this.stats.deliveriesDisplaced++;
+    this.referAndClose(oldest.peer, now, "delivery session displaced");
+    return true;
   }
 
   /**
