@@ -258,8 +258,6 @@ export class ConnectionManager {
   private readonly extraPaths = new Set<string>();
   /** Extra paths that may still replace one that was refused or failed. */
   private extraReplacements = 0;
-  /** Delivery sessions open now (inbound, beyond the slots). */
-  private readonly deliveryPeers = new Set<PeerKey>();
   private nextRotation: number;
   /** A peer was dropped as distrusted: re-anchor through a bootstrapper. */
   private anchorDue = false;
@@ -307,8 +305,9 @@ export class ConnectionManager {
    * which only bring an item here (see {@link sessionOpened}).
    */
   get relayPeers(): PeerKey[] {
-    const peers = [...this.sessions.keys()];
-    return this.deliveryPeers.size === 0 ? peers : peers.filter((p) => !this.deliveryPeers.has(p));
+    const peers: PeerKey[] = [];
+    for (const [peer, session] of this.sessions) if (!session.delivery) peers.push(peer);
+    return peers;
   }
 
   /** Number of connected peers. */
@@ -424,8 +423,7 @@ export class ConnectionManager {
       delivery,
     });
     if (delivery) {
-      this.deliveryPeers.add(peer);
-      this.log.debug("delivery session", { peer: peer.slice(0, 8), open: this.deliveryPeers.size });
+      this.log.debug("delivery session", { peer: peer.slice(0, 8) });
       this.actions.accepted(peer, info.direction);
       return { accept: true };
     }
@@ -652,8 +650,8 @@ export class ConnectionManager {
     }
     const deliveryMs = this.options.deliverySessionMs ?? DELIVERY_SESSION_MS;
     const proofMs = this.options.deliveryProofMs ?? DELIVERY_PROOF_MS;
-    for (const peer of [...this.deliveryPeers]) {
-      const age = now - (this.sessions.get(peer)?.since ?? now);
+    for (const [peer, session] of this.deliverySessions()) {
+      const age = now - session.since;
       const brought = this.actions.score(peer) > 0;
       if (age >= deliveryMs || (age >= proofMs && !brought)) {
         this.referAndClose(peer, now, "delivery session over");
@@ -751,10 +749,10 @@ export class ConnectionManager {
    * them: each lasts only until the next claimant).
    */
   private roomForDelivery(limit: number, now: number): boolean {
-    if (this.deliveryPeers.size < limit) return true;
+    const open = this.deliverySessions();
+    if (open.length < limit) return true;
     let oldest: { peer: PeerKey; since: number } | undefined;
-    for (const peer of this.deliveryPeers) {
-      const since = this.sessions.get(peer)?.since ?? now;
+    for (const [peer, { since }] of open) {
       if (this.actions.score(peer) > 0) continue;
       if (oldest === undefined || since < oldest.since) oldest = { peer, since };
     }
@@ -762,6 +760,11 @@ export class ConnectionManager {
     this.stats.deliveriesDisplaced++;
     this.referAndClose(oldest.peer, now, "delivery session displaced");
     return true;
+  }
+
+  /** The delivery sessions open now (a snapshot: the caller may end them). */
+  private deliverySessions(): [PeerKey, PeerSessionState][] {
+    return [...this.sessions].filter(([, session]) => session.delivery);
   }
 
   /**
@@ -780,7 +783,6 @@ export class ConnectionManager {
     const session = this.sessions.get(peer);
     if (!session) return;
     this.sessions.delete(peer);
-    this.deliveryPeers.delete(peer);
     this.pullsOutstanding.delete(peer);
     this.pushedThisRound.delete(peer);
     this.membership.disconnected(peer, now);
