@@ -874,7 +874,8 @@ Deno.test("a delivery session that brings nothing gets nothing but its referral,
   // An adversary that sets HELLO's deliver flag is heard out, but nothing is
   // pushed or offered to it, not even F's own item, its IHAVE and
   // PULL_REQUEST are ignored, and having brought nothing it is ended after
-  // 1 s (2 s by default).
+  // 1 s (2 s by default). It is told first that this is a delivery session
+  // (DELIVERY), and referred elsewhere last.
   const setup = await startFullNode({ deliveryProofMs: 1_000 });
   const { honest, full, adversaries } = setup;
   try {
@@ -896,7 +897,11 @@ Deno.test("a delivery session that brings nothing gets nothing but its referral,
         `GOODBYE ${claimant.session.goodbyeReason}; it received ${JSON.stringify(types)}; ` +
         `F's item reached H`,
     );
-    assert.deepEqual(types, [PeerMessageType.Push], "only the referral");
+    assert.deepEqual(
+      types,
+      [PeerMessageType.Delivery, PeerMessageType.Push],
+      "DELIVERY, then only the referral",
+    );
     assert.equal(claimant.session.goodbyeReason, 2, "GOODBYE full");
     assert.ok(!adversaries[0].isClosed, "the plain adversary in F's slot stays");
   } finally {

@@ -99,7 +99,7 @@ function manager(scores: Map<string, number>, seed = 1, bootstrappers: SocketAdd
       now,
       undefined,
     );
-  return { connections, closed, goodbyes, dialled, delivering, sent, open };
+  return { connections, closed, goodbyes, dialled, delivering, sent, open, scheduler };
 }
 
 Deno.test("rotation replaces the outbound peer with the lowest score", () => {
@@ -153,12 +153,15 @@ Deno.test("a full node refers a newcomer rather than evict a session younger tha
 Deno.test("a full node hears out newcomers that come to deliver, outside its views, displacing idle ones", () => {
   // degree 3: six inbound slots, and as many delivery sessions beyond them.
   const scores = new Map<string, number>();
-  const { connections, closed, goodbyes, sent, open } = manager(scores);
+  const { connections, closed, goodbyes, sent, open, scheduler } = manager(scores);
   for (let n = 1; n <= 6; n++) assert.equal(open(n, "inbound", 0).accept, true);
   // Every unprotected session is in its grace: a plain newcomer is referred...
   assert.equal(open(7, "inbound", 1_000).accept, false);
-  // ...one that comes to deliver a local item is heard out.
+  // ...one that comes to deliver a local item is heard out, and told so.
   for (let n = 8; n <= 13; n++) assert.equal(open(n, "inbound", 1_000, true).accept, true);
+  scheduler.advance(0);
+  const told = sent.filter(([, message]) => message.type === PeerMessageType.Delivery);
+  assert.deepEqual(told.map(([peer]) => peer), [8, 9, 10, 11, 12, 13].map(id), "DELIVERY to each");
   assert.equal(closed.length, 0, "nobody evicted for them");
   assert.equal(connections.stats.deliveries, 6);
   // Outside the views: not inbound peers, never recommended, never relayed to.
@@ -174,7 +177,9 @@ Deno.test("a full node hears out newcomers that come to deliver, outside its vie
   assert.equal(open(14, "inbound", 1_500, true).accept, true);
   assert.deepEqual(closed, [id(13)]);
   assert.equal(goodbyes[0], GoodbyeReason.Full);
-  assert.equal(sent.find(([peer]) => peer === id(13))?.[1].type, PeerMessageType.Push);
+  assert.ok(
+    sent.some(([peer, message]) => peer === id(13) && message.type === PeerMessageType.Push),
+  );
   assert.equal(connections.stats.deliveriesDisplaced, 1);
   // When every one has brought an item, a claimant is referred like anyone.
   scores.set(id(14), 1);
@@ -213,6 +218,65 @@ Deno.test("a node with no proven peer dials its extra paths for a local item wit
   assert.equal(delivering.length, 2);
   assert.ok(delivering.includes("10.0.2.40:6001"), "the bootstrapper among them");
   assert.deepEqual(dialled, delivering);
+});
+
+/** A node with three outbound peers whose extra path to its bootstrapper is open (at 1.1 s). */
+function withExtraPath() {
+  const bootstrapper = address(40);
+  const setup = manager(new Map(), 1, [bootstrapper]);
+  for (const n of [1, 2, 3]) setup.open(n, "outbound");
+  setup.connections.membership.learn(
+    [5, 6, 7].map((n) => ({ identity: id(n), address: address(n) })),
+    0,
+    "outbound",
+  );
+  assert.equal(setup.connections.reinforce(1_000), 2);
+  const extraPath = {
+    peer: id(40),
+    direction: "outbound" as const,
+    address: bootstrapper,
+    ip: "10.0.2.40",
+    dialed: "10.0.2.40:6001",
+    deliver: true,
+  };
+  assert.equal(setup.connections.sessionOpened(extraPath, 1_100, undefined).accept, true);
+  assert.equal(setup.connections.membership.outboundCount, 4);
+  return setup;
+}
+
+Deno.test("an origin granted a delivery session neither pulls from it nor backs off at its end", () => {
+  const { connections, sent, open, scheduler } = withExtraPath();
+  // The responder says DELIVERY before this node's PULL_REQUEST is sent.
+  assert.equal(connections.deliveryGranted(id(40), 1_100), true);
+  scheduler.advance(0);
+  assert.ok(!sent.some(([peer]) => peer === id(40)), "no PULL_REQUEST to a delivery session");
+  assert.equal(connections.session(id(40))?.delivery, true);
+  assert.equal(connections.membership.outboundCount, 3, "out of the views");
+  assert.ok(!connections.relayPeers.includes(id(40)));
+  assert.equal(connections.stats.deliveriesGranted, 1);
+  // Only once, and only on a session this node opened with the flag.
+  assert.equal(connections.deliveryGranted(id(40), 1_200), false, "twice");
+  assert.equal(connections.deliveryGranted(id(1), 1_200), false, "dialled without the flag");
+  open(9, "inbound", 1_200, true);
+  assert.equal(connections.deliveryGranted(id(9), 1_200), false, "an inbound session");
+  assert.equal(connections.deliveryGranted(id(77), 1_200), false, "no session");
+  // Its GOODBYE full after 5 s is its planned end: the bootstrapper may be
+  // dialled again at once for the next local item; no replacement is dialled.
+  const dials = connections.stats.dials;
+  connections.sessionClosed(id(40), 6_100, GoodbyeReason.Full);
+  assert.equal(connections.stats.dials, dials, "no replacement for a path that delivered");
+  const again = connections.membership.nextBootstrapper(6_100);
+  assert.equal(again?.addressKey, "10.0.2.40:6001");
+  assert.equal(again?.failures, 0);
+});
+
+Deno.test("an extra path that ends with GOODBYE full without DELIVERY is backed off and replaced", () => {
+  // The contrast to the test above: the responder evicted this node.
+  const { connections } = withExtraPath();
+  const dials = connections.stats.dials;
+  connections.sessionClosed(id(40), 6_100, GoodbyeReason.Full);
+  assert.equal(connections.stats.dials, dials + 1, "a replacement path");
+  assert.equal(connections.membership.nextBootstrapper(6_100), undefined, "backed off");
 });
 
 Deno.test("a proven peer is dialled before tried and new ones", () => {

@@ -79,6 +79,7 @@ const ZERO_METRICS: NodeMetrics = {
   sessionsEvicted: 0,
   newcomersReferred: 0,
   deliverySessions: 0,
+  deliverySessionsGranted: 0,
   handshakeFailures: Object.fromEntries(
     HANDSHAKE_FAILURE_REASONS.map((r) => [r, 0]),
   ) as NodeMetrics["handshakeFailures"],
@@ -118,6 +119,7 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
     sessionsEvicted: 5,
     newcomersReferred: 8,
     deliverySessions: 3,
+    deliverySessionsGranted: 2,
     messagesReceived: { ...ZERO_METRICS.messagesReceived, IHave: 9, Item: 12 },
     hopCounts,
   });
@@ -139,6 +141,7 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
   assert.equal(value(samples, "gossip_peer_sessions_evicted_total"), 5);
   assert.equal(value(samples, "gossip_peer_newcomers_referred_total"), 8);
   assert.equal(value(samples, "gossip_peer_delivery_sessions_total"), 3);
+  assert.equal(value(samples, "gossip_peer_delivery_sessions_granted_total"), 2);
   assert.equal(value(samples, "gossip_peer_messages_received_total", { type: "IHave" }), 9);
   assert.equal(value(samples, "gossip_peer_messages_received_total", { type: "Item" }), 12);
   for (const type of PEER_MESSAGE_TYPES) {

@@ -160,6 +160,7 @@ const ALL_MESSAGES: PeerMessage[] = [
   { type: PeerMessageType.Push, peers: [descriptor(3, "2001:db8::1")] },
   { type: PeerMessageType.Goodbye, reason: GoodbyeReason.Shutdown },
   { type: PeerMessageType.Goodbye, reason: 255 },
+  { type: PeerMessageType.Delivery },
   {
     type: PeerMessageType.Item,
     id: 0xfedcba9876543210n,
@@ -272,6 +273,7 @@ Deno.test("the remaining types encode to the hand-written bytes", () => {
       { type: PeerMessageType.Goodbye, reason: GoodbyeReason.Banned },
       new Uint8Array([0x03, 0xf5, 5]),
     ],
+    [{ type: PeerMessageType.Delivery }, new Uint8Array([0x03, 0xf6])],
     [
       { type: PeerMessageType.Peers, peers: [descriptor(1, "a.b")] },
       payload(1011, [0, 1], filled(32, 1), address("a.b", 6001)),
@@ -605,7 +607,7 @@ Deno.test("trailing bytes after a complete message throw DecodeError", () => {
 });
 
 Deno.test("unknown message types throw DecodeError", () => {
-  for (const type of [0, 1, 500, 503, 999, 1004, 1009, 1014, 1019, 1023, 0xffff]) {
+  for (const type of [0, 1, 500, 503, 999, 1004, 1009, 1015, 1019, 1023, 0xffff]) {
     assertDecodeError(payload(type, []), `type ${type}`, /unknown peer message type/);
     assertDecodeError(payload(type, filled(20, 1)), `type ${type} with body`, /unknown/);
   }

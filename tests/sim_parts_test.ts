@@ -94,6 +94,7 @@ Deno.test("wire sizes equal the encoded sizes plus frame and tag", () => {
     },
     { type: PeerMessageType.Push, peers: [] },
     { type: PeerMessageType.Goodbye, reason: 2 },
+    { type: PeerMessageType.Delivery },
     {
       type: PeerMessageType.Item,
       id: 1n,

@@ -50,7 +50,7 @@ class FakeActions implements SpreadingActions {
     return this.connected;
   }
 
-  isConnected(peer: PeerKey): boolean {
+  mayPull(peer: PeerKey): boolean {
     return this.connected.includes(peer);
   }
 
@@ -1427,7 +1427,7 @@ Deno.test("property: only valid items are sent, IHAVEs only for forwardable item
         clock,
         {
           peers: () => [...connected],
-          isConnected: (peer) => connected.has(peer),
+          mayPull: (peer) => connected.has(peer),
           isTrusted: (peer) => !distrusted.has(peer),
           score: (peer) => distrusted.has(peer) ? -30 : 0,
           sendItem: (_peer, sent, hops) => {

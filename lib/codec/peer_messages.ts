@@ -40,6 +40,7 @@ export const PeerMessageType = {
   Peers: 1011,
   Push: 1012,
   Goodbye: 1013,
+  Delivery: 1014,
   Item: 1020,
   IHave: 1021,
   IWant: 1022,
@@ -197,6 +198,16 @@ export interface GoodbyeMessage {
   readonly reason: number;
 }
 
+/**
+ * The responder took this connection, whose initiator set HELLO's `deliver`
+ * flag, as a delivery session: it reads only ITEMs (and PING), offers and
+ * answers nothing, and ends it soon with a referral and GOODBYE full. Sent
+ * once, as the responder's first message; no body.
+ */
+export interface DeliveryMessage {
+  readonly type: typeof PeerMessageType.Delivery;
+}
+
 /** A gossiped item. */
 export interface ItemMessage {
   readonly type: typeof PeerMessageType.Item;
@@ -229,6 +240,7 @@ export type PeerMessage =
   | PullRequestMessage
   | DescriptorsMessage
   | GoodbyeMessage
+  | DeliveryMessage
   | ItemMessage
   | ItemIdsMessage;
 
@@ -329,6 +341,8 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
     case PeerMessageType.Goodbye:
       checkInt(message.reason, 0xff, "reason");
       writer.u8(message.reason);
+      break;
+    case PeerMessageType.Delivery:
       break;
     case PeerMessageType.Item:
       checkInt(message.ttl, 0xff, "ttl");
@@ -444,6 +458,9 @@ export function decodePeerMessage(payload: Uint8Array): PeerMessage {
       reader.end("GOODBYE");
       return { type, reason };
     }
+    case PeerMessageType.Delivery:
+      reader.end("DELIVERY");
+      return { type };
     case PeerMessageType.Item: {
       const id = reader.u64("item id");
       const nonce = reader.u64("item nonce");

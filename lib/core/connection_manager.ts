@@ -125,8 +125,9 @@ export interface SessionInfo {
   /** For an outbound session: the address key this node dialled. */
   readonly dialed?: string;
   /**
-   * For an inbound session: the initiator set HELLO's `deliver` flag (it has
-   * a local item and no peer that proved it relays).
+   * The initiator set HELLO's `deliver` flag: for an inbound session the peer
+   * (it has a local item and no peer that proved it relays), for an outbound
+   * one this node (an extra path).
    */
   readonly deliver?: boolean;
 }
@@ -145,10 +146,15 @@ export interface PeerSessionState {
   readonly since: number;
   /** For an outbound session: the address key this node dialled. */
   readonly dialed?: string;
+  /** HELLO's `deliver` flag was set ({@link SessionInfo.deliver}). */
+  readonly deliver?: boolean;
   /**
-   * A delivery session: beyond the inbound slots, outside the views, nothing
-   * pushed or offered to it; ended after `deliverySessionMs`, or sooner when
-   * it brings no item first ({@link ConnectionManager.sessionOpened}).
+   * A delivery session. Inbound: beyond the inbound slots, outside the views,
+   * nothing pushed or offered to it; ended after `deliverySessionMs`, or
+   * sooner when it brings no item first ({@link ConnectionManager.sessionOpened}).
+   * Outbound: the responder said so (DELIVERY); outside the views, never
+   * asked for items, its closing GOODBYE full no reason to back off
+   * ({@link ConnectionManager.deliveryGranted}).
    */
   readonly delivery?: boolean;
 }
@@ -219,6 +225,8 @@ export interface ConnectionStats {
   deliveries: number;
   /** Delivery sessions that brought nothing, ended for a newer claimant. */
   deliveriesDisplaced: number;
+  /** Delivery sessions this node's extra paths were granted (DELIVERY received). */
+  deliveriesGranted: number;
 }
 
 /** Sessions, dialling and exchange of one node. */
@@ -252,6 +260,7 @@ export class ConnectionManager {
     reinforced: 0,
     deliveries: 0,
     deliveriesDisplaced: 0,
+    deliveriesGranted: 0,
   };
   private lastReinforced = -Infinity;
   /** Address keys of this reinforcement's extra paths, dialled or connected. */
@@ -420,11 +429,19 @@ export class ConnectionManager {
       range: addressRange(info.ip),
       since: now,
       dialed: info.dialed,
+      deliver: info.deliver,
       delivery,
     });
     if (delivery) {
       this.log.debug("delivery session", { peer: peer.slice(0, 8) });
       this.actions.accepted(peer, info.direction);
+      // Tell the origin (once the shell has registered the session), so that
+      // it neither asks this session for items nor backs off at its end.
+      this.scheduler.defer(() => {
+        if (this.sessions.get(peer)?.delivery) {
+          this.actions.send(peer, { type: PeerMessageType.Delivery });
+        }
+      });
       return { accept: true };
     }
     this.membership.connected(
@@ -460,6 +477,29 @@ export class ConnectionManager {
   }
 
   /**
+   * The responder of `peer`'s session says it is a delivery session
+   * (DELIVERY). Accepted only on an outbound session this node opened with
+   * the `deliver` flag, once; false otherwise (a protocol violation). The
+   * session leaves the views (another peer is dialled for its outbound
+   * slot), is asked for nothing, and its closing GOODBYE full is the planned
+   * end, not a reason to back off from the address or replace the path:
+   * the responder took the items, and the next local item may come back.
+   */
+  deliveryGranted(peer: PeerKey, now: number): boolean {
+    const session = this.sessions.get(peer);
+    if (!session || session.direction !== "outbound" || !session.deliver || session.delivery) {
+      return false;
+    }
+    this.sessions.set(peer, { ...session, delivery: true });
+    this.pullsOutstanding.delete(peer);
+    this.membership.disconnected(peer, now);
+    this.stats.deliveriesGranted++;
+    this.log.debug("granted a delivery session", { peer: peer.slice(0, 8) });
+    this.dialMore(now);
+    return true;
+  }
+
+  /**
    * An accepted session ended; `goodbye` is the reason the peer gave, if any,
    * `reason` the transport's words for the log.
    */
@@ -467,7 +507,10 @@ export class ConnectionManager {
     const session = this.sessions.get(peer);
     if (!session) return;
     this.forget(peer, now, reason);
-    if (goodbye === GoodbyeReason.Full) {
+    if (session.delivery && session.direction === "outbound" && session.dialed !== undefined) {
+      // The planned end of a delivery session granted to this node.
+      this.extraPaths.delete(session.dialed);
+    } else if (goodbye === GoodbyeReason.Full) {
       // It referred us elsewhere: do not come back soon.
       this.membership.backOff(formatSocketAddress(session.address), now);
       if (session.dialed !== undefined) this.replaceExtraPath(session.dialed, now);

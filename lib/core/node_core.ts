@@ -281,7 +281,10 @@ export class NodeCore {
       scheduler,
       {
         peers: () => this.connections.relayPeers,
-        isConnected: (peer) => this.connections.isConnected(peer),
+        mayPull: (peer) => {
+          const session = this.connections.session(peer);
+          return session !== undefined && !session.delivery;
+        },
         isTrusted: (peer) => this.guard.isTrusted(peer, this.scheduler.now()),
         score: (peer) => this.guard.score(peer, this.scheduler.now()),
         sendItem: (peer, item, hops) => this.sendItem(peer, item, hops),

@@ -70,13 +70,18 @@ export class Router {
     }
     const name = PEER_MESSAGE_NAMES[message.type] ?? String(message.type);
     this.received[name] = (this.received[name] ?? 0) + 1;
-    // A delivery session only brings items (and may ping): what else it sends
-    // is read and ignored, so that claiming one wins an attacker no IWANT to
-    // wait for, no item served and no say in this node's views.
-    if (
-      this.connections.session(peer)?.delivery && message.type !== PeerMessageType.Item &&
-      message.type !== PeerMessageType.Ping && message.type in PEER_MESSAGE_NAMES
-    ) return;
+    const session = this.connections.session(peer);
+    if (session?.delivery && message.type in PEER_MESSAGE_NAMES) {
+      // A delivery session granted here only brings items (and may ping):
+      // what else it sends is read and ignored, so that claiming one wins an
+      // attacker no IWANT to wait for, no item served and no say in this
+      // node's views. One granted to this node only pings, answers pings
+      // and refers it elsewhere at its end (PUSH).
+      const heard: readonly number[] = session.direction === "inbound"
+        ? [PeerMessageType.Item, PeerMessageType.Ping]
+        : [PeerMessageType.Ping, PeerMessageType.Pong, PeerMessageType.Push];
+      if (!heard.includes(message.type)) return;
+    }
     switch (message.type) {
       case PeerMessageType.Ping:
         this.actions.send(peer, { type: PeerMessageType.Pong, nonce: message.nonce });
@@ -108,6 +113,11 @@ export class Router {
         return;
       case PeerMessageType.IWant:
         this.spreading.receiveWant(peer, message.ids);
+        return;
+      case PeerMessageType.Delivery:
+        if (!this.connections.deliveryGranted(peer, now)) {
+          this.actions.violation(peer, "DELIVERY not asked for");
+        }
         return;
       default:
         this.actions.violation(peer, `unexpected message type ${message.type} after handshake`);

@@ -61,8 +61,11 @@ export type SpreadingOffence =
 export interface SpreadingActions {
   /** Currently connected peers. */
   peers(): readonly PeerKey[];
-  /** True when `peer` is connected. */
-  isConnected(peer: PeerKey): boolean;
+  /**
+   * True when `peer` is connected in a session items may be pulled over (not
+   * a delivery session, which answers no IWANT).
+   */
+  mayPull(peer: PeerKey): boolean;
   /** True when items may be pushed to, and pulled from, `peer` (not distrusted). */
   isTrusted(peer: PeerKey): boolean;
   /**
@@ -217,7 +220,7 @@ export class Spreading {
       ...options,
     };
     this.pulls = new PullTracker(this.options, scheduler, {
-      canAsk: (peer) => actions.isConnected(peer) && actions.isTrusted(peer),
+      canAsk: (peer) => actions.mayPull(peer) && actions.isTrusted(peer),
       rank: (peer) => actions.score(peer),
       want: (peer, id) => {
         this.stats.wantsSent++;

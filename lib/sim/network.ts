@@ -505,6 +505,7 @@ export class SimNetwork {
             address: target.address,
             ip: target.ip,
             dialed: key,
+            deliver,
           });
           if (mine.accept) from.sessions.set(target.identity, session);
           else if (decision.accept) this.breakSession(from, target.identity, session);

@@ -35,6 +35,8 @@ export function encodedPeerMessageBytes(message: PeerMessage): number {
     }
     case PeerMessageType.Goodbye:
       return 2 + 1;
+    case PeerMessageType.Delivery:
+      return 2;
     case PeerMessageType.Item:
       return 2 + 8 + 8 + 1 + 1 + 2 + message.data.length;
     case PeerMessageType.IHave:

@@ -35,6 +35,7 @@ export const PEER_MESSAGE_TYPES = [
   "PullRequest",
   "Peers",
   "Push",
+  "Delivery",
 ] as const;
 
 /** One of {@link PEER_MESSAGE_TYPES}. */
@@ -106,6 +107,8 @@ export interface NodeMetrics {
   readonly newcomersReferred: number;
   /** Newcomers heard out for a local item beyond the full inbound slots (HELLO flag `deliver`). */
   readonly deliverySessions: number;
+  /** Delivery sessions this node's extra paths were granted by full peers (DELIVERY received). */
+  readonly deliverySessionsGranted: number;
   /** Failed peer handshakes, by reason. */
   readonly handshakeFailures: Readonly<Record<HandshakeFailureReason, number>>;
   /** Bytes received from peers. */
@@ -200,6 +203,7 @@ export interface StatusSnapshot {
     readonly evicted: number;
     readonly referred: number;
     readonly deliveries: number;
+    readonly deliveriesGranted: number;
   };
   /** Peer messages dropped because a peer's send queue was full. */
   readonly peerMessagesDropped: number;
@@ -270,6 +274,7 @@ export function metricsFromStats(stats: StatusSnapshot): NodeMetrics {
     sessionsEvicted: stats.connections.evicted,
     newcomersReferred: stats.connections.referred,
     deliverySessions: stats.connections.deliveries,
+    deliverySessionsGranted: stats.connections.deliveriesGranted,
     handshakeFailures: byReason(HANDSHAKE_FAILURE_REASONS, failures),
     bytesIn: stats.bytesIn,
     bytesOut: stats.bytesOut,

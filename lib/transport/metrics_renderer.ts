@@ -206,6 +206,11 @@ export class MetricsRenderer {
       (m) => m.deliverySessions,
     );
     counter(
+      "gossip_peer_delivery_sessions_granted_total",
+      "Delivery sessions full peers granted this node's extra paths (DELIVERY received).",
+      (m) => m.deliverySessionsGranted,
+    );
+    counter(
       "gossip_peer_received_bytes_total",
       "Bytes received from peers.",
       (m) => m.bytesIn,

@@ -202,9 +202,10 @@ export class PeerSession {
   isProbe: boolean;
   /**
    * The initiator set HELLO's `deliver` flag: it has a local item and no peer
-   * that proved it relays (see `HelloFlags.Deliver`). Inbound only.
+   * that proved it relays (see `HelloFlags.Deliver`). For an outbound
+   * session, this node did.
    */
-  wantsDelivery = false;
+  wantsDelivery: boolean;
   /** Messages refused by {@link send} because the send queue was full. */
   refusedMessages = 0;
 
@@ -247,6 +248,7 @@ export class PeerSession {
     flags: number,
   ) {
     this.isProbe = (flags & HelloFlags.Probe) !== 0;
+    this.wantsDelivery = (flags & HelloFlags.Deliver) !== 0;
     let resolve!: (session: PeerSession) => void;
     let reject!: (error: Error) => void;
     const promise = new Promise<PeerSession>((res, rej) => {

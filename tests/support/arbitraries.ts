@@ -99,6 +99,7 @@ export const peerMessage: fc.Arbitrary<PeerMessage> = fc.oneof(
     peers: fc.array(descriptor, { maxLength: 8, size: "max" }),
   }),
   record({ type: fc.constant(PeerMessageType.Goodbye), reason: u8 }),
+  record({ type: fc.constant(PeerMessageType.Delivery) }),
   record({
     type: fc.constant(PeerMessageType.Item),
     id: u64,
