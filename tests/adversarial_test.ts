@@ -861,6 +861,11 @@ Deno.test("a full node hears out an origin's extra path: its item gets through",
         `extra path(s); H received the item through F`,
     );
     assert.equal(stats.deliveries, 1, "F heard O out");
+    await waitUntil(
+      () => o.node.stats().connections.deliveriesGranted === 1,
+      3000,
+      "F told O so (DELIVERY)",
+    );
     assert.equal(stats.referred, referredBefore, "nobody referred");
     assert.ok(o.node.peerIdentities.includes(full.node.identityHex), "O's session with F is open");
     assert.ok(!o.node.peerIdentities.includes(honest.node.identityHex), "O has no path to H");
@@ -964,6 +969,99 @@ Deno.test("claimants hold a full node's delivery sessions only by bringing items
 });
 
 // ---- 5. invalid items and frame floods get a peer banned ------------------------------------
+
+Deno.test("an origin granted a delivery session asks it for nothing, even an item it advertised first", async () => {
+  // R, an adversary that O knows from its peers file, plays a full node: it
+  // closes O's ordinary dials, and grants O's extra path (HELLO flag
+  // `deliver`) a delivery session, but advertises an item O lacks before it
+  // says DELIVERY (as an honest node may have in an earlier session). A
+  // delivery session answers no IWANT: O must not ask it, or it would count
+  // broken promises against the node that took its item (it did before
+  // DELIVERY existed, and lost honest paths so; docs/SIMULATION.md).
+  const missing = 0x0dd17e3a5e551011n;
+  const sink = await startTestNode({ config: { degree: 1, powDifficulty: 4 } });
+  const dir = await Deno.makeTempDir();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const hostKey = await testHostKey();
+  const peersFile = `${dir}/peers.json`;
+  await Deno.writeTextFile(
+    peersFile,
+    JSON.stringify({
+      peers: [{
+        identity: identityHex(hostKey.identity),
+        address: `127.0.0.1:${listener.addr.port}`,
+        tried: true,
+      }],
+    }),
+  );
+  const sessions: AdversaryPeer[] = [];
+  let granted: AdversaryPeer | undefined;
+  const serve = (async () => {
+    for (let i = 0; i < 20 && !granted; i++) {
+      let peer: AdversaryPeer;
+      try {
+        peer = await AdversaryPeer.accept(listener, {
+          hostKey,
+          powDifficulty: 4,
+          listenPort: listener.addr.port,
+        });
+      } catch {
+        return; // the listener closed at the end of the test
+      }
+      sessions.push(peer);
+      if (!peer.session.wantsDelivery) {
+        await peer.close();
+        continue;
+      }
+      peer.send({ type: PeerMessageType.IHave, ids: [missing] });
+      peer.send({ type: PeerMessageType.Delivery });
+      granted = peer;
+    }
+  })();
+  let origin: Member | undefined;
+  try {
+    const o = origin = await startMember(sink, {
+      config: { degree: 1, powDifficulty: 4, peersFile },
+      node: { tuning: { reinforceIntervalMs: 200 } },
+    });
+    await waitUntil(() => o.node.peerIdentities.includes(sink.identityHex), 5000, "O behind M");
+    // O dials an extra path for a local item at most every 200 ms, and not to
+    // R while it backs off from R's closed dials: announce until it does.
+    for (let i = 0; i < 20 && !granted; i++) {
+      await announceText(o, `local-${i}`);
+      await new Promise((resolve) => setTimeout(resolve, 250)); // pacing the announcer
+    }
+    const r = granted;
+    assert.ok(r, "O dialled R with the deliver flag");
+    await waitUntil(
+      () => o.node.stats().connections.deliveriesGranted === 1,
+      3000,
+      "O heard DELIVERY",
+    );
+    // R's item was missing at O (heard before DELIVERY); O gives up on it.
+    await waitUntil(
+      () => o.node.stats().structures.missingItems === 0,
+      5000,
+      "O gave up on R's item",
+    );
+    await r.roundTrip(0xde11n); // whatever O sent before its PONG has arrived
+    const types = r.received.map((m) => m.type);
+    console.log(
+      `[delivery] O, granted a delivery session by R after R advertised an item: ` +
+        `R received ${JSON.stringify(types)}`,
+    );
+    assert.ok(types.includes(PeerMessageType.Item), "O pushed its own item to R");
+    assert.ok(!types.includes(PeerMessageType.IWant), "O asked the delivery session for nothing");
+    assert.equal(o.node.stats().drops.unanswered, 0, "no broken promise counted against R");
+  } finally {
+    listener.close();
+    await serve;
+    await Promise.all(sessions.map((s) => s.close()));
+    if (origin) await stopMembers([origin]);
+    await sink.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("a peer sending invalid items or flooding frames is banned; honest items still flow", async () => {
   const security = { invalidItemsBeforeBan: 3, messagesPerSecond: 200, messageBurst: 400 };

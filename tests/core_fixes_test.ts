@@ -6,10 +6,16 @@
 
 import assert from "node:assert/strict";
 import { PeerMessageType } from "../lib/codec/peer_messages.ts";
+import { type CoreActions, NodeCore } from "../lib/core/node_core.ts";
 import { Membership } from "../lib/protocol/membership.ts";
 import { PullTracker } from "../lib/protocol/pull_tracker.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
-import { SimNetwork, type SimNode, type SimNodeOptions } from "../lib/sim/network.ts";
+import {
+  SIM_NODE_CONFIG,
+  SimNetwork,
+  type SimNode,
+  type SimNodeOptions,
+} from "../lib/sim/network.ts";
 import { FakeScheduler } from "./support/fake_scheduler.ts";
 
 /** `count` nodes, each bootstrapping through a random earlier one. */
@@ -218,4 +224,57 @@ Deno.test("fix: tips from a distrusted peer are dialled last and evicted first",
   // The bootstrapper can be dialled on demand (re-anchoring), once at a time.
   assert.equal(membership.nextBootstrapper(0)?.addressKey, "10.9.9.9:6001");
   assert.equal(membership.nextBootstrapper(0), undefined, "being dialled");
+});
+
+Deno.test("fix: an origin asks a delivery session it was granted for nothing, even what it advertised before", () => {
+  // The origin dialled P as an extra path (HELLO flag `deliver`); P had
+  // advertised an item (here on this session, before saying DELIVERY; in the
+  // simulation, in an earlier session). A delivery session answers no IWANT:
+  // asking would count broken promises against an honest node.
+  const run = (granted: boolean) => {
+    const clock = new FakeScheduler();
+    const wants: string[] = [];
+    const peer = "0a".repeat(32);
+    const actions: CoreActions = {
+      sendToPeer: (to, message) => {
+        if (message.type === PeerMessageType.IWant) wants.push(to);
+      },
+      closePeer: () => {},
+      peerBacklog: () => 0,
+      dial: () => {},
+      probe: () => {},
+      closeConnection: () => {},
+      notifyClient: () => true,
+      closeClient: () => {},
+      persist: () => {},
+    };
+    const core = new NodeCore({
+      selfIdentity: "ee".repeat(32),
+      selfAddress: { hostname: "10.9.0.1", port: 7000 },
+      config: { ...SIM_NODE_CONFIG, degree: 2, bootstrappers: [] },
+      scheduler: clock,
+      random: seededRandom(1),
+      wallClock: () => 1_700_000_000_000 + clock.now(),
+    }, actions);
+    core.start();
+    const decision = core.sessionOpened({
+      peer,
+      direction: "outbound",
+      address: { hostname: "10.9.1.1", port: 7000 },
+      ip: "10.9.1.1",
+      dialed: "10.9.1.1:7000",
+      deliver: true,
+    });
+    assert.ok(decision.accept);
+    core.peerMessage(peer, { type: PeerMessageType.IHave, ids: [0x1234n] });
+    if (granted) core.peerMessage(peer, { type: PeerMessageType.Delivery });
+    clock.advance(10_000);
+    const stats = core.stats();
+    core.stop();
+    clock.advance(0);
+    return { wants: wants.length, granted: stats.connections.deliveriesGranted };
+  };
+  const ordinary = run(false);
+  assert.ok(ordinary.wants >= 1, "an ordinary session is asked for what it advertised");
+  assert.deepEqual(run(true), { wants: 0, granted: 1 });
 });

@@ -240,6 +240,7 @@ export class NodeCore {
         evictionGraceMs: this.tuning.evictionGraceMs,
         deliverySessionMs: this.tuning.deliverySessionMs,
         deliveryProofMs: this.tuning.deliveryProofMs,
+        reinforceIntervalMs: this.tuning.reinforceIntervalMs,
         random,
       },
       {

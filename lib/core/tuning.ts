@@ -47,6 +47,11 @@ export interface CoreTuning {
   readonly deliverySessionMs: number;
   /** A delivery session that brought no item first by then is ended. */
   readonly deliveryProofMs: number;
+  /**
+   * Least interval between two reinforcements: extra paths dialled for a
+   * local item while no peer is proven.
+   */
+  readonly reinforceIntervalMs: number;
 }
 
 /** Defaults of {@link CoreTuning}. */
@@ -65,6 +70,7 @@ export const DEFAULT_CORE_TUNING: CoreTuning = {
   evictionGraceMs: 5_000,
   deliverySessionMs: 5_000,
   deliveryProofMs: 2_000,
+  reinforceIntervalMs: 10_000,
 };
 
 /** Defaults of {@link SecurityOptions}. */
