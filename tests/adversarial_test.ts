@@ -18,6 +18,7 @@ import {
   type HelloMessage,
   PeerMessageType,
 } from "../lib/codec/peer_messages.ts";
+import { formatSocketAddress } from "../lib/address.ts";
 import { identityHex } from "../lib/hostkey.ts";
 import type { GossipNode } from "../lib/node.ts";
 import { Logger, type LogLevel } from "../lib/log.ts";
@@ -793,8 +794,12 @@ interface FullNode {
   sink: GossipNode;
   /** The adversary in F's second slot, then any the test adds. */
   adversaries: AdversaryPeer[];
-  /** Starts the origin O behind M (`degree` 1): M is its only peer, F known through M. */
-  origin(): Promise<Member>;
+  /**
+   * Starts the origin O behind M (`degree` 1): M is its only peer, F known
+   * through M; with `bootstrapF`, O knows M from its peers file and has F as
+   * its configured bootstrapper, so that its first extra path goes to F.
+   */
+  origin(bootstrapF?: boolean): Promise<Member>;
   /** Stops all of them, and `origin` if started. */
   close(origin?: Member): Promise<void>;
 }
@@ -816,11 +821,13 @@ async function startFullNode(tuning: Partial<CoreTuning>): Promise<FullNode> {
     config: { degree: 1, bootstrappers: [full.node.p2pAddress] },
   });
   const adversaries: AdversaryPeer[] = [];
+  const dir = await Deno.makeTempDir();
   const close = async (origin?: Member) => {
     await Promise.all(adversaries.map((a) => a.close()));
     if (origin) await stopMembers([origin]);
     await stopMembers([full, honest]);
     await sink.close();
+    await Deno.remove(dir, { recursive: true });
   };
   try {
     await waitUntil(() => full.node.peerIdentities.length === 2, 5000, "F has H and M");
@@ -830,8 +837,13 @@ async function startFullNode(tuning: Partial<CoreTuning>): Promise<FullNode> {
     await close();
     throw error;
   }
-  const origin = async () => {
-    const o = await startMember(sink, { config: { degree: 1, powDifficulty: 4 } });
+  const origin = async (bootstrapF = false) => {
+    const peersFile = `${dir}/peers.json`;
+    const saved = { identity: sink.identityHex, address: formatSocketAddress(sink.p2pAddress) };
+    await Deno.writeTextFile(peersFile, JSON.stringify({ peers: [{ ...saved, tried: true }] }));
+    const o = bootstrapF
+      ? await startMember(full.node, { config: { degree: 1, powDifficulty: 4, peersFile } })
+      : await startMember(sink, { config: { degree: 1, powDifficulty: 4 } });
     await waitUntil(
       () => o.node.peerIdentities.length === 1 && o.node.stats().knownPeers >= 1,
       5000,
@@ -917,9 +929,9 @@ Deno.test("a delivery session that brings nothing gets nothing but its referral,
 Deno.test("claimants hold a full node's delivery sessions only by bringing items; then the origin is referred", async () => {
   // Three adversaries claim delivery sessions and bring nothing: the third
   // displaces the first. Then the two left bring F a valid item each, which
-  // holds their sessions (60 s here), so O's extra path is refused as full
-  // like any newcomer, and only a replacement path to a peer F named (H)
-  // carries O's item.
+  // holds their sessions (60 s here), so a later claimant, and O's extra
+  // path, are refused as full like any newcomer, with a referral to H; O's
+  // item reaches H over a path of its own.
   const setup = await startFullNode({ deliverySessionMs: 60_000 });
   const { honest, full, adversaries } = setup;
   const f = full.node;
@@ -949,20 +961,45 @@ Deno.test("claimants hold a full node's delivery sessions only by bringing items
       3000,
       "both claimants credited for an item",
     );
-    const o = origin = await setup.origin();
+    // A later claimant is referred like any newcomer: to H, among others.
     const referredBefore = f.stats().connections.referred;
+    const late = await connectAdversary(f.p2pAddress.port, HELLO_DELIVER);
+    adversaries.push(late);
+    await waitUntil(() => late.isClosed, 3000, "the late claimant referred");
+    assert.equal(late.session.goodbyeReason, 2, "GOODBYE full");
+    const referral = late.received.find((m) => m.type === PeerMessageType.Peers);
+    assert.ok(referral?.type === PeerMessageType.Peers, "a referral first");
+    assert.ok(
+      referral.peers.some((peer) => identityHex(peer.identity) === honest.node.identityHex),
+      "the referral names H",
+    );
+    assert.equal(f.stats().connections.referred, referredBefore + 1);
+    assert.equal(f.stats().connections.deliveries, 3, "no delivery session for it");
+    // So is O's extra path (F is O's bootstrapper, dialled first), which O
+    // replaces by H, named in the referral (or dialled already, when O knew
+    // H from M): O's item reaches H over a path of its own.
+    const o = origin = await setup.origin(true);
     await announceText(o, "through-a-referral");
     await waitForDelivery([honest], "through-a-referral", 5000);
+    await waitUntil(
+      () => f.stats().connections.referred === referredBefore + 2,
+      3000,
+      "F referred O",
+    );
+    await waitUntil(
+      () => o.node.peerIdentities.includes(honest.node.identityHex),
+      3000,
+      "O connected to H",
+    );
     const { reinforced } = o.node.stats().connections;
     console.log(
-      `[extra path] F displaced ${f.stats().connections.deliveriesDisplaced} idle claimant(s); ` +
-        `two that brought items held theirs; F referred ${
-          f.stats().connections.referred - referredBefore
-        } newcomer(s); O dialled ${reinforced} extra path(s); H received the item`,
+      `[extra path] F granted ${f.stats().connections.deliveries} delivery session(s), ` +
+        `displaced ${f.stats().connections.deliveriesDisplaced} idle claimant(s); ` +
+        `two that brought items held theirs; F referred a late claimant and O's extra path to H; ` +
+        `O dialled ${reinforced} extra path(s); H received the item`,
     );
-    assert.ok(f.stats().connections.referred > referredBefore, "F refused O's extra path");
+    assert.equal(f.stats().connections.deliveries, 3, "none for O either");
     assert.ok(reinforced >= 2, "the refused path was replaced");
-    assert.ok(o.node.peerIdentities.includes(honest.node.identityHex), "O dialled H");
   } finally {
     await setup.close(origin);
   }
