@@ -18,7 +18,9 @@
  *   nothing sent to it but the referral that ends it after
  *   `deliverySessionMs` (after 2 s if it brought no item first), at most as
  *   many as inbound slots, a newer claimant displacing the oldest that
- *   brought nothing.
+ *   brought nothing. It says DELIVERY first, so that the origin asks that
+ *   session for nothing and takes its end as planned
+ *   ({@link ConnectionManager.deliveryGranted}).
  * - **Dialling** keeps `degree` outbound sessions ({@link Membership} decides
  *   whom); failed dials back off.
  * - **Rotation.** About every `rotationIntervalMs` a node with all its
