@@ -261,16 +261,17 @@ Deno.test("an origin granted a delivery session neither pulls from it nor backs 
   assert.equal(connections.deliveryGranted(id(9), 1_200), false, "an inbound session");
   assert.equal(connections.deliveryGranted(id(77), 1_200), false, "no session");
   // Its GOODBYE full after 5 s is its planned end: the bootstrapper may be
-  // dialled again at once for the next local item; no replacement is dialled.
+  // dialled again at once for the next local item; the referral's peers
+  // replace the path, as after any referral.
   const dials = connections.stats.dials;
   connections.sessionClosed(id(40), 6_100, GoodbyeReason.Full);
-  assert.equal(connections.stats.dials, dials, "no replacement for a path that delivered");
+  assert.equal(connections.stats.dials, dials + 1, "a replacement path");
   const again = connections.membership.nextBootstrapper(6_100);
   assert.equal(again?.addressKey, "10.0.2.40:6001");
   assert.equal(again?.failures, 0);
 });
 
-Deno.test("an extra path that ends with GOODBYE full without DELIVERY is backed off and replaced", () => {
+Deno.test("an extra path evicted with GOODBYE full (no DELIVERY) is backed off from and replaced", () => {
   // The contrast to the test above: the responder evicted this node.
   const { connections } = withExtraPath();
   const dials = connections.stats.dials;

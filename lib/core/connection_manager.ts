@@ -484,8 +484,10 @@ export class ConnectionManager {
    * the `deliver` flag, once; false otherwise (a protocol violation). The
    * session leaves the views (another peer is dialled for its outbound
    * slot), is asked for nothing, and its closing GOODBYE full is the planned
-   * end, not a reason to back off from the address or replace the path:
-   * the responder took the items, and the next local item may come back.
+   * end, not a reason to back off from the address: the responder took the
+   * items, and the next local item may come back. Its closing referral is
+   * used like any: the path is replaced by a peer it names (while no peer
+   * is proven), the best tip an origin with no proven peer can get.
    */
   deliveryGranted(peer: PeerKey, now: number): boolean {
     const session = this.sessions.get(peer);
@@ -509,12 +511,11 @@ export class ConnectionManager {
     const session = this.sessions.get(peer);
     if (!session) return;
     this.forget(peer, now, reason);
-    if (session.delivery && session.direction === "outbound" && session.dialed !== undefined) {
-      // The planned end of a delivery session granted to this node.
-      this.extraPaths.delete(session.dialed);
-    } else if (goodbye === GoodbyeReason.Full) {
-      // It referred us elsewhere: do not come back soon.
-      this.membership.backOff(formatSocketAddress(session.address), now);
+    if (goodbye === GoodbyeReason.Full) {
+      // It referred us elsewhere: do not come back soon, unless this was the
+      // planned end of a delivery session granted to this node.
+      const granted = session.delivery && session.direction === "outbound";
+      if (!granted) this.membership.backOff(formatSocketAddress(session.address), now);
       if (session.dialed !== undefined) this.replaceExtraPath(session.dialed, now);
     }
     this.dialMore(now);
