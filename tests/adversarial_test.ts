@@ -19,7 +19,7 @@ import {
   PeerMessageType,
 } from "../lib/codec/peer_messages.ts";
 import { formatSocketAddress } from "../lib/address.ts";
-import { identityHex } from "../lib/hostkey.ts";
+import { type HostKey, identityHex } from "../lib/hostkey.ts";
 import type { GossipNode } from "../lib/node.ts";
 import { Logger, type LogLevel } from "../lib/log.ts";
 import { powEpoch, solveProofOfWork } from "../lib/protocol/proof_of_work.ts";
@@ -784,6 +784,33 @@ Deno.test("an origin whose only peer drops its items dials a path of its own for
   }
 });
 
+/** Writes `dir`/peers.json naming `identity` at `address` as a tried peer; returns its path. */
+async function writePeersFile(dir: string, identity: string, address: string): Promise<string> {
+  const peersFile = `${dir}/peers.json`;
+  await Deno.writeTextFile(
+    peersFile,
+    JSON.stringify({ peers: [{ identity, address, tried: true }] }),
+  );
+  return peersFile;
+}
+
+/**
+ * A listener for an adversary that a node will know from its peers file (in
+ * `dir`, naming the adversary's identity at the listener's address, tried).
+ */
+async function adversaryInPeersFile(
+  dir: string,
+): Promise<{ listener: Deno.TcpListener; hostKey: HostKey; peersFile: string }> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const hostKey = await testHostKey();
+  const address = `127.0.0.1:${listener.addr.port}`;
+  return {
+    listener,
+    hostKey,
+    peersFile: await writePeersFile(dir, identityHex(hostKey.identity), address),
+  };
+}
+
 /** HELLO's flag `deliver`, as docs/PROTOCOL.md numbers it. */
 const HELLO_DELIVER = 2;
 
@@ -838,9 +865,11 @@ async function startFullNode(tuning: Partial<CoreTuning>): Promise<FullNode> {
     throw error;
   }
   const origin = async (bootstrapF = false) => {
-    const peersFile = `${dir}/peers.json`;
-    const saved = { identity: sink.identityHex, address: formatSocketAddress(sink.p2pAddress) };
-    await Deno.writeTextFile(peersFile, JSON.stringify({ peers: [{ ...saved, tried: true }] }));
+    const peersFile = await writePeersFile(
+      dir,
+      sink.identityHex,
+      formatSocketAddress(sink.p2pAddress),
+    );
     const o = bootstrapF
       ? await startMember(full.node, { config: { degree: 1, powDifficulty: 4, peersFile } })
       : await startMember(sink, { config: { degree: 1, powDifficulty: 4 } });
@@ -1018,19 +1047,7 @@ Deno.test("an origin granted a delivery session asks it for nothing, even an ite
   const missing = 0x0dd17e3a5e551011n;
   const sink = await startTestNode({ config: { degree: 1, powDifficulty: 4 } });
   const dir = await Deno.makeTempDir();
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const hostKey = await testHostKey();
-  const peersFile = `${dir}/peers.json`;
-  await Deno.writeTextFile(
-    peersFile,
-    JSON.stringify({
-      peers: [{
-        identity: identityHex(hostKey.identity),
-        address: `127.0.0.1:${listener.addr.port}`,
-        tried: true,
-      }],
-    }),
-  );
+  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir);
   const sessions: AdversaryPeer[] = [];
   let granted: AdversaryPeer | undefined;
   const serve = (async () => {
@@ -1592,19 +1609,7 @@ Deno.test("peers its bootstrapper names get half a node's dials, however many an
     config: { ...config, degree: 3, bootstrappers: honest.map((node) => node.p2pAddress) },
   });
   const dir = await Deno.makeTempDir();
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const hostKey = await testHostKey();
-  const peersFile = `${dir}/peers.json`;
-  await Deno.writeTextFile(
-    peersFile,
-    JSON.stringify({
-      peers: [{
-        identity: identityHex(hostKey.identity),
-        address: `127.0.0.1:${listener.addr.port}`,
-        tried: true,
-      }],
-    }),
-  );
+  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir);
   const log = capturingLogger();
   let victim: GossipNode | undefined;
   let poisoner: AdversaryPeer | undefined;
