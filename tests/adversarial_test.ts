@@ -865,14 +865,19 @@ async function startFullNode(tuning: Partial<CoreTuning>): Promise<FullNode> {
     throw error;
   }
   const origin = async (bootstrapF = false) => {
-    const peersFile = await writePeersFile(
-      dir,
-      sink.identityHex,
-      formatSocketAddress(sink.p2pAddress),
-    );
+    const config = { degree: 1, powDifficulty: 4 };
     const o = bootstrapF
-      ? await startMember(full.node, { config: { degree: 1, powDifficulty: 4, peersFile } })
-      : await startMember(sink, { config: { degree: 1, powDifficulty: 4 } });
+      ? await startMember(full.node, {
+        config: {
+          ...config,
+          peersFile: await writePeersFile(
+            dir,
+            sink.identityHex,
+            formatSocketAddress(sink.p2pAddress),
+          ),
+        },
+      })
+      : await startMember(sink, { config });
     try {
       // F is known as O's bootstrapper, or else through M.
       await waitUntil(
@@ -1040,6 +1045,32 @@ Deno.test("claimants hold a full node's delivery sessions only by bringing items
   }
 });
 
+Deno.test("DELIVERY unasked ends the sender's session as a protocol violation; the node serves on", async () => {
+  // DELIVERY is the answer of a full node to an initiator that set `deliver`.
+  // Sent by an initiator, with or without the flag, it is a protocol
+  // violation (GOODBYE 4): it cannot make a node treat a session as a
+  // delivery session it did not open.
+  const node = await startTestNode({ config: { powDifficulty: 4 } });
+  const peers: AdversaryPeer[] = [];
+  try {
+    for (const flags of [0, HELLO_DELIVER]) {
+      const sender = await connectAdversary(node.p2pAddress.port, flags);
+      peers.push(sender);
+      await sender.roundTrip(BigInt(flags + 1)); // an ordinary session: the node has room
+      sender.send({ type: PeerMessageType.Delivery });
+      assert.ok(await sender.waitClosed(3000), `flags ${flags}: closed`);
+      assert.equal(sender.session.goodbyeReason, 4, `flags ${flags}: GOODBYE protocol violation`);
+    }
+    const honest = await connectAdversary(node.p2pAddress.port);
+    peers.push(honest);
+    await honest.roundTrip(9n);
+    assert.equal(node.stats().connections.deliveriesGranted, 0);
+  } finally {
+    await Promise.all(peers.map((peer) => peer.close()));
+    await node.close();
+  }
+});
+
 // ---- 5. invalid items and frame floods get a peer banned ------------------------------------
 
 Deno.test("an origin granted a delivery session asks it for nothing, even an item it advertised first", async () => {
@@ -1056,6 +1087,8 @@ Deno.test("an origin granted a delivery session asks it for nothing, even an ite
   const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir);
   const sessions: AdversaryPeer[] = [];
   let granted: AdversaryPeer | undefined;
+  let onGranted!: () => void;
+  const grantedNow = new Promise<void>((resolve) => onGranted = resolve);
   const serve = (async () => {
     for (let i = 0; i < 20 && !granted; i++) {
       let peer: AdversaryPeer;
@@ -1076,6 +1109,7 @@ Deno.test("an origin granted a delivery session asks it for nothing, even an ite
       peer.send({ type: PeerMessageType.IHave, ids: [missing] });
       peer.send({ type: PeerMessageType.Delivery });
       granted = peer;
+      onGranted();
     }
   })();
   let origin: Member | undefined;
@@ -1089,7 +1123,9 @@ Deno.test("an origin granted a delivery session asks it for nothing, even an ite
     // R while it backs off from R's closed dials: announce until it does.
     for (let i = 0; i < 20 && !granted; i++) {
       await announceText(o, `local-${i}`);
-      await new Promise((resolve) => setTimeout(resolve, 250)); // pacing the announcer
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([grantedNow, new Promise((resolve) => timer = setTimeout(resolve, 250))]);
+      clearTimeout(timer);
     }
     const r = granted;
     assert.ok(r, "O dialled R with the deliver flag");

@@ -25,6 +25,16 @@ import type { Spreading } from "../protocol/spreading.ts";
 import type { ConnectionManager } from "./connection_manager.ts";
 import type { Offence, PeerGuard } from "./peer_guard.ts";
 
+/**
+ * What a delivery session may send: one granted here (inbound) only brings
+ * items and may ping; one granted to this node (outbound) only pings, answers
+ * pings and refers it elsewhere at its end (PUSH).
+ */
+const HEARD_FROM_DELIVERY: Readonly<Record<"inbound" | "outbound", readonly number[]>> = {
+  inbound: [PeerMessageType.Item, PeerMessageType.Ping],
+  outbound: [PeerMessageType.Ping, PeerMessageType.Pong, PeerMessageType.Push],
+};
+
 /** What the router needs from the node. */
 export interface RouterActions {
   /** Queues `message` to `peer`. */
@@ -71,17 +81,13 @@ export class Router {
     const name = PEER_MESSAGE_NAMES[message.type] ?? String(message.type);
     this.received[name] = (this.received[name] ?? 0) + 1;
     const session = this.connections.session(peer);
-    if (session?.delivery && message.type in PEER_MESSAGE_NAMES) {
-      // A delivery session granted here only brings items (and may ping):
-      // what else it sends is read and ignored, so that claiming one wins an
-      // attacker no IWANT to wait for, no item served and no say in this
-      // node's views. One granted to this node only pings, answers pings
-      // and refers it elsewhere at its end (PUSH).
-      const heard: readonly number[] = session.direction === "inbound"
-        ? [PeerMessageType.Item, PeerMessageType.Ping]
-        : [PeerMessageType.Ping, PeerMessageType.Pong, PeerMessageType.Push];
-      if (!heard.includes(message.type)) return;
-    }
+    // What else a delivery session sends is read and ignored, so that
+    // claiming one wins an attacker no IWANT to wait for, no item served and
+    // no say in this node's views.
+    if (
+      session?.delivery && message.type in PEER_MESSAGE_NAMES &&
+      !HEARD_FROM_DELIVERY[session.direction].includes(message.type)
+    ) return;
     switch (message.type) {
       case PeerMessageType.Ping:
         this.actions.send(peer, { type: PeerMessageType.Pong, nonce: message.nonce });
