@@ -4,12 +4,15 @@
  * rejoins through peers it knows and keeps its bans.
  *
  * The file is JSON, written atomically (temporary file, then rename):
- * `{"version": 2, "peers": [{"identity", "address", "tried"?}], "bans": [...],
- * "proof"?: {"identity", "epoch", "nonce"}}`, where `"tried": true` marks a
- * peer this node chose to dial (absent: a peer verified only by a probe after
- * it dialled in; see `Membership`), and `proof` is the node's own identity
- * proof-of-work of the day (nonce as a decimal string), so that a node
- * restarted the same day does not solve it again. A missing file is normal
+ * `{"version": 2, "peers": [{"identity", "address", "tried"?, "anchor"?}],
+ * "bans": [...], "proof"?: {"identity", "epoch", "nonce"}}`, where
+ * `"tried": true` marks a peer this node chose to dial (absent: a peer
+ * verified only by a probe after it dialled in; see `Membership`),
+ * `"anchor": true` one of its outbound peers when saved (dialled first, once,
+ * at the next start, so that an attacker that filled its view does not choose
+ * its first peers), and `proof` is the node's own identity proof-of-work of
+ * the day (nonce as a decimal string), so that a node restarted the same day
+ * does not solve it again. A missing file is normal
  * (first start); an unreadable, oversized or damaged one is logged and
  * ignored: the node starts without it.
  *
@@ -69,7 +72,7 @@ export async function readPeersFile(
 /** Parses the peers file's JSON, keeping only well-formed entries. */
 export function parsePeersFile(text: string): PeersFileContents {
   const parsed = JSON.parse(text) as {
-    peers?: { identity?: unknown; address?: unknown; tried?: unknown }[];
+    peers?: { identity?: unknown; address?: unknown; tried?: unknown; anchor?: unknown }[];
     bans?: { key?: unknown; until?: unknown }[];
     proof?: { identity?: unknown; epoch?: unknown; nonce?: unknown };
   };
@@ -80,6 +83,7 @@ export function parsePeersFile(text: string): PeersFileContents {
         identity: entry.identity,
         address: parseSocketAddress(entry.address, "peers_file"),
         tried: entry.tried === true,
+        ...(entry.anchor === true ? { anchor: true } : {}),
       }]
       : []
   );
@@ -119,6 +123,7 @@ export async function writePeersFile(
       identity: peer.identity,
       address: formatSocketAddress(peer.address),
       ...(peer.tried ? { tried: true } : {}),
+      ...(peer.anchor ? { anchor: true } : {}),
     })),
     bans: state.bans,
     ...(state.proof

@@ -1732,3 +1732,69 @@ Deno.test("peers its bootstrapper names get half a node's dials, however many an
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a restarted node dials its outbound peer of before first, not the attackers its view filled with", async () => {
+  // V's view is mostly attackers (8 addresses it verified, as Sybils that
+  // flood a node with descriptors get verified), and its one outbound peer
+  // H is honest. Restarted, V dials H first: the attackers do not choose its
+  // first peer (by chance, 1 restart in 9 would).
+  const honest = await startTestNode({ config: { degree: 1 } });
+  const hostKey = await testHostKey();
+  const dir = await Deno.makeTempDir();
+  const peersFile = `${dir}/peers.json`;
+  const listeners = Array.from(
+    { length: 8 },
+    (_, i) => Deno.listen({ hostname: `127.0.${i + 1}.9`, port: 0 }),
+  );
+  const attempts: number[] = listeners.map(() => 0);
+  const accepting = listeners.map(async (listener, i) => {
+    for await (const connection of listener) {
+      attempts[i]++;
+      connection.close();
+    }
+  });
+  let victim: GossipNode | undefined;
+  try {
+    const first = victim = await startTestNode({
+      hostKey,
+      config: { degree: 1, peersFile, bootstrappers: [honest.p2pAddress] },
+    });
+    await waitUntil(
+      () => first.peerIdentities.includes(honest.identityHex),
+      5000,
+      "V's session with H",
+    );
+    await first.close();
+    victim = undefined;
+    const saved = JSON.parse(await Deno.readTextFile(peersFile)) as {
+      peers: { identity: string; address: string; tried?: boolean; anchor?: boolean }[];
+    };
+    assert.deepEqual(
+      saved.peers.filter((p) => p.anchor).map((p) => p.identity),
+      [honest.identityHex],
+      "H saved as V's anchor",
+    );
+    const attackers = await Promise.all(listeners.map(async (listener) => ({
+      identity: identityHex((await testHostKey()).identity),
+      address: `${(listener.addr as Deno.NetAddr).hostname}:${listener.addr.port}`,
+      tried: true,
+    })));
+    await Deno.writeTextFile(
+      peersFile,
+      JSON.stringify({ ...saved, peers: [...attackers, ...saved.peers] }),
+    );
+    const restarted = victim = await startTestNode({ hostKey, config: { degree: 1, peersFile } });
+    await waitUntil(
+      () => restarted.peerIdentities.includes(honest.identityHex),
+      5000,
+      "V's session with H after the restart",
+    );
+    assert.deepEqual(attempts, listeners.map(() => 0), "no attacker dialled before H");
+  } finally {
+    await victim?.close();
+    await honest.close();
+    for (const listener of listeners) listener.close();
+    await Promise.allSettled(accepting);
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -16,22 +16,25 @@
  * merely connected to a node a moment ago cannot be recommended by it to a
  * newcomer.
  *
- * When dialling, **proven** peers (they brought this node items first: the
- * guard's score is above 0) come first. While none of its peers is proven
- * (before items flow, nothing tells an attacker from an honest peer), half
- * the dials go to peers a configured bootstrapper named (**bootstrapper
- * tips**), while there are any: an attacker among this node's outbound peers
- * names only attackers, so tips from peers compound the attackers' share of
- * a node's peers at every dial (94 % of honest nodes' outbound peers in the
- * simulated cold boot at 1:1), while a bootstrapper's recommendations follow
- * its own verified and proven peers. The other dials go with equal odds
- * to a **tried** peer (this node chose to dial it and found it where claimed;
- * a probe of a peer that dialled in does not count: anyone can dial in) or to
- * a new one (verified by a probe, or learned from an outbound peer), as
- * Bitcoin Core's addrman does; peers learned only from inbound peers (which
- * anyone can be) come last. Dialling tried peers first sent every node back
- * to the few it once reached: they filled up and evicted without end while
- * others had no inbound peer (docs/SECURITY.md, "Eclipse attacks").
+ * When dialling, **anchors** come first, once after a restart: the outbound
+ * peers this node still trusted when it saved its peers file (Bitcoin Core's
+ * `anchors.dat`), so that attackers that filled its view while it was up do not
+ * choose all its first peers. Then **proven** peers (they brought this node
+ * items first: the guard's score is above 0). While none of its peers is proven
+ * (before items flow, nothing tells an attacker from an honest peer), half the
+ * dials go to peers a configured bootstrapper named (**bootstrapper tips**),
+ * while there are any: an attacker among this node's outbound peers names only
+ * attackers, so tips from peers compound the attackers' share of a node's peers
+ * at every dial (94 % of honest nodes' outbound peers in the simulated cold
+ * boot at 1:1), while a bootstrapper's recommendations follow its own verified
+ * and proven peers. The other dials go with equal odds to a **tried** peer
+ * (this node chose to dial it and found it where claimed; a probe of a peer
+ * that dialled in does not count: anyone can dial in) or to a new one (verified
+ * by a probe, or learned from an outbound peer), as Bitcoin Core's addrman
+ * does; peers learned only from inbound peers (which anyone can be) come last.
+ * Dialling tried peers first sent every node back to the few it once reached:
+ * they filled up and evicted without end while others had no inbound peer
+ * (docs/SECURITY.md, "Eclipse attacks").
  *
  * Peers are learned from bootstrappers and from push-pull exchanges; each
  * exchange accepts only a bounded number of new descriptors (a Brahms-style
@@ -95,6 +98,12 @@ export interface KnownPeer {
    * address but does not make it tried: anyone can dial in.
    */
   tried: boolean;
+  /**
+   * One of this node's outbound peers when its state was last saved, restored
+   * from its peers file: dialled before any other peer, once (Bitcoin Core's
+   * `anchors.dat`). Cleared by that dial, whatever its outcome.
+   */
+  anchor?: boolean;
 }
 
 /** A connected peer. */
@@ -127,6 +136,8 @@ export interface AddressedPeer {
 export interface SavedPeer extends AddressedPeer {
   /** Whether it was tried (see {@link KnownPeer.tried}); absent means not. */
   readonly tried?: boolean;
+  /** An outbound peer when saved (see {@link KnownPeer.anchor}); absent means not. */
+  readonly anchor?: boolean;
 }
 
 /** Tuning of a {@link Membership}. */
@@ -356,7 +367,7 @@ export class Membership {
     const wanted = this.options.degree - this.outboundCount - this.dialing.size;
     if (wanted <= 0) return [];
     // Once a connected peer is proven, items sort peers out: tips rank with the others.
-    const { proven, tips, tried, fresh, bootstrappers } = this.dialCandidates(
+    const { anchors, proven, tips, tried, fresh, bootstrappers } = this.dialCandidates(
       now,
       !this.hasProvenPeer(),
     );
@@ -364,7 +375,7 @@ export class Membership {
     // dialled only while this node has fewer than `degree` sessions in all: a
     // well-connected node does not fill its own choices with them.
     if (this.active.size >= this.options.degree) fresh[1] = [];
-    const chosen = this.choose(wanted, proven, tips, 0.5, tried, fresh);
+    const chosen = this.choose(wanted, anchors, proven, tips, 0.5, tried, fresh);
     if (chosen.length < wanted && (this.active.size === 0 || chosen.length === 0)) {
       chosen.push(...sample(bootstrappers, 1, this.random));
     }
@@ -380,8 +391,8 @@ export class Membership {
    * there is none.
    */
   extraDial(now: number): KnownPeer | undefined {
-    const { proven, tips, tried, fresh } = this.dialCandidates(now, true);
-    const [chosen] = this.choose(1, proven, tips, 1, tried, [fresh[0], [], []]);
+    const { anchors, proven, tips, tried, fresh } = this.dialCandidates(now, true);
+    const [chosen] = this.choose(1, anchors, proven, tips, 1, tried, [fresh[0], [], []]);
     if (chosen) this.dialing.add(chosen.addressKey);
     return chosen;
   }
@@ -392,6 +403,7 @@ export class Membership {
    * `tipsApart`, else each in the table it would be in without the tip.
    */
   private dialCandidates(now: number, tipsApart: boolean): {
+    anchors: KnownPeer[];
     proven: KnownPeer[];
     tips: KnownPeer[];
     tried: KnownPeer[];
@@ -414,6 +426,7 @@ export class Membership {
     // at. New: everything else, in tiers: addresses verified only by a probe of
     // a peer that dialled in, or claimed by a peer this node dialled; claims of
     // peers that dialled in; tips from distrusted peers.
+    const anchors: KnownPeer[] = [];
     const proven: KnownPeer[] = [];
     const tips: KnownPeer[] = [];
     const tried: KnownPeer[] = [];
@@ -421,6 +434,7 @@ export class Membership {
     const bootstrappers: KnownPeer[] = [];
     for (const peer of eligible) {
       if (peer.bootstrap) bootstrappers.push(peer);
+      else if (peer.anchor) anchors.push(peer);
       else if (peer.identity !== undefined && this.merit(peer.identity) > 0) proven.push(peer);
       else if (tipsApart && peer.bootstrapTip && peer.failures < DEAD_AFTER_FAILURES) {
         tips.push(peer);
@@ -432,24 +446,27 @@ export class Membership {
       else if (peer.verifiedAt !== undefined || peer.source !== "inbound") fresh[0].push(peer);
       else fresh[1].push(peer);
     }
-    return { proven, tips, tried, fresh, bootstrappers };
+    return { anchors, proven, tips, tried, fresh, bootstrappers };
   }
 
   /**
-   * Up to `wanted` of the candidates (the arrays are consumed): proven first,
-   * then for each dial a bootstrapper tip with odds `tipShare` (or when
+   * Up to `wanted` of the candidates (the arrays are consumed): anchors first,
+   * then proven peers, then for each dial a bootstrapper tip with odds `tipShare` (or when
    * nothing else is left), else tried and new with equal odds.
    */
   private choose(
     wanted: number,
+    anchors: KnownPeer[],
     proven: KnownPeer[],
     tips: KnownPeer[],
     tipShare: number,
     tried: KnownPeer[],
     fresh: KnownPeer[][],
   ): KnownPeer[] {
-    // Peers that brought items first (attackers that withhold never do) come first.
-    const chosen: KnownPeer[] = sample(proven, wanted, this.random);
+    // This node's own outbound peers before a restart, then peers that brought
+    // items first (attackers that withhold never do).
+    const chosen: KnownPeer[] = sample(anchors, wanted, this.random);
+    chosen.push(...sample(proven, wanted - chosen.length, this.random));
     while (chosen.length < wanted) {
       const others = tried.length > 0 || fresh.some((tier) => tier.length > 0);
       if (tips.length > 0 && (!others || this.random() < tipShare)) {
@@ -514,6 +531,7 @@ export class Membership {
     this.dialing.delete(addressKey);
     const peer = this.passive.get(addressKey);
     if (!peer) return;
+    peer.anchor = false;
     if (identity !== undefined && peer.identity !== identity) {
       if (!peer.bootstrap) {
         // The claim was false: whoever listens there is not who we were told.
@@ -641,6 +659,8 @@ export class Membership {
     for (const peer of peers) {
       const entry = { identity: peer.identity, address: peer.address };
       if (this.addPassive(entry, now, "outbound", now, undefined, peer.tried === true)) added++;
+      const known = this.passive.get(formatSocketAddress(peer.address));
+      if (peer.anchor === true && known?.identity === peer.identity) known.anchor = true;
     }
     return added;
   }
@@ -650,7 +670,13 @@ export class Membership {
     const out: SavedPeer[] = [];
     for (const peer of this.active.values()) {
       if (peer.verifiedAt !== undefined) {
-        out.push({ identity: peer.identity, address: peer.address, tried: peer.tried === true });
+        out.push({
+          identity: peer.identity,
+          address: peer.address,
+          tried: peer.tried === true,
+          // Its own choices that it still trusts: dialled first after a restart.
+          ...(peer.direction === "outbound" && this.welcome(peer.identity) ? { anchor: true } : {}),
+        });
       }
     }
     for (const peer of this.passive.values()) {

@@ -851,8 +851,13 @@ function eclipse(world: World, options: ScenarioOptions, count: number): Plan {
   world.censusEvery(5_000, world.t0 + 150_000, targets);
   world.runFor(60_000, "siege");
   // The targets restart, 2 s apart, each down for 5 s (their vulnerable moment).
+  const outboundAttackers = (t: SimNode) =>
+    t.core.peers().filter((p) => p.direction === "outbound" && !world.net.byId(p.identity)?.honest)
+      .length;
+  const atRestart: number[] = [];
   targets.forEach((target, i) => {
     world.net.clock.setTimeout(() => {
+      atRestart[i] = outboundAttackers(target);
       world.net.kill(target);
       world.net.clock.setTimeout(() => world.net.restart(target), 5_000);
     }, 2_000 * i);
@@ -872,12 +877,8 @@ function eclipse(world: World, options: ScenarioOptions, count: number): Plan {
     targets,
     extra: {
       targetItemsDelivered: delivered,
-      targetOutboundAttackers: targets.map((t) =>
-        t.core.peers().filter((p) =>
-          p.direction === "outbound" && !world.net.byId(p.identity)?.honest
-        )
-          .length
-      ),
+      targetOutboundAttackers: targets.map(outboundAttackers),
+      targetOutboundAttackersAtRestart: atRestart,
     },
     trafficFrom: from,
     trafficFromMs: fromMs,
