@@ -370,11 +370,14 @@ Deno.test("bootstrapper tips get half the dials, however many claims other peers
 });
 
 Deno.test("once a connected peer is proven, bootstrapper tips rank with the other candidates", () => {
-  // As above, but the bootstrapper has brought this node an item first: the
-  // 3 tips are 3 new peers of 63 (about 400 / 63 × 3 = 19 dials, not 200).
-  const view = viewWithBootstrapper(2, 5, (identity) => identity === "b00t" ? 1 : 0);
+  // As above, but the bootstrapper has since brought this node an item first:
+  // the 3 tips it gave before are 3 new peers of 63 (about 400 / 63 × 3 = 19
+  // dials, not 200).
+  let proven = false;
+  const view = viewWithBootstrapper(2, 5, (identity) => proven && identity === "b00t" ? 1 : 0);
   view.learn(peers(1, 3), 0, "outbound", "b00t");
   view.learn(peers(4, 63), 0, "outbound", "id99");
+  proven = true;
   let tips = 0;
   for (let i = 0; i < 400; i++) {
     const [dial] = view.nextDials(i * 10_000);
@@ -951,4 +954,88 @@ Deno.test("a restarted node dials its anchors before any other peer, once each",
     assert.equal(passive(view, key(39))?.anchor, false);
     assert.equal(passive(view, key(40))?.anchor, false);
   }
+});
+
+Deno.test("a proven peer's tips get half the dials and outlast claims in the passive view", () => {
+  // P brought this node items first and names 3 peers; an outbound peer that
+  // has proven nothing names 60 (an attacker names only attackers). Degree 2,
+  // one slot held by P: about 200 of 400 redials go to P's 3 tips.
+  const view = membership({
+    degree: 2,
+    passiveSize: 20,
+    maxLearnPerMessage: 100,
+    random: seededRandom(11),
+    merit: (identity) => identity === "P" ? 1 : 0,
+  });
+  view.connected({ identity: "P", address: address(200), direction: "outbound" }, 0);
+  view.learn(peers(1, 3), 0, "outbound", "P");
+  view.learn(peers(4, 63), 0, "outbound", "id99");
+  assert.deepEqual(
+    view.passivePeers.filter((known) => known.vouchedBy === "P").map((known) => known.identity)
+      .sort(),
+    ["id1", "id2", "id3"],
+    "the 60 claims (passive view of 20) did not evict the proven peer's tips",
+  );
+  let vouched = 0;
+  for (let i = 0; i < 400; i++) {
+    const [dial] = view.nextDials(i * 10_000);
+    if (["id1", "id2", "id3"].includes(dial.identity!)) vouched++;
+    view.dialFinished(dial.addressKey, true, i * 10_000);
+  }
+  assert.ok(vouched > 160 && vouched < 240, `${vouched} of 400 dials to a proven peer's tips`);
+  // The extra path for a local item takes one first; three failed dials end that.
+  assert.ok(["id1", "id2", "id3"].includes(view.extraDial(5_000_000)!.identity!));
+  const tip = passive(view, key(1))!;
+  for (let i = 0; i < 3; i++) view.dialFinished(tip.addressKey, false, 0);
+  assert.equal(view.passivePeers.filter((k) => k.vouchedBy && k.failures < 3).length, 2);
+});
+
+Deno.test("a tip from a peer that has proven nothing is not a proven peer's tip", () => {
+  const view = membership({ merit: (identity) => identity === "P" ? 1 : 0 });
+  view.learn([peer(1)], 0, "outbound", "id99");
+  assert.equal(passive(view, key(1))?.vouchedBy, undefined);
+  view.learn([peer(1)], 0, "outbound", "P");
+  assert.equal(passive(view, key(1))?.vouchedBy, "P", "named again by a proven peer");
+  view.learn([{ identity: "other", address: address(1) }], 0, "outbound", "P");
+  assert.equal(passive(view, key(1))?.identity, "id1", "a claim to its address changes nothing");
+});
+
+Deno.test("exchanges go to a proven peer every other round, however many peers are connected", () => {
+  const view = membership({
+    degree: 20,
+    random: seededRandom(4),
+    merit: (identity) => identity === "id7" ? 1 : 0,
+  });
+  for (let n = 1; n <= 20; n++) {
+    view.connected({ identity: `id${n}`, address: address(n), direction: "inbound" }, 0);
+  }
+  let proven = 0;
+  for (let i = 0; i < 400; i++) if (view.exchangePartner()?.identity === "id7") proven++;
+  // 1/2 + 1/2 × 1/20 = 52.5 %: 210 expected (20 by chance alone).
+  assert.ok(proven > 170 && proven < 250, `${proven} of 400 exchanges with the proven peer`);
+});
+
+Deno.test("a proven peer's tips lose their rank once that peer is distrusted", () => {
+  // An attacker may relay items to earn a score, name attackers, then turn.
+  let distrusted = false;
+  const view = membership({
+    degree: 2,
+    passiveSize: 100,
+    maxLearnPerMessage: 100,
+    random: seededRandom(12),
+    merit: (identity) => identity === "P" ? 1 : 0,
+    welcome: (identity) => !(distrusted && identity === "P"),
+  });
+  view.connected({ identity: "Q", address: address(201), direction: "outbound" }, 0);
+  view.learn(peers(1, 3), 0, "outbound", "P");
+  view.learn(peers(4, 63), 0, "outbound", "id99");
+  distrusted = true;
+  let tips = 0;
+  for (let i = 0; i < 400; i++) {
+    const [dial] = view.nextDials(i * 10_000);
+    if (["id1", "id2", "id3"].includes(dial.identity!)) tips++;
+    view.dialFinished(dial.addressKey, true, i * 10_000);
+  }
+  // 3 new peers of 63: about 19 dials, not 200.
+  assert.ok(tips < 60, `${tips} of 400 dials to a distrusted peer's tips`);
 });

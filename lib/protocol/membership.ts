@@ -20,18 +20,22 @@
  * peers this node still trusted when it saved its peers file (Bitcoin Core's
  * `anchors.dat`), so that attackers that filled its view while it was up do not
  * choose all its first peers. Then **proven** peers (they brought this node
- * items first: the guard's score is above 0). While none of its peers is proven
- * (before items flow, nothing tells an attacker from an honest peer), half the
- * dials go to peers a configured bootstrapper named (**bootstrapper tips**),
- * while there are any: an attacker among this node's outbound peers names only
- * attackers, so tips from peers compound the attackers' share of a node's peers
- * at every dial (94 % of honest nodes' outbound peers in the simulated cold
- * boot at 1:1), while a bootstrapper's recommendations follow its own verified
- * and proven peers. The other dials go with equal odds to a **tried** peer
- * (this node chose to dial it and found it where claimed; a probe of a peer
- * that dialled in does not count: anyone can dial in) or to a new one (verified
- * by a probe, or learned from an outbound peer), as Bitcoin Core's addrman
- * does; peers learned only from inbound peers (which anyone can be) come last.
+ * items first: the guard's score is above 0). Then, for half the dials,
+ * **proven peers' tips**, peers a proven peer named (while it is not
+ * distrusted), and the exchange partner is a proven peer every other round: a
+ * node whose honest peers leave (churn) otherwise replaced them from a view
+ * that attackers had filled. While none of its peers is proven (before items
+ * flow, nothing tells an attacker from an honest peer), half the dials go to
+ * peers a configured bootstrapper named (**bootstrapper tips**), while there
+ * are any: an attacker among this node's outbound peers names only attackers,
+ * so tips from peers compound the attackers' share of a node's peers at every
+ * dial (94 % of honest nodes' outbound peers in the simulated cold boot at
+ * 1:1), while a bootstrapper's recommendations follow its own verified and
+ * proven peers. The other dials go with equal odds to a **tried** peer (this
+ * node chose to dial it and found it where claimed; a probe of a peer that
+ * dialled in does not count: anyone can dial in) or to a new one (verified by a
+ * probe, or learned from an outbound peer), as Bitcoin Core's addrman does;
+ * peers learned only from inbound peers (which anyone can be) come last.
  * Dialling tried peers first sent every node back to the few it once reached:
  * they filled up and evicted without end while others had no inbound peer
  * (docs/SECURITY.md, "Eclipse attacks").
@@ -87,6 +91,13 @@ export interface KnownPeer {
    * dials go to such peers.
    */
   bootstrapTip?: boolean;
+  /**
+   * The proven peer (it had brought this node items first) that named it, if
+   * one did: half the dials go to such tips, and the passive view keeps them
+   * as it keeps tried peers, while that peer is not distrusted (an attacker
+   * that relayed items to earn a score, then turned, loses its sway).
+   */
+  vouchedBy?: string;
   /**
    * When this node first proved that `identity` listens at `address` (by
    * dialling it); undefined while the address is only claimed.
@@ -367,7 +378,7 @@ export class Membership {
     const wanted = this.options.degree - this.outboundCount - this.dialing.size;
     if (wanted <= 0) return [];
     // Once a connected peer is proven, items sort peers out: tips rank with the others.
-    const { anchors, proven, tips, tried, fresh, bootstrappers } = this.dialCandidates(
+    const { anchors, proven, vouched, tips, tried, fresh, bootstrappers } = this.dialCandidates(
       now,
       !this.hasProvenPeer(),
     );
@@ -375,7 +386,7 @@ export class Membership {
     // dialled only while this node has fewer than `degree` sessions in all: a
     // well-connected node does not fill its own choices with them.
     if (this.active.size >= this.options.degree) fresh[1] = [];
-    const chosen = this.choose(wanted, anchors, proven, tips, 0.5, tried, fresh);
+    const chosen = this.choose(wanted, anchors, proven, vouched, 0.5, tips, 0.5, tried, fresh);
     if (chosen.length < wanted && (this.active.size === 0 || chosen.length === 0)) {
       chosen.push(...sample(bootstrappers, 1, this.random));
     }
@@ -391,8 +402,12 @@ export class Membership {
    * there is none.
    */
   extraDial(now: number): KnownPeer | undefined {
-    const { anchors, proven, tips, tried, fresh } = this.dialCandidates(now, true);
-    const [chosen] = this.choose(1, anchors, proven, tips, 1, tried, [fresh[0], [], []]);
+    const { anchors, proven, vouched, tips, tried, fresh } = this.dialCandidates(now, true);
+    const [chosen] = this.choose(1, anchors, proven, vouched, 1, tips, 1, tried, [
+      fresh[0],
+      [],
+      [],
+    ]);
     if (chosen) this.dialing.add(chosen.addressKey);
     return chosen;
   }
@@ -405,6 +420,7 @@ export class Membership {
   private dialCandidates(now: number, tipsApart: boolean): {
     anchors: KnownPeer[];
     proven: KnownPeer[];
+    vouched: KnownPeer[];
     tips: KnownPeer[];
     tried: KnownPeer[];
     fresh: KnownPeer[][];
@@ -428,6 +444,7 @@ export class Membership {
     // peers that dialled in; tips from distrusted peers.
     const anchors: KnownPeer[] = [];
     const proven: KnownPeer[] = [];
+    const vouched: KnownPeer[] = [];
     const tips: KnownPeer[] = [];
     const tried: KnownPeer[] = [];
     const fresh: KnownPeer[][] = [[], [], []];
@@ -436,6 +453,7 @@ export class Membership {
       if (peer.bootstrap) bootstrappers.push(peer);
       else if (peer.anchor) anchors.push(peer);
       else if (peer.identity !== undefined && this.merit(peer.identity) > 0) proven.push(peer);
+      else if (this.isVouched(peer)) vouched.push(peer);
       else if (tipsApart && peer.bootstrapTip && peer.failures < DEAD_AFTER_FAILURES) {
         tips.push(peer);
       } else if (isTried(peer)) tried.push(peer);
@@ -446,18 +464,21 @@ export class Membership {
       else if (peer.verifiedAt !== undefined || peer.source !== "inbound") fresh[0].push(peer);
       else fresh[1].push(peer);
     }
-    return { anchors, proven, tips, tried, fresh, bootstrappers };
+    return { anchors, proven, vouched, tips, tried, fresh, bootstrappers };
   }
 
   /**
    * Up to `wanted` of the candidates (the arrays are consumed): anchors first,
-   * then proven peers, then for each dial a bootstrapper tip with odds `tipShare` (or when
-   * nothing else is left), else tried and new with equal odds.
+   * then proven peers, then for each dial a proven peer's tip with odds
+   * `vouchedShare`, else a bootstrapper tip with odds `tipShare`, else tried
+   * and new with equal odds (each table also when nothing else is left).
    */
   private choose(
     wanted: number,
     anchors: KnownPeer[],
     proven: KnownPeer[],
+    vouched: KnownPeer[],
+    vouchedShare: number,
     tips: KnownPeer[],
     tipShare: number,
     tried: KnownPeer[],
@@ -469,6 +490,13 @@ export class Membership {
     chosen.push(...sample(proven, wanted - chosen.length, this.random));
     while (chosen.length < wanted) {
       const others = tried.length > 0 || fresh.some((tier) => tier.length > 0);
+      if (
+        vouched.length > 0 &&
+        ((!others && tips.length === 0) || this.random() < vouchedShare)
+      ) {
+        chosen.push(takeRandom(vouched, this.random));
+        continue;
+      }
       if (tips.length > 0 && (!others || this.random() < tipShare)) {
         chosen.push(takeRandom(tips, this.random));
         continue;
@@ -637,13 +665,17 @@ export class Membership {
   ): number {
     // Once per message, not per descriptor: finding a bootstrapper scans the view.
     const fromBootstrapper = from !== undefined && this.isBootstrapper(from);
+    const vouchedBy = from !== undefined && this.merit(from) > 0 ? from : undefined;
     let added = 0;
     for (const peer of sample(peers, peers.length, this.random)) {
       if (added >= this.options.maxLearnPerMessage) break;
-      if (this.addPassive(peer, now, source, undefined, from)) added++;
-      if (fromBootstrapper) {
+      if (this.addPassive(peer, now, source, undefined, from, false, vouchedBy)) added++;
+      if (fromBootstrapper || vouchedBy !== undefined) {
         const known = this.passive.get(formatSocketAddress(peer.address));
-        if (known?.identity === peer.identity) known.bootstrapTip = true;
+        if (known?.identity === peer.identity) {
+          if (fromBootstrapper) known.bootstrapTip = true;
+          known.vouchedBy = vouchedBy ?? known.vouchedBy;
+        }
       }
     }
     return added;
@@ -736,10 +768,27 @@ export class Membership {
     return all.length > 0 ? all : sample(claimed, count, this.random);
   }
 
-  /** A random connected peer, for a push-pull exchange. */
+  /**
+   * Whether `peer` is a tip of a proven peer that is not distrusted since, and
+   * has not failed DEAD_AFTER_FAILURES dials in a row.
+   */
+  private isVouched(peer: Pick<KnownPeer, "failures" | "vouchedBy">): boolean {
+    return peer.vouchedBy !== undefined && peer.failures < DEAD_AFTER_FAILURES &&
+      this.welcome(peer.vouchedBy);
+  }
+
+  /**
+   * A connected peer for a push-pull exchange: every other round (at random) a
+   * proven one when any is connected, else any. Proven peers' tips are dialled
+   * first (see {@link KnownPeer.vouchedBy}); among many inbound peers a node
+   * would rarely ask the few that proved themselves.
+   */
   exchangePartner(): ActivePeer | undefined {
     const peers = [...this.active.values()];
-    return peers.length === 0 ? undefined : peers[Math.floor(this.random() * peers.length)];
+    if (peers.length === 0) return undefined;
+    const proven = peers.filter((peer) => this.merit(peer.identity) > 0);
+    const pool = proven.length > 0 && this.random() < 0.5 ? proven : peers;
+    return pool[Math.floor(this.random() * pool.length)];
   }
 
   private addPassive(
@@ -749,6 +798,7 @@ export class Membership {
     verifiedAt: number | undefined,
     learnedFrom?: string,
     tried = false,
+    vouchedBy?: string,
   ): boolean {
     if (peer.identity === this.options.selfIdentity) return false;
     if (this.active.has(peer.identity)) return false;
@@ -769,7 +819,10 @@ export class Membership {
     }
     if (this.options.passiveSize <= 0) return false;
     const regular = this.passive.size - this.bootstrapCount;
-    if (regular >= this.options.passiveSize && !this.evictOne(source, verifiedAt, tried)) {
+    if (
+      regular >= this.options.passiveSize &&
+      !this.evictOne(source, verifiedAt, tried || vouchedBy !== undefined)
+    ) {
       return false;
     }
     this.passive.set(addressKey, {
@@ -784,6 +837,7 @@ export class Membership {
       tried,
       learnedFrom: verifiedAt === undefined ? learnedFrom : undefined,
       bootstrapTip: false,
+      vouchedBy,
     });
     return true;
   }
@@ -801,9 +855,13 @@ export class Membership {
     // peer verified only by a probe ranks with the claims of outbound peers:
     // anyone can dial in and get probed, so verification alone must not let
     // such peers crowd out what this node's own choices told it.
-    const badness = (peer: Pick<KnownPeer, "failures" | "source" | "verifiedAt" | "tried">) =>
-      isTried(peer) ? peer.failures : DEAD_AFTER_FAILURES + 2 * Math.min(peer.failures, 20) +
-        (peer.source === "inbound" && peer.verifiedAt === undefined ? 1 : 0);
+    const badness = (
+      peer: Pick<KnownPeer, "failures" | "source" | "verifiedAt" | "tried" | "vouchedBy">,
+    ) =>
+      isTried(peer) || this.isVouched(peer)
+        ? peer.failures
+        : DEAD_AFTER_FAILURES + 2 * Math.min(peer.failures, 20) +
+          (peer.source === "inbound" && peer.verifiedAt === undefined ? 1 : 0);
     let worst = -1;
     let pool: KnownPeer[] = [];
     for (const peer of this.passive.values()) {
