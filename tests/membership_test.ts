@@ -1000,21 +1000,6 @@ Deno.test("a tip from a peer that has proven nothing is not a proven peer's tip"
   assert.equal(passive(view, key(1))?.identity, "id1", "a claim to its address changes nothing");
 });
 
-Deno.test("exchanges go to a proven peer every other round, however many peers are connected", () => {
-  const view = membership({
-    degree: 20,
-    random: seededRandom(4),
-    merit: (identity) => identity === "id7" ? 1 : 0,
-  });
-  for (let n = 1; n <= 20; n++) {
-    view.connected({ identity: `id${n}`, address: address(n), direction: "inbound" }, 0);
-  }
-  let proven = 0;
-  for (let i = 0; i < 400; i++) if (view.exchangePartner()?.identity === "id7") proven++;
-  // 1/2 + 1/2 × 1/20 = 52.5 %: 210 expected (20 by chance alone).
-  assert.ok(proven > 170 && proven < 250, `${proven} of 400 exchanges with the proven peer`);
-});
-
 Deno.test("a proven peer's tips lose their rank once that peer is distrusted", () => {
   // An attacker may relay items to earn a score, name attackers, then turn.
   let distrusted = false;

@@ -31,8 +31,7 @@
  *   full outbound slots dials), and a node whose outbound peers all withhold
  *   items keeps them. Sessions with distrusted peers (score below the
  *   guard's `distrustScore`) are closed in every round.
- * - **Exchange.** Every membership round the node offers one random peer (a
- *   proven one every other round, {@link Membership.exchangePartner})
+ * - **Exchange.** Every membership round the node offers one random peer
  *   some descriptors (PUSH, itself included) and, if that peer may vouch for
  *   others, asks it for descriptors (PULL_REQUEST). Brahms-style limits: PEERS
  *   are accepted only in answer to this node's pull, one PUSH per peer per

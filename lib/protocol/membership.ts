@@ -22,20 +22,19 @@
  * choose all its first peers. Then **proven** peers (they brought this node
  * items first: the guard's score is above 0). Then, for half the dials,
  * **proven peers' tips**, peers a proven peer named (while it is not
- * distrusted), and the exchange partner is a proven peer every other round: a
- * node whose honest peers leave (churn) otherwise replaced them from a view
- * that attackers had filled. While none of its peers is proven (before items
- * flow, nothing tells an attacker from an honest peer), half the dials go to
- * peers a configured bootstrapper named (**bootstrapper tips**), while there
- * are any: an attacker among this node's outbound peers names only attackers,
- * so tips from peers compound the attackers' share of a node's peers at every
- * dial (94 % of honest nodes' outbound peers in the simulated cold boot at
- * 1:1), while a bootstrapper's recommendations follow its own verified and
- * proven peers. The other dials go with equal odds to a **tried** peer (this
- * node chose to dial it and found it where claimed; a probe of a peer that
- * dialled in does not count: anyone can dial in) or to a new one (verified by a
- * probe, or learned from an outbound peer), as Bitcoin Core's addrman does;
- * peers learned only from inbound peers (which anyone can be) come last.
+ * distrusted): a node whose honest peers leave (churn) otherwise replaced them
+ * from a view that attackers had filled. While none of its peers is proven
+ * (before items flow, nothing tells an attacker from an honest peer), half the
+ * dials go to peers a configured bootstrapper named (**bootstrapper tips**),
+ * while there are any: an attacker among this node's outbound peers names only
+ * attackers, so tips from peers compound the attackers' share of a node's peers
+ * at every dial (94 % of honest nodes' outbound peers in the simulated cold
+ * boot at 1:1), while a bootstrapper's recommendations follow its own verified
+ * and proven peers. The other dials go with equal odds to a **tried** peer
+ * (this node chose to dial it and found it where claimed; a probe of a peer
+ * that dialled in does not count: anyone can dial in) or to a new one (verified
+ * by a probe, or learned from an outbound peer), as Bitcoin Core's addrman
+ * does; peers learned only from inbound peers (which anyone can be) come last.
  * Dialling tried peers first sent every node back to the few it once reached:
  * they filled up and evicted without end while others had no inbound peer
  * (docs/SECURITY.md, "Eclipse attacks").
@@ -777,18 +776,10 @@ export class Membership {
       this.welcome(peer.vouchedBy);
   }
 
-  /**
-   * A connected peer for a push-pull exchange: every other round (at random) a
-   * proven one when any is connected, else any. Proven peers' tips are dialled
-   * first (see {@link KnownPeer.vouchedBy}); among many inbound peers a node
-   * would rarely ask the few that proved themselves.
-   */
+  /** A random connected peer, for a push-pull exchange. */
   exchangePartner(): ActivePeer | undefined {
     const peers = [...this.active.values()];
-    if (peers.length === 0) return undefined;
-    const proven = peers.filter((peer) => this.merit(peer.identity) > 0);
-    const pool = proven.length > 0 && this.random() < 0.5 ? proven : peers;
-    return pool[Math.floor(this.random() * pool.length)];
+    return peers.length === 0 ? undefined : peers[Math.floor(this.random() * peers.length)];
   }
 
   private addPassive(
