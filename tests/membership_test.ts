@@ -277,6 +277,17 @@ Deno.test("nextDials never returns connected peers or addresses in use", () => {
   assert.deepEqual(view.nextDials(0), []);
 });
 
+/** Of 400 redials, 10 s apart, each succeeding, how many went to `identities`. */
+function redialsTo(view: Membership, identities: string[]): number {
+  let count = 0;
+  for (let i = 0; i < 400; i++) {
+    const [dial] = view.nextDials(i * 10_000);
+    if (identities.includes(dial.identity!)) count++;
+    view.dialFinished(dial.addressKey, true, i * 10_000);
+  }
+  return count;
+}
+
 Deno.test("never dials itself, by identity or by address", () => {
   const view = membership({ degree: 10 });
   const added = view.learn([
@@ -360,12 +371,7 @@ Deno.test("bootstrapper tips get half the dials, however many claims other peers
     view.passivePeers.filter((known) => known.bootstrapTip).map((known) => known.identity).sort(),
     ["id1", "id2", "id3"],
   );
-  let tips = 0;
-  for (let i = 0; i < 400; i++) {
-    const [dial] = view.nextDials(i * 10_000);
-    if (["id1", "id2", "id3"].includes(dial.identity!)) tips++;
-    view.dialFinished(dial.addressKey, true, i * 10_000);
-  }
+  const tips = redialsTo(view, ["id1", "id2", "id3"]);
   assert.ok(tips > 160 && tips < 240, `${tips} of 400 dials to bootstrapper tips`);
 });
 
@@ -378,12 +384,7 @@ Deno.test("once a connected peer is proven, bootstrapper tips rank with the othe
   view.learn(peers(1, 3), 0, "outbound", "b00t");
   view.learn(peers(4, 63), 0, "outbound", "id99");
   proven = true;
-  let tips = 0;
-  for (let i = 0; i < 400; i++) {
-    const [dial] = view.nextDials(i * 10_000);
-    if (["id1", "id2", "id3"].includes(dial.identity!)) tips++;
-    view.dialFinished(dial.addressKey, true, i * 10_000);
-  }
+  const tips = redialsTo(view, ["id1", "id2", "id3"]);
   assert.ok(tips < 60, `${tips} of 400 dials to bootstrapper tips`);
   // The extra path for a local item is dialled only while no peer is proven;
   // asked anyway, it still takes a tip first.
@@ -956,32 +957,35 @@ Deno.test("a restarted node dials its anchors before any other peer, once each",
   }
 });
 
+/**
+ * Degree 2, one slot held by `connected`; the proven peer P named id1-id3 and
+ * an outbound peer that has proven nothing named id4-id63.
+ */
+function viewWithProvenTips(options: Partial<MembershipOptions>, connected: string): Membership {
+  const view = membership({
+    degree: 2,
+    maxLearnPerMessage: 100,
+    merit: (identity) => identity === "P" ? 1 : 0,
+    ...options,
+  });
+  view.connected({ identity: connected, address: address(200), direction: "outbound" }, 0);
+  view.learn(peers(1, 3), 0, "outbound", "P");
+  view.learn(peers(4, 63), 0, "outbound", "id99");
+  return view;
+}
+
 Deno.test("a proven peer's tips get half the dials and outlast claims in the passive view", () => {
   // P brought this node items first and names 3 peers; an outbound peer that
   // has proven nothing names 60 (an attacker names only attackers). Degree 2,
   // one slot held by P: about 200 of 400 redials go to P's 3 tips.
-  const view = membership({
-    degree: 2,
-    passiveSize: 20,
-    maxLearnPerMessage: 100,
-    random: seededRandom(11),
-    merit: (identity) => identity === "P" ? 1 : 0,
-  });
-  view.connected({ identity: "P", address: address(200), direction: "outbound" }, 0);
-  view.learn(peers(1, 3), 0, "outbound", "P");
-  view.learn(peers(4, 63), 0, "outbound", "id99");
+  const view = viewWithProvenTips({ passiveSize: 20, random: seededRandom(11) }, "P");
   assert.deepEqual(
     view.passivePeers.filter((known) => known.vouchedBy === "P").map((known) => known.identity)
       .sort(),
     ["id1", "id2", "id3"],
     "the 60 claims (passive view of 20) did not evict the proven peer's tips",
   );
-  let vouched = 0;
-  for (let i = 0; i < 400; i++) {
-    const [dial] = view.nextDials(i * 10_000);
-    if (["id1", "id2", "id3"].includes(dial.identity!)) vouched++;
-    view.dialFinished(dial.addressKey, true, i * 10_000);
-  }
+  const vouched = redialsTo(view, ["id1", "id2", "id3"]);
   assert.ok(vouched > 160 && vouched < 240, `${vouched} of 400 dials to a proven peer's tips`);
   // The extra path for a local item takes one first; three failed dials end that.
   assert.ok(["id1", "id2", "id3"].includes(view.extraDial(5_000_000)!.identity!));
@@ -1003,24 +1007,13 @@ Deno.test("a tip from a peer that has proven nothing is not a proven peer's tip"
 Deno.test("a proven peer's tips lose their rank once that peer is distrusted", () => {
   // An attacker may relay items to earn a score, name attackers, then turn.
   let distrusted = false;
-  const view = membership({
-    degree: 2,
+  const view = viewWithProvenTips({
     passiveSize: 100,
-    maxLearnPerMessage: 100,
     random: seededRandom(12),
-    merit: (identity) => identity === "P" ? 1 : 0,
     welcome: (identity) => !(distrusted && identity === "P"),
-  });
-  view.connected({ identity: "Q", address: address(201), direction: "outbound" }, 0);
-  view.learn(peers(1, 3), 0, "outbound", "P");
-  view.learn(peers(4, 63), 0, "outbound", "id99");
+  }, "Q");
   distrusted = true;
-  let tips = 0;
-  for (let i = 0; i < 400; i++) {
-    const [dial] = view.nextDials(i * 10_000);
-    if (["id1", "id2", "id3"].includes(dial.identity!)) tips++;
-    view.dialFinished(dial.addressKey, true, i * 10_000);
-  }
+  const tips = redialsTo(view, ["id1", "id2", "id3"]);
   // 3 new peers of 63: about 19 dials, not 200.
   assert.ok(tips < 60, `${tips} of 400 dials to a distrusted peer's tips`);
 });
