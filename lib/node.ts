@@ -350,6 +350,7 @@ export class GossipNode {
         bytesIn: session.bytesReceived,
         bytesOut: session.bytesSent,
         score: info?.score ?? 0,
+        ...(info?.rttMs === undefined ? {} : { rttMs: Math.round(info.rttMs * 10) / 10 }),
       });
     }
     const stats = core.stats();

@@ -50,6 +50,13 @@ class FakeActions implements SpreadingActions {
     return this.connected;
   }
 
+  /** Measured round trips (none unless a test sets one). */
+  readonly roundTrips = new Map<PeerKey, number>();
+
+  roundTripMs(peer: PeerKey): number | undefined {
+    return this.roundTrips.get(peer);
+  }
+
   mayPull(peer: PeerKey): boolean {
     return this.connected.includes(peer);
   }
@@ -408,8 +415,8 @@ Deno.test("peers known to hold an item count towards the degree, down to minPush
   }
 });
 
-Deno.test("minPushes defaults to half the degree, rounded up", () => {
-  const peers = ["a", "b", "c", "d", "e", "f", "g", "h"];
+Deno.test("by default a node pushes to `degree` peers however many hold the item", () => {
+  const peers = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"];
   const clock = new FakeScheduler();
   const actions = new FakeActions(peers);
   const store = new ItemStore({
@@ -424,8 +431,91 @@ Deno.test("minPushes defaults to half the degree, rounded up", () => {
   for (const peer of ["b", "c", "d", "e"]) engine.receiveHave(peer, [x.id]);
   actions.clear();
   engine.validated(x.id, "valid");
-  assert.equal(actions.peersOf("item", x.id).length, 3, "ceil(5 / 2)");
+  const pushed = actions.peersOf("item", x.id);
+  assert.equal(pushed.length, 5, "5 holders known, still 5 pushes");
+  for (const peer of pushed) {
+    assert.ok(!["a", "b", "c", "d", "e"].includes(peer), "never to a holder");
+  }
   engine.close();
+});
+
+/** The peers one valid item from "a" is pushed to, given measured round trips. */
+function pushesWith(
+  roundTrips: Record<PeerKey, number>,
+  options: Partial<SpreadingOptions>,
+  seed: number,
+): PeerKey[] {
+  const peers = ["a", "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9"];
+  const { engine, actions } = setup({ degree: 5, ...options }, peers, seed);
+  for (const [peer, rtt] of Object.entries(roundTrips)) actions.roundTrips.set(peer, rtt);
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  actions.clear();
+  engine.validated(x.id, "valid");
+  const pushed = actions.peersOf("item", x.id);
+  engine.close();
+  return pushed;
+}
+
+Deno.test("half the pushes go to the nearest peers by round trip, the rest to random ones", () => {
+  // p7, p8 and p9 are the nearest; a is the sender (a holder, never pushed to), and is
+  // nearer still.
+  const roundTrips: Record<PeerKey, number> = { a: 1, p7: 12, p8: 9, p9: 30 };
+  for (let i = 0; i <= 6; i++) roundTrips[`p${i}`] = 100 + 20 * i;
+  const others = new Set<PeerKey>();
+  for (let seed = 1; seed <= 20; seed++) {
+    const pushed = pushesWith(roundTrips, {}, seed);
+    assert.equal(pushed.length, 5, `seed ${seed}`);
+    assert.deepEqual(
+      pushed.slice(0, 3),
+      ["p8", "p7", "p9"],
+      "the nearest first, nearest to farthest",
+    );
+    for (const peer of pushed.slice(3)) others.add(peer);
+  }
+  // p0 is the nearest of the rest: if the rest were by distance too it would always be there.
+  assert.ok(others.size >= 5, `the other two pushes are random (${[...others].sort()})`);
+  // nearPushes 0: the nearest are no more likely than anyone.
+  let nearestEveryTime = true;
+  for (let seed = 1; seed <= 20; seed++) {
+    const pushed = pushesWith(roundTrips, { nearPushes: 0 }, seed);
+    if (!["p7", "p8", "p9"].every((peer) => pushed.includes(peer))) nearestEveryTime = false;
+  }
+  assert.equal(nearestEveryTime, false);
+});
+
+Deno.test("peers whose round trip is not measured yet are never taken for near ones", () => {
+  // Only p4 is measured (and far): it takes one near push, the other four are random.
+  const chosen = new Map<PeerKey, number>();
+  for (let seed = 1; seed <= 20; seed++) {
+    const pushed = pushesWith({ p4: 250 }, {}, seed);
+    assert.equal(pushed[0], "p4", `seed ${seed}`);
+    assert.equal(pushed.length, 5);
+    for (const peer of pushed.slice(1)) chosen.set(peer, (chosen.get(peer) ?? 0) + 1);
+  }
+  assert.ok(chosen.size >= 8, `random among the unmeasured (${[...chosen.keys()].sort()})`);
+  // Nothing measured: every push is random.
+  const first = new Set<PeerKey>();
+  for (let seed = 1; seed <= 20; seed++) first.add(pushesWith({}, {}, seed)[0]);
+  assert.ok(first.size >= 4);
+});
+
+Deno.test("a distrusted peer gets no push however near it is", () => {
+  for (let seed = 1; seed <= 10; seed++) {
+    const peers = ["a", "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9"];
+    const { engine, actions } = setup({ degree: 5 }, peers, seed);
+    actions.roundTrips.set("p0", 1);
+    actions.roundTrips.set("p1", 2);
+    actions.distrusted.add("p0");
+    const x = item(1);
+    engine.receiveItem("a", x, 1);
+    actions.clear();
+    engine.validated(x.id, "valid");
+    const pushed = actions.peersOf("item", x.id);
+    assert.ok(!pushed.includes("p0"), `seed ${seed}`);
+    assert.equal(pushed[0], "p1");
+    engine.close();
+  }
 });
 
 Deno.test("invalid and unanswered items are neither pushed nor served", () => {
@@ -1427,6 +1517,7 @@ Deno.test("property: only valid items are sent, IHAVEs only for forwardable item
         clock,
         {
           peers: () => [...connected],
+          roundTripMs: () => undefined,
           mayPull: (peer) => connected.has(peer),
           isTrusted: (peer) => !distrusted.has(peer),
           score: (peer) => distrusted.has(peer) ? -30 : 0,

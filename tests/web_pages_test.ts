@@ -53,6 +53,12 @@ Deno.test({
       const text = "shown on the page";
       await others[0].module.announce(CLUSTER_TYPE, new TextEncoder().encode(text));
       await waitUntil(() => receivedCount(hub, text) === 1, 5000, "the hub received the item");
+      // Each new session is pinged at once: its first PONG gives the round trip.
+      await waitUntil(
+        () => hub.node.stats().peers.every((p) => p.rttMs !== undefined),
+        5000,
+        "round trips measured",
+      );
       const stats = hub.node.stats();
 
       await withBrowser(async (browser) => {
@@ -104,6 +110,8 @@ Deno.test({
           assert.match(row.cells[4]!, /^[\d.]+ (B|KiB)$/);
           // The score moves between the page's fetch and the test's: check its form.
           assert.match(row.cells[6]!, /^-?\d+(\.\d+)?$/, `score ${row.cells[6]}`);
+          // A later PING may lower it meanwhile: check its form.
+          assert.match(row.cells[7]!, /^\d+(\.\d)? ms$/, `round trip ${row.cells[7]}`);
         }
         assert.equal(shown.received, "1");
         assert.equal(shown.stored, "1");

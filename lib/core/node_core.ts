@@ -31,6 +31,7 @@ import { type GossipItem, itemIdHex } from "../protocol/item.ts";
 import { ItemStore, type PeerKey } from "../protocol/item_store.ts";
 import type { Direction, SavedPeer } from "../protocol/membership.ts";
 import { defaultRandom, type RandomSource } from "../protocol/random.ts";
+import { RoundTrips } from "../protocol/round_trips.ts";
 import type { Scheduler, TimerHandle } from "../protocol/scheduler.ts";
 import { Spreading, type SpreadingStats } from "../protocol/spreading.ts";
 import type { Verdict } from "../protocol/validation_tracker.ts";
@@ -191,6 +192,8 @@ export interface CorePeerInfo {
   readonly ageMs: number;
   /** The peer's score. */
   readonly score: number;
+  /** Smallest round trip measured to the peer (PING/PONG), in ms; absent before the first PONG. */
+  readonly rttMs?: number;
 }
 
 /** The decisions of one gossip node. */
@@ -204,6 +207,7 @@ export class NodeCore {
   private readonly spreading: Spreading;
   private readonly local: LocalDelivery;
   private readonly router: Router;
+  private readonly roundTrips = new RoundTrips();
   private readonly handshakeFailures: Record<string, number> = {};
   private readonly wallClock: () => number;
   private readonly random: RandomSource;
@@ -252,6 +256,7 @@ export class NodeCore {
           this.guard.sessionClosed(peer);
           this.spreading.peerLeft(peer);
           this.router.forget(peer);
+          this.roundTrips.forget(peer);
         },
         // A delivery session only brings items: nothing is offered to it. On
         // an extra path, this node's own items go first, as ITEMs (once the
@@ -259,6 +264,11 @@ export class NodeCore {
         // have granted a delivery session, which asks for nothing.
         accepted: (peer) => {
           if (this.connections.session(peer)?.delivery) return;
+          // The first PONG tells how near the peer is (near peers get pushes
+          // first); sent once the shell has registered the session.
+          this.scheduler.defer(() => {
+            if (this.connections.isConnected(peer)) this.ping(peer);
+          });
           if (!this.connections.isExtraPath(peer)) {
             this.spreading.offer(peer);
             return;
@@ -282,6 +292,7 @@ export class NodeCore {
       scheduler,
       {
         peers: () => this.connections.relayPeers,
+        roundTripMs: (peer) => this.roundTrips.rttMs(peer),
         mayPull: (peer) => {
           const session = this.connections.session(peer);
           return session !== undefined && !session.delivery;
@@ -350,6 +361,7 @@ export class NodeCore {
       penalize: (peer, offence) => this.penalize(peer, offence),
       ban: (peer, reason) => this.ban(peer, reason),
       violation: (peer, reason) => this.violation(peer, reason),
+      pong: (peer, nonce) => this.roundTrips.pong(peer, nonce, this.scheduler.now()),
     }, this.log.child("items"));
   }
 
@@ -537,6 +549,7 @@ export class NodeCore {
       direction: session.direction,
       ageMs: now - session.since,
       score: Math.round(this.guard.score(identity, now) * 100) / 100,
+      rttMs: this.roundTrips.rttMs(identity),
     }));
   }
 
@@ -624,18 +637,19 @@ export class NodeCore {
     }
     if (now - this.lastPing >= this.options.config.peerIdleTimeoutMs / 3) {
       this.lastPing = now;
-      for (const peer of peers) {
-        this.sendToPeer(peer, {
-          type: PeerMessageType.Ping,
-          nonce: BigInt(Math.floor(now)),
-        });
-      }
+      for (const peer of peers) this.ping(peer);
     }
     this.spreading.sweep();
     if (this.options.config.persist && now - this.lastPersist >= this.tuning.persistIntervalMs) {
       this.lastPersist = now;
       this.actions.persist(this.persistentState());
     }
+  }
+
+  /** Sends `peer` a PING whose PONG measures the round trip. */
+  private ping(peer: PeerKey): void {
+    const nonce = this.roundTrips.ping(peer, this.scheduler.now());
+    this.sendToPeer(peer, { type: PeerMessageType.Ping, nonce });
   }
 
   /**

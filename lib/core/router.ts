@@ -45,6 +45,8 @@ export interface RouterActions {
   ban(peer: PeerKey, reason: string): void;
   /** Closes `peer`'s session for a protocol violation. */
   violation(peer: PeerKey, reason: string): void;
+  /** `peer` answered a PING (the nonce says which; an unknown one is ignored). */
+  pong(peer: PeerKey, nonce: bigint): void;
 }
 
 /** Dispatch and batching of one node's peer messages. */
@@ -93,6 +95,7 @@ export class Router {
         this.actions.send(peer, { type: PeerMessageType.Pong, nonce: message.nonce });
         return;
       case PeerMessageType.Pong:
+        this.actions.pong(peer, message.nonce);
         return;
       case PeerMessageType.PullRequest:
         this.connections.answerPull(peer, message.max, now);

@@ -5,9 +5,9 @@
  * On first receipt of an item a node checks that its ID matches its content
  * and hands it to local validation (which drops it when nobody subscribed).
  * After a valid verdict it pushes the item to `degree` peers not known to hold
- * it (peers that hold it count towards the degree, but at least `minPushes`
- * are pushed to), never back to a holder, and advertises it (`IHAVE`) to the
- * other peers lazily: the IDs wait up to `haveDelayMs`, ride along with
+ * it, never back to a holder: the `nearPushes` nearest by measured round trip,
+ * the rest at random (so the push graph follows fast links and still mixes
+ * the whole overlay), and advertises it (`IHAVE`) to the other peers lazily: the IDs wait up to `haveDelayMs`, ride along with
  * anything else sent to a peer meanwhile ({@link Spreading.piggyback}), and
  * then go out together, each to the peers still not known to hold the item.
  * An advertisement thus costs a peer a wake-up per `haveDelayMs`, not one per
@@ -61,6 +61,8 @@ export type SpreadingOffence =
 export interface SpreadingActions {
   /** Currently connected peers. */
   peers(): readonly PeerKey[];
+  /** Smallest round trip measured to `peer` in ms; undefined before the first PONG. */
+  roundTripMs(peer: PeerKey): number | undefined;
   /**
    * True when `peer` is connected in a session items may be pulled over (not
    * a delivery session, which answers no IWANT).
@@ -103,8 +105,16 @@ export interface SpreadingOptions extends PullTrackerOptions {
    * reached), but always to at least `minPushes` peers that do not.
    */
   readonly degree: number;
-  /** Fewest peers a forwarding node pushes to (default: half the degree, rounded up). */
+  /**
+   * Fewest peers a forwarding node pushes to (default: the degree, so holders
+   * never cut the pushes; a smaller floor saves duplicates for latency).
+   */
   readonly minPushes?: number;
+  /**
+   * Of the pushes, how many go to the peers with the smallest measured round
+   * trip (default: half the degree, rounded up); the rest go to random peers.
+   */
+  readonly nearPushes?: number;
   /** Items first seen this long ago or less are offered to new sessions and in digests. */
   readonly offerWindowMs: number;
   /** Most item IDs offered to one peer at once. */
@@ -216,7 +226,8 @@ export class Spreading {
   ) {
     this.options = {
       random: defaultRandom,
-      minPushes: Math.ceil(options.degree / 2),
+      minPushes: options.degree,
+      nearPushes: Math.ceil(options.degree / 2),
       ...options,
     };
     this.pulls = new PullTracker(this.options, scheduler, {
@@ -516,9 +527,27 @@ export class Spreading {
     // the floor keeps the epidemic growing and IHAVE/IWANT repairs the rest.
     const { degree, minPushes } = this.options;
     const count = Math.max(minPushes, degree - holding);
-    for (const peer of sample(fresh, count, this.options.random)) this.serve(stored, peer);
+    for (const peer of this.pushTargets(fresh, count)) this.serve(stored, peer);
     if (this.options.haveDelayMs > 0) this.advertiseLater(stored);
     else if (advertise) this.advertise(stored);
+  }
+
+  /**
+   * `count` of `fresh`: the `nearPushes` with the smallest measured round
+   * trip (peers not measured yet are not near), then random ones.
+   */
+  private pushTargets(fresh: readonly PeerKey[], count: number): PeerKey[] {
+    const near = Math.min(this.options.nearPushes, count);
+    if (near === 0 || fresh.length <= count) return sample(fresh, count, this.options.random);
+    const measured: { peer: PeerKey; rtt: number }[] = [];
+    for (const peer of fresh) {
+      const rtt = this.actions.roundTripMs(peer);
+      if (rtt !== undefined) measured.push({ peer, rtt });
+    }
+    measured.sort((a, b) => a.rtt - b.rtt);
+    const chosen = measured.slice(0, near).map((entry) => entry.peer);
+    const rest = fresh.filter((peer) => !chosen.includes(peer));
+    return [...chosen, ...sample(rest, count - chosen.length, this.options.random)];
   }
 
   private serve(stored: StoredItem, peer: PeerKey): void {

@@ -144,6 +144,8 @@ export interface PeerStatus {
   readonly bytesOut: number;
   /** The peer's score: raised by useful work, lowered by offences, decaying to 0. */
   readonly score: number;
+  /** Smallest round trip measured to the peer in ms (absent until its first PONG). */
+  readonly rttMs?: number;
 }
 
 /**

@@ -116,7 +116,7 @@ function renderPeers(peers) {
     id.title = p.identity;
     row.append(id, el("td", p.direction), el("td", p.address, "mono"), el("td", age(p.ageMs), "num"),
       el("td", bytes(p.bytesIn ?? 0), "num"), el("td", bytes(p.bytesOut ?? 0), "num"),
-      el("td", p.score ?? 0, "num"));
+      el("td", p.score ?? 0, "num"), el("td", p.rttMs === undefined ? "–" : p.rttMs + " ms", "num"));
     return row;
   });
   body.replaceChildren(...rows);
@@ -224,7 +224,8 @@ export const STATUS_PAGE_HTML: string = `<!doctype html>
     <h2>Peers (<span id="peer-count">0</span>)</h2>
     <table>
       <thead><tr><th>identity</th><th>direction</th><th>address</th><th class="num">connected</th>
-        <th class="num">received</th><th class="num">sent</th><th class="num">score</th></tr></thead>
+        <th class="num">received</th><th class="num">sent</th><th class="num">score</th>
+        <th class="num">round trip</th></tr></thead>
       <tbody id="peer-rows"></tbody>
     </table>
     <p id="no-peers" class="muted">No peers connected.</p>
