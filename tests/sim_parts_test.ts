@@ -157,6 +157,33 @@ Deno.test("globe links: round trips within 10-300 ms, symmetric, jitter and loss
   assert.equal(lossless.transit(0, 1, 60_000, random), lossless.latency(0, 1));
 });
 
+Deno.test("globe links: a datacentre host is nearer to its region's nodes than they are to each other", () => {
+  const globe = new GlobeLinks({ jitterFraction: 0, lossRate: 0 });
+  const random = seededRandom(4);
+  for (let i = 0; i < 300; i++) globe.place(i, random);
+  for (let i = 300; i < 320; i++) globe.placeCentral(i, random);
+  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  for (let host = 300; host < 320; host++) {
+    const region = globe.regionOf[host];
+    const local = [...Array(300).keys()].filter((i) => globe.regionOf[i] === region);
+    assert.ok(local.length >= 5, `region ${region} has nodes`);
+    const toHost = local.map((i) => globe.latency(i, host));
+    const between = local.flatMap((i) =>
+      local.filter((j) => j > i).map((j) => globe.latency(i, j))
+    );
+    assert.ok(
+      median(toHost) < median(between),
+      `host ${host}: median ${median(toHost)} ms to it, ${
+        median(between)
+      } ms between its region's nodes`,
+    );
+  }
+  // In a network, wellConnected nodes are placed that way.
+  const net = new SimNetwork({ seed: 6, links: new GlobeLinks() });
+  const node = net.addNode({ wellConnected: true });
+  assert.equal(net.links.latency(node.index, node.index), 5, "no access delay: the 10 ms floor");
+});
+
 Deno.test("metrics: the shortest-path bound follows sessions and skips attackers as relays", () => {
   const net = new SimNetwork({ seed: 5, delay: () => 10 });
   const config = { degree: 1, passiveViewSize: 0 };

@@ -27,6 +27,12 @@ import type { RandomSource } from "../protocol/random.ts";
 export interface LinkModel {
   /** Places node `node` (called once per node, in index order). */
   place(node: number, random: RandomSource): void;
+  /**
+   * Places node `node` as a datacentre host: where the model's links are
+   * fastest, nearer than the nodes placed by {@link place} around it.
+   * Models without such a place leave this out ({@link place} is used).
+   */
+  placeCentral?(node: number, random: RandomSource): void;
   /** Base one-way delay from `from` to `to`, in ms (no jitter, no loss). */
   latency(from: number, to: number): number;
   /**
@@ -143,22 +149,41 @@ export class GlobeLinks implements LinkModel {
   }
 
   place(node: number, random: RandomSource): void {
-    const total = this.cumulative[this.cumulative.length - 1];
-    const pick = random() * total;
-    let region = 0;
-    while (this.cumulative[region] <= pick) region++;
+    const region = this.pickRegion(random);
     const centre = this.regions[region];
     const [dLat, dLon] = gaussianPair(random);
     const spread = this.options.spreadDegrees;
     const lat = Math.max(-89, Math.min(89, centre.lat + dLat * spread));
     const lon = centre.lon + dLon * spread / Math.max(0.2, Math.cos(lat * Math.PI / 180));
+    const [low, high] = this.options.accessMs;
+    this.setPlace(node, region, lat, lon, low + random() * (high - low));
+  }
+
+  /**
+   * A region drawn by weight, at its centre, with no access delay: nearer to
+   * the region's nodes than they are to each other.
+   */
+  placeCentral(node: number, random: RandomSource): void {
+    const region = this.pickRegion(random);
+    const centre = this.regions[region];
+    this.setPlace(node, region, centre.lat, centre.lon, 0);
+  }
+
+  private pickRegion(random: RandomSource): number {
+    const total = this.cumulative[this.cumulative.length - 1];
+    const pick = random() * total;
+    let region = 0;
+    while (this.cumulative[region] <= pick) region++;
+    return region;
+  }
+
+  private setPlace(node: number, region: number, lat: number, lon: number, access: number): void {
     const phi = lat * Math.PI / 180;
     const lambda = lon * Math.PI / 180;
     this.xyz[3 * node] = Math.cos(phi) * Math.cos(lambda);
     this.xyz[3 * node + 1] = Math.cos(phi) * Math.sin(lambda);
     this.xyz[3 * node + 2] = Math.sin(phi);
-    const [low, high] = this.options.accessMs;
-    this.access[node] = low + random() * (high - low);
+    this.access[node] = access;
     this.regionOf[node] = region;
   }
 

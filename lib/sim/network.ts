@@ -70,6 +70,11 @@ export const SIM_NODE_CONFIG: Omit<CoreConfig, "bootstrappers"> = {
 export interface SimNodeOptions {
   /** Overrides of the config keys (defaults: {@link SIM_NODE_CONFIG}). */
   readonly config?: Partial<CoreConfig>;
+  /**
+   * A datacentre host: placed where the link model's links are fastest
+   * ({@link LinkModel.placeCentral}), nearer than other nodes to its region.
+   */
+  readonly wellConnected?: boolean;
   /** Limits against hostile peers. */
   readonly security?: Partial<SecurityOptions>;
   /** Internal limits and timings. */
@@ -261,7 +266,9 @@ export class SimNetwork {
       undefined as unknown as NodeCore,
     );
     this.nodes.push(node);
-    this.links.place(index, this.random);
+    if (options.wellConnected && this.links.placeCentral) {
+      this.links.placeCentral(index, this.random);
+    } else this.links.place(index, this.random);
     const bandwidth = options.uplinkBytesPerSecond ?? this.options.uplinkBytesPerSecond ?? 0;
     node.uplinkBytesPerMs =
       (typeof bandwidth === "number" ? bandwidth : bandwidth(index, this.random)) / 1000;

@@ -273,7 +273,7 @@ export class World {
    * first `bootstrappers` honest nodes (a deployment's configured bootstrap
    * nodes).
    */
-  build(honest: number, attackers: number, options: { bootstrappers?: number } = {}): void {
+  build(honest: number, attackers: number, options: BuildOptions = {}): void {
     const total = honest + attackers;
     const joinMs = joinDuration(total);
     const seeds = Math.min(options.bootstrappers ?? 0, honest);
@@ -298,6 +298,7 @@ export class World {
         ...this.options.node,
         bootstrap,
         validationDelayMs: VALIDATION_DELAY_MS,
+        wellConnected: options.attackersWellConnected,
       });
       joined.push(node);
       this.runFor(step, "build");
@@ -394,6 +395,14 @@ export class World {
 /** Build duration: about 200 joins per second, at least 10 s. */
 export function joinDuration(nodes: number): number {
   return Math.max(10_000, nodes * 5);
+}
+
+/** How {@link World.build} joins the network. */
+export interface BuildOptions {
+  /** Every node joins through one of the first this many honest nodes (the bootstrappers). */
+  readonly bootstrappers?: number;
+  /** Attackers are datacentre hosts ({@link SimNodeOptions.wellConnected}). */
+  readonly attackersWellConnected?: boolean;
 }
 
 /** Settings of {@link startChurn}. */
@@ -524,7 +533,7 @@ function buildWithAttackers(
   options: ScenarioOptions,
   behaviour: HostileBehaviour | ((world: World) => HostileBehaviour),
   activeFrom: "t0" | "start" | number,
-  buildOptions: { bootstrappers?: number } = {},
+  buildOptions: BuildOptions = {},
 ): Adversary {
   const attackers = Math.round((options.ratio ?? 1) * options.nodes);
   const joinMs = joinDuration(options.nodes + attackers);
@@ -694,6 +703,15 @@ export const SCENARIOS: Record<string, Scenario> = {
     (world, options) => attackItems(world, options, { dropItems: true }),
   ),
 
+  "censor-near": scenario(
+    "As censor, but every attacker is a datacentre host at its region's centre with no access " +
+      "delay, nearer to the honest nodes around it than they are to each other: attackers take " +
+      "most of the pushes that go to the nearest peers.",
+    true,
+    (world, options) =>
+      attackItems(world, options, { dropItems: true }, { attackersWellConnected: true }),
+  ),
+
   degrade: scenario(
     "Attackers forward every ITEM and IWANT answer 2 s late and send 16 IHAVEs of nonexistent " +
       "items per peer per second.",
@@ -794,8 +812,13 @@ export const SCENARIOS: Record<string, Scenario> = {
 };
 
 /** Attackers from T0 with `behaviour`; items after 10 s. */
-function attackItems(world: World, options: ScenarioOptions, behaviour: HostileBehaviour): Plan {
-  buildWithAttackers(world, options, behaviour, "t0");
+function attackItems(
+  world: World,
+  options: ScenarioOptions,
+  behaviour: HostileBehaviour,
+  buildOptions: BuildOptions = {},
+): Plan {
+  buildWithAttackers(world, options, behaviour, "t0", buildOptions);
   world.runFor(10_000, "attack");
   return itemPhase(world, options, {});
 }
