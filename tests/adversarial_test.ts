@@ -16,6 +16,7 @@ import {
   framePeerPayload,
   GoodbyeReason,
   type HelloMessage,
+  type PeerMessage,
   PeerMessageType,
 } from "../lib/codec/peer_messages.ts";
 import { formatSocketAddress } from "../lib/address.ts";
@@ -1796,5 +1797,93 @@ Deno.test("a restarted node dials its outbound peer of before first, not the att
     for (const listener of listeners) listener.close();
     await Promise.allSettled(accepting);
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a peer cannot look nearer than it is, and a far one gets IHAVE instead of the item's push", async () => {
+  // The victim pushes each item to `degree` (1) peer, the nearest by measured
+  // round trip. H is an honest member on loopback; A answers every PING 300 ms
+  // late (it looks far) and meanwhile sends PONGs with every nonce it could
+  // guess (sequential ones, clock readings), as if it had answered at once.
+  const options = { config: { degree: 1, powDifficulty: 8 } };
+  const victim = await startMember(undefined, options);
+  const honest = await startMember(victim.node, options);
+  const hostKey = await testHostKey();
+  const adversaryId = identityHex(hostKey.identity);
+  const lateAnswers = new Set<ReturnType<typeof setTimeout>>();
+  let adversary: AdversaryPeer | undefined;
+  let guessing: ReturnType<typeof setInterval> | undefined;
+  try {
+    await waitForOverlay([victim, honest], 1);
+    const connected = await AdversaryPeer.connect(victim.node.p2pAddress.port, {
+      hostKey,
+      powDifficulty: 8,
+      listenPort: unusedPorts(1)[0],
+    });
+    assert.ok(connected.peer, `adversary handshake: ${connected.error}`);
+    const peer = adversary = connected.peer;
+    let pings = 0;
+    const answerLate = (message: PeerMessage) => {
+      if (message.type !== PeerMessageType.Ping) return;
+      pings++;
+      const timer = setTimeout(() => {
+        lateAnswers.delete(timer);
+        peer.send({ type: PeerMessageType.Pong, nonce: message.nonce });
+      }, 300);
+      lateAnswers.add(timer);
+    };
+    // The victim pings a new session at once: that PING may have come already.
+    peer.received.forEach(answerLate);
+    peer.onMessage(answerLate);
+    let guess = 0n;
+    guessing = setInterval(() => {
+      for (const nonce of [guess++, BigInt(Date.now()), BigInt(Math.floor(performance.now()))]) {
+        peer.send({ type: PeerMessageType.Pong, nonce });
+      }
+    }, 20);
+    const entry = (identity: string) =>
+      victim.node.stats().peers.find((p) => p.identity === identity);
+    await waitUntil(
+      () =>
+        entry(adversaryId)?.rttMs !== undefined &&
+        entry(honest.node.identityHex)?.rttMs !== undefined,
+      5000,
+      "both round trips measured",
+    );
+    clearInterval(guessing);
+    guessing = undefined;
+    const far = entry(adversaryId)!.rttMs!;
+    const near = entry(honest.node.identityHex)!.rttMs!;
+    console.log(
+      `[near] round trips at the victim: H ${near} ms, A ${far} ms (${pings} PINGs, ${guess} guesses)`,
+    );
+    assert.ok(far >= 300, `the forged PONGs did not count: A measured at ${far} ms`);
+    assert.ok(near < far);
+
+    // Five items from the victim's module: each pushed to H, only advertised to A.
+    for (let i = 0; i < 5; i++) {
+      const text = `near-${i}`;
+      await announceText(victim, text, 3);
+      await waitForDelivery([honest], text);
+    }
+    const itemTexts = peer.received.filter((m) => m.type === PeerMessageType.Item)
+      .map((m) => decoder.decode((m as { data: Uint8Array }).data));
+    const advertised = peer.received.filter((m) => m.type === PeerMessageType.IHave)
+      .reduce((sum, m) => sum + (m as { ids: readonly bigint[] }).ids.length, 0);
+    console.log(`[near] A got ${itemTexts.length} items pushed, ${advertised} IDs advertised`);
+    assert.deepEqual(itemTexts, [], "no push to the far peer");
+    await waitUntil(
+      () =>
+        peer.received.filter((m) => m.type === PeerMessageType.IHave)
+          .reduce((sum, m) => sum + (m as { ids: readonly bigint[] }).ids.length, 0) >= 5,
+      3000,
+      "every item advertised to A",
+    );
+    assert.equal(peer.isClosed, false, "forged PONGs are ignored, not punished");
+  } finally {
+    if (guessing !== undefined) clearInterval(guessing);
+    for (const timer of lateAnswers) clearTimeout(timer);
+    await adversary?.close();
+    await stopMembers([victim, honest]);
   }
 });
