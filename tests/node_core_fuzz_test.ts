@@ -187,6 +187,8 @@ Deno.test("fuzz: the node core survives any sequence of well-formed hostile peer
         for (const [table, size] of Object.entries(core.structureSizes())) {
           assert.ok(size <= 1_000, `${table} holds ${size}`);
         }
+        // Round trips are kept for connected peers only.
+        assert.ok(core.structureSizes().roundTrips <= core.peerIdentities.length, "round trips");
       }
       core.stop();
       clock.advance(0); // deferred work already queued runs, and finds the core stopped

@@ -609,6 +609,7 @@ export class NodeCore {
       missingItems: this.spreading.missing,
       missingAdvertisers: this.spreading.missingAdvertisers,
       pendingAdvertisements: this.spreading.pendingAdvertisements,
+      roundTrips: this.roundTrips.size,
       ...this.connections.sizes,
       ...this.guard.sizes,
       ...this.local.sizes,
