@@ -352,7 +352,9 @@ function formatStatus(status: StatusJson, where: string): string {
   if (peers.length === 0) {
     lines.push("  none connected");
   } else {
-    const rows = [["IDENTITY", "DIRECTION", "ADDRESS", "CONNECTED", "RECEIVED", "SENT", "SCORE"]];
+    const rows = [
+      ["IDENTITY", "DIRECTION", "ADDRESS", "CONNECTED", "RECEIVED", "SENT", "SCORE", "RTT"],
+    ];
     for (const p of peers) {
       rows.push([
         String(p.identity ?? "?").slice(0, 16),
@@ -362,10 +364,11 @@ function formatStatus(status: StatusJson, where: string): string {
         bytes(p.bytesIn),
         bytes(p.bytesOut),
         String(p.score ?? 0),
+        p.rttMs === undefined ? "-" : `${p.rttMs} ms`,
       ]);
     }
     lines.push(
-      ...table(rows, new Set([3, 4, 5, 6])).split("\n").map((line) => `  ${line}`),
+      ...table(rows, new Set([3, 4, 5, 6, 7])).split("\n").map((line) => `  ${line}`),
     );
   }
   const counters: [string, number | string | undefined][] = [

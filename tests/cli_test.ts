@@ -361,7 +361,7 @@ Deno.test("status: a table, --json and --address against a running daemon", asyn
   }
 });
 
-Deno.test("status shows peers with direction, address, age, bytes and score", async () => {
+Deno.test("status shows peers with direction, address, age, bytes, score and round trip", async () => {
   const dir = await Deno.makeTempDir();
   const daemons: Daemon[] = [];
   try {
@@ -372,17 +372,18 @@ Deno.test("status shows peers with direction, address, age, bytes and score", as
     });
     daemons.push(b.daemon);
     let table = "";
-    for (let attempt = 0; attempt < 100 && !/PEERS \(1\)/.test(table); attempt++) {
+    // Until the first PONG the round trip shows "-".
+    for (let attempt = 0; attempt < 100 && !/PEERS \(1\)[^]* ms\n/.test(table); attempt++) {
       if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100));
       table = (await gossip(["status", "-c", a.path])).stdout;
     }
     assert.match(table, /PEERS \(1\)/, table);
-    const header = /\n {2}IDENTITY +DIRECTION +ADDRESS +CONNECTED +RECEIVED +SENT +SCORE\n/;
+    const header = /\n {2}IDENTITY +DIRECTION +ADDRESS +CONNECTED +RECEIVED +SENT +SCORE +RTT\n/;
     assert.match(table, header);
     assert.match(
       table,
       new RegExp(
-        `\\n {2}[0-9a-f]{16} +inbound +127\\.0\\.0\\.1:${b.ports.p2p} +\\d+ s +[\\d.]+ (B|KiB) +[\\d.]+ (B|KiB) +0\\n`,
+        `\\n {2}[0-9a-f]{16} +inbound +127\\.0\\.0\\.1:${b.ports.p2p} +\\d+ s +[\\d.]+ (B|KiB) +[\\d.]+ (B|KiB) +0 +[\\d.]+ ms\\n`,
       ),
       table,
     );
