@@ -1801,12 +1801,18 @@ Deno.test("a restarted node dials its outbound peer of before first, not the att
 });
 
 Deno.test("a peer cannot look nearer than it is, and a far one gets IHAVE instead of the item's push", async () => {
-  // The victim pushes each item to `degree` (1) peer, the nearest by measured
-  // round trip. H is an honest member on loopback; A answers every PING 300 ms
-  // late (it looks far) and meanwhile sends PONGs with every nonce it could
-  // guess (sequential ones, clock readings), as if it had answered at once.
+  // The victim (near pushes on: a tuning option) pushes each item to `degree`
+  // (1) peer, the nearest by measured round trip. H is an honest member on
+  // loopback; A answers every PING 300 ms late (it looks far) and meanwhile
+  // sends PONGs with every nonce it could guess (sequential ones, clock
+  // readings), as if it had answered at once.
   const options = { config: { degree: 1, powDifficulty: 8 } };
-  const victim = await startMember(undefined, options);
+  const victim = await startMember(undefined, {
+    ...options,
+    node: {
+      tuning: { spreading: { ...DEFAULT_CORE_TUNING.spreading, nearPushes: 1 } },
+    },
+  });
   const honest = await startMember(victim.node, options);
   const hostKey = await testHostKey();
   const adversaryId = identityHex(hostKey.identity);
