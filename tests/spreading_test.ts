@@ -442,7 +442,7 @@ function pushesWith(
   seed: number,
 ): PeerKey[] {
   const peers = ["a", "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9"];
-  const { engine, actions } = setup({ degree: 5, nearPushes: 3, ...options }, peers, seed);
+  const { engine, actions } = setup({ degree: 5, ...options }, peers, seed);
   for (const [peer, rtt] of Object.entries(roundTrips)) actions.roundTrips.set(peer, rtt);
   const x = item(1);
   engine.receiveItem("a", x, 1);
@@ -460,7 +460,7 @@ Deno.test("with nearPushes 3 of 5, the nearest peers by round trip get pushes fi
   for (let i = 0; i <= 6; i++) roundTrips[`p${i}`] = 100 + 20 * i;
   const others = new Set<PeerKey>();
   for (let seed = 1; seed <= 20; seed++) {
-    const pushed = pushesWith(roundTrips, {}, seed);
+    const pushed = pushesWith(roundTrips, { nearPushes: 3 }, seed);
     assert.equal(pushed.length, 5, `seed ${seed}`);
     assert.deepEqual(
       pushed.slice(0, 3),
@@ -474,15 +474,7 @@ Deno.test("with nearPushes 3 of 5, the nearest peers by round trip get pushes fi
   // By default (nearPushes 0) the nearest are no more likely than anyone.
   let nearestEveryTime = true;
   for (let seed = 1; seed <= 20; seed++) {
-    const peers = ["a", "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9"];
-    const { engine, actions } = setup({ degree: 5 }, peers, seed);
-    for (const [peer, rtt] of Object.entries(roundTrips)) actions.roundTrips.set(peer, rtt);
-    const x = item(1);
-    engine.receiveItem("a", x, 1);
-    actions.clear();
-    engine.validated(x.id, "valid");
-    const pushed = actions.peersOf("item", x.id);
-    engine.close();
+    const pushed = pushesWith(roundTrips, {}, seed);
     if (!["p7", "p8", "p9"].every((peer) => pushed.includes(peer))) nearestEveryTime = false;
   }
   assert.equal(nearestEveryTime, false);
@@ -492,7 +484,7 @@ Deno.test("peers whose round trip is not measured yet are never taken for near o
   // Only p4 is measured (and far): it takes one near push, the other four are random.
   const chosen = new Map<PeerKey, number>();
   for (let seed = 1; seed <= 20; seed++) {
-    const pushed = pushesWith({ p4: 250 }, {}, seed);
+    const pushed = pushesWith({ p4: 250 }, { nearPushes: 3 }, seed);
     assert.equal(pushed[0], "p4", `seed ${seed}`);
     assert.equal(pushed.length, 5);
     for (const peer of pushed.slice(1)) chosen.set(peer, (chosen.get(peer) ?? 0) + 1);
@@ -500,7 +492,7 @@ Deno.test("peers whose round trip is not measured yet are never taken for near o
   assert.ok(chosen.size >= 8, `random among the unmeasured (${[...chosen.keys()].sort()})`);
   // Nothing measured: every push is random.
   const first = new Set<PeerKey>();
-  for (let seed = 1; seed <= 20; seed++) first.add(pushesWith({}, {}, seed)[0]);
+  for (let seed = 1; seed <= 20; seed++) first.add(pushesWith({}, { nearPushes: 3 }, seed)[0]);
   assert.ok(first.size >= 4);
 });
 
