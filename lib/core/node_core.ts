@@ -264,8 +264,9 @@ export class NodeCore {
         // have granted a delivery session, which asks for nothing.
         accepted: (peer) => {
           if (this.connections.session(peer)?.delivery) return;
-          // The first PONG tells how near the peer is (near peers get pushes
-          // first); sent once the shell has registered the session.
+          // The first PONG tells how near the peer is (the status shows it;
+          // with near pushes on, the nearest get pushes first); sent once the
+          // shell has registered the session.
           this.scheduler.defer(() => {
             if (this.connections.isConnected(peer)) this.ping(peer);
           });

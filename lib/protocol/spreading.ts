@@ -8,9 +8,10 @@
  * it (peers that hold it count towards the degree, but at least `minPushes`
  * are pushed to), never back to a holder, at random or, with `nearPushes`, the
  * nearest by measured round trip first (off by default: docs/PROTOCOL.md,
- * "Near pushes"), and advertises it (`IHAVE`) to the other peers lazily: the IDs wait up to `haveDelayMs`, ride along with
- * anything else sent to a peer meanwhile ({@link Spreading.piggyback}), and
- * then go out together, each to the peers still not known to hold the item.
+ * "Near pushes"), and advertises it (`IHAVE`) to the other peers lazily: the
+ * IDs wait up to `haveDelayMs`, ride along with anything else sent to a peer
+ * meanwhile ({@link Spreading.piggyback}), and then go out together, each to
+ * the peers still not known to hold the item.
  * An advertisement thus costs a peer a wake-up per `haveDelayMs`, not one per
  * item, and peers that pushed the item here meanwhile are not told at all.
  * With `haveDelayMs` 0 a node instead advertises at once on receipt, before
