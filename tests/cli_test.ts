@@ -365,7 +365,8 @@ Deno.test("status shows peers with direction, address, age, bytes, score and rou
   const dir = await Deno.makeTempDir();
   const daemons: Daemon[] = [];
   try {
-    const a = await startDaemon(join(dir, "a"));
+    // Keepalive PINGs every second measure the round trip soon.
+    const a = await startDaemon(join(dir, "a"), { extra: ["peer_idle_timeout_ms = 3000"] });
     daemons.push(a.daemon);
     const b = await startDaemon(join(dir, "b"), {
       extra: [`bootstrapper = 127.0.0.1:${a.ports.p2p}`],
