@@ -269,7 +269,7 @@ export class NodeCore {
           // before its first item; otherwise the keepalive PINGs measure it
           // (a PING per new session was 10 % more background messages in a
           // simulated cold boot).
-          if ((this.tuning.spreading.nearPushes ?? 0) > 0) {
+          if (this.spreading.pushesToNearest) {
             this.scheduler.defer(() => {
               if (this.connections.isConnected(peer)) this.ping(peer);
             });

@@ -552,6 +552,11 @@ export class Spreading {
     return [...chosen, ...sample(rest, count - chosen.length, this.options.random)];
   }
 
+  /** True when some pushes go to the nearest peers (`nearPushes` above 0). */
+  get pushesToNearest(): boolean {
+    return this.options.nearPushes > 0;
+  }
+
   private serve(stored: StoredItem, peer: PeerKey): void {
     addOnce(stored.holders, peer);
     this.stats.itemsSent++;
