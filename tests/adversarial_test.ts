@@ -1800,68 +1800,107 @@ Deno.test("a restarted node dials its outbound peer of before first, not the att
   }
 });
 
-Deno.test("a peer cannot look nearer than it is, and a far one gets IHAVE instead of the item's push", async () => {
-  // The victim (near pushes on: a tuning option) pushes each item to `degree`
-  // (1) peer, the nearest by measured round trip. H is an honest member on
-  // loopback; A answers every PING 300 ms late (it looks far) and meanwhile
-  // sends PONGs with every nonce it could guess (sequential ones, clock
-  // readings), as if it had answered at once.
-  const options = { config: { degree: 1, powDifficulty: 8 } };
-  const victim = await startMember(undefined, {
-    ...options,
-    node: {
-      tuning: { spreading: { ...DEFAULT_CORE_TUNING.spreading, nearPushes: 1 } },
-    },
-  });
-  const honest = await startMember(victim.node, options);
+/**
+ * An adversary connected to `victim` that answers each PING `delayMs` late
+ * (it looks that far); `stop` cancels the answers still pending.
+ */
+async function pingAnsweringAdversary(
+  victim: GossipNode,
+  delayMs: number,
+): Promise<{ peer: AdversaryPeer; identity: string; pings: () => number; stop: () => void }> {
   const hostKey = await testHostKey();
-  const adversaryId = identityHex(hostKey.identity);
-  const lateAnswers = new Set<ReturnType<typeof setTimeout>>();
-  let adversary: AdversaryPeer | undefined;
+  const connected = await AdversaryPeer.connect(victim.p2pAddress.port, {
+    hostKey,
+    powDifficulty: 8,
+    listenPort: unusedPorts(1)[0],
+  });
+  assert.ok(connected.peer, `adversary handshake: ${connected.error}`);
+  const peer = connected.peer;
+  const pending = new Set<ReturnType<typeof setTimeout>>();
+  let pings = 0;
+  const answer = (message: PeerMessage) => {
+    if (message.type !== PeerMessageType.Ping) return;
+    pings++;
+    const timer = setTimeout(() => {
+      pending.delete(timer);
+      peer.send({ type: PeerMessageType.Pong, nonce: message.nonce });
+    }, delayMs);
+    pending.add(timer);
+  };
+  peer.received.forEach(answer);
+  peer.onMessage(answer);
+  return {
+    peer,
+    identity: identityHex(hostKey.identity),
+    pings: () => pings,
+    stop: () => {
+      for (const timer of pending) clearTimeout(timer);
+    },
+  };
+}
+
+/** The texts of the items `peer` was pushed, and how many item IDs it was advertised. */
+function pushedAndAdvertised(peer: AdversaryPeer): { pushed: string[]; advertised: number } {
+  let advertised = 0;
+  const pushed: string[] = [];
+  for (const m of peer.received) {
+    if (m.type === PeerMessageType.Item) pushed.push(decoder.decode(m.data));
+    else if (m.type === PeerMessageType.IHave) advertised += m.ids.length;
+  }
+  return { pushed, advertised };
+}
+
+/** The victim's view of its peer `identity` (round trip, score). */
+function peerEntry(victim: Member, identity: string) {
+  return victim.node.stats().peers.find((p) => p.identity === identity);
+}
+
+// Test nodes ping their peers every second (peer_idle_timeout 3 s): the
+// keepalive PINGs measure round trips.
+const NEAR_TEST_CONFIG = { degree: 1, powDifficulty: 8, peerIdleTimeoutMs: 3000 };
+
+Deno.test("a peer cannot look nearer than it is, and a far one gets IHAVE instead of the item's push", async () => {
+  // The victim pushes each item to `degree` (1) peer, by default the nearest by
+  // measured round trip once a peer has proven itself. H is an honest member on
+  // loopback, proven by an item it brings first; A answers every PING 300 ms
+  // late (it looks far) and meanwhile sends PONGs with every nonce it could
+  // guess (sequential ones, clock readings), as if it had answered at once.
+  const options = { config: NEAR_TEST_CONFIG };
+  const victim = await startMember(undefined, options);
+  const honest = await startMember(victim.node, options);
+  let adversary: Awaited<ReturnType<typeof pingAnsweringAdversary>> | undefined;
   let guessing: ReturnType<typeof setInterval> | undefined;
   try {
     await waitForOverlay([victim, honest], 1);
-    const connected = await AdversaryPeer.connect(victim.node.p2pAddress.port, {
-      hostKey,
-      powDifficulty: 8,
-      listenPort: unusedPorts(1)[0],
-    });
-    assert.ok(connected.peer, `adversary handshake: ${connected.error}`);
-    const peer = adversary = connected.peer;
-    let pings = 0;
-    const answerLate = (message: PeerMessage) => {
-      if (message.type !== PeerMessageType.Ping) return;
-      pings++;
-      const timer = setTimeout(() => {
-        lateAnswers.delete(timer);
-        peer.send({ type: PeerMessageType.Pong, nonce: message.nonce });
-      }, 300);
-      lateAnswers.add(timer);
-    };
-    // The victim (near pushes on) pings a new session at once: that PING may have come already.
-    peer.received.forEach(answerLate);
-    peer.onMessage(answerLate);
+    await announceText(honest, "proof", 1);
+    await waitForDelivery([victim], "proof");
+    await waitUntil(
+      () => (peerEntry(victim, honest.node.identityHex)?.score ?? 0) > 0,
+      3000,
+      "H proven at the victim",
+    );
+    adversary = await pingAnsweringAdversary(victim.node, 300);
+    const peer = adversary.peer;
     let guess = 0n;
     guessing = setInterval(() => {
       for (const nonce of [guess++, BigInt(Date.now()), BigInt(Math.floor(performance.now()))]) {
         peer.send({ type: PeerMessageType.Pong, nonce });
       }
     }, 20);
-    const entry = (identity: string) =>
-      victim.node.stats().peers.find((p) => p.identity === identity);
+    const adversaryId = adversary.identity;
     await waitUntil(
       () =>
-        entry(adversaryId)?.rttMs !== undefined &&
-        entry(honest.node.identityHex)?.rttMs !== undefined,
+        peerEntry(victim, adversaryId)?.rttMs !== undefined &&
+        peerEntry(victim, honest.node.identityHex)?.rttMs !== undefined,
       5000,
       "both round trips measured",
     );
     clearInterval(guessing);
     guessing = undefined;
-    const far = entry(adversaryId)!.rttMs!;
-    const near = entry(honest.node.identityHex)!.rttMs!;
+    const far = peerEntry(victim, adversaryId)!.rttMs!;
+    const near = peerEntry(victim, honest.node.identityHex)!.rttMs!;
     console.log(
-      `[near] round trips at the victim: H ${near} ms, A ${far} ms (${pings} PINGs, ${guess} guesses)`,
+      `[near] round trips at the victim: H ${near} ms, A ${far} ms (${adversary.pings()} PINGs, ${guess} guesses)`,
     );
     assert.ok(far >= 300, `the forged PONGs did not count: A measured at ${far} ms`);
     assert.ok(near < far);
@@ -1872,22 +1911,74 @@ Deno.test("a peer cannot look nearer than it is, and a far one gets IHAVE instea
       await announceText(victim, text, 3);
       await waitForDelivery([honest], text);
     }
-    const itemTexts = peer.received.flatMap((m) =>
-      m.type === PeerMessageType.Item ? [decoder.decode(m.data)] : []
+    await waitUntil(
+      () => pushedAndAdvertised(peer).advertised >= 5,
+      3000,
+      "every item advertised to A",
     );
-    const advertised = () =>
-      peer.received.reduce(
-        (sum, m) => sum + (m.type === PeerMessageType.IHave ? m.ids.length : 0),
-        0,
-      );
-    console.log(`[near] A got ${itemTexts.length} items pushed, ${advertised()} IDs advertised`);
-    assert.deepEqual(itemTexts, [], "no push to the far peer");
-    await waitUntil(() => advertised() >= 5, 3000, "every item advertised to A");
+    const { pushed, advertised } = pushedAndAdvertised(peer);
+    console.log(`[near] A got ${pushed.length} items pushed, ${advertised} IDs advertised`);
+    assert.deepEqual(pushed, [], "no push to the far peer");
     assert.equal(peer.isClosed, false, "forged PONGs are ignored, not punished");
   } finally {
     if (guessing !== undefined) clearInterval(guessing);
-    for (const timer of lateAnswers) clearTimeout(timer);
-    await adversary?.close();
+    adversary?.stop();
+    await adversary?.peer.close();
     await stopMembers([victim, honest]);
+  }
+});
+
+Deno.test("until a peer has proven itself, the peer that looks nearest gets no more than its share of pushes", async () => {
+  // Nearness is cheap for a Sybil in a datacentre, so a node whose peers are
+  // all new sends its pushes at random. The victim's only peers are N (answers
+  // PINGs at once) and F (300 ms late); of 12 items pushed to one peer each, F
+  // gets some (all 12 to N by chance: 1 in 4,096). Once F brings an item first
+  // (it is proven), the pushes go to the nearest: N.
+  const victim = await startMember(undefined, { config: NEAR_TEST_CONFIG });
+  const adversaries: Awaited<ReturnType<typeof pingAnsweringAdversary>>[] = [];
+  try {
+    adversaries.push(await pingAnsweringAdversary(victim.node, 0));
+    adversaries.push(await pingAnsweringAdversary(victim.node, 300));
+    const [nearest, far] = adversaries;
+    await waitUntil(
+      () => adversaries.every((a) => peerEntry(victim, a.identity)?.rttMs !== undefined),
+      5000,
+      "both round trips measured",
+    );
+    assert.ok(
+      peerEntry(victim, nearest.identity)!.rttMs! < peerEntry(victim, far.identity)!.rttMs!,
+    );
+    const pushesTo = (adversary: { peer: AdversaryPeer }, prefix: string) =>
+      pushedAndAdvertised(adversary.peer).pushed.filter((text) => text.startsWith(prefix)).length;
+    const announceAll = async (prefix: string, count: number) => {
+      for (let i = 0; i < count; i++) await announceText(victim, `${prefix}-${i}`, 3);
+      // Each item is pushed to exactly one of the two.
+      await waitUntil(
+        () => pushesTo(nearest, prefix) + pushesTo(far, prefix) === count,
+        5000,
+        `${prefix} items pushed`,
+      );
+    };
+    await announceAll("unproven-", 12);
+    const before = pushesTo(far, "unproven-");
+    console.log(`[near] before a proven peer: F got ${before} of 12 pushes`);
+    assert.ok(before > 0, "with no proven peer, the nearest peer takes every push");
+
+    far.peer.send(contentItem({ dataType: CLUSTER_TYPE, data: encoder.encode("from F"), ttl: 2 }));
+    await waitUntil(
+      () => (peerEntry(victim, far.identity)?.score ?? 0) > 0,
+      3000,
+      "F proven at the victim",
+    );
+    await announceAll("proven-", 6);
+    const after = pushesTo(far, "proven-");
+    console.log(`[near] after F is proven: F got ${after} of 6 pushes`);
+    assert.equal(after, 0, "once a peer is proven, the pushes go to the nearest");
+  } finally {
+    for (const adversary of adversaries) {
+      adversary.stop();
+      await adversary.peer.close();
+    }
+    await stopMembers([victim]);
   }
 });

@@ -415,8 +415,8 @@ Deno.test("peers known to hold an item count towards the degree, down to minPush
   }
 });
 
-Deno.test("minPushes defaults to half the degree, rounded up", () => {
-  const peers = ["a", "b", "c", "d", "e", "f", "g", "h"];
+Deno.test("by default a node pushes to degree peers, half of them (rounded up) the nearest once a peer is proven", () => {
+  const peers = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"];
   const clock = new FakeScheduler();
   const actions = new FakeActions(peers);
   const store = new ItemStore({
@@ -426,24 +426,35 @@ Deno.test("minPushes defaults to half the degree, rounded up", () => {
     tombstoneTtlMs: 1_000,
   });
   const engine = new Spreading({ ...DEFAULT_SPREADING_OPTIONS, degree: 5 }, store, clock, actions);
+  for (const [peer, rtt] of [["l", 5], ["k", 6], ["j", 7], ["a", 1], ["b", 2]] as const) {
+    actions.roundTrips.set(peer, rtt);
+  }
+  actions.scores.set("b", 1);
   const x = item(1);
   engine.receiveItem("a", x, 1);
   for (const peer of ["b", "c", "d", "e"]) engine.receiveHave(peer, [x.id]);
   actions.clear();
   engine.validated(x.id, "valid");
-  assert.equal(actions.peersOf("item", x.id).length, 3, "ceil(5 / 2)");
+  const pushed = actions.peersOf("item", x.id);
+  assert.equal(pushed.length, 5, "the degree, though 5 peers hold it");
+  assert.deepEqual(pushed.slice(0, 3), ["l", "k", "j"], "ceil(5 / 2) nearest non-holders first");
   engine.close();
 });
 
-/** The peers one valid item from "a" is pushed to, given measured round trips. */
+/**
+ * The peers one valid item from "a" is pushed to, given measured round trips;
+ * "a" has proven itself (a score above 0) unless `scores` says otherwise.
+ */
 function pushesWith(
   roundTrips: Record<PeerKey, number>,
   options: Partial<SpreadingOptions>,
   seed: number,
+  scores: Record<PeerKey, number> = { a: 1 },
 ): PeerKey[] {
   const peers = ["a", "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9"];
   const { engine, actions } = setup({ degree: 5, ...options }, peers, seed);
   for (const [peer, rtt] of Object.entries(roundTrips)) actions.roundTrips.set(peer, rtt);
+  for (const [peer, score] of Object.entries(scores)) actions.scores.set(peer, score);
   const x = item(1);
   engine.receiveItem("a", x, 1);
   actions.clear();
@@ -471,13 +482,32 @@ Deno.test("with nearPushes 3 of 5, the nearest peers by round trip get pushes fi
   }
   // p0 is the nearest of the rest: if the rest were by distance too it would always be there.
   assert.ok(others.size >= 5, `the other two pushes are random (${[...others].sort()})`);
-  // By default (nearPushes 0) the nearest are no more likely than anyone.
-  let nearestEveryTime = true;
+  // With nearPushes 0 the nearest are no more likely than anyone.
+  assert.equal(nearestEveryTime(roundTrips, { nearPushes: 0 }), false);
+});
+
+/** True when p7, p8 and p9 (the nearest of `roundTrips`) get pushes at each of 20 seeds. */
+function nearestEveryTime(
+  roundTrips: Record<PeerKey, number>,
+  options: Partial<SpreadingOptions>,
+  scores?: Record<PeerKey, number>,
+): boolean {
   for (let seed = 1; seed <= 20; seed++) {
-    const pushed = pushesWith(roundTrips, {}, seed);
-    if (!["p7", "p8", "p9"].every((peer) => pushed.includes(peer))) nearestEveryTime = false;
+    const pushed = pushesWith(roundTrips, options, seed, scores);
+    if (!["p7", "p8", "p9"].every((peer) => pushed.includes(peer))) return false;
   }
-  assert.equal(nearestEveryTime, false);
+  return true;
+}
+
+Deno.test("near pushes wait for a proven peer: until a connected peer scores above 0, every push is random", () => {
+  const roundTrips: Record<PeerKey, number> = { a: 1, p7: 12, p8: 9, p9: 30 };
+  for (let i = 0; i <= 6; i++) roundTrips[`p${i}`] = 100 + 20 * i;
+  // Nobody proven (new peers score 0; a distrusted one below): random pushes.
+  assert.equal(nearestEveryTime(roundTrips, { nearPushes: 3 }, {}), false);
+  assert.equal(nearestEveryTime(roundTrips, { nearPushes: 3 }, { a: 0, p8: -2 }), false);
+  // Any connected peer proven, the sender or not, near or not: near pushes.
+  assert.equal(nearestEveryTime(roundTrips, { nearPushes: 3 }, { a: 0.5 }), true);
+  assert.equal(nearestEveryTime(roundTrips, { nearPushes: 3 }, { p3: 4 }), true);
 });
 
 Deno.test("peers whose round trip is not measured yet are never taken for near ones", () => {
@@ -503,6 +533,7 @@ Deno.test("a distrusted peer gets no push however near it is", () => {
     actions.roundTrips.set("p0", 1);
     actions.roundTrips.set("p1", 2);
     actions.distrusted.add("p0");
+    actions.scores.set("a", 1); // near pushes on: a peer is proven
     const x = item(1);
     engine.receiveItem("a", x, 1);
     actions.clear();

@@ -1,14 +1,13 @@
 /**
  * Round-trip times to connected peers, measured with PING and PONG.
  *
- * A node pings every peer at the keepalive interval (and, with near pushes
- * on, each new session at once); a PONG that echoes the nonce of the one outstanding PING to that
- * peer gives a sample. The estimate is the **smallest** sample (the
+ * A node pings every peer at the keepalive interval; a PONG that echoes the
+ * nonce of the one outstanding PING to that peer gives a sample. The estimate is the **smallest** sample (the
  * propagation delay: queueing and a slow reader only add to it), which a peer
  * cannot lower: the nonce is random, so a PONG sent before the PING arrived
- * cannot match, and a delayed PONG only makes the peer look farther. With
- * near pushes on, Spreading sends part of each item's pushes to the nearest
- * peers (docs/PROTOCOL.md, "Near pushes").
+ * cannot match, and a delayed PONG only makes the peer look farther. Once a
+ * peer has proven itself, Spreading sends part of each item's pushes to the
+ * nearest peers (docs/PROTOCOL.md, "Near pushes").
  *
  * Pure bookkeeping: time comes in as arguments, nonces from an injected source.
  *
