@@ -705,8 +705,8 @@ export const SCENARIOS: Record<string, Scenario> = {
 
   "censor-near": scenario(
     "As censor, but every attacker is a datacentre host at its region's centre with no access " +
-      "delay, nearer to the honest nodes around it than they are to each other: with near " +
-      "pushes (a tuning option) attackers take most of the pushes that go to the nearest peers.",
+      "delay, nearer to the honest nodes around it than they are to each other: once an honest " +
+      "node has a proven peer, the attackers near it take most of its pushes to the nearest.",
     true,
     (world, options) =>
       attackItems(world, options, { dropItems: true }, { attackersWellConnected: true }),
