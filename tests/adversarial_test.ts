@@ -1639,13 +1639,19 @@ Deno.test("a peer advertising a wildcard address is recorded at its source addre
   }
 });
 
-Deno.test("peers its bootstrapper names get half a node's dials, however many an outbound peer names", async () => {
-  // The victim (degree 2) restarts knowing one peer, P (its peers file), an
-  // attacker, and its bootstrapper B, which is connected to three honest nodes
-  // and names them. Both outbound slots are taken (P and B) when P names 300
-  // fresh addresses where nobody listens. Then B goes away: for the free slot,
-  // half the dials go to B's tips, so the victim reaches one of them after about
-  // one failed dial; drawn at random among 303 it would fail about 100 times.
+/**
+ * The victim (degree 2) restarts knowing one peer, P (its peers file), an
+ * attacker, and its bootstrapper B, which is connected to three honest nodes
+ * and names them. Both outbound slots are taken (P and B) when P names 300
+ * fresh addresses where nobody listens. With `proveB`, B is no bootstrapper
+ * but a second peer of the peers file, and first brings the victim an item:
+ * its tips are then a proven peer's, and no peer is a bootstrapper's tip. Then
+ * B goes away; returns how many of P's claims the victim dialled before one of
+ * B's tips, and how many peers it knew.
+ */
+async function claimsDialledBeforeTips(
+  proveB: boolean,
+): Promise<{ claims: number; known: number }> {
   const config = { degree: 2, powDifficulty: 4, passiveViewSize: 400 };
   const honest = await Promise.all([0, 1, 2].map(() => startTestNode({ config })));
   const bootstrapper = await startTestNode({
@@ -1654,12 +1660,22 @@ Deno.test("peers its bootstrapper names get half a node's dials, however many an
   const dir = await Deno.makeTempDir();
   const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir);
   const log = capturingLogger();
+  const modules: TestApiClient[] = [];
   let victim: GossipNode | undefined;
   let poisoner: AdversaryPeer | undefined;
   try {
     await waitUntil(() => bootstrapper.peerIdentities.length === 3, 5000, "B has its 3 peers");
+    if (proveB) {
+      const saved = JSON.parse(await Deno.readTextFile(peersFile));
+      saved.peers.push({
+        identity: bootstrapper.identityHex,
+        address: `127.0.0.1:${bootstrapper.p2pAddress.port}`,
+        tried: true,
+      });
+      await Deno.writeTextFile(peersFile, JSON.stringify(saved));
+    }
     victim = await startTestNode({
-      config: { ...config, peersFile, bootstrappers: [bootstrapper.p2pAddress] },
+      config: { ...config, peersFile, bootstrappers: proveB ? [] : [bootstrapper.p2pAddress] },
       node: { log: log.logger },
     });
     const v = victim;
@@ -1674,6 +1690,21 @@ Deno.test("peers its bootstrapper names get half a node's dials, however many an
       5000,
       `the victim connected to P and B and heard B's three tips`,
     );
+    if (proveB) {
+      const subscriber = await TestApiClient.connect(v.apiAddress.port);
+      modules.push(subscriber);
+      subscriber.autoValidate([], () => true);
+      await subscriber.notify(CLUSTER_TYPE);
+      const origin = await TestApiClient.connect(bootstrapper.apiAddress.port);
+      modules.push(origin);
+      await origin.announce(CLUSTER_TYPE, encoder.encode("from B"), 1);
+      await waitUntil(
+        () =>
+          (v.stats().peers.find((x) => x.identity === bootstrapper.identityHex)?.score ?? 0) > 0,
+        5000,
+        "B proven at the victim",
+      );
+    }
     // Fresh addresses all over 127.0.0.0/8 (loopback: a dial is refused at once),
     // so that P's claims are never all backing off; 2 PUSHes per 100 ms round.
     const nowhere = unusedPorts(8);
@@ -1693,7 +1724,9 @@ Deno.test("peers its bootstrapper names get half a node's dials, however many an
         p.send({ type: PeerMessageType.Peers, peers: claims() });
       }
     });
-    for (let round = 0; round < 100 && v.stats().knownPeers < 300; round++) {
+    // With `proveB`, at least 20 rounds: B, now proven, names its tips again.
+    const minRounds = proveB ? 20 : 0;
+    for (let round = 0; round < 100 && (v.stats().knownPeers < 300 || round < minRounds); round++) {
       p.send({ type: PeerMessageType.Push, peers: claims() });
       p.send({ type: PeerMessageType.Push, peers: claims() });
       await new Promise((resolve) => setTimeout(resolve, 100)); // pacing the attacker, not a sync
@@ -1715,23 +1748,44 @@ Deno.test("peers its bootstrapper names get half a node's dials, however many an
     const tipAt = after.findIndex((line) =>
       line.includes("peer connected") && tipPorts.some((port) => line.includes(port))
     );
+    assert.ok(tipAt >= 0);
     const claimsDialled = after.slice(0, tipAt).filter((line) =>
       line.includes("dial failed") && !line.includes(`127.0.0.1:${bootstrapper.p2pAddress.port}`)
     ).length;
-    console.log(
-      `[tips] ${known} peers known (P's claims and B's 3 tips): after B left, the victim ` +
-        `dialled ${claimsDialled} of P's claims before one of B's tips`,
-    );
-    // Half the dials go to B's tips: more than 10 failures first about once in
-    // 2,000 runs; at random among 300 claims and 3 tips, 10 or fewer in 1 of 10.
-    assert.ok(tipAt >= 0);
-    assert.ok(claimsDialled <= 10, `${claimsDialled} of P's claims dialled first`);
+    return { claims: claimsDialled, known };
   } finally {
+    await Promise.all(modules.map((module) => module.close()));
     await poisoner?.close();
     listener.close();
     await Promise.all([victim, bootstrapper, ...honest].map((node) => node?.close()));
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("peers its bootstrapper names get half a node's dials, however many an outbound peer names", async () => {
+  // While no peer is proven, half the dials go to B's tips, so the victim
+  // reaches one of them after about one failed dial; drawn at random among
+  // 303 it would fail about 100 times.
+  const { claims, known } = await claimsDialledBeforeTips(false);
+  console.log(
+    `[tips] ${known} peers known (P's claims and B's 3 tips): after B left, the victim ` +
+      `dialled ${claims} of P's claims before one of B's tips`,
+  );
+  // Half the dials go to B's tips: more than 10 failures first about once in
+  // 2,000 runs; at random among 300 claims and 3 tips, 10 or fewer in 1 of 10.
+  assert.ok(claims <= 10, `${claims} of P's claims dialled first`);
+});
+
+Deno.test("peers a proven peer names get half a node's dials, however many an outbound peer names", async () => {
+  // As above, but B is a peer of the victim's peers file (no bootstrapper) that
+  // has brought it an item first: B's tips keep half the dials as a proven
+  // peer's tips (docs/PROTOCOL.md, "Whom a node dials"), while B is not distrusted.
+  const { claims, known } = await claimsDialledBeforeTips(true);
+  console.log(
+    `[proven tips] ${known} peers known: after B (proven) left, the victim dialled ${claims} ` +
+      `of P's claims before one of B's tips`,
+  );
+  assert.ok(claims <= 10, `${claims} of P's claims dialled first`);
 });
 
 Deno.test("a restarted node dials its outbound peer of before first, not the attackers its view filled with", async () => {
