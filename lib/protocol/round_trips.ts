@@ -2,8 +2,9 @@
  * Round-trip times to connected peers, measured with PING and PONG.
  *
  * A node pings every peer at the keepalive interval; a PONG that echoes the
- * nonce of the one outstanding PING to that peer gives a sample. The estimate is the **smallest** sample (the
- * propagation delay: queueing and a slow reader only add to it), which a peer
+ * nonce of the one outstanding PING to that peer gives a sample. The estimate
+ * is the **smallest** sample (the propagation delay: queueing and a slow
+ * reader only add to it), which a peer
  * cannot lower: the nonce is random, so a PONG sent before the PING arrived
  * cannot match, and a delayed PONG only makes the peer look farther. Once a
  * peer has proven itself, Spreading sends part of each item's pushes to the

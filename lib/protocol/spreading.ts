@@ -9,10 +9,10 @@
  * are pushed to), never back to a holder: once some peer has proven itself
  * (a score above 0: it brought this node an item first), `nearPushes` of them
  * to the nearest peers by measured round trip, the rest at random
- * (docs/PROTOCOL.md, "Near pushes"), and advertises it (`IHAVE`) to the other peers lazily: the
- * IDs wait up to `haveDelayMs`, ride along with anything else sent to a peer
- * meanwhile ({@link Spreading.piggyback}), and then go out together, each to
- * the peers still not known to hold the item.
+ * (docs/PROTOCOL.md, "Near pushes"). It advertises the item (`IHAVE`) to the
+ * other peers lazily: the IDs wait up to `haveDelayMs`, ride along with
+ * anything else sent to a peer meanwhile ({@link Spreading.piggyback}), and
+ * then go out together, each to the peers still not known to hold the item.
  * An advertisement thus costs a peer a wake-up per `haveDelayMs`, not one per
  * item, and peers that pushed the item here meanwhile are not told at all.
  * With `haveDelayMs` 0 a node instead advertises at once on receipt, before
@@ -543,8 +543,11 @@ export class Spreading {
    * yet are not near), then random ones; before, random ones only.
    */
   private pushTargets(fresh: readonly PeerKey[], count: number): PeerKey[] {
-    const near = this.hasProvenPeer() ? Math.min(this.options.nearPushes, count) : 0;
-    if (near === 0 || fresh.length <= count) return sample(fresh, count, this.options.random);
+    // Cheap checks first: the scan of scores runs only when the choice matters.
+    const near = fresh.length <= count || this.options.nearPushes === 0 || !this.hasProvenPeer()
+      ? 0
+      : Math.min(this.options.nearPushes, count);
+    if (near === 0) return sample(fresh, count, this.options.random);
     const measured: { peer: PeerKey; rtt: number }[] = [];
     for (const peer of fresh) {
       const rtt = this.actions.roundTripMs(peer);
