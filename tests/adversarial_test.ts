@@ -21,6 +21,7 @@ import {
 } from "../lib/codec/peer_messages.ts";
 import { formatSocketAddress } from "../lib/address.ts";
 import { type HostKey, identityHex } from "../lib/hostkey.ts";
+import { hexToBytes } from "../lib/hex.ts";
 import type { GossipNode } from "../lib/node.ts";
 import { Logger, type LogLevel } from "../lib/log.ts";
 import { powEpoch, solveProofOfWork } from "../lib/protocol/proof_of_work.ts";
@@ -1344,6 +1345,60 @@ Deno.test("a peer that advertises items and never delivers them is dropped, refu
   } finally {
     await Promise.all(adversaries.map((a) => a.close()));
     await stopMembers(pair);
+  }
+});
+
+Deno.test("an outbound peer that withholds one advertised item is replaced at the next round", async () => {
+  // V (degree 1) knows only P, an attacker, from its peers file; P names H
+  // (honest) in a PUSH, then advertises one item and never delivers it. The
+  // unanswered IWANT (5 points, under the withholder mark of 2.5, far above
+  // distrust at -20) makes P a withholder: V replaces it by H at its next
+  // membership round (100 ms here), not at its next rotation (30-90 s).
+  const honest = await startTestNode({ config: { degree: 1, powDifficulty: 4 } });
+  const dir = await Deno.makeTempDir();
+  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir);
+  let victim: GossipNode | undefined;
+  let withholder: AdversaryPeer | undefined;
+  try {
+    victim = await startTestNode({ config: { degree: 1, powDifficulty: 4, peersFile } });
+    const v = victim;
+    const p = withholder = await AdversaryPeer.accept(listener, {
+      hostKey,
+      powDifficulty: 4,
+      listenPort: listener.addr.port,
+    });
+    const pIdentity = identityHex(hostKey.identity);
+    await waitUntil(() => v.peerIdentities.includes(pIdentity), 3000, "V dialled P");
+    p.send({
+      type: PeerMessageType.Push,
+      peers: [{ identity: hexToBytes(honest.identityHex), address: honest.p2pAddress }],
+    });
+    await waitUntil(() => v.stats().knownPeers >= 1, 3000, "V learned H from P");
+    const advertisedAt = performance.now();
+    p.send({ type: PeerMessageType.IHave, ids: [0x5eedn] });
+    const gone = await p.waitClosed(10_000);
+    const seconds = (performance.now() - advertisedAt) / 1000;
+    assert.match(gone ?? "still open", /shutting down/, "rotated out, not banned");
+    assert.deepEqual(
+      p.received.flatMap((m) => (m.type === PeerMessageType.IWant ? m.ids : [])),
+      [0x5eedn],
+      "V asked P for the item once",
+    );
+    const stats = v.stats();
+    assert.equal(stats.guard.offences["unanswered-want"], 1);
+    assert.equal(stats.connections.rotated, 1);
+    assert.equal(stats.connections.distrustedDropped, 0, "not distrusted: one broken promise");
+    await waitUntil(() => v.peerIdentities.includes(honest.identityHex), 5000, "V dialled H");
+    console.log(
+      `[withholder replaced] P advertised 1 item, left it unanswered and was rotated out ` +
+        `${seconds.toFixed(1)} s later (IWANT timeout 2 s); V dialled H`,
+    );
+  } finally {
+    await withholder?.close();
+    listener.close();
+    await victim?.close();
+    await honest.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

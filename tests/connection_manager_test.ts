@@ -128,6 +128,23 @@ Deno.test("rotation picks at random among equally low scores, never a proven pee
   assert.deepEqual([...victims].sort(), [id(1), id(2)]);
 });
 
+Deno.test("a withholding outbound peer is replaced at the next round, a milder mark waits for the rotation", () => {
+  for (let seed = 1; seed <= 10; seed++) {
+    // id(2) advertised an item it did not deliver (5, decayed); id(1) bears a milder mark.
+    const scores = new Map([[id(1), -2], [id(2), -4.8], [id(3), 7]]);
+    const { connections, closed, dialled, open } = manager(scores, seed);
+    for (const n of [1, 2, 3]) open(n, "outbound");
+    connections.membership.learn([{ identity: id(9), address: address(9) }], 0, "outbound");
+    connections.round(1_000); // the rotation is due at 5 s at the earliest
+    assert.deepEqual(closed, [id(2)], `seed ${seed}`);
+    assert.deepEqual(dialled, ["10.0.2.9:6001"], "a peer that withheld nothing takes the slot");
+    open(9, "outbound", 1_500);
+    connections.round(2_000);
+    assert.deepEqual(closed, [id(2)], `seed ${seed}: -2 is not withholding`);
+    assert.equal(connections.stats.rotated, 1);
+  }
+});
+
 Deno.test("a full node refers a newcomer rather than evict a session younger than 5 s", () => {
   // degree 3: six inbound slots; the two up longest are protected.
   const { connections, closed, open } = manager(new Map());

@@ -13,6 +13,7 @@ import {
   Membership,
   type MembershipOptions,
   type SavedPeer,
+  WITHHOLDER_MERIT,
 } from "../lib/protocol/membership.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
 
@@ -324,6 +325,32 @@ Deno.test("dial tables: tried and new half each; in new, outbound tips before in
   }
   // A fair coin: 100 expected, 4.2 standard deviations either side.
   assert.ok(triedFirst > 70 && triedFirst < 130, `tried first in ${triedFirst} of 200`);
+});
+
+Deno.test("withholders (merit at or below WITHHOLDER_MERIT) are dialled after every other peer", () => {
+  // Tried peers 1-3 withheld an item; 4 bears a milder mark, 5-6 none; 7-8
+  // are new peers learned from inbound ones (the tier before last).
+  const merit = new Map([["id1", -3], ["id2", WITHHOLDER_MERIT], ["id3", -40], ["id4", -2]]);
+  for (let seed = 1; seed <= 50; seed++) {
+    const make = (degree: number) => {
+      const view = membership({
+        degree,
+        random: seededRandom(seed),
+        merit: (identity) => merit.get(identity) ?? 0,
+      });
+      view.restore(triedPeers(1, 6), 0);
+      view.learn(peers(7, 8), 0, "inbound");
+      return view;
+    };
+    const dialled = (degree: number) =>
+      make(degree).nextDials(0).map((d) => Number(d.identity!.slice(2)));
+    assert.deepEqual(dialled(3).filter((n) => n <= 3), [], `seed ${seed}`);
+    // A milder mark is no withholder: 4 comes before any of 1-3.
+    assert.deepEqual(dialled(5).sort(), [4, 5, 6, 7, 8], `seed ${seed}`);
+    const all = dialled(8);
+    assert.deepEqual(all.slice(0, 5).sort(), [4, 5, 6, 7, 8], `seed ${seed}`);
+    assert.deepEqual(all.slice(5).sort(), [1, 2, 3], `seed ${seed}: withholders last`);
+  }
 });
 
 Deno.test("dialling only tried peers would not spread: new peers get half the dials", () => {

@@ -29,8 +29,15 @@
  *   the overlay stays random: without it the two sides of a healed partition,
  *   whose passive views still know each other, never meet again (nobody with
  *   full outbound slots dials), and a node whose outbound peers all withhold
- *   items keeps them. Sessions with distrusted peers (score below the
- *   guard's `distrustScore`) are closed in every round.
+ *   items keeps them. A **withholder** (score at or below
+ *   {@link WITHHOLDER_MERIT}: it left an IWANT unanswered within about a
+ *   score half-life) among the outbound peers is replaced at the next round
+ *   instead, as GossipSub prunes negative scores from its mesh at every
+ *   heartbeat: under the distrust floor it would otherwise hold its slot for
+ *   up to 1.5 rotation intervals, and attackers that each withhold a little
+ *   held whole nodes (docs/SIMULATION.md, "Round of withholders").
+ *   Sessions with distrusted peers (score below the guard's `distrustScore`)
+ *   are closed in every round.
  * - **Exchange.** Every membership round the node offers one random peer
  *   some descriptors (PUSH, itself included) and, if that peer may vouch for
  *   others, asks it for descriptors (PULL_REQUEST). Brahms-style limits: PEERS
@@ -68,6 +75,7 @@ import {
   type KnownPeer,
   Membership,
   type SavedPeer,
+  WITHHOLDER_MERIT,
 } from "../protocol/membership.ts";
 import type { RandomSource } from "../protocol/random.ts";
 import { addressRange } from "../protocol/rate_limit.ts";
@@ -706,6 +714,11 @@ export class ConnectionManager {
     if (this.options.rotationIntervalMs > 0 && now >= this.nextRotation) {
       this.nextRotation = now + this.rotationDelay();
       this.rotate(now);
+    } else if (this.lowestOutboundScore() <= WITHHOLDER_MERIT) {
+      // A withholding outbound peer goes at the next round, not at the next
+      // rotation (as GossipSub prunes negative scores from its mesh at every
+      // heartbeat).
+      this.rotate(now);
     }
     this.dialMore(now);
     const partner = this.membership.exchangePartner();
@@ -750,6 +763,15 @@ export class ConnectionManager {
   /** A uniformly random delay between a half and one and a half rotation intervals. */
   private rotationDelay(): number {
     return this.options.rotationIntervalMs * (0.5 + this.options.random());
+  }
+
+  /** The lowest score among outbound peers (Infinity when there is none). */
+  private lowestOutboundScore(): number {
+    let lowest = Infinity;
+    for (const [peer, session] of this.sessions) {
+      if (session.direction === "outbound") lowest = Math.min(lowest, this.actions.score(peer));
+    }
+    return lowest;
   }
 
   /** Replaces one outbound peer when all outbound slots are taken (see the module documentation). */

@@ -34,7 +34,9 @@
  * (this node chose to dial it and found it where claimed; a probe of a peer
  * that dialled in does not count: anyone can dial in) or to a new one (verified
  * by a probe, or learned from an outbound peer), as Bitcoin Core's addrman
- * does; peers learned only from inbound peers (which anyone can be) come last.
+ * does; peers learned only from inbound peers (which anyone can be) come last,
+ * and **withholders** ({@link WITHHOLDER_MERIT}: they advertised items they
+ * did not deliver) after them.
  * Dialling tried peers first sent every node back to the few it once reached:
  * they filled up and evicted without end while others had no inbound peer
  * (docs/SECURITY.md, "Eclipse attacks").
@@ -61,6 +63,16 @@ export type PeerSource =
   | "outbound"
   /** Learned from a peer that dialled this node (or its own advertisement). */
   | "inbound";
+
+/**
+ * Merit at or below which a peer is a **withholder**: within about a score
+ * half-life it advertised an item it did not deliver (the guard's
+ * "unanswered-want" penalty, 5, halves to 2.5 in one half-life) beyond what it
+ * brought first. Withholders are dialled last, and an outbound one is replaced
+ * at the next round (the connection manager). Milder marks do not count: an
+ * honest peer's PUSH that crossed a round boundary costs it 0.5.
+ */
+export const WITHHOLDER_MERIT = -2.5;
 
 /** A peer this node knows an address for. */
 export interface KnownPeer {
@@ -453,7 +465,10 @@ export class Membership {
       else if (peer.anchor) anchors.push(peer);
       else if (peer.identity !== undefined && this.merit(peer.identity) > 0) proven.push(peer);
       else if (this.isVouched(peer)) vouched.push(peer);
-      else if (tipsApart && peer.bootstrapTip && peer.failures < DEAD_AFTER_FAILURES) {
+      // Withholders: last, with the tips of distrusted peers.
+      else if (peer.identity !== undefined && this.merit(peer.identity) <= WITHHOLDER_MERIT) {
+        fresh[2].push(peer);
+      } else if (tipsApart && peer.bootstrapTip && peer.failures < DEAD_AFTER_FAILURES) {
         tips.push(peer);
       } else if (isTried(peer)) tried.push(peer);
       else if (
