@@ -17,6 +17,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { JUST_STARTED_MS } from "../lib/sim/metrics.ts";
 import { stackCharts } from "../lib/sim/plot.ts";
 import { SIM_NODE_CONFIG } from "../lib/sim/network.ts";
 import { runScenario, type ScenarioResult, SCENARIOS } from "../lib/sim/scenarios.ts";
@@ -105,7 +106,11 @@ function summary(result: ScenarioResult): string {
         result.eclipse.eclipsedByChance.toFixed(1)
       } expected by chance at that share and those peer counts); their peers ${
         result.eclipse.eclipsedMeanPeers.toFixed(1)
-      }, of them inbound ${result.eclipse.eclipsedMeanInbound.toFixed(1)} (means)`,
+      }, of them inbound ${
+        result.eclipse.eclipsedMeanInbound.toFixed(1)
+      } (means); ${result.eclipse.eclipsedJustStarted} up for less than ${
+        JUST_STARTED_MS / 1000
+      } s, ${result.eclipse.eclipsedAttackerBootstrapped} bootstrapped through attackers only`,
       `  attackers banned by honest nodes: ${result.guard.distinctAttackersBanned} distinct; honest peers banned: ${result.guard.honestBanned}`,
     );
     if (result.powCost) {

@@ -156,6 +156,7 @@ export function report(results: readonly Result[]): string {
         "delivery",
         "eclipsed honest (end)",
         "of them by chance",
+        "of them up < 30 s / bootstrapped through attackers only",
         "worst eclipsed (timeline)",
         "targets eclipsed",
         "attackers among peers",
@@ -163,7 +164,7 @@ export function report(results: readonly Result[]): string {
         "honest banned",
         "PoW CPU-s/day (all attackers)",
       ]),
-      row(new Array(11).fill("---")),
+      row(new Array(12).fill("---")),
     );
     for (const r of attacks) {
       const worst = Math.max(r.eclipse.eclipsedShare, ...r.timeline.map((p) => p.eclipsedShare));
@@ -174,6 +175,9 @@ export function report(results: readonly Result[]): string {
         `${r.eclipse.eclipsed} (${pct(r.eclipse.eclipsedShare)})`,
         // Runs written before the figure existed lack it.
         "eclipsedByChance" in r.eclipse ? r.eclipse.eclipsedByChance.toFixed(1) : "-",
+        "eclipsedJustStarted" in r.eclipse
+          ? `${r.eclipse.eclipsedJustStarted} / ${r.eclipse.eclipsedAttackerBootstrapped}`
+          : "-",
         pct(worst),
         r.eclipse.targets ? `${r.eclipse.targets.eclipsed}/${r.eclipse.targets.honest}` : "-",
         pct(r.eclipse.attackerPeerShare, 1),

@@ -218,6 +218,12 @@ Deno.test("metrics: eclipse census, and the eclipses expected by chance", () => 
   assert.equal(census.eclipsed, 1, "b");
   assert.equal(census.eclipsedMeanPeers, 1);
   assert.equal(census.eclipsedMeanInbound, 0, "b dialled m");
+  assert.equal(census.eclipsedAttackerBootstrapped, 1, "b's only bootstrapper is m");
+  assert.equal(census.eclipsedJustStarted, 1, "b is 2 s up");
+  net.run(30_000);
+  const later = eclipseCensus(net);
+  assert.equal(later.eclipsed, 1, "b still has only m");
+  assert.equal(later.eclipsedJustStarted, 0, "b is 32 s up");
   // Attacker shares 1/2 (a), 1 (b), 0 (c): mean 1/2; by chance 1/2^2 + 1/2 + 1/2.
   assert.equal(census.attackerPeerShare, 0.5);
   assert.equal(census.eclipsedByChance, 1.25);

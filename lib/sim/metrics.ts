@@ -393,7 +393,18 @@ export interface EclipseCensus {
   readonly eclipsedMeanPeers: number;
   /** Mean number of inbound peers of the eclipsed nodes (0 when none). */
   readonly eclipsedMeanInbound: number;
+  /**
+   * Of the eclipsed nodes, those configured to bootstrap through attackers
+   * only (the scenario gave them no honest bootstrapper): nothing but an
+   * honest node dialling in can reach them.
+   */
+  readonly eclipsedAttackerBootstrapped: number;
+  /** Of the eclipsed nodes, those (re)started less than {@link JUST_STARTED_MS} ago. */
+  readonly eclipsedJustStarted: number;
 }
+
+/** A node up for less than this is "just started" in the {@link EclipseCensus}. */
+export const JUST_STARTED_MS = 30_000;
 
 /** Counts honest live nodes (of `among`, default all) whose peers are all attackers. */
 export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): EclipseCensus {
@@ -403,6 +414,9 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
   let share = 0;
   let eclipsedPeers = 0;
   let eclipsedInbound = 0;
+  let attackerBootstrapped = 0;
+  let justStarted = 0;
+  const now = net.clock.now();
   const peerCounts: number[] = [];
   for (const node of among ?? net.nodes) {
     if (!node.honest || !node.alive) continue;
@@ -419,6 +433,9 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
         eclipsed++;
         eclipsedPeers += peers;
         eclipsedInbound += node.core.peers().filter((p) => p.direction === "inbound").length;
+        const bootstrap = node.options.bootstrap ?? [];
+        if (bootstrap.length > 0 && bootstrap.every((b) => !b.honest)) attackerBootstrapped++;
+        if (now - node.startedAt < JUST_STARTED_MS) justStarted++;
       }
       share += hostile / peers;
     }
@@ -435,6 +452,8 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
     eclipsedByChance: byChance,
     eclipsedMeanPeers: eclipsed === 0 ? 0 : eclipsedPeers / eclipsed,
     eclipsedMeanInbound: eclipsed === 0 ? 0 : eclipsedInbound / eclipsed,
+    eclipsedAttackerBootstrapped: attackerBootstrapped,
+    eclipsedJustStarted: justStarted,
   };
 }
 
