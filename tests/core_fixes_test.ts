@@ -69,7 +69,7 @@ Deno.test("fix: a healed partition reconnects although every node has its outbou
   assert.equal(healed.reached, 39, "and the item announced while cut reaches everyone");
 });
 
-Deno.test("fix: a peer that advertises and withholds is dropped, refused, and replaced", () => {
+Deno.test("fix: an outbound peer that advertises and withholds is replaced after one broken promise", () => {
   const net = new SimNetwork({ seed: 22, delay: () => 5 });
   const config = { degree: 1, passiveViewSize: 5 };
   const tuning = { outboundRotationMs: 0 };
@@ -95,17 +95,22 @@ Deno.test("fix: a peer that advertises and withholds is dropped, refused, and re
   }
   net.run(20_000);
   const stats = c.core.stats();
-  assert.ok(stats.connections.distrustedDropped >= 1, "c dropped b");
-  assert.ok((stats.guard.offences["unanswered-want"] ?? 0) >= 5, "after broken promises");
+  // One unanswered IWANT makes b a withholder (WITHHOLDER_MERIT): c replaces it
+  // at its next round instead of waiting for four more broken promises and the
+  // distrust threshold, each one an item c had to find elsewhere, late.
+  assert.equal(stats.guard.offences["unanswered-want"], 1, "b broke one promise, not more");
+  assert.ok(stats.connections.rotated >= 1, "c replaced b");
+  assert.equal(stats.connections.distrustedDropped, 0, "by replacement, not by distrust");
   assert.ok(!c.core.peerIdentities.includes(b.identity));
   assert.ok(c.core.peerIdentities.includes(a.identity), "c found a through what b told it");
   for (let tag = 0; tag < 8; tag++) assert.equal(c.received.get(tag)?.count, 1, `item ${tag}`);
-  // b comes back: refused while distrusted.
-  const refusedBefore = stats.guard.refused["low score"] ?? 0;
+  // One broken promise demotes, it does not exclude: b may come back (a peer
+  // that keeps withholding is refused once distrusted; adversarial_test.ts
+  // performs that over real TCP).
   net.connect(b, c);
   net.run(1_000);
-  assert.ok(!c.core.peerIdentities.includes(b.identity));
-  assert.equal(c.core.stats().guard.refused["low score"], refusedBefore + 1);
+  assert.ok(c.core.peerIdentities.includes(b.identity), "b accepted again as inbound");
+  assert.equal(c.core.stats().guard.refused["low score"] ?? 0, 0);
 });
 
 Deno.test("fix: each advertiser that lets its IWANT time out is reported, not only the last", () => {
