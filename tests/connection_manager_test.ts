@@ -145,6 +145,24 @@ Deno.test("a withholding outbound peer is replaced at the next round, a milder m
   }
 });
 
+Deno.test("after replacing a withholder a node re-anchors: it dials a bootstrapper once", () => {
+  const bootstrapper = { hostname: "10.0.9.1", port: 6001 };
+  const scores = new Map([[id(1), -2], [id(2), -4.8], [id(3), 7]]);
+  const { connections, closed, dialled, open } = manager(scores, 1, [bootstrapper]);
+  for (const n of [1, 2, 3]) open(n, "outbound");
+  connections.membership.learn([{ identity: id(9), address: address(9) }], 0, "outbound");
+  const before = dialled.length;
+  connections.round(1_000);
+  assert.deepEqual(closed, [id(2)]);
+  assert.deepEqual(dialled.slice(before), ["10.0.9.1:6001"], "a bootstrapper takes the slot");
+  assert.equal(connections.stats.reanchored, 1);
+  assert.equal(connections.stats.distrustedDropped, 0, "a withholder, not distrusted");
+  // A milder mark neither rotates nor re-anchors before the rotation is due.
+  open(8, "outbound", 1_500);
+  connections.round(2_000);
+  assert.equal(connections.stats.reanchored, 1);
+});
+
 Deno.test("a full node refers a newcomer rather than evict a session younger than 5 s", () => {
   // degree 3: six inbound slots; the two up longest are protected.
   const { connections, closed, open } = manager(new Map());
@@ -692,6 +710,35 @@ Deno.test("an extra path refused as full is replaced by a peer it referred to, a
   connections.membership.learn([{ identity: id(9), address: address(9) }], 1_300, "outbound");
   connections.dialFailed("10.0.2.9:6001", 1_400);
   assert.equal(dialled.length, 3);
+});
+
+Deno.test("a bootstrapper that referred an ordinary dial is still dialled as an extra path", () => {
+  const scores = new Map<string, number>();
+  const { connections, dialled, delivering, open } = manager(scores, 1, [address(50)]);
+  for (const n of [1, 2]) open(n, "outbound"); // degree 3: one slot free
+  connections.dialMore(0);
+  assert.deepEqual(dialled, ["10.0.2.50:6001"], "an ordinary dial of the bootstrapper");
+  // It is full: it completes the handshake and says GOODBYE full (back-off).
+  connections.sessionOpened(
+    {
+      peer: id(50),
+      direction: "outbound",
+      address: address(50),
+      ip: "10.0.2.50",
+      dialed: dialled[0],
+    },
+    100,
+    undefined,
+  );
+  connections.sessionClosed(id(50), 100, GoodbyeReason.Full);
+  open(3, "outbound", 110);
+  connections.dialMore(120);
+  assert.equal(dialled.length, 1, "backing off from ordinary dials");
+  // A local item with no proven peer: a full bootstrapper may hear out a
+  // delivery, so the back-off of the ordinary dial does not apply.
+  assert.equal(connections.reinforce(200), 1);
+  assert.deepEqual(dialled, ["10.0.2.50:6001", "10.0.2.50:6001"]);
+  assert.deepEqual(delivering, ["10.0.2.50:6001"], "asking for a delivery session");
 });
 
 Deno.test("reinforcement never dials on an inbound peer's word alone", () => {

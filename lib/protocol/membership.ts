@@ -531,13 +531,15 @@ export class Membership {
 
   /**
    * A configured bootstrapper to dial now (not connected, not being dialled,
-   * not backing off), marked as dialling; undefined when there is none.
+   * not backing off unless `despiteBackoff`), marked as dialling; undefined
+   * when there is none.
    */
-  nextBootstrapper(now: number): KnownPeer | undefined {
+  nextBootstrapper(now: number, despiteBackoff = false): KnownPeer | undefined {
     const ready: KnownPeer[] = [];
     for (const peer of this.passive.values()) {
       if (
-        peer.bootstrap && peer.nextAttemptAt <= now && !this.dialing.has(peer.addressKey) &&
+        peer.bootstrap && (despiteBackoff || peer.nextAttemptAt <= now) &&
+        !this.dialing.has(peer.addressKey) &&
         !(peer.identity !== undefined && this.active.has(peer.identity))
       ) ready.push(peer);
     }
