@@ -741,6 +741,36 @@ Deno.test("a bootstrapper that referred an ordinary dial is still dialled as an 
   assert.deepEqual(delivering, ["10.0.2.50:6001"], "asking for a delivery session");
 });
 
+Deno.test("an extra path due while an ordinary dial of the bootstrapper is in flight follows that dial", () => {
+  const scores = new Map<string, number>();
+  const { connections, dialled, delivering, open } = manager(scores, 1, [address(50)]);
+  for (const n of [1, 2]) open(n, "outbound"); // degree 3: one slot free
+  connections.dialMore(0);
+  assert.deepEqual(dialled, ["10.0.2.50:6001"], "an ordinary dial (a re-anchoring)");
+  // A local item while that dial is in flight: no second dial of the address.
+  assert.equal(connections.reinforce(10), 0);
+  assert.deepEqual(delivering, []);
+  // The bootstrapper is full: it refers the ordinary dial, and at once the
+  // extra path asks it for a delivery session.
+  connections.sessionOpened(
+    {
+      peer: id(50),
+      direction: "outbound",
+      address: address(50),
+      ip: "10.0.2.50",
+      dialed: dialled[0],
+    },
+    50,
+    undefined,
+  );
+  connections.sessionClosed(id(50), 50, GoodbyeReason.Full);
+  assert.deepEqual(delivering, ["10.0.2.50:6001"], "the delivery dial followed");
+  assert.equal(connections.stats.reinforced, 1);
+  // Only once: a later ordinary dial that ends the same way adds nothing.
+  connections.sessionClosed(id(50), 60, GoodbyeReason.Full);
+  assert.equal(delivering.length, 1);
+});
+
 Deno.test("reinforcement never dials on an inbound peer's word alone", () => {
   const { connections, dialled, open } = manager(new Map());
   open(1, "inbound");

@@ -280,6 +280,8 @@ export class ConnectionManager {
   private readonly extraPaths = new Set<string>();
   /** Extra paths that may still replace one that was refused or failed. */
   private extraReplacements = 0;
+  /** Bootstrappers an ordinary dial was in flight to when an extra path was due. */
+  private readonly extraPathsAfterDial = new Set<string>();
   private nextRotation: number;
   /** A peer was dropped as distrusted: re-anchor through a bootstrapper. */
   private anchorDue = false;
@@ -529,6 +531,7 @@ export class ConnectionManager {
       if (!granted) this.membership.backOff(formatSocketAddress(session.address), now);
       if (session.dialed !== undefined) this.replaceExtraPath(session.dialed, now);
     }
+    if (session.dialed !== undefined) this.extraPathAfterDial(session.dialed, now);
     this.dialMore(now);
   }
 
@@ -563,6 +566,7 @@ export class ConnectionManager {
     this.stats.dialFailures++;
     this.membership.dialFinished(addressKey, false, now, identity);
     this.replaceExtraPath(addressKey, now);
+    this.extraPathAfterDial(addressKey, now);
   }
 
   /** Dials known peers until `degree` outbound sessions exist or are pending. */
@@ -606,8 +610,10 @@ export class ConnectionManager {
    * bootstrapper is dialled even while ordinary dials of it back off (it
    * referred them as full): a delivery is another request, and re-anchoring
    * after each replaced withholder kept bootstrappers backing off at the
-   * moment an origin needed one (four whole items lost in 23 simulated cold
-   * boots, none with this rule).
+   * moment an origin needed one. If an ordinary dial of the bootstrapper is
+   * in flight (an address is never dialled twice at once), the delivery
+   * dial follows as soon as that one ends (docs/SIMULATION.md, "Round of
+   * withholders": whole items lost in simulated cold boots without it).
    * Returns the dials started.
    */
   reinforce(now: number): number {
@@ -625,6 +631,12 @@ export class ConnectionManager {
     // A bootstrapper that referred an ordinary dial (full) may still hear out
     // a delivery: its back-off does not apply here.
     const bootstrapper = this.membership.nextBootstrapper(now, true);
+    // An ordinary dial in flight to the bootstrapper (a re-anchoring) would
+    // be referred if it is full: the delivery dial follows when it ends.
+    this.extraPathsAfterDial.clear();
+    if (!bootstrapper) {
+      for (const key of this.membership.bootstrappersDialling()) this.extraPathsAfterDial.add(key);
+    }
     for (const known of [bootstrapper, this.membership.extraDial(now)]) {
       if (this.dialExtraPath(known)) dials++;
     }
@@ -639,6 +651,17 @@ export class ConnectionManager {
     if (!this.extraPaths.delete(addressKey) || this.extraReplacements === 0) return;
     if (this.membership.hasProvenPeer()) return;
     if (this.dialExtraPath(this.membership.extraDial(now))) this.extraReplacements--;
+  }
+
+  /**
+   * An ordinary dial of a bootstrapper that was in flight when an extra path
+   * was due ended (see {@link reinforce}): dial a bootstrapper as the extra
+   * path now, unless a peer has proven itself meanwhile.
+   */
+  private extraPathAfterDial(addressKey: string, now: number): void {
+    if (!this.extraPathsAfterDial.delete(addressKey)) return;
+    if (this.membership.hasProvenPeer()) return;
+    this.dialExtraPath(this.membership.nextBootstrapper(now, true));
   }
 
   /** Dials `known` as an extra path (counted, and remembered for replacement). */

@@ -548,6 +548,15 @@ export class Membership {
     return chosen;
   }
 
+  /** Address keys of configured bootstrappers being dialled now. */
+  bootstrappersDialling(): string[] {
+    const keys: string[] = [];
+    for (const peer of this.passive.values()) {
+      if (peer.bootstrap && this.dialing.has(peer.addressKey)) keys.push(peer.addressKey);
+    }
+    return keys;
+  }
+
   /**
    * True when a known peer other than a bootstrapper could be dialled now
    * (not connected, not being dialled, not backing off, welcome).
