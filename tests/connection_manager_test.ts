@@ -712,25 +712,35 @@ Deno.test("an extra path refused as full is replaced by a peer it referred to, a
   assert.equal(dialled.length, 3);
 });
 
-Deno.test("a bootstrapper that referred an ordinary dial is still dialled as an extra path", () => {
-  const scores = new Map<string, number>();
-  const { connections, dialled, delivering, open } = manager(scores, 1, [address(50)]);
-  for (const n of [1, 2]) open(n, "outbound"); // degree 3: one slot free
-  connections.dialMore(0);
-  assert.deepEqual(dialled, ["10.0.2.50:6001"], "an ordinary dial of the bootstrapper");
-  // It is full: it completes the handshake and says GOODBYE full (back-off).
-  connections.sessionOpened(
-    {
+/**
+ * A manager (`degree` 3, bootstrapper 10.0.2.50) with one outbound slot free,
+ * which it has filled with an ordinary dial of the bootstrapper; `referAsFull`
+ * has the bootstrapper complete that handshake and say GOODBYE full.
+ */
+function bootstrapperDialled() {
+  const setup = manager(new Map(), 1, [address(50)]);
+  for (const n of [1, 2]) setup.open(n, "outbound");
+  setup.connections.dialMore(0);
+  const referAsFull = (at: number) => {
+    const dialed = "10.0.2.50:6001";
+    const info = {
       peer: id(50),
-      direction: "outbound",
+      direction: "outbound" as const,
       address: address(50),
       ip: "10.0.2.50",
-      dialed: dialled[0],
-    },
-    100,
-    undefined,
-  );
-  connections.sessionClosed(id(50), 100, GoodbyeReason.Full);
+      dialed,
+    };
+    setup.connections.sessionOpened(info, at, undefined);
+    setup.connections.sessionClosed(id(50), at, GoodbyeReason.Full);
+  };
+  return { ...setup, referAsFull };
+}
+
+Deno.test("a bootstrapper that referred an ordinary dial is still dialled as an extra path", () => {
+  const { connections, dialled, delivering, open, referAsFull } = bootstrapperDialled();
+  assert.deepEqual(dialled, ["10.0.2.50:6001"], "an ordinary dial of the bootstrapper");
+  // It is full: it completes the handshake and says GOODBYE full (back-off).
+  referAsFull(100);
   open(3, "outbound", 110);
   connections.dialMore(120);
   assert.equal(dialled.length, 1, "backing off from ordinary dials");
@@ -742,28 +752,14 @@ Deno.test("a bootstrapper that referred an ordinary dial is still dialled as an 
 });
 
 Deno.test("an extra path due while an ordinary dial of the bootstrapper is in flight follows that dial", () => {
-  const scores = new Map<string, number>();
-  const { connections, dialled, delivering, open } = manager(scores, 1, [address(50)]);
-  for (const n of [1, 2]) open(n, "outbound"); // degree 3: one slot free
-  connections.dialMore(0);
+  const { connections, dialled, delivering, referAsFull } = bootstrapperDialled();
   assert.deepEqual(dialled, ["10.0.2.50:6001"], "an ordinary dial (a re-anchoring)");
   // A local item while that dial is in flight: no second dial of the address.
   assert.equal(connections.reinforce(10), 0);
   assert.deepEqual(delivering, []);
   // The bootstrapper is full: it refers the ordinary dial, and at once the
   // extra path asks it for a delivery session.
-  connections.sessionOpened(
-    {
-      peer: id(50),
-      direction: "outbound",
-      address: address(50),
-      ip: "10.0.2.50",
-      dialed: dialled[0],
-    },
-    50,
-    undefined,
-  );
-  connections.sessionClosed(id(50), 50, GoodbyeReason.Full);
+  referAsFull(50);
   assert.deepEqual(delivering, ["10.0.2.50:6001"], "the delivery dial followed");
   assert.equal(connections.stats.reinforced, 1);
   // Only once: a later ordinary dial that ends the same way adds nothing.
