@@ -762,8 +762,8 @@ Deno.test("an extra path due while an ordinary dial of the bootstrapper is in fl
   referAsFull(50);
   assert.deepEqual(delivering, ["10.0.2.50:6001"], "the delivery dial followed");
   assert.equal(connections.stats.reinforced, 1);
-  // Only once: a later ordinary dial that ends the same way adds nothing.
-  connections.sessionClosed(id(50), 60, GoodbyeReason.Full);
+  // Only once: when that delivery dial is referred too, no further one follows.
+  referAsFull(60);
   assert.equal(delivering.length, 1);
 });
 
