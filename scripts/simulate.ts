@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import { JUST_STARTED_MS } from "../lib/sim/metrics.ts";
 import { stackCharts } from "../lib/sim/plot.ts";
 import { SIM_NODE_CONFIG } from "../lib/sim/network.ts";
+import type { ItemTrace } from "../lib/sim/metrics.ts";
 import { runScenario, type ScenarioResult, SCENARIOS } from "../lib/sim/scenarios.ts";
 
 const USAGE = `deno task simulate --scenario NAME [options]
@@ -37,6 +38,9 @@ Options:
   --degree D        every node's degree, attackers' too (default ${SIM_NODE_CONFIG.degree})
   --loss P          loss probability per 1460-byte segment (default 0.01)
   --no-pow          do not measure the identity proof-of-work cost
+  --trace-item TAG  trace the item with this tag (1 = the first announced; repeatable):
+                    its origin's sessions, scores and dials from 0 to 15 s after
+                    the announcement, printed and written to the JSON (itemTraces)
   --out DIR         results directory (default sim-results)
   --quiet           no progress lines
   --list            list the scenarios
@@ -110,7 +114,7 @@ function summary(result: ScenarioResult): string {
         result.eclipse.eclipsedMeanInbound.toFixed(1)
       } (means); ${result.eclipse.eclipsedJustStarted} up for less than ${
         JUST_STARTED_MS / 1000
-      } s, ${result.eclipse.eclipsedAttackerBootstrapped} bootstrapped through attackers only`,
+      } s, ${result.eclipse.eclipsedAttackerBootstrapped} bootstrapped through attackers only, ${result.eclipse.eclipsedKnowingNoHonest} knowing no honest peer`,
       `  attackers banned by honest nodes: ${result.guard.distinctAttackersBanned} distinct; honest peers banned: ${result.guard.honestBanned}`,
     );
     if (result.powCost) {
@@ -126,6 +130,31 @@ function summary(result: ScenarioResult): string {
   return lines.join("\n");
 }
 
+/** A traced item's origin over time, a line per snapshot. */
+function formatTrace(trace: ItemTrace): string {
+  const lines = [
+    `item ${trace.tag}: origin node ${trace.origin}, announced at ${
+      (trace.announcedAt / 1000).toFixed(1)
+    } s, bootstrappers ${
+      trace.bootstrappers.map((b) => `${b.index}${b.honest ? "h" : "a"}`).join(" ") || "none"
+    } (sessions: node index, h honest / a attacker, o outbound / i inbound, score, * delivered)`,
+  ];
+  for (const snap of trace.snapshots) {
+    const sessions = snap.sessions.map((s) =>
+      `${s.index}${s.honest ? "h" : "a"}${s.direction[0]}${s.score}${s.delivered ? "*" : ""}`
+    ).join(" ");
+    const c = snap.connections;
+    lines.push(
+      `  +${snap.afterMs} ms: ${snap.alive ? "" : "down; "}reached ${snap.reached}; dials ${
+        c.dials ?? 0
+      }, reanchored ${c.reanchored ?? 0}, reinforced ${c.reinforced ?? 0}, deliveries ${
+        c.deliveries ?? 0
+      }; ${sessions || "no sessions"}`,
+    );
+  }
+  return lines.join("\n");
+}
+
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -138,6 +167,7 @@ async function main(args: string[]): Promise<number> {
       degree: { type: "string" },
       loss: { type: "string" },
       "no-pow": { type: "boolean" },
+      "trace-item": { type: "string", multiple: true },
       out: { type: "string" },
       quiet: { type: "boolean" },
       list: { type: "boolean" },
@@ -175,6 +205,7 @@ async function main(args: string[]): Promise<number> {
       throw new UsageError(`--loss must be a probability in [0, 1), got "${values.loss}"`);
     }
   }
+  const traceItems = (values["trace-item"] ?? []).map((tag) => positiveInt(tag, "trace-item", 1));
   const out = values.out ?? "sim-results";
   const result = runScenario(name, {
     nodes,
@@ -183,6 +214,7 @@ async function main(args: string[]): Promise<number> {
     items,
     lossRate,
     measurePow: !values["no-pow"],
+    traceItems,
     node: degree === SIM_NODE_CONFIG.degree ? undefined : { config: { degree } },
     progress: values.quiet ? undefined : (line) => console.error(line),
   });
@@ -194,6 +226,7 @@ async function main(args: string[]): Promise<number> {
   await Deno.writeTextFile(`${base}.json`, JSON.stringify(figures, null, 2) + "\n");
   await Deno.writeTextFile(`${base}.svg`, stackCharts(charts));
   console.log(summary(result));
+  for (const trace of result.itemTraces ?? []) console.log(formatTrace(trace));
   console.log(`wrote ${base}.json and ${base}.svg`);
   return 0;
 }

@@ -156,7 +156,7 @@ export function report(results: readonly Result[]): string {
         "delivery",
         "eclipsed honest (end)",
         "of them by chance",
-        "of them up < 30 s / bootstrapped through attackers only",
+        "of them up < 30 s / bootstrapped through attackers only / knowing no honest peer",
         "worst eclipsed (timeline)",
         "targets eclipsed",
         "attackers among peers",
@@ -176,7 +176,10 @@ export function report(results: readonly Result[]): string {
         // Runs written before the figure existed lack it.
         "eclipsedByChance" in r.eclipse ? r.eclipse.eclipsedByChance.toFixed(1) : "-",
         "eclipsedJustStarted" in r.eclipse
-          ? `${r.eclipse.eclipsedJustStarted} / ${r.eclipse.eclipsedAttackerBootstrapped}`
+          ? `${r.eclipse.eclipsedJustStarted} / ${r.eclipse.eclipsedAttackerBootstrapped}` +
+            ("eclipsedKnowingNoHonest" in r.eclipse
+              ? ` / ${r.eclipse.eclipsedKnowingNoHonest}`
+              : "")
           : "-",
         pct(worst),
         r.eclipse.targets ? `${r.eclipse.targets.eclipsed}/${r.eclipse.targets.honest}` : "-",

@@ -11,7 +11,14 @@ import {
   PeerMessageType,
 } from "../lib/codec/peer_messages.ts";
 import { GlobeLinks } from "../lib/sim/links.ts";
-import { aggregate, eclipseCensus, shortestPaths, tagOf } from "../lib/sim/metrics.ts";
+import {
+  aggregate,
+  eclipseCensus,
+  Metrics,
+  shortestPaths,
+  tagOf,
+  TRACE_OFFSETS_MS,
+} from "../lib/sim/metrics.ts";
 import { SimNetwork } from "../lib/sim/network.ts";
 import { VirtualClock } from "../lib/sim/virtual_clock.ts";
 import { wireBytes } from "../lib/sim/wire_size.ts";
@@ -220,6 +227,7 @@ Deno.test("metrics: eclipse census, and the eclipses expected by chance", () => 
   assert.equal(census.eclipsedMeanInbound, 0, "b dialled m");
   assert.equal(census.eclipsedAttackerBootstrapped, 1, "b's only bootstrapper is m");
   assert.equal(census.eclipsedJustStarted, 1, "b is 2 s up");
+  assert.equal(census.eclipsedKnowingNoHonest, 1, "b knows only m (no passive view)");
   net.run(30_000);
   const later = eclipseCensus(net);
   assert.equal(later.eclipsed, 1, "b still has only m");
@@ -271,4 +279,33 @@ Deno.test("simulate CLI: ratios", () => {
   assert.throws(() => parseRatio("many"));
   assert.throws(() => parseRatio(""));
   assert.throws(() => parseRatio("-1"));
+});
+
+Deno.test("metrics: a traced item's origin is looked at from its announcement to 15 s after", () => {
+  const metrics = new Metrics();
+  const net = new SimNetwork({ seed: 3, delay: () => 10, observer: metrics });
+  metrics.attach(net);
+  metrics.traceTags = new Set([2]);
+  const config = { degree: 2, passiveViewSize: 0 };
+  const a = net.addNode({ config });
+  const b = net.addNode({ config, bootstrap: [a] });
+  const m = net.addNode({ config, bootstrap: [a], role: "attacker" });
+  net.run(2_000);
+  metrics.announce(a, 1);
+  metrics.announce(a, 2);
+  net.run(20_000);
+  assert.equal(metrics.traces.length, 1, "only item 2 is traced");
+  const [trace] = metrics.traces;
+  assert.equal(trace.tag, 2);
+  assert.equal(trace.origin, a.index);
+  assert.deepEqual(trace.bootstrappers, [], "a is the first node");
+  assert.deepEqual(trace.snapshots.map((snap) => snap.afterMs), [...TRACE_OFFSETS_MS]);
+  assert.equal(trace.snapshots[0].reached, 0, "nobody has it at the announcement");
+  const last = trace.snapshots[trace.snapshots.length - 1];
+  assert.equal(last.reached, 1, "b; m is not honest");
+  assert.deepEqual(
+    last.sessions.map((s) => [s.index, s.honest, s.direction, s.delivered]).sort(),
+    [[b.index, true, "inbound", true], [m.index, false, "inbound", true]],
+  );
+  assert.ok(last.connections.dials !== undefined, "the origin's counters");
 });

@@ -87,6 +87,62 @@ export interface ItemSummary {
   readonly maxHops: number;
 }
 
+/** One of an origin's sessions in an {@link OriginSnapshot}. */
+export interface TracedSession {
+  /** The peer's node index. */
+  readonly index: number;
+  /** Whether the peer is honest. */
+  readonly honest: boolean;
+  /** Who opened the session. */
+  readonly direction: "inbound" | "outbound";
+  /** The peer's score at the origin. */
+  readonly score: number;
+  /** Whether the peer's module was notified of the item (an attacker's too: it gets items it then drops). */
+  readonly delivered: boolean;
+}
+
+/** What a traced item's origin looked like at one time after the announcement. */
+export interface OriginSnapshot {
+  /** Ms since the announcement. */
+  readonly afterMs: number;
+  /** Whether the origin was running. */
+  readonly alive: boolean;
+  /** The origin's sessions. */
+  readonly sessions: readonly TracedSession[];
+  /** Honest nodes (origin excluded) that had notified the item so far. */
+  readonly reached: number;
+  /** The origin's connection counters at that time (dials, reanchored, reinforced...). */
+  readonly connections: Record<string, number>;
+}
+
+/** The trace of one item (see {@link Metrics.traceTags}). */
+export interface ItemTrace {
+  /** The item's tag. */
+  readonly tag: number;
+  /** The origin's node index. */
+  readonly origin: number;
+  /** Virtual time of the announcement. */
+  readonly announcedAt: number;
+  /** The origin's configured bootstrappers (node index, honest or not). */
+  readonly bootstrappers: readonly { index: number; honest: boolean }[];
+  /** Snapshots at {@link TRACE_OFFSETS_MS} after the announcement. */
+  readonly snapshots: OriginSnapshot[];
+}
+
+/** When a traced item's origin is looked at, in ms after the announcement. */
+export const TRACE_OFFSETS_MS: readonly number[] = [
+  0,
+  250,
+  500,
+  1_000,
+  2_000,
+  3_000,
+  5_000,
+  8_000,
+  12_000,
+  15_000,
+];
+
 /** Options of {@link Metrics.summarize}. */
 export interface SummaryOptions {
   /** Measurement window after each announcement (eligibility), ms. */
@@ -99,6 +155,14 @@ export class Metrics implements SimObserver {
   private net: SimNetwork | undefined;
   /** Validation delay the bound charges per relay (ms). */
   validationDelayMs = 0;
+  /**
+   * Tags of the items to trace: their origin's sessions, scores and
+   * connection counters at {@link TRACE_OFFSETS_MS} after the announcement,
+   * in {@link traces} (to find out why an item reached few nodes).
+   */
+  traceTags: ReadonlySet<number> = new Set();
+  /** The traces of the traced items announced so far. */
+  readonly traces: ItemTrace[] = [];
 
   /** Items tracked so far, in announcement order. */
   get tracked(): TrackedItem[] {
@@ -129,7 +193,57 @@ export class Metrics implements SimObserver {
     };
     this.items.set(tag, item);
     net.announce(origin, tag, { size });
+    if (this.traceTags.has(tag)) this.trace(item, origin);
     return item;
+  }
+
+  /** Starts the snapshots of `item`'s origin (see {@link traceTags}). */
+  private trace(item: TrackedItem, origin: SimNode): void {
+    const net = this.net!;
+    const trace: ItemTrace = {
+      tag: item.tag,
+      origin: origin.index,
+      announcedAt: item.announcedAt,
+      bootstrappers: (origin.options.bootstrap ?? []).map((b) => ({
+        index: b.index,
+        honest: b.honest,
+      })),
+      snapshots: [],
+    };
+    this.traces.push(trace);
+    const snapshot = (afterMs: number) => {
+      const sessions = origin.alive
+        ? origin.core.peers().map((peer) => {
+          const node = net.byId(peer.identity);
+          const index = node?.index ?? -1;
+          return {
+            index,
+            honest: node?.honest ?? false,
+            direction: peer.direction,
+            score: Math.round(peer.score * 100) / 100,
+            delivered: index >= 0 && !Number.isNaN(item.deliveredAt[index]),
+          };
+        })
+        : [];
+      let reached = 0;
+      for (let i = 0; i < item.deliveredAt.length; i++) {
+        if (i !== item.origin && net.nodes[i].honest && !Number.isNaN(item.deliveredAt[i])) {
+          reached++;
+        }
+      }
+      const counters = origin.alive ? origin.core.stats().connections : undefined;
+      trace.snapshots.push({
+        afterMs,
+        alive: origin.alive,
+        sessions,
+        reached,
+        connections: counters ? { ...counters } as unknown as Record<string, number> : {},
+      });
+    };
+    for (const afterMs of TRACE_OFFSETS_MS) {
+      if (afterMs === 0) snapshot(0);
+      else net.clock.setTimeout(() => snapshot(afterMs), afterMs);
+    }
   }
 
   itemArrived(to: SimNode, _from: SimNode, message: ItemMessage): void {
@@ -401,6 +515,13 @@ export interface EclipseCensus {
   readonly eclipsedAttackerBootstrapped: number;
   /** Of the eclipsed nodes, those (re)started less than {@link JUST_STARTED_MS} ago. */
   readonly eclipsedJustStarted: number;
+  /**
+   * Of the eclipsed nodes, those that know no honest peer at all (none among
+   * the peers they verified, what their peers file would hold): every address
+   * they could dial is an attacker's, so no rule of whom to dial leads them
+   * out; only an honest node dialling in can.
+   */
+  readonly eclipsedKnowingNoHonest: number;
 }
 
 /** A node up for less than this is "just started" in the {@link EclipseCensus}. */
@@ -416,6 +537,7 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
   let eclipsedInbound = 0;
   let attackerBootstrapped = 0;
   let justStarted = 0;
+  let knowingNoHonest = 0;
   const now = net.clock.now();
   const peerCounts: number[] = [];
   for (const node of among ?? net.nodes) {
@@ -436,6 +558,8 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
         const bootstrap = node.options.bootstrap ?? [];
         if (bootstrap.length > 0 && bootstrap.every((b) => !b.honest)) attackerBootstrapped++;
         if (now - node.startedAt < JUST_STARTED_MS) justStarted++;
+        const known = node.core.persistentState().peers;
+        if (!known.some((peer) => net.byId(peer.identity)?.honest)) knowingNoHonest++;
       }
       share += hostile / peers;
     }
@@ -454,6 +578,7 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
     eclipsedMeanInbound: eclipsed === 0 ? 0 : eclipsedInbound / eclipsed,
     eclipsedAttackerBootstrapped: attackerBootstrapped,
     eclipsedJustStarted: justStarted,
+    eclipsedKnowingNoHonest: knowingNoHonest,
   };
 }
 

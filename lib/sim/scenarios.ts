@@ -32,6 +32,7 @@ import {
   eclipseCensus,
   gossipTraffic,
   type ItemSummary,
+  type ItemTrace,
   Metrics,
   snapshotTraffic,
   type TrackedItem,
@@ -57,6 +58,8 @@ export interface ScenarioOptions {
   readonly progress?: (line: string) => void;
   /** Overrides of every node's settings (experiments with the protocol's tunables). */
   readonly node?: Pick<SimNodeOptions, "config" | "security" | "tuning">;
+  /** Tags of items whose origin to trace (see {@link Metrics.traceTags}). */
+  readonly traceItems?: readonly number[];
 }
 
 /** Traffic figures. */
@@ -115,6 +118,8 @@ export interface ScenarioResult {
   readonly run: RunCost;
   /** Charts for the SVG (not part of the figures). */
   readonly charts: ChartSpec[];
+  /** Traces of the items named by {@link ScenarioOptions.traceItems} (absent without). */
+  readonly itemTraces?: ItemTrace[];
 }
 
 /** The census at one time. */
@@ -242,6 +247,7 @@ export class World {
     });
     this.metrics.attach(this.net);
     this.metrics.validationDelayMs = VALIDATION_DELAY_MS;
+    this.metrics.traceTags = new Set(options.traceItems ?? []);
   }
 
   /** Options of an honest node joining through `bootstrap`. */
@@ -981,6 +987,7 @@ function finish(
       heapUsedMiB: Math.round(Deno.memoryUsage().heapUsed / 2 ** 20),
     },
     charts: [],
+    ...(options.traceItems?.length ? { itemTraces: world.metrics.traces } : {}),
   };
   result.charts.push(...charts(world, plan, result));
   return result;
