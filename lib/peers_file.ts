@@ -4,13 +4,16 @@
  * rejoins through peers it knows and keeps its bans.
  *
  * The file is JSON, written atomically (temporary file, then rename):
- * `{"version": 2, "peers": [{"identity", "address", "tried"?, "anchor"?}],
+ * `{"version": 2, "peers": [{"identity", "address", "tried"?, "anchor"?, "proven"?}],
  * "bans": [...], "proof"?: {"identity", "epoch", "nonce"}}`, where
  * `"tried": true` marks a peer this node chose to dial (absent: a peer
  * verified only by a probe after it dialled in; see `Membership`),
  * `"anchor": true` one of its outbound peers when saved (dialled first, once,
  * at the next start, so that an attacker that filled its view does not choose
- * its first peers), and `proof` is the node's own identity proof-of-work of
+ * its first peers; once one of its peers had proven itself, only its proven
+ * outbound peers), `"proven": true` a peer that had brought it items first
+ * (ranked with proven peers at the next start, until a dial reaches it: the
+ * guard's scores are not saved), and `proof` is the node's own identity proof-of-work of
  * the day (nonce as a decimal string), so that a node restarted the same day
  * does not solve it again. A missing file is normal
  * (first start); an unreadable, oversized or damaged one is logged and
@@ -72,7 +75,13 @@ export async function readPeersFile(
 /** Parses the peers file's JSON, keeping only well-formed entries. */
 export function parsePeersFile(text: string): PeersFileContents {
   const parsed = JSON.parse(text) as {
-    peers?: { identity?: unknown; address?: unknown; tried?: unknown; anchor?: unknown }[];
+    peers?: {
+      identity?: unknown;
+      address?: unknown;
+      tried?: unknown;
+      anchor?: unknown;
+      proven?: unknown;
+    }[];
     bans?: { key?: unknown; until?: unknown }[];
     proof?: { identity?: unknown; epoch?: unknown; nonce?: unknown };
   };
@@ -84,6 +93,7 @@ export function parsePeersFile(text: string): PeersFileContents {
         address: parseSocketAddress(entry.address, "peers_file"),
         tried: entry.tried === true,
         ...(entry.anchor === true ? { anchor: true } : {}),
+        ...(entry.proven === true ? { proven: true } : {}),
       }]
       : []
   );
@@ -124,6 +134,7 @@ export async function writePeersFile(
       address: formatSocketAddress(peer.address),
       ...(peer.tried ? { tried: true } : {}),
       ...(peer.anchor ? { anchor: true } : {}),
+      ...(peer.proven ? { proven: true } : {}),
     })),
     bans: state.bans,
     ...(state.proof

@@ -1910,6 +1910,60 @@ Deno.test("a restarted node dials its outbound peer of before first, not the att
   }
 });
 
+Deno.test("once a peer has brought items first, an outbound peer that brought nothing is not saved as an anchor", async () => {
+  // V (degree 2) dials H and X; H brings it an item first, X nothing (as an
+  // attacker among its outbound peers would). Saved, H is V's only anchor: X
+  // would otherwise be among the first peers V dials after a restart.
+  const h = await startTestNode({ config: { degree: 1 } });
+  const x = await startTestNode({ config: { degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const peersFile = `${dir}/peers.json`;
+  await Deno.writeTextFile(
+    peersFile,
+    JSON.stringify({
+      version: 2,
+      peers: [h, x].map((node) => ({
+        identity: node.identityHex,
+        address: `127.0.0.1:${node.p2pAddress.port}`,
+        tried: true,
+      })),
+      bans: [],
+    }),
+  );
+  const modules: TestApiClient[] = [];
+  let victim: GossipNode | undefined;
+  try {
+    const v = victim = await startTestNode({ config: { degree: 2, peersFile } });
+    await waitUntil(
+      () => v.peerIdentities.includes(h.identityHex) && v.peerIdentities.includes(x.identityHex),
+      5000,
+      "V's sessions with H and X",
+    );
+    const subscriber = await TestApiClient.connect(v.apiAddress.port);
+    modules.push(subscriber);
+    subscriber.autoValidate([], () => true);
+    await subscriber.notify(CLUSTER_TYPE);
+    const origin = await TestApiClient.connect(h.apiAddress.port);
+    modules.push(origin);
+    await origin.announce(CLUSTER_TYPE, encoder.encode("from H"), 1);
+    await waitUntil(() => (peerEntry(v, h.identityHex)?.score ?? 0) > 0, 5000, "H proven at V");
+    assert.ok(v.peerIdentities.includes(x.identityHex), "X still an outbound peer of V");
+    await v.close();
+    victim = undefined;
+    const saved = JSON.parse(await Deno.readTextFile(peersFile)) as {
+      peers: { identity: string; anchor?: boolean; proven?: boolean }[];
+    };
+    assert.deepEqual(saved.peers.filter((p) => p.anchor).map((p) => p.identity), [h.identityHex]);
+    assert.deepEqual(saved.peers.filter((p) => p.proven).map((p) => p.identity), [h.identityHex]);
+  } finally {
+    await Promise.all(modules.map((module) => module.close()));
+    await victim?.close();
+    await h.close();
+    await x.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 /**
  * An adversary connected to `victim` that answers each PING `delayMs` late
  * (it looks that far); `stop` cancels the answers still pending.

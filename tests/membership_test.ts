@@ -1044,3 +1044,76 @@ Deno.test("a proven peer's tips lose their rank once that peer is distrusted", (
   // 3 new peers of 63: about 19 dials, not 200.
   assert.ok(tips < 60, `${tips} of 400 dials to a distrusted peer's tips`);
 });
+
+// ---- proven peers across departures and restarts ----------------------------------------
+
+Deno.test("a proven peer that left keeps its place in a full passive view, even one that dialled in", () => {
+  // P (proven: it brought this node items first) was an inbound peer, so its
+  // address is only claimed; the passive view (2) is full of peers this node
+  // tried. P still gets a place when it leaves, and 20 claims do not evict it.
+  const view = membership({ passiveSize: 2, merit: (identity) => identity === "P" ? 1 : 0 });
+  view.restore(triedPeers(1, 2), 0);
+  view.connected({ identity: "P", address: address(50), direction: "inbound" }, 0);
+  view.disconnected("P", 10);
+  assert.ok(passive(view, key(50)), "P kept after it left");
+  view.learn(peers(100, 119), 20, "outbound");
+  view.learn(peers(120, 139), 20, "inbound");
+  assert.ok(passive(view, key(50)), "claims do not evict P");
+});
+
+Deno.test("without merit, the peer that dialled in does not displace tried peers when it leaves", () => {
+  // The same as above for a peer that has proven nothing: the rule above is
+  // about merit, not about having been connected.
+  const view = membership({ passiveSize: 2 });
+  view.restore(triedPeers(1, 2), 0);
+  view.connected({ identity: "Q", address: address(50), direction: "inbound" }, 0);
+  view.disconnected("Q", 10);
+  assert.equal(passive(view, key(50)), undefined);
+});
+
+Deno.test("knownPeers marks proven peers, and once a peer is proven only proven outbound peers are anchors", () => {
+  const merits = new Map<string, number>();
+  const view = membership({ merit: (identity) => merits.get(identity) ?? 0 });
+  view.connected({ identity: "H", address: address(1), direction: "outbound" }, 0);
+  view.connected({ identity: "A", address: address(2), direction: "outbound" }, 0);
+  view.connected({ identity: "I", address: address(3), direction: "inbound" }, 0);
+  view.restore([{ ...peer(4), tried: true }], 0);
+  const saved = () => view.knownPeers();
+  const anchors = () => saved().filter((p) => p.anchor).map((p) => p.identity).sort();
+  const proven = () => saved().filter((p) => p.proven).map((p) => p.identity).sort();
+  // Before items flow nothing tells peers apart: every trusted outbound peer anchors.
+  assert.deepEqual(anchors(), ["A", "H"]);
+  assert.deepEqual(proven(), []);
+  // H brings an item first: A, which brought nothing, is no longer an anchor.
+  merits.set("H", 2);
+  assert.deepEqual(anchors(), ["H"]);
+  assert.deepEqual(proven(), ["H"]);
+  // A proven peer that is not connected keeps its mark (id4 brought items before).
+  merits.set("id4", 1);
+  assert.deepEqual(proven(), ["H", "id4"]);
+  assert.deepEqual(anchors(), ["H"], "an anchor is an outbound peer");
+});
+
+Deno.test("a peer restored as proven is dialled with proven peers until a dial reaches it", () => {
+  // 1 proven peer among 40 saved, degree 1, no anchor: it is the first dial at
+  // every seed (by chance, 1 seed in 40); a failed dial keeps the mark, a
+  // successful one clears it (the guard's score then decides).
+  const saved: SavedPeer[] = [...triedPeers(1, 39), { ...peer(40), tried: true, proven: true }];
+  for (let seed = 1; seed <= 30; seed++) {
+    const view = membership({ degree: 1, random: seededRandom(seed) });
+    view.restore(saved, 0);
+    assert.deepEqual(keys(view.nextDials(0)), [key(40)], `seed ${seed}`);
+    view.dialFinished(key(40), false, 0);
+    assert.equal(passive(view, key(40))?.provenBefore, true, "a failed dial keeps the mark");
+    assert.equal(view.hasProvenDialCandidate(0), false, "backing off");
+    assert.equal(view.hasProvenDialCandidate(10_000), true, "after the backoff");
+    assert.deepEqual(keys(view.nextDials(10_000)), [key(40)], `seed ${seed}: dialled again`);
+    view.dialFinished(key(40), true, 10_000);
+    assert.equal(passive(view, key(40))?.provenBefore, false, "reached: the mark is cleared");
+    assert.equal(
+      view.knownPeers().find((p) => p.identity === "id40")?.proven,
+      undefined,
+      "not saved as proven again without merit",
+    );
+  }
+});

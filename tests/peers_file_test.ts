@@ -7,14 +7,14 @@ import { parsePeersFile, readPeersFile, writePeersFile } from "../lib/peers_file
 const A = "a".repeat(64);
 const B = "b".repeat(64);
 
-Deno.test("the peers file keeps whether each peer was tried or an anchor, across a write and a read", async () => {
+Deno.test("the peers file keeps whether each peer was tried, an anchor or proven, across a write and a read", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const path = `${dir}/peers.json`;
     await writePeersFile(path, {
       peers: [
         { identity: A, address: { hostname: "127.0.0.2", port: 6001 }, tried: true, anchor: true },
-        { identity: B, address: { hostname: "::1", port: 6002 }, tried: false },
+        { identity: B, address: { hostname: "::1", port: 6002 }, tried: false, proven: true },
       ],
       bans: [{ key: "127.0.0.9", until: 1_900_000_000_000 }],
     }, silentLogger);
@@ -22,10 +22,11 @@ Deno.test("the peers file keeps whether each peer was tried or an anchor, across
     assert.ok(text.includes('"tried": true'));
     assert.equal(text.match(/tried/g)?.length, 1, "only tried peers carry the flag");
     assert.equal(text.match(/anchor/g)?.length, 1, "only anchors carry theirs");
+    assert.equal(text.match(/proven/g)?.length, 1, "only proven peers carry theirs");
     assert.deepEqual(await readPeersFile(path, silentLogger), {
       peers: [
         { identity: A, address: { hostname: "127.0.0.2", port: 6001 }, tried: true, anchor: true },
-        { identity: B, address: { hostname: "::1", port: 6002 }, tried: false },
+        { identity: B, address: { hostname: "::1", port: 6002 }, tried: false, proven: true },
       ],
       bans: [{ key: "127.0.0.9", until: 1_900_000_000_000 }],
     });
@@ -49,7 +50,7 @@ Deno.test("malformed entries are skipped and a non-boolean flag is not trusted",
     peers: [
       { identity: "short", address: "127.0.0.2:6001" },
       { identity: A, address: 7 },
-      { identity: B, address: "127.0.0.3:6001", tried: "yes", anchor: 1 },
+      { identity: B, address: "127.0.0.3:6001", tried: "yes", anchor: 1, proven: "true" },
       null,
     ],
     bans: [{ key: 5, until: 1 }, { key: "x".repeat(65), until: 1 }],

@@ -126,6 +126,12 @@ export interface KnownPeer {
    * `anchors.dat`). Cleared by that dial, whatever its outcome.
    */
   anchor?: boolean;
+  /**
+   * It had brought this node items first (merit above 0) when the state was
+   * last saved, restored from the peers file: ranked with proven peers (the
+   * guard's scores do not survive a restart) until a dial reaches it.
+   */
+  provenBefore?: boolean;
 }
 
 /** A connected peer. */
@@ -160,6 +166,8 @@ export interface SavedPeer extends AddressedPeer {
   readonly tried?: boolean;
   /** An outbound peer when saved (see {@link KnownPeer.anchor}); absent means not. */
   readonly anchor?: boolean;
+  /** Proven when saved (see {@link KnownPeer.provenBefore}); absent means not. */
+  readonly proven?: boolean;
 }
 
 /** Tuning of a {@link Membership}. */
@@ -463,7 +471,7 @@ export class Membership {
     for (const peer of eligible) {
       if (peer.bootstrap) bootstrappers.push(peer);
       else if (peer.anchor) anchors.push(peer);
-      else if (peer.identity !== undefined && this.merit(peer.identity) > 0) proven.push(peer);
+      else if (this.isProven(peer)) proven.push(peer);
       else if (this.isVouched(peer)) vouched.push(peer);
       // Withholders: last, with the tips of distrusted peers.
       else if (peer.identity !== undefined && this.merit(peer.identity) <= WITHHOLDER_MERIT) {
@@ -574,6 +582,14 @@ export class Membership {
   }
 
   /**
+   * True when a proven peer (merit above 0) could be dialled now: known, not
+   * connected, not being dialled, not backing off, welcome.
+   */
+  hasProvenDialCandidate(now: number): boolean {
+    return this.dialCandidates(now, false).proven.length > 0;
+  }
+
+  /**
    * Ends a dial; a failure backs the peer off exponentially with jitter.
    * `identity` is who answered at that address (when the handshake completed):
    * recorded so that a bootstrapper configured by hostname, which advertises
@@ -593,8 +609,11 @@ export class Membership {
       }
       peer.identity = identity;
     }
-    if (succeeded) peer.failures = 0;
-    else this.backOffPeer(peer, now);
+    if (succeeded) {
+      peer.failures = 0;
+      // Reached: from now on its merit says whether it is proven.
+      peer.provenBefore = false;
+    } else this.backOffPeer(peer, now);
   }
 
   /**
@@ -717,22 +736,40 @@ export class Membership {
       const entry = { identity: peer.identity, address: peer.address };
       if (this.addPassive(entry, now, "outbound", now, undefined, peer.tried === true)) added++;
       const known = this.passive.get(formatSocketAddress(peer.address));
-      if (peer.anchor === true && known?.identity === peer.identity) known.anchor = true;
+      if (known?.identity === peer.identity) {
+        if (peer.anchor === true) known.anchor = true;
+        if (peer.proven === true) known.provenBefore = true;
+      }
     }
     return added;
   }
 
-  /** Every verified peer, worth remembering across restarts: connected ones first. */
+  /**
+   * Every verified peer, worth remembering across restarts: connected ones
+   * first. Proven peers (merit above 0, or restored as proven and not reached
+   * since) are marked. Anchors are the outbound peers this node still trusts;
+   * once one of its peers is proven, only the proven ones: outbound slots
+   * drift towards attackers while items flow elsewhere (a dial draws from a
+   * view they fill), and an attacker anchor would choose a restarted node's
+   * first peers for them.
+   */
   knownPeers(): SavedPeer[] {
     const out: SavedPeer[] = [];
+    const provenNow = (identity: string) => this.merit(identity) > 0;
+    const provenMarks = (identity: string, known: KnownPeer | undefined) =>
+      provenNow(identity) || known?.provenBefore === true ? { proven: true } : {};
+    const anchorsMustBeProven = this.hasProvenPeer();
     for (const peer of this.active.values()) {
       if (peer.verifiedAt !== undefined) {
+        const anchor = peer.direction === "outbound" && this.welcome(peer.identity) &&
+          (!anchorsMustBeProven || provenNow(peer.identity));
         out.push({
           identity: peer.identity,
           address: peer.address,
           tried: peer.tried === true,
           // Its own choices that it still trusts: dialled first after a restart.
-          ...(peer.direction === "outbound" && this.welcome(peer.identity) ? { anchor: true } : {}),
+          ...(anchor ? { anchor: true } : {}),
+          ...provenMarks(peer.identity, undefined),
         });
       }
     }
@@ -740,7 +777,14 @@ export class Membership {
       if (
         peer.identity !== undefined && peer.verifiedAt !== undefined &&
         !this.active.has(peer.identity)
-      ) out.push({ identity: peer.identity, address: peer.address, tried: peer.tried });
+      ) {
+        out.push({
+          identity: peer.identity,
+          address: peer.address,
+          tried: peer.tried,
+          ...provenMarks(peer.identity, peer),
+        });
+      }
     }
     return out;
   }
@@ -838,7 +882,11 @@ export class Membership {
     const regular = this.passive.size - this.bootstrapCount;
     if (
       regular >= this.options.passiveSize &&
-      !this.evictOne(source, verifiedAt, tried || vouchedBy !== undefined)
+      !this.evictOne(
+        source,
+        verifiedAt,
+        tried || vouchedBy !== undefined || this.merit(peer.identity) > 0,
+      )
     ) {
       return false;
     }
@@ -866,16 +914,27 @@ export class Membership {
    * first; random among equals), if it is not more trustworthy than the
    * newcomer described by `source`, `verifiedAt` and `tried`.
    */
+  /** Proven: merit above 0, or restored as proven and not reached since. */
+  private isProven(peer: Pick<KnownPeer, "identity" | "provenBefore">): boolean {
+    return peer.identity !== undefined &&
+      (this.merit(peer.identity) > 0 || peer.provenBefore === true);
+  }
+
   private evictOne(source: PeerSource, verifiedAt: number | undefined, tried: boolean): boolean {
     // A tried peer is worth keeping over any other until it has failed
     // DEAD_AFTER_FAILURES dials in a row; then it ranks with the untried. A
     // peer verified only by a probe ranks with the claims of outbound peers:
     // anyone can dial in and get probed, so verification alone must not let
     // such peers crowd out what this node's own choices told it.
+    // A proven peer (it brought this node items first) is kept as a tried
+    // one: when it comes back from a restart, it is the peer to dial again.
     const badness = (
-      peer: Pick<KnownPeer, "failures" | "source" | "verifiedAt" | "tried" | "vouchedBy">,
+      peer: Pick<
+        KnownPeer,
+        "failures" | "source" | "verifiedAt" | "tried" | "vouchedBy" | "identity" | "provenBefore"
+      >,
     ) =>
-      isTried(peer) || this.isVouched(peer)
+      isTried(peer) || this.isVouched(peer) || this.isProven(peer)
         ? peer.failures
         : DEAD_AFTER_FAILURES + 2 * Math.min(peer.failures, 20) +
           (peer.source === "inbound" && peer.verifiedAt === undefined ? 1 : 0);
