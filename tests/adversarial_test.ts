@@ -1910,6 +1910,78 @@ Deno.test("a restarted node dials its outbound peer of before first, not the att
   }
 });
 
+Deno.test("a peer that brought items first takes its slot back when it returns, and is saved as proven", async () => {
+  // V (degree 1) dials H, its anchor, and H brings it an item first. H goes
+  // away and V's one slot goes to X, which brings nothing (as an attacker that
+  // filled V's view would). H comes back at its address: at V's next round it
+  // takes the slot back from X, where rotation (600 s here) would have waited.
+  // V saves H as proven.
+  const hKey = await testHostKey();
+  let h: GossipNode | undefined = await startTestNode({ hostKey: hKey, config: { degree: 1 } });
+  const hAddress = h.p2pAddress;
+  const hIdentity = h.identityHex;
+  const x = await startTestNode({ config: { degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const peersFile = `${dir}/peers.json`;
+  await Deno.writeTextFile(
+    peersFile,
+    JSON.stringify({
+      version: 2,
+      peers: [
+        { identity: hIdentity, address: `127.0.0.1:${hAddress.port}`, tried: true, anchor: true },
+        { identity: x.identityHex, address: `127.0.0.1:${x.p2pAddress.port}`, tried: true },
+      ],
+      bans: [],
+    }),
+  );
+  const modules: TestApiClient[] = [];
+  let victim: GossipNode | undefined;
+  try {
+    const v = victim = await startTestNode({
+      config: { degree: 1, peersFile },
+      node: { tuning: { outboundRotationMs: 600_000 } },
+    });
+    await waitUntil(() => v.peerIdentities.includes(hIdentity), 5000, "V's session with H");
+    const subscriber = await TestApiClient.connect(v.apiAddress.port);
+    modules.push(subscriber);
+    subscriber.autoValidate([], () => true);
+    await subscriber.notify(CLUSTER_TYPE);
+    const origin = await TestApiClient.connect(h.apiAddress.port);
+    modules.push(origin);
+    await origin.announce(CLUSTER_TYPE, encoder.encode("from H"), 1);
+    await waitUntil(() => (peerEntry(v, hIdentity)?.score ?? 0) > 0, 5000, "H proven at V");
+    await origin.close();
+    modules.pop();
+    await h.close();
+    h = undefined;
+    await waitUntil(
+      () => v.peerIdentities.includes(x.identityHex) && !v.peerIdentities.includes(hIdentity),
+      5000,
+      "V's slot taken by X",
+    );
+    assert.equal(v.stats().connections.provenReturned, 0);
+    h = await startTestNode({ hostKey: hKey, config: { degree: 1, p2pAddress: hAddress } });
+    await waitUntil(
+      () => v.peerIdentities.includes(hIdentity) && !v.peerIdentities.includes(x.identityHex),
+      5000,
+      "H back in V's slot, X out",
+    );
+    assert.equal(v.stats().connections.provenReturned, 1);
+    await v.close();
+    victim = undefined;
+    const saved = JSON.parse(await Deno.readTextFile(peersFile)) as {
+      peers: { identity: string; anchor?: boolean; proven?: boolean }[];
+    };
+    assert.deepEqual(saved.peers.filter((p) => p.proven).map((p) => p.identity), [hIdentity]);
+  } finally {
+    await Promise.all(modules.map((module) => module.close()));
+    await victim?.close();
+    await h?.close();
+    await x.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("once a peer has brought items first, an outbound peer that brought nothing is not saved as an anchor", async () => {
   // V (degree 2) dials H and X; H brings it an item first, X nothing (as an
   // attacker among its outbound peers would). Saved, H is V's only anchor: X

@@ -779,3 +779,27 @@ Deno.test("reinforcement never dials on an inbound peer's word alone", () => {
   );
   assert.deepEqual(dialled.filter((key) => key === "10.0.2.9:6001"), []);
 });
+
+Deno.test("while no peer is proven, a proven peer that can be dialled again takes an outbound slot at the next round", () => {
+  for (let seed = 1; seed <= 10; seed++) {
+    // id(9) brought items first and left; id(1)-id(3), which brought nothing, took the slots.
+    const scores = new Map([[id(1), 0], [id(2), 0], [id(3), 0], [id(9), 5]]);
+    const { connections, closed, dialled, open } = manager(scores, seed);
+    for (const n of [1, 2, 3]) open(n, "outbound");
+    connections.membership.learn([{ identity: id(8), address: address(8) }], 0, "outbound");
+    connections.round(1_000); // the rotation is due at 5 s at the earliest
+    assert.deepEqual(closed, [], `seed ${seed}: no proven peer to dial, nothing replaced`);
+    connections.membership.learn([{ identity: id(9), address: address(9) }], 1_000, "outbound");
+    connections.round(2_000);
+    assert.equal(closed.length, 1, `seed ${seed}`);
+    assert.deepEqual(dialled, ["10.0.2.9:6001"], "the proven peer takes the slot");
+    assert.equal(connections.stats.provenReturned, 1);
+    // With a proven peer connected, another proven candidate waits for the rotation.
+    open(9, "outbound", 2_500);
+    connections.membership.learn([{ identity: id(7), address: address(7) }], 2_500, "outbound");
+    scores.set(id(7), 3);
+    connections.round(3_000);
+    assert.equal(closed.length, 1, `seed ${seed}: a proven peer is connected`);
+    assert.equal(connections.stats.provenReturned, 1);
+  }
+});
