@@ -1059,6 +1059,14 @@ Deno.test("a proven peer that left keeps its place in a full passive view, even 
   view.learn(peers(100, 119), 20, "outbound");
   view.learn(peers(120, 139), 20, "inbound");
   assert.ok(passive(view, key(50)), "claims do not evict P");
+  // Down for a while: 8 failed dials in a row (a tried peer ranks with claims
+  // after 3), and P still outranks a claim; after 9 it no longer does.
+  passive(view, key(50))!.failures = 8;
+  view.learn(peers(140, 149), 30, "outbound");
+  assert.ok(passive(view, key(50)), "8 failures: P kept");
+  passive(view, key(50))!.failures = 9;
+  view.learn(peers(150, 159), 30, "outbound");
+  assert.equal(passive(view, key(50)), undefined, "9 failures: a claim takes P's place");
 });
 
 Deno.test("without merit, the peer that dialled in does not displace tried peers when it leaves", () => {

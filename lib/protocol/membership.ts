@@ -211,6 +211,8 @@ export interface MembershipOptions {
 const SOURCE_RANK: Record<PeerSource, number> = { bootstrap: 0, outbound: 1, inbound: 2 };
 /** Failed dials in a row after which a verified spare no longer outranks a claim. */
 const DEAD_AFTER_FAILURES = 3;
+/** A proven peer ranks with tried ones for this many times their failed dials. */
+const PROVEN_FAILURE_SPAN = 3;
 
 /**
  * True for a passive peer this node chose to dial and found where it was
@@ -927,14 +929,18 @@ export class Membership {
     // anyone can dial in and get probed, so verification alone must not let
     // such peers crowd out what this node's own choices told it.
     // A proven peer (it brought this node items first) is kept as a tried
-    // one: when it comes back from a restart, it is the peer to dial again.
+    // one, and for three times as many failed dials (about 2 minutes of
+    // back-off): when it comes back from a restart, it is the peer to dial
+    // again, and an honest peer is often down for longer than three dials.
     const badness = (
       peer: Pick<
         KnownPeer,
         "failures" | "source" | "verifiedAt" | "tried" | "vouchedBy" | "identity" | "provenBefore"
       >,
     ) =>
-      isTried(peer) || this.isVouched(peer) || this.isProven(peer)
+      this.isProven(peer)
+        ? Math.floor(peer.failures / PROVEN_FAILURE_SPAN)
+        : isTried(peer) || this.isVouched(peer)
         ? peer.failures
         : DEAD_AFTER_FAILURES + 2 * Math.min(peer.failures, 20) +
           (peer.source === "inbound" && peer.verifiedAt === undefined ? 1 : 0);
