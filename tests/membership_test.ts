@@ -1125,3 +1125,18 @@ Deno.test("a peer restored as proven is dialled with proven peers until a dial r
     );
   }
 });
+
+Deno.test("a proven peer that failed 9 dials in a row no longer counts as one to take a slot back for", () => {
+  const view = membership({ degree: 1, merit: (identity) => identity === "id1" ? 1 : 0 });
+  view.learn([peer(1)], 0, "outbound");
+  let now = 0;
+  for (let failures = 0; failures < 9; failures++) {
+    now += 60_000; // past any back-off
+    assert.equal(view.hasProvenDialCandidate(now), true, `${failures} failures`);
+    assert.deepEqual(keys(view.nextDials(now)), [key(1)]);
+    view.dialFinished(key(1), false, now);
+  }
+  now += 60_000;
+  assert.equal(view.hasProvenDialCandidate(now), false, "9 failures: gone for good");
+  assert.deepEqual(keys(view.nextDials(now)), [key(1)], "still dialled when a slot is free");
+});

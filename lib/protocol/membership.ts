@@ -584,11 +584,16 @@ export class Membership {
   }
 
   /**
-   * True when a proven peer (merit above 0) could be dialled now: known, not
-   * connected, not being dialled, not backing off, welcome.
+   * True when a proven peer (merit above 0, or restored as proven) could be
+   * dialled now: known, not connected, not being dialled, not backing off,
+   * welcome, and not failed as many dials in a row as the passive view keeps
+   * it for (a proven peer that left for good stops counting after about two
+   * minutes of back-off).
    */
   hasProvenDialCandidate(now: number): boolean {
-    return this.dialCandidates(now, false).proven.length > 0;
+    return this.dialCandidates(now, false).proven.some((peer) =>
+      peer.failures < PROVEN_FAILURE_SPAN * DEAD_AFTER_FAILURES
+    );
   }
 
   /**
