@@ -1982,6 +1982,109 @@ Deno.test("a peer that brought items first takes its slot back when it returns, 
   }
 });
 
+Deno.test("a proven peer that left stays known through a flood of claims from an outbound attacker", async () => {
+  // V (degree 2, passive view 4) dials G and the adversary P from its peers
+  // file; H dials V. G and H each bring V an item first (both proven). H
+  // leaves, and P PUSHes 240 claims (random 127.x addresses): without the
+  // rule, H (verified by V's probe, not tried) ranks with the claims and is
+  // evicted by one of them almost surely (each of about 240 evictions takes
+  // one of 5 equals). V's peers file, saved at its close, must still hold H.
+  const config = { powDifficulty: 4, passiveViewSize: 4 };
+  const g = await startTestNode({ config: { ...config, degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir, [{
+    identity: g.identityHex,
+    address: `127.0.0.1:${g.p2pAddress.port}`,
+  }]);
+  const modules: TestApiClient[] = [];
+  let victim: GossipNode | undefined;
+  let h: GossipNode | undefined;
+  let poisoner: AdversaryPeer | undefined;
+  try {
+    const log = capturingLogger();
+    const v = victim = await startTestNode({
+      config: { ...config, degree: 2, peersFile },
+      node: { tuning: { outboundRotationMs: 600_000 }, log: log.logger },
+    });
+    poisoner = await AdversaryPeer.accept(listener, {
+      hostKey,
+      powDifficulty: 4,
+      listenPort: listener.addr.port,
+    });
+    const p = poisoner;
+    const hNode = h = await startTestNode({
+      config: { ...config, degree: 1, bootstrappers: [v.p2pAddress] },
+    });
+    await waitUntil(
+      () => [g, hNode].every((node) => v.peerIdentities.includes(node.identityHex)),
+      5000,
+      "V's sessions with G (outbound) and H (inbound)",
+    );
+    const subscriber = await TestApiClient.connect(v.apiAddress.port);
+    modules.push(subscriber);
+    subscriber.autoValidate([], () => true);
+    await subscriber.notify(CLUSTER_TYPE);
+    for (const [node, text] of [[g, "from G"], [hNode, "from H"]] as const) {
+      const origin = await TestApiClient.connect(node.apiAddress.port);
+      modules.push(origin);
+      await origin.announce(CLUSTER_TYPE, encoder.encode(text), 1);
+      await waitUntil(
+        () => (peerEntry(v, node.identityHex)?.score ?? 0) > 0,
+        5000,
+        `${text.slice(5)} proven at V`,
+      );
+    }
+    // V's probe verifies H's address within a round or two.
+    await new Promise((resolve) => setTimeout(resolve, 300)); // rounds of 100 ms, not a sync
+    await Promise.all(modules.splice(0).map((module) => module.close()));
+    await hNode.close();
+    h = undefined;
+    await waitUntil(() => !v.peerIdentities.includes(hNode.identityHex), 5000, "H gone at V");
+    const random = seededRandom(0x9e1);
+    const claims = () =>
+      fakeDescriptors(8, unusedPorts(1), random).map((claim) => ({
+        ...claim,
+        address: {
+          ...claim.address,
+          hostname: `127.${1 + Math.floor(random() * 254)}.${Math.floor(random() * 256)}.${
+            1 + Math.floor(random() * 254)
+          }`,
+        },
+      }));
+    for (let round = 0; round < 15; round++) {
+      p.send({ type: PeerMessageType.Push, peers: claims() });
+      p.send({ type: PeerMessageType.Push, peers: claims() });
+      await new Promise((resolve) => setTimeout(resolve, 100)); // pacing the attacker, not a sync
+    }
+    assert.ok(
+      v.peerIdentities.includes(identityHex(hostKey.identity)),
+      `P still connected (else its claims were not heard): ${
+        log.lines.filter((line) => line.includes("peer disconnected")).join("; ")
+      }`,
+    );
+    await v.close();
+    victim = undefined;
+    const saved = JSON.parse(await Deno.readTextFile(peersFile)) as {
+      peers: { identity: string; proven?: boolean }[];
+    };
+    assert.deepEqual(
+      saved.peers.filter((peer) => peer.identity === hNode.identityHex),
+      [{
+        identity: hNode.identityHex,
+        address: `127.0.0.1:${hNode.p2pAddress.port}`,
+        proven: true,
+      }],
+      "H kept, marked proven",
+    );
+  } finally {
+    await Promise.all(modules.map((module) => module.close()));
+    await poisoner?.close();
+    listener.close();
+    await Promise.all([victim, h, g].map((node) => node?.close()));
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("once a peer has brought items first, an outbound peer that brought nothing is not saved as an anchor", async () => {
   // V (degree 2) dials H and X; H brings it an item first, X nothing (as an
   // attacker among its outbound peers would). Saved, H is V's only anchor: X
