@@ -1699,6 +1699,74 @@ Deno.test("a peer advertising a wildcard address is recorded at its source addre
 });
 
 /**
+ * `count` descriptors of fresh identities at random addresses all over
+ * 127.0.0.0/8 on `ports` (loopback: nobody listens there, a dial is refused
+ * at once), so that claims are never all backing off.
+ */
+function loopbackClaims(count: number, ports: readonly number[], random: () => number) {
+  return fakeDescriptors(count, ports, random).map((claim) => ({
+    ...claim,
+    address: {
+      ...claim.address,
+      hostname: `127.${1 + Math.floor(random() * 254)}.${Math.floor(random() * 256)}.${
+        1 + Math.floor(random() * 254)
+      }`,
+    },
+  }));
+}
+
+/** A peer as a peers file lists it: `node` at its loopback P2P address, tried. */
+function savedPeer(node: GossipNode, extra: { anchor?: boolean } = {}) {
+  return {
+    identity: node.identityHex,
+    address: `127.0.0.1:${node.p2pAddress.port}`,
+    tried: true,
+    ...extra,
+  };
+}
+
+/** Writes a peers file at `path` listing `peers`. */
+async function writeSavedPeers(path: string, peers: ReturnType<typeof savedPeer>[]) {
+  await Deno.writeTextFile(path, JSON.stringify({ version: 2, peers, bans: [] }));
+}
+
+/** The peers a node saved at `path`. */
+async function readSavedPeers(
+  path: string,
+): Promise<{ identity: string; address: string; anchor?: boolean; proven?: boolean }[]> {
+  return (JSON.parse(await Deno.readTextFile(path)) as {
+    peers: { identity: string; address: string; anchor?: boolean; proven?: boolean }[];
+  }).peers;
+}
+
+/**
+ * Makes `from` bring `victim` an item first: `from`'s module announces
+ * `text` (cluster type; `victim` needs a subscriber that accepts it) and
+ * this waits until `victim` scores `from` above 0.
+ */
+async function bringItemFirst(victim: GossipNode, from: GossipNode, text: string): Promise<void> {
+  const origin = await TestApiClient.connect(from.apiAddress.port);
+  try {
+    await origin.announce(CLUSTER_TYPE, encoder.encode(text), 1);
+    await waitUntil(
+      () => (peerEntry(victim, from.identityHex)?.score ?? 0) > 0,
+      5000,
+      `${text}: proven at the victim`,
+    );
+  } finally {
+    await origin.close();
+  }
+}
+
+/** A module on `node` that subscribes to the cluster type and accepts every item. */
+async function acceptingSubscriber(node: GossipNode): Promise<TestApiClient> {
+  const subscriber = await TestApiClient.connect(node.apiAddress.port);
+  subscriber.autoValidate([], () => true);
+  await subscriber.notify(CLUSTER_TYPE);
+  return subscriber;
+}
+
+/**
  * The victim (degree 2) restarts knowing one peer, P (its peers file), an
  * attacker, and its bootstrapper B, which is connected to three honest nodes
  * and names them. Both outbound slots are taken (P and B) when P names 300
@@ -1763,16 +1831,7 @@ async function claimsDialledBeforeTips(
     // so that P's claims are never all backing off; 2 PUSHes per 100 ms round.
     const nowhere = unusedPorts(8);
     const random = seededRandom(0xb007);
-    const claims = () =>
-      fakeDescriptors(64, nowhere, random).map((claim) => ({
-        ...claim,
-        address: {
-          ...claim.address,
-          hostname: `127.${1 + Math.floor(random() * 254)}.${Math.floor(random() * 256)}.${
-            1 + Math.floor(random() * 254)
-          }`,
-        },
-      }));
+    const claims = () => loopbackClaims(64, nowhere, random);
     p.onMessage((message) => {
       if (message.type === PeerMessageType.PullRequest) {
         p.send({ type: PeerMessageType.Peers, peers: claims() });
@@ -1923,18 +1982,8 @@ Deno.test("a peer that brought items first takes its slot back when it returns, 
   const x = await startTestNode({ config: { degree: 1 } });
   const dir = await Deno.makeTempDir();
   const peersFile = `${dir}/peers.json`;
-  await Deno.writeTextFile(
-    peersFile,
-    JSON.stringify({
-      version: 2,
-      peers: [
-        { identity: hIdentity, address: `127.0.0.1:${hAddress.port}`, tried: true, anchor: true },
-        { identity: x.identityHex, address: `127.0.0.1:${x.p2pAddress.port}`, tried: true },
-      ],
-      bans: [],
-    }),
-  );
-  const modules: TestApiClient[] = [];
+  await writeSavedPeers(peersFile, [savedPeer(h, { anchor: true }), savedPeer(x)]);
+  let subscriber: TestApiClient | undefined;
   let victim: GossipNode | undefined;
   try {
     const v = victim = await startTestNode({
@@ -1942,16 +1991,8 @@ Deno.test("a peer that brought items first takes its slot back when it returns, 
       node: { tuning: { outboundRotationMs: 600_000 } },
     });
     await waitUntil(() => v.peerIdentities.includes(hIdentity), 5000, "V's session with H");
-    const subscriber = await TestApiClient.connect(v.apiAddress.port);
-    modules.push(subscriber);
-    subscriber.autoValidate([], () => true);
-    await subscriber.notify(CLUSTER_TYPE);
-    const origin = await TestApiClient.connect(h.apiAddress.port);
-    modules.push(origin);
-    await origin.announce(CLUSTER_TYPE, encoder.encode("from H"), 1);
-    await waitUntil(() => (peerEntry(v, hIdentity)?.score ?? 0) > 0, 5000, "H proven at V");
-    await origin.close();
-    modules.pop();
+    subscriber = await acceptingSubscriber(v);
+    await bringItemFirst(v, h, "from H");
     await h.close();
     h = undefined;
     await waitUntil(
@@ -1969,12 +2010,10 @@ Deno.test("a peer that brought items first takes its slot back when it returns, 
     assert.equal(v.stats().connections.provenReturned, 1);
     await v.close();
     victim = undefined;
-    const saved = JSON.parse(await Deno.readTextFile(peersFile)) as {
-      peers: { identity: string; anchor?: boolean; proven?: boolean }[];
-    };
-    assert.deepEqual(saved.peers.filter((p) => p.proven).map((p) => p.identity), [hIdentity]);
+    const saved = await readSavedPeers(peersFile);
+    assert.deepEqual(saved.filter((p) => p.proven).map((p) => p.identity), [hIdentity]);
   } finally {
-    await Promise.all(modules.map((module) => module.close()));
+    await subscriber?.close();
     await victim?.close();
     await h?.close();
     await x.close();
@@ -1992,11 +2031,8 @@ Deno.test("a proven peer that left stays known through a flood of claims from an
   const config = { powDifficulty: 4, passiveViewSize: 4 };
   const g = await startTestNode({ config: { ...config, degree: 1 } });
   const dir = await Deno.makeTempDir();
-  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir, [{
-    identity: g.identityHex,
-    address: `127.0.0.1:${g.p2pAddress.port}`,
-  }]);
-  const modules: TestApiClient[] = [];
+  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir, [savedPeer(g)]);
+  let subscriber: TestApiClient | undefined;
   let victim: GossipNode | undefined;
   let h: GossipNode | undefined;
   let poisoner: AdversaryPeer | undefined;
@@ -2020,37 +2056,17 @@ Deno.test("a proven peer that left stays known through a flood of claims from an
       5000,
       "V's sessions with G (outbound) and H (inbound)",
     );
-    const subscriber = await TestApiClient.connect(v.apiAddress.port);
-    modules.push(subscriber);
-    subscriber.autoValidate([], () => true);
-    await subscriber.notify(CLUSTER_TYPE);
-    for (const [node, text] of [[g, "from G"], [hNode, "from H"]] as const) {
-      const origin = await TestApiClient.connect(node.apiAddress.port);
-      modules.push(origin);
-      await origin.announce(CLUSTER_TYPE, encoder.encode(text), 1);
-      await waitUntil(
-        () => (peerEntry(v, node.identityHex)?.score ?? 0) > 0,
-        5000,
-        `${text.slice(5)} proven at V`,
-      );
-    }
+    subscriber = await acceptingSubscriber(v);
+    await bringItemFirst(v, g, "from G");
+    await bringItemFirst(v, hNode, "from H");
     // V's probe verifies H's address within a round or two.
     await new Promise((resolve) => setTimeout(resolve, 300)); // rounds of 100 ms, not a sync
-    await Promise.all(modules.splice(0).map((module) => module.close()));
     await hNode.close();
     h = undefined;
     await waitUntil(() => !v.peerIdentities.includes(hNode.identityHex), 5000, "H gone at V");
     const random = seededRandom(0x9e1);
-    const claims = () =>
-      fakeDescriptors(8, unusedPorts(1), random).map((claim) => ({
-        ...claim,
-        address: {
-          ...claim.address,
-          hostname: `127.${1 + Math.floor(random() * 254)}.${Math.floor(random() * 256)}.${
-            1 + Math.floor(random() * 254)
-          }`,
-        },
-      }));
+    const nowhere = unusedPorts(1);
+    const claims = () => loopbackClaims(8, nowhere, random);
     for (let round = 0; round < 15; round++) {
       p.send({ type: PeerMessageType.Push, peers: claims() });
       p.send({ type: PeerMessageType.Push, peers: claims() });
@@ -2064,11 +2080,9 @@ Deno.test("a proven peer that left stays known through a flood of claims from an
     );
     await v.close();
     victim = undefined;
-    const saved = JSON.parse(await Deno.readTextFile(peersFile)) as {
-      peers: { identity: string; proven?: boolean }[];
-    };
+    const saved = await readSavedPeers(peersFile);
     assert.deepEqual(
-      saved.peers.filter((peer) => peer.identity === hNode.identityHex),
+      saved.filter((peer) => peer.identity === hNode.identityHex),
       [{
         identity: hNode.identityHex,
         address: `127.0.0.1:${hNode.p2pAddress.port}`,
@@ -2077,7 +2091,7 @@ Deno.test("a proven peer that left stays known through a flood of claims from an
       "H kept, marked proven",
     );
   } finally {
-    await Promise.all(modules.map((module) => module.close()));
+    await subscriber?.close();
     await poisoner?.close();
     listener.close();
     await Promise.all([victim, h, g].map((node) => node?.close()));
@@ -2093,19 +2107,8 @@ Deno.test("once a peer has brought items first, an outbound peer that brought no
   const x = await startTestNode({ config: { degree: 1 } });
   const dir = await Deno.makeTempDir();
   const peersFile = `${dir}/peers.json`;
-  await Deno.writeTextFile(
-    peersFile,
-    JSON.stringify({
-      version: 2,
-      peers: [h, x].map((node) => ({
-        identity: node.identityHex,
-        address: `127.0.0.1:${node.p2pAddress.port}`,
-        tried: true,
-      })),
-      bans: [],
-    }),
-  );
-  const modules: TestApiClient[] = [];
+  await writeSavedPeers(peersFile, [savedPeer(h), savedPeer(x)]);
+  let subscriber: TestApiClient | undefined;
   let victim: GossipNode | undefined;
   try {
     const v = victim = await startTestNode({ config: { degree: 2, peersFile } });
@@ -2114,24 +2117,16 @@ Deno.test("once a peer has brought items first, an outbound peer that brought no
       5000,
       "V's sessions with H and X",
     );
-    const subscriber = await TestApiClient.connect(v.apiAddress.port);
-    modules.push(subscriber);
-    subscriber.autoValidate([], () => true);
-    await subscriber.notify(CLUSTER_TYPE);
-    const origin = await TestApiClient.connect(h.apiAddress.port);
-    modules.push(origin);
-    await origin.announce(CLUSTER_TYPE, encoder.encode("from H"), 1);
-    await waitUntil(() => (peerEntry(v, h.identityHex)?.score ?? 0) > 0, 5000, "H proven at V");
+    subscriber = await acceptingSubscriber(v);
+    await bringItemFirst(v, h, "from H");
     assert.ok(v.peerIdentities.includes(x.identityHex), "X still an outbound peer of V");
     await v.close();
     victim = undefined;
-    const saved = JSON.parse(await Deno.readTextFile(peersFile)) as {
-      peers: { identity: string; anchor?: boolean; proven?: boolean }[];
-    };
-    assert.deepEqual(saved.peers.filter((p) => p.anchor).map((p) => p.identity), [h.identityHex]);
-    assert.deepEqual(saved.peers.filter((p) => p.proven).map((p) => p.identity), [h.identityHex]);
+    const saved = await readSavedPeers(peersFile);
+    assert.deepEqual(saved.filter((p) => p.anchor).map((p) => p.identity), [h.identityHex]);
+    assert.deepEqual(saved.filter((p) => p.proven).map((p) => p.identity), [h.identityHex]);
   } finally {
-    await Promise.all(modules.map((module) => module.close()));
+    await subscriber?.close();
     await victim?.close();
     await h.close();
     await x.close();
