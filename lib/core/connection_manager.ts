@@ -39,6 +39,10 @@
  *   replacing one the node re-anchors, as after dropping a distrusted peer:
  *   a bootstrapper takes the slot once (without it the replacements came
  *   from views the withholders had poisoned, and a cold boot lost ground).
+ *   And while none of its peers is proven, a proven peer that can be
+ *   dialled again (it had left; {@link Membership.hasProvenDialCandidate})
+ *   takes an outbound slot at the next round too (docs/SIMULATION.md,
+ *   "Round of proven peers back").
  *   Sessions with distrusted peers (score below the guard's `distrustScore`)
  *   are closed in every round.
  * - **Exchange.** Every membership round the node offers one random peer
@@ -770,7 +774,7 @@ export class ConnectionManager {
       // peers churned kept attackers as all their peers until then. Only while
       // no peer is proven: replacing every unproven outbound peer as soon as a
       // proven one is back (tried too) cost 7 times the rotations in a churning
-      // honest network and half a point of a cold boot's first minute.
+      // honest network and 0.6 points of a cold boot's first minute.
       this.stats.provenReturned++;
     }
     this.dialMore(now);

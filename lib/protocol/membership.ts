@@ -18,9 +18,11 @@
  *
  * When dialling, **anchors** come first, once after a restart: the outbound
  * peers this node still trusted when it saved its peers file (Bitcoin Core's
- * `anchors.dat`), so that attackers that filled its view while it was up do not
- * choose all its first peers. Then **proven** peers (they brought this node
- * items first: the guard's score is above 0). Then, for half the dials,
+ * `anchors.dat`; once one of its peers was proven, only the proven ones), so
+ * that attackers that filled its view while it was up do not choose all its
+ * first peers. Then **proven** peers (they brought this node items first: the
+ * guard's score is above 0; after a restart, those its peers file marks
+ * proven, until a dial reaches them), which the passive view keeps longest. Then, for half the dials,
  * **proven peers' tips**, peers a proven peer named (while it is not
  * distrusted): a node whose honest peers leave (churn) otherwise replaced them
  * from a view that attackers had filled. While none of its peers is proven
