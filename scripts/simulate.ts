@@ -26,7 +26,7 @@ import { runScenario, type ScenarioResult, SCENARIOS } from "../lib/sim/scenario
 const USAGE = `deno task simulate --scenario NAME [options]
 
 Runs a scenario on simulated node cores over a WAN (docs/SIMULATION.md) and
-writes <out>/<scenario>-n<N>[-r<ratio>][-d<degree>]-s<seed>.json and .svg.
+writes <out>/<scenario>-n<N>[-r<ratio>][-d<degree>][-b<K>]-s<seed>.json and .svg.
 
 Options:
   --scenario NAME   scenario to run (--list shows them)
@@ -38,6 +38,9 @@ Options:
   --degree D        every node's degree, attackers' too (default ${SIM_NODE_CONFIG.degree})
   --loss P          loss probability per 1460-byte segment (default 0.01)
   --no-pow          do not measure the identity proof-of-work cost
+  --bootstraps-per-node K
+                    each honest node joins through K distinct random earlier
+                    nodes (default 1; not in cold-boot, which has bootstrap nodes)
   --trace-item TAG  trace the item with this tag (1 = the first announced; repeatable):
                     its origin's sessions, scores and dials from 0 to 15 s after
                     the announcement, printed and written to the JSON (itemTraces)
@@ -168,6 +171,7 @@ async function main(args: string[]): Promise<number> {
       loss: { type: "string" },
       "no-pow": { type: "boolean" },
       "trace-item": { type: "string", multiple: true },
+      "bootstraps-per-node": { type: "string" },
       out: { type: "string" },
       quiet: { type: "boolean" },
       list: { type: "boolean" },
@@ -206,6 +210,7 @@ async function main(args: string[]): Promise<number> {
     }
   }
   const traceItems = (values["trace-item"] ?? []).map((tag) => positiveInt(tag, "trace-item", 1));
+  const bootstrapsPerNode = positiveInt(values["bootstraps-per-node"], "bootstraps-per-node", 1);
   const out = values.out ?? "sim-results";
   const result = runScenario(name, {
     nodes,
@@ -215,13 +220,16 @@ async function main(args: string[]): Promise<number> {
     lossRate,
     measurePow: !values["no-pow"],
     traceItems,
+    bootstrapsPerNode,
     node: degree === SIM_NODE_CONFIG.degree ? undefined : { config: { degree } },
     progress: values.quiet ? undefined : (line) => console.error(line),
   });
   await Deno.mkdir(out, { recursive: true });
   const base = `${out}/${name}-n${nodes}${
     scenario.attack ? `-r${ratioLabel(ratio).replace(":", "to")}` : ""
-  }${degree === SIM_NODE_CONFIG.degree ? "" : `-d${degree}`}-s${seed}`;
+  }${degree === SIM_NODE_CONFIG.degree ? "" : `-d${degree}`}${
+    bootstrapsPerNode === 1 ? "" : `-b${bootstrapsPerNode}`
+  }-s${seed}`;
   const { charts, ...figures } = result;
   await Deno.writeTextFile(`${base}.json`, JSON.stringify(figures, null, 2) + "\n");
   await Deno.writeTextFile(`${base}.svg`, stackCharts(charts));

@@ -20,6 +20,7 @@ import {
   TRACE_OFFSETS_MS,
 } from "../lib/sim/metrics.ts";
 import { SimNetwork } from "../lib/sim/network.ts";
+import { World } from "../lib/sim/scenarios.ts";
 import { VirtualClock } from "../lib/sim/virtual_clock.ts";
 import { wireBytes } from "../lib/sim/wire_size.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
@@ -308,4 +309,20 @@ Deno.test("metrics: a traced item's origin is looked at from its announcement to
     [[b.index, true, "inbound", true], [m.index, false, "inbound", true]],
   );
   assert.ok(last.connections.dials !== undefined, "the origin's counters");
+});
+
+Deno.test("scenarios: honest nodes join through bootstrapsPerNode distinct earlier nodes", () => {
+  const bootstraps = (perNode?: number) => {
+    const world = new World({ nodes: 12, seed: 3, bootstrapsPerNode: perNode, measurePow: false });
+    world.build(12, 0);
+    return world.honest.map((node) => (node.options.bootstrap ?? []).map((b) => b.index));
+  };
+  const one = bootstraps();
+  assert.deepEqual(one.map((list) => list.length), [0, ...new Array(11).fill(1)]);
+  const two = bootstraps(2);
+  assert.deepEqual(two.map((list) => list.length), [0, 1, ...new Array(10).fill(2)]);
+  two.forEach((list, i) => {
+    assert.equal(new Set(list).size, list.length, `node ${i}: distinct`);
+    assert.ok(list.every((index) => index < i), `node ${i}: joined before it`);
+  });
 });

@@ -60,6 +60,12 @@ export interface ScenarioOptions {
   readonly node?: Pick<SimNodeOptions, "config" | "security" | "tuning">;
   /** Tags of items whose origin to trace (see {@link Metrics.traceTags}). */
   readonly traceItems?: readonly number[];
+  /**
+   * Bootstrappers each honest node configures while the network is built,
+   * each a distinct random node that joined before it (default 1; attackers
+   * always take 1; scenarios with dedicated bootstrap nodes ignore it).
+   */
+  readonly bootstrapsPerNode?: number;
 }
 
 /** Traffic figures. */
@@ -275,9 +281,10 @@ export class World {
   /**
    * Joins `honest` honest nodes and `attackers` attackers (through
    * `adversary`) in random order over `joinMs`, each through one random node
-   * that joined before (any role), or with `bootstrappers`, through one of the
-   * first `bootstrappers` honest nodes (a deployment's configured bootstrap
-   * nodes).
+   * that joined before (any role; honest nodes through
+   * {@link ScenarioOptions.bootstrapsPerNode} distinct ones), or with
+   * `bootstrappers`, through one of the first `bootstrappers` honest nodes (a
+   * deployment's configured bootstrap nodes).
    */
   build(honest: number, attackers: number, options: BuildOptions = {}): void {
     const total = honest + attackers;
@@ -300,6 +307,13 @@ export class World {
     for (let i = 0; i < order.length; i++) {
       const pool = seeds > 0 ? joined.slice(0, seeds) : joined;
       const bootstrap = pool.length === 0 ? [] : [pool[Math.floor(this.random() * pool.length)]];
+      // More bootstrappers for honest nodes only when asked, so that the
+      // default draws the very same random numbers as before.
+      const wanted = seeds > 0 || !order[i] ? 1 : this.options.bootstrapsPerNode ?? 1;
+      if (wanted > 1) {
+        const others = pool.filter((node) => node !== bootstrap[0]);
+        bootstrap.push(...sample(others, Math.min(wanted - 1, others.length), this.random));
+      }
       const node = order[i] || !this.adversary ? this.addHonest(bootstrap) : this.adversary.add({
         ...this.options.node,
         bootstrap,
@@ -956,7 +970,13 @@ function finish(
     ratio: attackers / options.nodes,
     seed: options.seed,
     degree: options.node?.config?.degree ?? SIM_NODE_CONFIG.degree,
-    parameters: { ...plan.parameters, ...(plan.extra ?? {}) },
+    parameters: {
+      ...plan.parameters,
+      ...(plan.extra ?? {}),
+      ...((options.bootstrapsPerNode ?? 1) > 1
+        ? { bootstrapsPerNode: options.bootstrapsPerNode }
+        : {}),
+    },
     delivery: aggregate(all),
     phases,
     items: all,
