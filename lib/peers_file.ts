@@ -4,8 +4,8 @@
  * rejoins through peers it knows and keeps its bans.
  *
  * The file is JSON, written atomically (temporary file, then rename):
- * `{"version": 2, "peers": [{"identity", "address", "tried"?, "anchor"?, "proven"?}],
- * "bans": [...], "proof"?: {"identity", "epoch", "nonce"}}`, where
+ * `{"version": 2, "peers": [{"identity", "address", "tried"?, "anchor"?,
+ * "proven"?}], "bans": [...], "proof"?: {"identity", "epoch", "nonce"}}`, where
  * `"tried": true` marks a peer this node chose to dial (absent: a peer
  * verified only by a probe after it dialled in; see `Membership`),
  * `"anchor": true` one of its outbound peers when saved (dialled first, once,
@@ -13,9 +13,9 @@
  * its first peers; once one of its peers had proven itself, only its proven
  * outbound peers), `"proven": true` a peer that had brought it items first
  * (ranked with proven peers at the next start, until a dial reaches it: the
- * guard's scores are not saved), and `proof` is the node's own identity proof-of-work of
- * the day (nonce as a decimal string), so that a node restarted the same day
- * does not solve it again. A missing file is normal
+ * guard's scores are not saved), and `proof` is the node's own identity
+ * proof-of-work of the day (nonce as a decimal string), so that a node
+ * restarted the same day does not solve it again. A missing file is normal
  * (first start); an unreadable, oversized or damaged one is logged and
  * ignored: the node starts without it.
  *

@@ -17,10 +17,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { JUST_STARTED_MS } from "../lib/sim/metrics.ts";
+import { type ItemTrace, JUST_STARTED_MS } from "../lib/sim/metrics.ts";
 import { stackCharts } from "../lib/sim/plot.ts";
 import { SIM_NODE_CONFIG } from "../lib/sim/network.ts";
-import type { ItemTrace } from "../lib/sim/metrics.ts";
 import { runScenario, type ScenarioResult, SCENARIOS } from "../lib/sim/scenarios.ts";
 
 const USAGE = `deno task simulate --scenario NAME [options]
@@ -147,12 +146,11 @@ function formatTrace(trace: ItemTrace): string {
       `${s.index}${s.honest ? "h" : "a"}${s.direction[0]}${s.score}${s.delivered ? "*" : ""}`
     ).join(" ");
     const c = snap.connections;
+    const counters = c
+      ? `dials ${c.dials}, reanchored ${c.reanchored}, reinforced ${c.reinforced}, deliveries ${c.deliveries}`
+      : "down";
     lines.push(
-      `  +${snap.afterMs} ms: ${snap.alive ? "" : "down; "}reached ${snap.reached}; dials ${
-        c.dials ?? 0
-      }, reanchored ${c.reanchored ?? 0}, reinforced ${c.reinforced ?? 0}, deliveries ${
-        c.deliveries ?? 0
-      }; ${sessions || "no sessions"}`,
+      `  +${snap.afterMs} ms: reached ${snap.reached}; ${counters}; ${sessions || "no sessions"}`,
     );
   }
   return lines.join("\n");

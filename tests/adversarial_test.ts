@@ -2059,8 +2059,13 @@ Deno.test("a proven peer that left stays known through a flood of claims from an
     subscriber = await acceptingSubscriber(v);
     await bringItemFirst(v, g, "from G");
     await bringItemFirst(v, hNode, "from H");
-    // V's probe verifies H's address within a round or two.
-    await new Promise((resolve) => setTimeout(resolve, 300)); // rounds of 100 ms, not a sync
+    // H dialled in: only V's probe verifies its address (G and P were dialled),
+    // and only verified peers are saved.
+    await waitUntil(
+      () => v.stats().connections.probesVerified >= 1,
+      5000,
+      "V's probe verified H's address",
+    );
     await hNode.close();
     h = undefined;
     await waitUntil(() => !v.peerIdentities.includes(hNode.identityHex), 5000, "H gone at V");

@@ -308,7 +308,7 @@ Deno.test("metrics: a traced item's origin is looked at from its announcement to
     last.sessions.map((s) => [s.index, s.honest, s.direction, s.delivered]).sort(),
     [[b.index, true, "inbound", true], [m.index, false, "inbound", true]],
   );
-  assert.ok(last.connections.dials !== undefined, "the origin's counters");
+  assert.ok(last.connections?.dials !== undefined, "the origin's counters");
 });
 
 Deno.test("scenarios: honest nodes join through bootstrapsPerNode distinct earlier nodes", () => {

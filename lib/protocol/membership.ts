@@ -22,8 +22,8 @@
  * that attackers that filled its view while it was up do not choose all its
  * first peers. Then **proven** peers (they brought this node items first: the
  * guard's score is above 0; after a restart, those its peers file marks
- * proven, until a dial reaches them), which the passive view keeps longest. Then, for half the dials,
- * **proven peers' tips**, peers a proven peer named (while it is not
+ * proven, until a dial reaches them), which the passive view keeps longest.
+ * Then, for half the dials, **proven peers' tips**, peers a proven peer named (while it is not
  * distrusted): a node whose honest peers leave (churn) otherwise replaced them
  * from a view that attackers had filled. While none of its peers is proven
  * (before items flow, nothing tells an attacker from an honest peer), half the
@@ -764,21 +764,20 @@ export class Membership {
    */
   knownPeers(): SavedPeer[] {
     const out: SavedPeer[] = [];
-    const provenNow = (identity: string) => this.merit(identity) > 0;
-    const provenMarks = (identity: string, known: KnownPeer | undefined) =>
-      provenNow(identity) || known?.provenBefore === true ? { proven: true } : {};
+    const provenMark = (peer: Pick<KnownPeer, "identity" | "provenBefore">) =>
+      this.isProven(peer) ? { proven: true } : {};
     const anchorsMustBeProven = this.hasProvenPeer();
     for (const peer of this.active.values()) {
       if (peer.verifiedAt !== undefined) {
         const anchor = peer.direction === "outbound" && this.welcome(peer.identity) &&
-          (!anchorsMustBeProven || provenNow(peer.identity));
+          (!anchorsMustBeProven || this.isProven(peer));
         out.push({
           identity: peer.identity,
           address: peer.address,
           tried: peer.tried === true,
           // Its own choices that it still trusts: dialled first after a restart.
           ...(anchor ? { anchor: true } : {}),
-          ...provenMarks(peer.identity, undefined),
+          ...provenMark(peer),
         });
       }
     }
@@ -791,7 +790,7 @@ export class Membership {
           identity: peer.identity,
           address: peer.address,
           tried: peer.tried,
-          ...provenMarks(peer.identity, peer),
+          ...provenMark(peer),
         });
       }
     }
@@ -894,7 +893,7 @@ export class Membership {
       !this.evictOne(
         source,
         verifiedAt,
-        tried || vouchedBy !== undefined || this.merit(peer.identity) > 0,
+        tried || vouchedBy !== undefined || this.isProven(peer),
       )
     ) {
       return false;
@@ -916,6 +915,12 @@ export class Membership {
     return true;
   }
 
+  /** Proven: merit above 0, or restored as proven and not reached since. */
+  private isProven(peer: Pick<KnownPeer, "identity" | "provenBefore">): boolean {
+    return peer.identity !== undefined &&
+      (this.merit(peer.identity) > 0 || peer.provenBefore === true);
+  }
+
   /**
    * Evicts the least trustworthy passive peer (distrusted, then learned from a
    * distrusted peer, then untried peers and tried peers that failed
@@ -923,12 +928,6 @@ export class Membership {
    * first; random among equals), if it is not more trustworthy than the
    * newcomer described by `source`, `verifiedAt` and `tried`.
    */
-  /** Proven: merit above 0, or restored as proven and not reached since. */
-  private isProven(peer: Pick<KnownPeer, "identity" | "provenBefore">): boolean {
-    return peer.identity !== undefined &&
-      (this.merit(peer.identity) > 0 || peer.provenBefore === true);
-  }
-
   private evictOne(source: PeerSource, verifiedAt: number | undefined, tried: boolean): boolean {
     // A tried peer is worth keeping over any other until it has failed
     // DEAD_AFTER_FAILURES dials in a row; then it ranks with the untried. A

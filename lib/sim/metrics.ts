@@ -29,7 +29,9 @@
  */
 
 import { type ItemMessage, PeerMessageType } from "../codec/peer_messages.ts";
+import type { ConnectionStats } from "../core/connection_manager.ts";
 import type { GossipItem } from "../protocol/item.ts";
+import type { Direction } from "../protocol/membership.ts";
 import type { SimNetwork, SimNode, SimObserver, TrafficCounters } from "./network.ts";
 
 /** One tracked item. */
@@ -94,10 +96,13 @@ export interface TracedSession {
   /** Whether the peer is honest. */
   readonly honest: boolean;
   /** Who opened the session. */
-  readonly direction: "inbound" | "outbound";
+  readonly direction: Direction;
   /** The peer's score at the origin. */
   readonly score: number;
-  /** Whether the peer's module was notified of the item (an attacker's too: it gets items it then drops). */
+  /**
+   * Whether the peer's module was notified of the item (an attacker's too:
+   * it gets items it then drops).
+   */
   readonly delivered: boolean;
 }
 
@@ -111,8 +116,8 @@ export interface OriginSnapshot {
   readonly sessions: readonly TracedSession[];
   /** Honest nodes (origin excluded) that had notified the item so far. */
   readonly reached: number;
-  /** The origin's connection counters at that time (dials, reanchored, reinforced...). */
-  readonly connections: Record<string, number>;
+  /** The origin's connection counters at that time; absent while it was down. */
+  readonly connections?: ConnectionStats;
 }
 
 /** The trace of one item (see {@link Metrics.traceTags}). */
@@ -231,13 +236,12 @@ export class Metrics implements SimObserver {
           reached++;
         }
       }
-      const counters = origin.alive ? origin.core.stats().connections : undefined;
       trace.snapshots.push({
         afterMs,
         alive: origin.alive,
         sessions,
         reached,
-        connections: counters ? { ...counters } as unknown as Record<string, number> : {},
+        ...(origin.alive ? { connections: { ...origin.core.stats().connections } } : {}),
       });
     };
     for (const afterMs of TRACE_OFFSETS_MS) {
