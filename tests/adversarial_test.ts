@@ -1912,17 +1912,7 @@ Deno.test("a restarted node dials its outbound peer of before first, not the att
   const hostKey = await testHostKey();
   const dir = await Deno.makeTempDir();
   const peersFile = `${dir}/peers.json`;
-  const listeners = Array.from(
-    { length: 8 },
-    (_, i) => Deno.listen({ hostname: `127.0.${i + 1}.9`, port: 0 }),
-  );
-  const attempts: number[] = listeners.map(() => 0);
-  const accepting = listeners.map(async (listener, i) => {
-    for await (const connection of listener) {
-      attempts[i]++;
-      connection.close();
-    }
-  });
+  const attackers = attackerListeners(8);
   let victim: GossipNode | undefined;
   try {
     const first = victim = await startTestNode({
@@ -1944,14 +1934,9 @@ Deno.test("a restarted node dials its outbound peer of before first, not the att
       [honest.identityHex],
       "H saved as V's anchor",
     );
-    const attackers = await Promise.all(listeners.map(async (listener) => ({
-      identity: identityHex((await testHostKey()).identity),
-      address: `${(listener.addr as Deno.NetAddr).hostname}:${listener.addr.port}`,
-      tried: true,
-    })));
     await Deno.writeTextFile(
       peersFile,
-      JSON.stringify({ ...saved, peers: [...attackers, ...saved.peers] }),
+      JSON.stringify({ ...saved, peers: [...await attackers.savedPeers(), ...saved.peers] }),
     );
     const restarted = victim = await startTestNode({ hostKey, config: { degree: 1, peersFile } });
     await waitUntil(
@@ -1959,15 +1944,79 @@ Deno.test("a restarted node dials its outbound peer of before first, not the att
       5000,
       "V's session with H after the restart",
     );
-    assert.deepEqual(attempts, listeners.map(() => 0), "no attacker dialled before H");
+    assert.deepEqual(attackers.attempts, [0, 0, 0, 0, 0, 0, 0, 0], "no attacker dialled before H");
   } finally {
     await victim?.close();
     await honest.close();
-    for (const listener of listeners) listener.close();
-    await Promise.allSettled(accepting);
+    await attackers.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a restarted node dials a peer its file marks proven before the attackers its view filled with", async () => {
+  // V's peers file holds 8 attackers and H, all tried, none an anchor; H is
+  // marked proven (it brought V items first before the restart). V (degree 1)
+  // dials H first: by chance, 1 start in 9 would.
+  const honest = await startTestNode({ config: { degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const peersFile = `${dir}/peers.json`;
+  const attackers = attackerListeners(8);
+  let victim: GossipNode | undefined;
+  try {
+    await Deno.writeTextFile(
+      peersFile,
+      JSON.stringify({
+        version: 2,
+        peers: [...await attackers.savedPeers(), { ...savedPeer(honest), proven: true }],
+        bans: [],
+      }),
+    );
+    const v = victim = await startTestNode({ config: { degree: 1, peersFile } });
+    await waitUntil(
+      () => v.peerIdentities.includes(honest.identityHex),
+      5000,
+      "V's session with H",
+    );
+    assert.deepEqual(attackers.attempts, [0, 0, 0, 0, 0, 0, 0, 0], "no attacker dialled before H");
+  } finally {
+    await victim?.close();
+    await honest.close();
+    await attackers.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * `count` listeners on distinct loopback addresses that count and close every
+ * connection (attackers a victim knows from its peers file); `savedPeers`
+ * lists them as a peers file would, each with a fresh identity, tried.
+ */
+function attackerListeners(count: number) {
+  const listeners = Array.from(
+    { length: count },
+    (_, i) => Deno.listen({ hostname: `127.0.${i + 1}.9`, port: 0 }),
+  );
+  const attempts: number[] = listeners.map(() => 0);
+  const accepting = listeners.map(async (listener, i) => {
+    for await (const connection of listener) {
+      attempts[i]++;
+      connection.close();
+    }
+  });
+  return {
+    attempts,
+    savedPeers: () =>
+      Promise.all(listeners.map(async (listener) => ({
+        identity: identityHex((await testHostKey()).identity),
+        address: `${(listener.addr as Deno.NetAddr).hostname}:${listener.addr.port}`,
+        tried: true,
+      }))),
+    close: async () => {
+      for (const listener of listeners) listener.close();
+      await Promise.allSettled(accepting);
+    },
+  };
+}
 
 Deno.test("a peer that brought items first takes its slot back when it returns, and is saved as proven", async () => {
   // V (degree 1) dials H, its anchor, and H brings it an item first. H goes
