@@ -1938,13 +1938,7 @@ Deno.test("a restarted node dials its outbound peer of before first, not the att
       peersFile,
       JSON.stringify({ ...saved, peers: [...await attackers.savedPeers(), ...saved.peers] }),
     );
-    const restarted = victim = await startTestNode({ hostKey, config: { degree: 1, peersFile } });
-    await waitUntil(
-      () => restarted.peerIdentities.includes(honest.identityHex),
-      5000,
-      "V's session with H after the restart",
-    );
-    assert.deepEqual(attackers.attempts, [0, 0, 0, 0, 0, 0, 0, 0], "no attacker dialled before H");
+    await dialsHonestFirst({ hostKey, config: { degree: 1, peersFile } }, honest, attackers);
   } finally {
     await victim?.close();
     await honest.close();
@@ -1961,7 +1955,6 @@ Deno.test("a restarted node dials a peer its file marks proven before the attack
   const dir = await Deno.makeTempDir();
   const peersFile = `${dir}/peers.json`;
   const attackers = attackerListeners(8);
-  let victim: GossipNode | undefined;
   try {
     await Deno.writeTextFile(
       peersFile,
@@ -1971,20 +1964,35 @@ Deno.test("a restarted node dials a peer its file marks proven before the attack
         bans: [],
       }),
     );
-    const v = victim = await startTestNode({ config: { degree: 1, peersFile } });
-    await waitUntil(
-      () => v.peerIdentities.includes(honest.identityHex),
-      5000,
-      "V's session with H",
-    );
-    assert.deepEqual(attackers.attempts, [0, 0, 0, 0, 0, 0, 0, 0], "no attacker dialled before H");
+    await dialsHonestFirst({ config: { degree: 1, peersFile } }, honest, attackers);
   } finally {
-    await victim?.close();
     await honest.close();
     await attackers.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/**
+ * Starts a victim with `options` (`degree` 1) and checks that its first dial
+ * reaches `honest`: a session with it, and no connection to any of `attackers`.
+ */
+async function dialsHonestFirst(
+  options: Parameters<typeof startTestNode>[0],
+  honest: GossipNode,
+  attackers: ReturnType<typeof attackerListeners>,
+): Promise<void> {
+  const victim = await startTestNode(options);
+  try {
+    await waitUntil(
+      () => victim.peerIdentities.includes(honest.identityHex),
+      5000,
+      "the victim's session with H",
+    );
+    assert.deepEqual(attackers.attempts, [0, 0, 0, 0, 0, 0, 0, 0], "no attacker dialled before H");
+  } finally {
+    await victim.close();
+  }
+}
 
 /**
  * `count` listeners on distinct loopback addresses that count and close every
