@@ -29,7 +29,7 @@ import {
   parseSocketAddress,
   type SocketAddress,
 } from "./lib/address.ts";
-import { CONFIG_KEYS, type GossipConfig, loadConfig } from "./lib/config.ts";
+import { CONFIG_KEYS, configAdvice, type GossipConfig, loadConfig } from "./lib/config.ts";
 import { clipText, ConfigError, GossipError, ListenError } from "./lib/errors.ts";
 import {
   assertHostKeyPathFree,
@@ -544,6 +544,7 @@ async function runNode(args: string[]): Promise<void> {
     }
     throw new RunError("start", error instanceof Error ? error.message : String(error));
   }
+  for (const advice of configAdvice(config.gossip)) log.warn(advice.message, { key: advice.key });
   // Listen for signals before saying that the node runs: whoever reads that line may stop it.
   let stopping = false;
   let stopped!: () => void;

@@ -667,6 +667,37 @@ export function parseConfig(text: string, options: { baseDir: string }): GossipC
   };
 }
 
+/** A setting that is valid but weakens the node; the daemon logs it as a warning at start. */
+export interface ConfigAdvice {
+  /** The config key concerned. */
+  readonly key: string;
+  /** What is at risk and how to fix it, in one line. */
+  readonly message: string;
+}
+
+/**
+ * Valid settings that leave the node easy to attack (docs/DEPLOY.md, "Several hosts"):
+ * exactly one `bootstrapper` off loopback. A node with no saved peers meets
+ * the network only through the peers its bootstrapper names, so a hostile
+ * bootstrapper can name only its accomplices and the node never learns of an
+ * honest peer (the simulation's eclipsed nodes that know no honest peer,
+ * docs/SIMULATION.md). None when no bootstrapper is set (the first node of a
+ * network) or when the only one is on loopback (a test on one machine).
+ */
+export function configAdvice(options: GossipOptions): ConfigAdvice[] {
+  const advice: ConfigAdvice[] = [];
+  const [only, ...others] = options.bootstrappers;
+  if (only !== undefined && others.length === 0 && !isLoopbackHostname(only.hostname)) {
+    advice.push({
+      key: "bootstrapper",
+      message: "only one bootstrapper is set: a hostile one can name only its accomplices, " +
+        "and this node would meet no honest peer; list two or more, run by different people " +
+        "on different networks (docs/DEPLOY.md)",
+    });
+  }
+  return advice;
+}
+
 /**
  * Reads and parses the configuration file at `path`; relative paths inside
  * it are resolved against the file's directory.

@@ -394,6 +394,32 @@ Deno.test("status shows peers with direction, address, age, bytes, score and rou
   }
 });
 
+Deno.test("a single bootstrapper off loopback is warned of at start, before the running line", async () => {
+  const dir = await Deno.makeTempDir();
+  const daemons: Daemon[] = [];
+  try {
+    // Names in the reserved .invalid domain never resolve (RFC 6761): nothing is dialled.
+    const one = await startDaemon(join(dir, "one"), {
+      extra: ["bootstrapper = seed.invalid:6001"],
+    });
+    daemons.push(one.daemon);
+    const warning = one.daemon.lines.findIndex((line) =>
+      / WARN .*only one bootstrapper/.test(line)
+    );
+    assert.ok(warning >= 0, one.daemon.lines.join("\n"));
+    assert.match(one.daemon.lines[warning], /key=bootstrapper/);
+    assert.ok(warning < one.daemon.lines.findIndex((line) => /running: api/.test(line)));
+    const two = await startDaemon(join(dir, "two"), {
+      extra: ["bootstrapper = seed.invalid:6001, seed2.invalid:6001"],
+    });
+    daemons.push(two.daemon);
+    assert.deepEqual(two.daemon.lines.filter((line) => / WARN /.test(line)), []);
+  } finally {
+    for (const daemon of daemons) assert.equal(await daemon.stop(), 0);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("SIGHUP rereads the config: applies level and limits, names what needs a restart", {
   ignore: Deno.build.os === "windows",
 }, async () => {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join, resolve } from "node:path";
 import {
   CONFIG_KEYS,
+  configAdvice,
   type GossipConfig,
   gossipOptions,
   loadConfig,
@@ -575,6 +576,21 @@ Deno.test("loadConfig reads a file and resolves paths against its directory", as
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("configAdvice: warns of exactly one bootstrapper off loopback, names the key", () => {
+  const advice = (value?: string) =>
+    configAdvice(parse(withGossip(value === undefined ? "" : `bootstrapper = ${value}`)).gossip);
+  const [one] = advice("seed.example.org:6001");
+  assert.equal(one.key, "bootstrapper");
+  assert.match(one.message, /only one bootstrapper.*two or more.*docs\/DEPLOY\.md/);
+  assert.equal(advice("10.0.0.2:6001").length, 1, "a private address is no exemption");
+  assert.equal(advice("[2001:db8::1]:6001").length, 1);
+  assert.deepEqual(advice(), [], "the first node of a network has none");
+  assert.deepEqual(advice("seed.example.org:6001, 10.0.0.3:6001"), []);
+  for (const loopback of ["127.0.0.1:6002", "127.1.2.3:6002", "[::1]:6002", "localhost:6002"]) {
+    assert.deepEqual(advice(loopback), [], `${loopback}: a test on one machine`);
   }
 });
 
