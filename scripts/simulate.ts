@@ -20,7 +20,12 @@ import { parseArgs } from "node:util";
 import { type ItemTrace, JUST_STARTED_MS } from "../lib/sim/metrics.ts";
 import { stackCharts } from "../lib/sim/plot.ts";
 import { SIM_NODE_CONFIG } from "../lib/sim/network.ts";
-import { runScenario, type ScenarioResult, SCENARIOS } from "../lib/sim/scenarios.ts";
+import {
+  DEFAULT_BOOTSTRAPS_PER_NODE,
+  runScenario,
+  type ScenarioResult,
+  SCENARIOS,
+} from "../lib/sim/scenarios.ts";
 
 const USAGE = `deno task simulate --scenario NAME [options]
 
@@ -39,7 +44,8 @@ Options:
   --no-pow          do not measure the identity proof-of-work cost
   --bootstraps-per-node K
                     each honest node joins through K distinct random earlier
-                    nodes (default 1; not in cold-boot, which has bootstrap nodes)
+                    nodes (default 2, as docs/DEPLOY.md advises; 1 is the harsher
+                    setting of earlier runs; not in cold-boot, which has bootstrap nodes)
   --trace-item TAG  trace the item with this tag (1 = the first announced; repeatable):
                     its origin's sessions, scores and dials from 0 to 15 s after
                     the announcement, printed and written to the JSON (itemTraces)
@@ -208,7 +214,11 @@ async function main(args: string[]): Promise<number> {
     }
   }
   const traceItems = (values["trace-item"] ?? []).map((tag) => positiveInt(tag, "trace-item", 1));
-  const bootstrapsPerNode = positiveInt(values["bootstraps-per-node"], "bootstraps-per-node", 1);
+  const bootstrapsPerNode = positiveInt(
+    values["bootstraps-per-node"],
+    "bootstraps-per-node",
+    DEFAULT_BOOTSTRAPS_PER_NODE,
+  );
   const out = values.out ?? "sim-results";
   const result = runScenario(name, {
     nodes,
@@ -226,7 +236,7 @@ async function main(args: string[]): Promise<number> {
   const base = `${out}/${name}-n${nodes}${
     scenario.attack ? `-r${ratioLabel(ratio).replace(":", "to")}` : ""
   }${degree === SIM_NODE_CONFIG.degree ? "" : `-d${degree}`}${
-    bootstrapsPerNode === 1 ? "" : `-b${bootstrapsPerNode}`
+    bootstrapsPerNode === DEFAULT_BOOTSTRAPS_PER_NODE ? "" : `-b${bootstrapsPerNode}`
   }-s${seed}`;
   const { charts, ...figures } = result;
   await Deno.writeTextFile(`${base}.json`, JSON.stringify(figures, null, 2) + "\n");

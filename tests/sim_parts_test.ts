@@ -20,7 +20,7 @@ import {
   TRACE_OFFSETS_MS,
 } from "../lib/sim/metrics.ts";
 import { SimNetwork } from "../lib/sim/network.ts";
-import { World } from "../lib/sim/scenarios.ts";
+import { DEFAULT_BOOTSTRAPS_PER_NODE, World } from "../lib/sim/scenarios.ts";
 import { VirtualClock } from "../lib/sim/virtual_clock.ts";
 import { wireBytes } from "../lib/sim/wire_size.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
@@ -317,9 +317,10 @@ Deno.test("scenarios: honest nodes join through bootstrapsPerNode distinct earli
     world.build(12, 0);
     return world.honest.map((node) => (node.options.bootstrap ?? []).map((b) => b.index));
   };
-  const one = bootstraps();
+  const one = bootstraps(1);
   assert.deepEqual(one.map((list) => list.length), [0, ...new Array(11).fill(1)]);
-  const two = bootstraps(2);
+  const two = bootstraps();
+  assert.equal(DEFAULT_BOOTSTRAPS_PER_NODE, 2);
   assert.deepEqual(two.map((list) => list.length), [0, 1, ...new Array(10).fill(2)]);
   two.forEach((list, i) => {
     assert.equal(new Set(list).size, list.length, `node ${i}: distinct`);

@@ -62,8 +62,9 @@ export interface ScenarioOptions {
   readonly traceItems?: readonly number[];
   /**
    * Bootstrappers each honest node configures while the network is built,
-   * each a distinct random node that joined before it (default 1; attackers
-   * always take 1; scenarios with dedicated bootstrap nodes ignore it).
+   * each a distinct random node that joined before it (default
+   * {@link DEFAULT_BOOTSTRAPS_PER_NODE}; attackers always take 1; scenarios
+   * with dedicated bootstrap nodes ignore it).
    */
   readonly bootstrapsPerNode?: number;
 }
@@ -211,6 +212,14 @@ export interface Scenario {
   run(options: ScenarioOptions): ScenarioResult;
 }
 
+/**
+ * Bootstrappers per honest node by default: two, as docs/DEPLOY.md advises
+ * and as churn's fresh nodes take. With one, a node whose only bootstrapper
+ * is an attacker hears of attackers only, and no rule of the protocol can
+ * lead it out (docs/SIMULATION.md, "Two bootstrappers per node").
+ */
+export const DEFAULT_BOOTSTRAPS_PER_NODE = 2;
+
 const SETTLE_MS = 30_000;
 const ITEM_BYTES = 1024;
 const VALIDATION_DELAY_MS = 1;
@@ -233,6 +242,12 @@ export class World {
   readonly timeline: CensusPoint[] = [];
   /** Scenario event time (set by the scenario). */
   t0 = 0;
+  /**
+   * Bootstrappers per honest node of the last {@link build} that drew them
+   * from earlier nodes; undefined when every node joined through dedicated
+   * bootstrap nodes.
+   */
+  bootstrapsUsed: number | undefined;
   private nextTag = 1;
   private readonly started = performance.now();
   private lastProgress = performance.now();
@@ -254,6 +269,11 @@ export class World {
     this.metrics.attach(this.net);
     this.metrics.validationDelayMs = VALIDATION_DELAY_MS;
     this.metrics.traceTags = new Set(options.traceItems ?? []);
+  }
+
+  /** Bootstrappers per honest node asked for (see {@link ScenarioOptions.bootstrapsPerNode}). */
+  get bootstrapsPerNode(): number {
+    return this.options.bootstrapsPerNode ?? DEFAULT_BOOTSTRAPS_PER_NODE;
   }
 
   /** Options of an honest node joining through `bootstrap`. */
@@ -290,6 +310,7 @@ export class World {
     const total = honest + attackers;
     const joinMs = joinDuration(total);
     const seeds = Math.min(options.bootstrappers ?? 0, honest);
+    if (seeds === 0) this.bootstrapsUsed = this.bootstrapsPerNode;
     const roles: boolean[] = [];
     for (let i = seeds; i < honest; i++) roles.push(true);
     for (let i = 0; i < attackers; i++) roles.push(false);
@@ -307,9 +328,9 @@ export class World {
     for (let i = 0; i < order.length; i++) {
       const pool = seeds > 0 ? joined.slice(0, seeds) : joined;
       const bootstrap = pool.length === 0 ? [] : [pool[Math.floor(this.random() * pool.length)]];
-      // More bootstrappers for honest nodes only when asked, so that the
-      // default draws the very same random numbers as before.
-      const wanted = seeds > 0 || !order[i] ? 1 : this.options.bootstrapsPerNode ?? 1;
+      // Extra bootstrappers are drawn after the first, so that one per node
+      // draws the very same random numbers as before they existed.
+      const wanted = seeds > 0 || !order[i] ? 1 : this.bootstrapsPerNode;
       if (wanted > 1) {
         const others = pool.filter((node) => node !== bootstrap[0]);
         bootstrap.push(...sample(others, Math.min(wanted - 1, others.length), this.random));
@@ -973,9 +994,7 @@ function finish(
     parameters: {
       ...plan.parameters,
       ...(plan.extra ?? {}),
-      ...((options.bootstrapsPerNode ?? 1) > 1
-        ? { bootstrapsPerNode: options.bootstrapsPerNode }
-        : {}),
+      ...(world.bootstrapsUsed === undefined ? {} : { bootstrapsPerNode: world.bootstrapsUsed }),
     },
     delivery: aggregate(all),
     phases,
