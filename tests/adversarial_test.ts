@@ -1402,6 +1402,70 @@ Deno.test("an outbound peer that withholds one advertised item is replaced at th
   }
 });
 
+Deno.test("a bootstrapper that withholds an advertised item is not dialled again to re-anchor", async () => {
+  // V (degree 1) has P, an attacker, as its only configured bootstrapper. P
+  // names Q, another attacker, and withholds an item: V replaces P by Q. Q
+  // names H (honest) and withholds an item: V replaces Q and re-anchors, as
+  // after every withholder, but not to P, which withheld from it: V dials H.
+  // Re-dialling P made a loop in the simulated sieges (P replaced at one
+  // round, dialled again a round later, half of a besieged node's dials spent
+  // on its bootstrappers; docs/SIMULATION.md, "Round of whose word counts").
+  const honest = await startTestNode({ config: { degree: 1, powDifficulty: 4 } });
+  const listeners = [0, 1].map(() => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+  const keys = await Promise.all([testHostKey(), testHostKey()]);
+  const [pIdentity, qIdentity] = keys.map((key) => identityHex(key.identity));
+  const adversaries: AdversaryPeer[] = [];
+  let victim: GossipNode | undefined;
+  const accept = async (index: number) => {
+    const peer = await AdversaryPeer.accept(listeners[index], {
+      hostKey: keys[index],
+      powDifficulty: 4,
+      listenPort: listeners[index].addr.port,
+    });
+    adversaries.push(peer);
+    return peer;
+  };
+  const withhold = async (peer: AdversaryPeer, id: bigint) => {
+    peer.send({ type: PeerMessageType.IHave, ids: [id] });
+    const gone = await peer.waitClosed(10_000);
+    assert.match(gone ?? "still open", /shutting down/, "rotated out, not banned");
+  };
+  try {
+    victim = await startTestNode({
+      config: { degree: 1, powDifficulty: 4, bootstrappers: [listeners[0].addr] },
+    });
+    const v = victim;
+    const p = await accept(0);
+    await waitUntil(() => v.peerIdentities.includes(pIdentity), 3000, "V dialled P");
+    p.send({
+      type: PeerMessageType.Push,
+      peers: [{ identity: keys[1].identity, address: listeners[1].addr }],
+    });
+    await waitUntil(() => v.stats().knownPeers >= 1, 3000, "V learned Q from P");
+    const q = accept(1);
+    await withhold(p, 0x5eedn);
+    const qPeer = await q;
+    await waitUntil(() => v.peerIdentities.includes(qIdentity), 3000, "V dialled Q");
+    qPeer.send({
+      type: PeerMessageType.Push,
+      peers: [{ identity: hexToBytes(honest.identityHex), address: honest.p2pAddress }],
+    });
+    await waitUntil(() => v.stats().knownPeers >= 1, 3000, "V learned H from Q");
+    await withhold(qPeer, 0x5eedn + 1n);
+    await waitUntil(() => v.peerIdentities.includes(honest.identityHex), 5000, "V dialled H");
+    const stats = v.stats();
+    assert.equal(stats.connections.rotated, 2);
+    // Re-anchoring dials in the round of the replacement, before H's session.
+    assert.equal(stats.connections.reanchored, 0, "P was not dialled again");
+    assert.equal(stats.connections.dials, 3, "P, Q, H");
+  } finally {
+    await Promise.all(adversaries.map((peer) => peer.close()));
+    for (const listener of listeners) listener.close();
+    await victim?.close();
+    await honest.close();
+  }
+});
+
 // ---- 6. an item flood ---------------------------------------------------------------------
 
 Deno.test("20,000 flooded items leave the caches and the heap bounded", async () => {

@@ -402,6 +402,23 @@ Deno.test("bootstrapper tips get half the dials, however many claims other peers
   assert.ok(tips > 160 && tips < 240, `${tips} of 400 dials to bootstrapper tips`);
 });
 
+Deno.test("a withholding bootstrapper's tips are no tips, and it is no anchor to re-dial", () => {
+  // As in the test above, but the bootstrapper withheld an item: its 3 tips
+  // rank with the other claims (about 3 in 63 of the dials, not half), and
+  // nextBootstrapper skips it until its merit recovers.
+  let bootstrapMerit = WITHHOLDER_MERIT;
+  const view = viewWithBootstrapper(2, 5, (id) => id === "b00t" ? bootstrapMerit : 0);
+  view.learn(peers(1, 3), 0, "outbound", "b00t");
+  view.learn(peers(4, 63), 0, "outbound", "id99");
+  view.disconnected("b00t", 0);
+  const tips = redialsTo(view, ["id1", "id2", "id3"]);
+  assert.ok(tips < 60, `${tips} of 400 dials to a withholder's tips`);
+  const later = 10_000_000;
+  assert.equal(view.nextBootstrapper(later), undefined, "a withholder is no anchor");
+  bootstrapMerit = 0;
+  assert.equal(view.nextBootstrapper(later)?.addressKey, BOOTSTRAP_KEY, "merit recovered");
+});
+
 Deno.test("once a connected peer is proven, bootstrapper tips rank with the other candidates", () => {
   // As above, but the bootstrapper has since brought this node an item first:
   // the 3 tips it gave before are 3 new peers of 63 (about 400 / 63 × 3 = 19
@@ -795,6 +812,36 @@ Deno.test("eviction takes the peer with most failures first", () => {
   view.dialFinished(key(3), true, 0);
   view.learn([peer(4)], 0);
   assert.deepEqual(keys(view.passivePeers), [key(1), key(3), key(4)]);
+});
+
+Deno.test("eviction takes equals from the source that named most: one source cannot wash out another's", () => {
+  // A full view of 10: 3 claims from id98 (say the referral of an honest node
+  // that was full), then 200 more from id99, 8 at a time (the peers a node
+  // exchanges with every round). id98's claims stay; random eviction among
+  // equals lost all 3 at every seed tried.
+  for (let seed = 1; seed <= 20; seed++) {
+    const view = membership({ passiveSize: 10, maxLearnPerMessage: 8, random: seededRandom(seed) });
+    view.learn(peers(1, 3), 0, "outbound", "id98");
+    for (let from = 100; from < 300; from += 8) {
+      view.learn(peers(from, from + 7), 0, "outbound", "id99");
+    }
+    assert.equal(view.passivePeers.length, 10);
+    const kept = view.passivePeers.filter((known) => Number(known.identity!.slice(2)) <= 3);
+    assert.equal(kept.length, 3, `seed ${seed}`);
+  }
+});
+
+Deno.test("claims of a withholder are evicted first and dialled last", () => {
+  const merit = (id: string) => id === "id99" ? WITHHOLDER_MERIT : 0;
+  const view = membership({ passiveSize: 6, degree: 6, maxLearnPerMessage: 8, merit });
+  view.learn(peers(1, 3), 0, "outbound", "id98");
+  view.learn(peers(4, 6), 0, "outbound", "id99");
+  view.learn(peers(7, 9), 0, "outbound", "id97");
+  assert.deepEqual(keys(view.passivePeers), [1, 2, 3, 7, 8, 9].map(key).sort());
+  const late = membership({ passiveSize: 10, degree: 3, maxLearnPerMessage: 8, merit });
+  late.learn(peers(4, 9), 0, "outbound", "id99");
+  late.learn(peers(1, 3), 0, "outbound", "id98");
+  assert.deepEqual(keys(late.nextDials(0)), [1, 2, 3].map(key).sort());
 });
 
 Deno.test("eviction prefers untried and inbound-learned entries", () => {

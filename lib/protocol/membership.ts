@@ -38,7 +38,12 @@
  * by a probe, or learned from an outbound peer), as Bitcoin Core's addrman
  * does; peers learned only from inbound peers (which anyone can be) come last,
  * and **withholders** ({@link WITHHOLDER_MERIT}: they advertised items they
- * did not deliver) after them.
+ * did not deliver) after them, with the unverified peers that a withholder or
+ * a distrusted peer named (no bootstrapper tips, even from a bootstrapper).
+ * A full passive view evicts the least trustworthy spare; among equals, one
+ * named by the source that named most of them (as Bitcoin Core's addrman
+ * buckets new addresses by source), so that the claims of the peers a node
+ * exchanges with every round cannot wash out what another source named.
  * Dialling tried peers first sent every node back to the few it once reached:
  * they filled up and evicted without end while others had no inbound peer
  * (docs/SECURITY.md, "Eclipse attacks").
@@ -480,12 +485,14 @@ export class Membership {
       // Withholders: last, with the tips of distrusted peers.
       else if (peer.identity !== undefined && this.merit(peer.identity) <= WITHHOLDER_MERIT) {
         fresh[2].push(peer);
-      } else if (tipsApart && peer.bootstrapTip && peer.failures < DEAD_AFTER_FAILURES) {
+      } else if (
+        tipsApart && peer.bootstrapTip && peer.failures < DEAD_AFTER_FAILURES &&
+        !this.discredited(peer.learnedFrom)
+      ) {
         tips.push(peer);
       } else if (isTried(peer)) tried.push(peer);
       else if (
-        peer.verifiedAt === undefined && peer.learnedFrom !== undefined &&
-        !welcome(peer.learnedFrom)
+        peer.verifiedAt === undefined && this.discredited(peer.learnedFrom)
       ) fresh[2].push(peer);
       else if (peer.verifiedAt !== undefined || peer.source !== "inbound") fresh[0].push(peer);
       else fresh[1].push(peer);
@@ -543,8 +550,10 @@ export class Membership {
 
   /**
    * A configured bootstrapper to dial now (not connected, not being dialled,
-   * not backing off unless `despiteBackoff`), marked as dialling; undefined
-   * when there is none.
+   * not backing off unless `despiteBackoff`, not a withholder), marked as
+   * dialling; undefined when there is none. A bootstrapper that withheld items
+   * from this node is no anchor: re-anchoring to it after replacing it as a
+   * withholder made a loop that took half of a besieged node's dials.
    */
   nextBootstrapper(now: number, despiteBackoff = false): KnownPeer | undefined {
     const ready: KnownPeer[] = [];
@@ -552,7 +561,8 @@ export class Membership {
       if (
         peer.bootstrap && (despiteBackoff || peer.nextAttemptAt <= now) &&
         !this.dialing.has(peer.addressKey) &&
-        !(peer.identity !== undefined && this.active.has(peer.identity))
+        !(peer.identity !== undefined &&
+          (this.active.has(peer.identity) || this.merit(peer.identity) <= WITHHOLDER_MERIT))
       ) ready.push(peer);
     }
     const [chosen] = sample(ready, 1, this.random);
@@ -957,7 +967,7 @@ export class Membership {
       // A distrusted peer goes first, verified or not: verification proves an
       // address, not good behaviour.
       const distrusted = peer.identity !== undefined && !this.welcome(peer.identity);
-      const badTip = peer.learnedFrom !== undefined && !this.welcome(peer.learnedFrom);
+      const badTip = this.discredited(peer.learnedFrom);
       const score = badness(peer) +
         (distrusted ? 1000 : 0) + (badTip ? 500 : 0);
       if (score > worst) {
@@ -970,8 +980,40 @@ export class Membership {
     if (pool.length === 0 || worst < badness({ failures: 0, source, verifiedAt, tried })) {
       return false;
     }
-    const victim = pool[Math.floor(this.random() * pool.length)];
+    // Among equals, the source that named most of them loses one (Bitcoin
+    // Core's addrman buckets new addresses by source for the same reason): the
+    // claims that the peers a node exchanges with pour in every round must not
+    // wash out the few another source gave, such as the referral of an honest
+    // node that was full (docs/SIMULATION.md, "Round of whose word counts").
+    const bySource = new Map<string | undefined, KnownPeer[]>();
+    for (const peer of pool) {
+      const group = bySource.get(peer.learnedFrom);
+      if (group) group.push(peer);
+      else bySource.set(peer.learnedFrom, [peer]);
+    }
+    let largest = 0;
+    let groups: KnownPeer[][] = [];
+    for (const group of bySource.values()) {
+      if (group.length > largest) {
+        largest = group.length;
+        groups = [group];
+      } else if (group.length === largest) groups.push(group);
+    }
+    const group = groups[Math.floor(this.random() * groups.length)];
+    const victim = group[Math.floor(this.random() * group.length)];
     this.passive.delete(victim.addressKey);
     return true;
+  }
+
+  /**
+   * Whether `identity`'s word counts for nothing: it is distrusted, or a
+   * withholder ({@link WITHHOLDER_MERIT}). The peers it named and this node
+   * has not verified are dialled last and evicted first, and are no
+   * bootstrapper tips: an attacker that besieges a node names only attackers,
+   * and withholding is how it shows itself first.
+   */
+  private discredited(identity: string | undefined): boolean {
+    return identity !== undefined &&
+      (!this.welcome(identity) || this.merit(identity) <= WITHHOLDER_MERIT);
   }
 }
