@@ -216,7 +216,7 @@ export interface Scenario {
  * Bootstrappers per honest node by default: two, as docs/DEPLOY.md advises
  * and as churn's fresh nodes take. With one, a node whose only bootstrapper
  * is an attacker hears of attackers only, and no rule of the protocol can
- * lead it out (docs/SIMULATION.md, "Two bootstrappers per node").
+ * lead it out (docs/SIMULATION.md, "Round of whose word counts").
  */
 export const DEFAULT_BOOTSTRAPS_PER_NODE = 2;
 
