@@ -831,6 +831,29 @@ Deno.test("eviction takes equals from the source that named most: one source can
   }
 });
 
+Deno.test("eviction by source spares bootstrapper tips: the most prolific source is the one to keep", () => {
+  // A full view of 12: 8 tips from the bootstrapper, then claims of id99, 8
+  // at a time. The bootstrapper named most, yet its tips stay; id99's claims
+  // take turns in the other 4 places.
+  for (let seed = 1; seed <= 20; seed++) {
+    const view = membership({
+      degree: 2,
+      bootstrappers: [BOOTSTRAP],
+      passiveSize: 12,
+      maxLearnPerMessage: 8,
+      random: seededRandom(seed),
+    });
+    connectOutbound(view, view.nextDials(0)[0], "b00t");
+    view.learn(peers(1, 8), 0, "outbound", "b00t");
+    for (let from = 100; from < 300; from += 8) {
+      view.learn(peers(from, from + 7), 0, "outbound", "id99");
+    }
+    const tips = view.passivePeers.filter((known) => known.bootstrapTip);
+    assert.equal(tips.length, 8, `seed ${seed}`);
+    assert.equal(view.passivePeers.length, 13, "the bootstrapper is not counted");
+  }
+});
+
 Deno.test("claims of a withholder are evicted first and dialled last", () => {
   const merit = (id: string) => id === "id99" ? WITHHOLDER_MERIT : 0;
   const view = membership({ passiveSize: 6, degree: 6, maxLearnPerMessage: 8, merit });
