@@ -99,8 +99,9 @@ export interface KnownPeer {
   source: PeerSource;
   /**
    * The peer that told this node of it (unverified entries learned from
-   * exchanges); once that peer is distrusted, its tips are dialled last and
-   * evicted first.
+   * exchanges); once that peer is distrusted or a withholder, its tips are
+   * dialled last and evicted first, and the passive view evicts equals from
+   * the source that named most of them.
    */
   learnedFrom?: string;
   /**
@@ -482,7 +483,7 @@ export class Membership {
       else if (peer.anchor) anchors.push(peer);
       else if (this.isProven(peer)) proven.push(peer);
       else if (this.isVouched(peer)) vouched.push(peer);
-      // Withholders: last, with the tips of distrusted peers.
+      // Withholders: last, with the tips of distrusted peers and of withholders.
       else if (peer.identity !== undefined && this.merit(peer.identity) <= WITHHOLDER_MERIT) {
         fresh[2].push(peer);
       } else if (
