@@ -232,6 +232,26 @@ function isTried(peer: Pick<KnownPeer, "tried" | "failures">): boolean {
   return peer.tried && peer.failures < DEAD_AFTER_FAILURES;
 }
 
+/**
+ * The elements of `items` whose `key` is largest, in their order (every one
+ * of them on a tie), and that key (-Infinity when `items` is empty).
+ */
+function allWithLargest<T>(
+  items: Iterable<T>,
+  key: (item: T) => number,
+): { largest: number; items: T[] } {
+  let largest = -Infinity;
+  let chosen: T[] = [];
+  for (const item of items) {
+    const value = key(item);
+    if (value > largest) {
+      largest = value;
+      chosen = [item];
+    } else if (value === largest) chosen.push(item);
+  }
+  return { largest, items: chosen };
+}
+
 /** Removes and returns a random element of a non-empty `pool` (order not kept). */
 function takeRandom<T>(pool: T[], random: RandomSource): T {
   const index = Math.floor(random() * pool.length);
@@ -484,7 +504,7 @@ export class Membership {
       else if (this.isProven(peer)) proven.push(peer);
       else if (this.isVouched(peer)) vouched.push(peer);
       // Withholders: last, with the tips of distrusted peers and of withholders.
-      else if (peer.identity !== undefined && this.merit(peer.identity) <= WITHHOLDER_MERIT) {
+      else if (this.isWithholder(peer.identity)) {
         fresh[2].push(peer);
       } else if (
         tipsApart && peer.bootstrapTip && peer.failures < DEAD_AFTER_FAILURES &&
@@ -563,7 +583,7 @@ export class Membership {
         peer.bootstrap && (despiteBackoff || peer.nextAttemptAt <= now) &&
         !this.dialing.has(peer.addressKey) &&
         !(peer.identity !== undefined &&
-          (this.active.has(peer.identity) || this.merit(peer.identity) <= WITHHOLDER_MERIT))
+          (this.active.has(peer.identity) || this.isWithholder(peer.identity)))
       ) ready.push(peer);
     }
     const [chosen] = sample(ready, 1, this.random);
@@ -961,23 +981,16 @@ export class Membership {
         ? peer.failures
         : DEAD_AFTER_FAILURES + 2 * Math.min(peer.failures, 20) +
           (peer.source === "inbound" && peer.verifiedAt === undefined ? 1 : 0);
-    let worst = -1;
-    let pool: KnownPeer[] = [];
-    for (const peer of this.passive.values()) {
-      if (peer.bootstrap || this.dialing.has(peer.addressKey)) continue;
+    const evictable = [...this.passive.values()].filter((peer) =>
+      !peer.bootstrap && !this.dialing.has(peer.addressKey)
+    );
+    const { largest: worst, items: pool } = allWithLargest(evictable, (peer) => {
       // A distrusted peer goes first, verified or not: verification proves an
       // address, not good behaviour.
       const distrusted = peer.identity !== undefined && !this.welcome(peer.identity);
       const badTip = this.discredited(peer.learnedFrom);
-      const score = badness(peer) +
-        (distrusted ? 1000 : 0) + (badTip ? 500 : 0);
-      if (score > worst) {
-        worst = score;
-        pool = [peer];
-      } else if (score === worst) {
-        pool.push(peer);
-      }
-    }
+      return badness(peer) + (distrusted ? 1000 : 0) + (badTip ? 500 : 0);
+    });
     if (pool.length === 0 || worst < badness({ failures: 0, source, verifiedAt, tried })) {
       return false;
     }
@@ -991,20 +1004,8 @@ export class Membership {
     // time while none of its peers is proven (by source alone, a simulated
     // cold boot lost an item and 0.5 points of its first minute).
     const others = pool.filter((peer) => !peer.bootstrapTip);
-    const bySource = new Map<string | undefined, KnownPeer[]>();
-    for (const peer of others.length > 0 ? others : pool) {
-      const group = bySource.get(peer.learnedFrom);
-      if (group) group.push(peer);
-      else bySource.set(peer.learnedFrom, [peer]);
-    }
-    let largest = 0;
-    let groups: KnownPeer[][] = [];
-    for (const group of bySource.values()) {
-      if (group.length > largest) {
-        largest = group.length;
-        groups = [group];
-      } else if (group.length === largest) groups.push(group);
-    }
+    const bySource = Map.groupBy(others.length > 0 ? others : pool, (peer) => peer.learnedFrom);
+    const { items: groups } = allWithLargest(bySource.values(), (group) => group.length);
     const group = groups[Math.floor(this.random() * groups.length)];
     const victim = group[Math.floor(this.random() * group.length)];
     this.passive.delete(victim.addressKey);
@@ -1019,7 +1020,11 @@ export class Membership {
    * and withholding is how it shows itself first.
    */
   private discredited(identity: string | undefined): boolean {
-    return identity !== undefined &&
-      (!this.welcome(identity) || this.merit(identity) <= WITHHOLDER_MERIT);
+    return identity !== undefined && (!this.welcome(identity) || this.isWithholder(identity));
+  }
+
+  /** Whether `identity` is a withholder ({@link WITHHOLDER_MERIT}). */
+  private isWithholder(identity: string | undefined): boolean {
+    return identity !== undefined && this.merit(identity) <= WITHHOLDER_MERIT;
   }
 }
