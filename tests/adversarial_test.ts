@@ -2093,9 +2093,10 @@ function attackerListeners(count: number) {
 Deno.test("a peer that brought items first takes its slot back when it returns, and is saved as proven", async () => {
   // V (degree 1) dials H, its anchor, and H brings it an item first. H goes
   // away and V's one slot goes to X, which brings nothing (as an attacker that
-  // filled V's view would). H comes back at its address: at V's next round it
-  // takes the slot back from X, where rotation (600 s here) would have waited.
-  // V saves H as proven.
+  // filled V's view would). While H is down, V dials its address beyond its
+  // degree and keeps X. H comes back at its address: once it has answered, it
+  // takes the slot back from X at V's next round, where rotation (600 s here)
+  // would have waited. V saves H as proven.
   const hKey = await testHostKey();
   let h: GossipNode | undefined = await startTestNode({ hostKey: hKey, config: { degree: 1 } });
   const hAddress = h.p2pAddress;
@@ -2122,6 +2123,24 @@ Deno.test("a peer that brought items first takes its slot back when it returns, 
       "V's slot taken by X",
     );
     assert.equal(v.stats().connections.provenReturned, 0);
+    // While H is still down, V's dials of its address fail and cost it no
+    // peer: X keeps the slot (a listener there closes every connection).
+    const stillDown = Deno.listen({ hostname: hAddress.hostname, port: hAddress.port });
+    let attempts = 0;
+    const refusing = (async () => {
+      for await (const connection of stillDown) {
+        attempts++;
+        connection.close();
+      }
+    })();
+    try {
+      await waitUntil(() => attempts >= 2, 15_000, "two dials of H's address while it is down");
+      assert.ok(v.peerIdentities.includes(x.identityHex), "X still in V's slot");
+      assert.equal(v.stats().connections.rotated, 0, "nobody rotated out for a dial that failed");
+    } finally {
+      stillDown.close();
+      await refusing.catch(() => {});
+    }
     h = await startTestNode({ hostKey: hKey, config: { degree: 1, p2pAddress: hAddress } });
     await waitUntil(
       () => v.peerIdentities.includes(hIdentity) && !v.peerIdentities.includes(x.identityHex),

@@ -780,7 +780,7 @@ Deno.test("reinforcement never dials on an inbound peer's word alone", () => {
   assert.deepEqual(dialled.filter((key) => key === "10.0.2.9:6001"), []);
 });
 
-Deno.test("while no peer is proven, a proven peer that can be dialled again takes an outbound slot at the next round", () => {
+Deno.test("while no peer is proven, a proven peer that can be dialled again is dialled beyond degree and takes a slot once it has answered", () => {
   for (let seed = 1; seed <= 10; seed++) {
     // id(9) brought items first and left; id(1)-id(3), which brought nothing, took the slots.
     const scores = new Map([[id(1), 0], [id(2), 0], [id(3), 0], [id(9), 5]]);
@@ -789,17 +789,47 @@ Deno.test("while no peer is proven, a proven peer that can be dialled again take
     connections.membership.learn([{ identity: id(8), address: address(8) }], 0, "outbound");
     connections.round(1_000); // the rotation is due at 5 s at the earliest
     assert.deepEqual(closed, [], `seed ${seed}: no proven peer to dial, nothing replaced`);
+    assert.deepEqual(dialled, []);
     connections.membership.learn([{ identity: id(9), address: address(9) }], 1_000, "outbound");
     connections.round(2_000);
+    assert.deepEqual(dialled, ["10.0.2.9:6001"], "the proven peer, dialled beyond degree");
+    assert.deepEqual(closed, [], `seed ${seed}: nobody makes room before it answers`);
+    // Still down: the dial fails, and nobody lost a slot for it.
+    connections.dialFailed("10.0.2.9:6001", 2_100);
+    connections.round(3_000); // past the first back-off
+    assert.deepEqual(dialled, ["10.0.2.9:6001", "10.0.2.9:6001"], "dialled again");
+    assert.deepEqual(closed, [], `seed ${seed}: a failed dial costs no peer`);
+    assert.equal(connections.stats.provenReturned, 0);
+    // Back: its session opens, and the next round makes room (not at once:
+    // a full peer answers and then refers the dialler elsewhere).
+    open(9, "outbound", 3_100);
+    assert.deepEqual(closed, []);
+    connections.round(4_000);
     assert.equal(closed.length, 1, `seed ${seed}`);
-    assert.deepEqual(dialled, ["10.0.2.9:6001"], "the proven peer takes the slot");
+    assert.ok([id(1), id(2), id(3)].includes(closed[0]), "an outbound peer that brought nothing");
     assert.equal(connections.stats.provenReturned, 1);
     // With a proven peer connected, another proven candidate waits for the rotation.
-    open(9, "outbound", 2_500);
-    connections.membership.learn([{ identity: id(7), address: address(7) }], 2_500, "outbound");
+    connections.membership.learn([{ identity: id(7), address: address(7) }], 4_000, "outbound");
     scores.set(id(7), 3);
-    connections.round(3_000);
+    connections.round(4_500);
     assert.equal(closed.length, 1, `seed ${seed}: a proven peer is connected`);
-    assert.equal(connections.stats.provenReturned, 1);
+    assert.equal(dialled.length, 2);
+  }
+});
+
+Deno.test("a proven peer dialled again that answers and then refers the dialler elsewhere costs no peer", () => {
+  for (let seed = 1; seed <= 10; seed++) {
+    const scores = new Map([[id(1), 0], [id(2), 0], [id(3), 0], [id(9), 5]]);
+    const { connections, closed, dialled, open } = manager(scores, seed);
+    for (const n of [1, 2, 3]) open(n, "outbound");
+    connections.membership.learn([{ identity: id(9), address: address(9) }], 0, "outbound");
+    connections.round(1_000);
+    assert.deepEqual(dialled, ["10.0.2.9:6001"]);
+    // It is full: the handshake completes, then GOODBYE full.
+    open(9, "outbound", 1_100);
+    connections.sessionClosed(id(9), 1_150, GoodbyeReason.Full);
+    connections.round(2_000);
+    assert.deepEqual(closed, [], `seed ${seed}`);
+    assert.equal(connections.stats.provenReturned, 0);
   }
 });

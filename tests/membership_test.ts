@@ -1183,9 +1183,8 @@ Deno.test("a peer restored as proven is dialled with proven peers until a dial r
     assert.deepEqual(keys(view.nextDials(0)), [key(40)], `seed ${seed}`);
     view.dialFinished(key(40), false, 0);
     assert.equal(passive(view, key(40))?.provenBefore, true, "a failed dial keeps the mark");
-    assert.equal(view.hasProvenDialCandidate(0), false, "backing off");
-    assert.equal(view.hasProvenDialCandidate(10_000), true, "after the backoff");
-    assert.deepEqual(keys(view.nextDials(10_000)), [key(40)], `seed ${seed}: dialled again`);
+    assert.equal(view.dialProven(0), undefined, "backing off");
+    assert.equal(view.dialProven(10_000)?.addressKey, key(40), `seed ${seed}: after the backoff`);
     view.dialFinished(key(40), true, 10_000);
     assert.equal(passive(view, key(40))?.provenBefore, false, "reached: the mark is cleared");
     assert.equal(
@@ -1202,11 +1201,10 @@ Deno.test("a proven peer that failed 9 dials in a row no longer counts as one to
   let now = 0;
   for (let failures = 0; failures < 9; failures++) {
     now += 60_000; // past any back-off
-    assert.equal(view.hasProvenDialCandidate(now), true, `${failures} failures`);
-    assert.deepEqual(keys(view.nextDials(now)), [key(1)]);
+    assert.equal(view.dialProven(now)?.addressKey, key(1), `${failures} failures`);
     view.dialFinished(key(1), false, now);
   }
   now += 60_000;
-  assert.equal(view.hasProvenDialCandidate(now), false, "9 failures: gone for good");
+  assert.equal(view.dialProven(now), undefined, "9 failures: gone for good");
   assert.deepEqual(keys(view.nextDials(now)), [key(1)], "still dialled when a slot is free");
 });

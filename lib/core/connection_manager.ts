@@ -40,9 +40,10 @@
  *   a bootstrapper takes the slot once (without it the replacements came
  *   from views the withholders had poisoned, and a cold boot lost ground).
  *   And while none of its peers is proven, a proven peer that can be
- *   dialled again (it had left; {@link Membership.hasProvenDialCandidate})
- *   takes an outbound slot at the next round too (docs/SIMULATION.md,
- *   "Round of proven peers back").
+ *   dialled again (it had left; {@link Membership.dialProven}) is dialled
+ *   beyond `degree`, and once it has answered it takes the slot of the
+ *   lowest-scored other outbound peer at the next round (docs/SIMULATION.md,
+ *   "Round of proven peers back" and "Round of room made after the answer").
  *   Sessions with distrusted peers (score below the guard's `distrustScore`)
  *   are closed in every round.
  * - **Exchange.** Every membership round the node offers one random peer
@@ -233,8 +234,8 @@ export interface ConnectionStats {
   /** Outbound peers replaced by rotation. */
   rotated: number;
   /**
-   * Of those, outbound peers replaced at a round because no peer was proven
-   * and a proven one could be dialled again (see {@link ConnectionManager.round}).
+   * Of those, outbound peers that made room for a proven peer dialled again
+   * while no peer was proven (see {@link ConnectionManager.round}).
    */
   provenReturned: number;
   /** Sessions closed because the peer became distrusted. */
@@ -295,6 +296,12 @@ export class ConnectionManager {
   private nextRotation: number;
   /** A peer was dropped as distrusted: re-anchor through a bootstrapper. */
   private anchorDue = false;
+  /**
+   * A proven peer dialled beyond `degree` to take a slot back (see
+   * {@link round}): its address while the dial is in flight, and its
+   * identity once its session opened, until the next round makes room.
+   */
+  private returning: { addressKey: string; peer?: PeerKey } | undefined;
 
   /** Creates the manager at time `now`. */
   constructor(
@@ -399,6 +406,8 @@ export class ConnectionManager {
     const { peer } = info;
     // Our own completed handshake proves who listens at the address we dialled.
     if (info.dialed !== undefined) this.membership.markVerified(peer, info.dialed, now, true);
+    const returning = info.dialed !== undefined && this.returning?.addressKey === info.dialed;
+    if (returning) this.returning = undefined;
     if (refusal !== undefined) {
       return this.refuse(info, now, refusal, GoodbyeReason.Banned);
     }
@@ -474,6 +483,8 @@ export class ConnectionManager {
       now,
     );
     if (info.dialed !== undefined) this.membership.dialFinished(info.dialed, true, now, peer);
+    // A proven peer back: the next round makes room for it, if it stays.
+    if (returning) this.returning = { addressKey: info.dialed!, peer };
     this.log.info("peer connected", {
       peer: peer.slice(0, 8),
       address: formatSocketAddress(info.address),
@@ -575,6 +586,9 @@ export class ConnectionManager {
   dialFailed(addressKey: string, now: number, identity?: string): void {
     this.stats.dialFailures++;
     this.membership.dialFinished(addressKey, false, now, identity);
+    if (this.returning?.addressKey === addressKey && this.returning.peer === undefined) {
+      this.returning = undefined;
+    }
     this.replaceExtraPath(addressKey, now);
     this.extraPathAfterDial(addressKey, now);
   }
@@ -755,7 +769,10 @@ export class ConnectionManager {
         this.referAndClose(peer, now, "delivery session over");
       }
     }
-    if (this.options.rotationIntervalMs > 0 && now >= this.nextRotation) {
+    if (this.makeRoomForReturned(now)) {
+      // A proven peer dialled again at an earlier round answered and stayed:
+      // the lowest-scored other outbound peer has made room for it.
+    } else if (this.options.rotationIntervalMs > 0 && now >= this.nextRotation) {
       this.nextRotation = now + this.rotationDelay();
       this.rotate(now);
     } else if (this.lowestOutboundScore() <= WITHHOLDER_MERIT && this.rotate(now)) {
@@ -763,19 +780,8 @@ export class ConnectionManager {
       // rotation (as GossipSub prunes negative scores from its mesh at every
       // heartbeat), and the node re-anchors as after a distrusted one.
       this.anchorDue = true;
-    } else if (
-      !this.membership.hasProvenPeer() && this.membership.hasProvenDialCandidate(now) &&
-      this.rotate(now)
-    ) {
-      // None of its peers has brought it an item first, and one that did can
-      // be dialled again (it had left, and its slot went to a peer from a view
-      // attackers may have filled): it takes back an outbound slot now rather
-      // than at the next rotation. Without this, honest nodes whose proven
-      // peers churned kept attackers as all their peers until then. Only while
-      // no peer is proven: replacing every unproven outbound peer as soon as a
-      // proven one is back (tried too) cost 7 times the rotations in a churning
-      // honest network and 0.6 points of a cold boot's first minute.
-      this.stats.provenReturned++;
+    } else if (!this.membership.hasProvenPeer()) {
+      this.dialProvenBack(now);
     }
     this.dialMore(now);
     const partner = this.membership.exchangePartner();
@@ -831,17 +837,63 @@ export class ConnectionManager {
     return lowest;
   }
 
+  /**
+   * While none of its peers is proven (none has brought it an item first),
+   * a proven peer that can be dialled again (it had left, and its slot went
+   * to a peer from a view attackers may have filled) is dialled beyond
+   * `degree`, one at a time; it takes back a slot only once it answered
+   * ({@link makeRoomForReturned}). Without this, honest nodes whose proven
+   * peers churned kept attackers as all their peers until the next
+   * rotation. Making room before the dial cost a peer for every dial of a
+   * proven peer that was still down: at one dial a second, the nodes
+   * restarted under siege dropped their honest peers one by one
+   * (docs/SIMULATION.md, "Round of room made after the answer"). Only while
+   * no peer is proven: replacing every unproven outbound peer as soon as a
+   * proven one is back cost 7 times the rotations in a churning honest
+   * network and 0.6 points of a cold boot's first minute.
+   */
+  private dialProvenBack(now: number): void {
+    if (this.returning !== undefined) return;
+    if (this.membership.outboundCount < this.options.degree) return;
+    const known = this.membership.dialProven(now);
+    if (this.dial(known)) this.returning = { addressKey: known.addressKey };
+  }
+
+  /**
+   * A proven peer dialled by {@link dialProvenBack} whose session opened at
+   * an earlier round and is still up takes the slot of the lowest-scored
+   * other outbound peer (none if a slot is free). A round later, not at
+   * once: a full peer completes the handshake and then refers the dialler
+   * elsewhere, and that must not cost it a peer. True when one was closed.
+   */
+  private makeRoomForReturned(now: number): boolean {
+    const peer = this.returning?.peer;
+    if (peer === undefined) return false;
+    this.returning = undefined;
+    if (this.sessions.get(peer)?.direction !== "outbound") return false;
+    if (this.membership.outboundCount <= this.options.degree) return false;
+    if (!this.closeLowestOutbound(now, peer)) return false;
+    this.stats.provenReturned++;
+    return true;
+  }
+
   /** Replaces one outbound peer when all outbound slots are taken (see the module documentation). */
   private rotate(now: number): boolean {
     if (this.membership.outboundCount < this.options.degree) return false;
     if (!this.membership.hasDialCandidate(now)) return false;
-    // The outbound peer that earned least goes (random among equals): once
-    // items flow, peers that withhold them (score 0 or below) go before peers
-    // that bring items first.
+    return this.closeLowestOutbound(now);
+  }
+
+  /**
+   * Closes the outbound peer that earned least (random among equals), other
+   * than `spared`: once items flow, peers that withhold them (score 0 or
+   * below) go before peers that bring items first. False when there is none.
+   */
+  private closeLowestOutbound(now: number, spared?: PeerKey): boolean {
     let victims: PeerKey[] = [];
     let lowest = Infinity;
     for (const [peer, session] of this.sessions) {
-      if (session.direction !== "outbound") continue;
+      if (session.direction !== "outbound" || peer === spared) continue;
       const score = this.actions.score(peer);
       if (score < lowest) {
         lowest = score;

@@ -617,14 +617,21 @@ export class Membership {
   }
 
   /**
-   * True when a proven peer (merit above 0, or restored as proven) could be
-   * dialled now: known, not connected, not being dialled, not backing off,
-   * welcome, and not failed as many dials in a row as the passive view keeps
-   * it for (a proven peer that left for good stops counting after about two
-   * minutes of back-off).
+   * One proven peer (merit above 0, or restored as proven) that could be
+   * dialled now, marked as dialling: known, not connected, not being dialled,
+   * not backing off, welcome, and not failed as many dials in a row as the
+   * passive view keeps it for (a proven peer that left for good stops
+   * counting after about two minutes of back-off). Undefined when there is
+   * none.
    */
-  hasProvenDialCandidate(now: number): boolean {
-    return this.dialCandidates(now, false).proven.some((peer) =>
+  dialProven(now: number): KnownPeer | undefined {
+    const [chosen] = sample(this.provenDialCandidates(now), 1, this.random);
+    if (chosen) this.dialing.add(chosen.addressKey);
+    return chosen;
+  }
+
+  private provenDialCandidates(now: number): KnownPeer[] {
+    return this.dialCandidates(now, false).proven.filter((peer) =>
       peer.failures < PROVEN_FAILURE_SPAN * DEAD_AFTER_FAILURES
     );
   }
