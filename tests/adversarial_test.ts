@@ -2011,6 +2011,47 @@ Deno.test("a restarted node dials its outbound peer of before first, not the att
   }
 });
 
+Deno.test("a restarted node dials its anchor alone first: no attacker before the anchor's session", async () => {
+  // V (degree 3) restarts with H as its anchor and 8 attackers, tried, in its
+  // peers file. Dialled together with H, the attackers' connections arrived
+  // while H's handshake was still under way; now the other slots are dialled
+  // once H has answered (its PEERS) or at the next round.
+  const honest = await startTestNode({ config: { degree: 3 } });
+  const dir = await Deno.makeTempDir();
+  const peersFile = `${dir}/peers.json`;
+  let victim: GossipNode | undefined;
+  const beforeAnchor: boolean[] = [];
+  const attackers = attackerListeners(8, () => {
+    beforeAnchor.push(!(victim?.peerIdentities.includes(honest.identityHex) ?? false));
+  });
+  try {
+    await Deno.writeTextFile(
+      peersFile,
+      JSON.stringify({
+        version: 2,
+        peers: [...await attackers.savedPeers(), savedPeer(honest, { anchor: true })],
+        bans: [],
+      }),
+    );
+    const v = victim = await startTestNode({ config: { degree: 3, peersFile } });
+    await waitUntil(
+      () => v.peerIdentities.includes(honest.identityHex) && beforeAnchor.length >= 2,
+      5000,
+      "V's session with H and its dials of two attackers",
+    );
+    assert.deepEqual(
+      beforeAnchor.filter((before) => before),
+      [],
+      "no attacker dialled before H's session",
+    );
+  } finally {
+    await victim?.close();
+    await honest.close();
+    await attackers.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a restarted node dials a peer its file marks proven before the attackers its view filled with", async () => {
   // V's peers file holds 8 attackers and H, all tried, none an anchor; H is
   // marked proven (it brought V items first before the restart). V (degree 1)
@@ -2060,10 +2101,11 @@ async function dialsHonestFirst(
 
 /**
  * `count` listeners on distinct loopback addresses that count and close every
- * connection (attackers a victim knows from its peers file); `savedPeers`
- * lists them as a peers file would, each with a fresh identity, tried.
+ * connection (attackers a victim knows from its peers file), calling
+ * `onAttempt` at each; `savedPeers` lists them as a peers file would, each
+ * with a fresh identity, tried.
  */
-function attackerListeners(count: number) {
+function attackerListeners(count: number, onAttempt?: () => void) {
   const listeners = Array.from(
     { length: count },
     (_, i) => Deno.listen({ hostname: `127.0.${i + 1}.9`, port: 0 }),
@@ -2072,6 +2114,7 @@ function attackerListeners(count: number) {
   const accepting = listeners.map(async (listener, i) => {
     for await (const connection of listener) {
       attempts[i]++;
+      onAttempt?.();
       connection.close();
     }
   });

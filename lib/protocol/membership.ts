@@ -414,7 +414,9 @@ export class Membership {
   /**
    * Peers to dial now so that outbound connections plus dials in progress reach
    * `degree`. Each returned peer is marked as dialling until
-   * {@link dialFinished}. Proven peers are chosen first, then (while no
+   * {@link dialFinished}. Anchors (restored, see {@link KnownPeer.anchor}) are
+   * dialled alone, the others from the next call on. Proven peers are chosen
+   * first, then (while no
    * connected peer is proven) bootstrapper tips for half the dials, and tried
    * and new peers with equal odds for the rest (see the module
    * documentation), then (only while
@@ -431,6 +433,16 @@ export class Membership {
       now,
       !this.hasProvenPeer(),
     );
+    // After a restart, its anchors alone first: the first sessions and the
+    // first exchanges of a restarted node are with peers it chose and still
+    // trusted, not whoever of a view attackers fill answers first (the rest
+    // follow at the next call: an anchor's PEERS, or the next round). Dialled
+    // together, attackers' sessions often opened before the anchors' did.
+    if (anchors.length > 0) {
+      const first = sample(anchors, wanted, this.random);
+      for (const peer of first) this.dialing.add(peer.addressKey);
+      return first;
+    }
     // Claims that only inbound peers made (anyone can be an inbound peer) are
     // dialled only while this node has fewer than `degree` sessions in all: a
     // well-connected node does not fill its own choices with them.
@@ -499,8 +511,9 @@ export class Membership {
     const fresh: KnownPeer[][] = [[], [], []];
     const bootstrappers: KnownPeer[] = [];
     for (const peer of eligible) {
-      if (peer.bootstrap) bootstrappers.push(peer);
-      else if (peer.anchor) anchors.push(peer);
+      // An anchor first, even at a configured bootstrapper's address.
+      if (peer.anchor) anchors.push(peer);
+      else if (peer.bootstrap) bootstrappers.push(peer);
       else if (this.isProven(peer)) proven.push(peer);
       else if (this.isVouched(peer)) vouched.push(peer);
       // Withholders: last, with the tips of distrusted peers and of withholders.
