@@ -17,7 +17,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { type ItemTrace, JUST_STARTED_MS } from "../lib/sim/metrics.ts";
+import { type ItemTrace, JUST_STARTED_MS, RECENT_ECLIPSE_MS } from "../lib/sim/metrics.ts";
 import { stackCharts } from "../lib/sim/plot.ts";
 import { SIM_NODE_CONFIG } from "../lib/sim/network.ts";
 import {
@@ -122,6 +122,8 @@ function summary(result: ScenarioResult): string {
         result.eclipse.eclipsedMeanInbound.toFixed(1)
       } (means); ${result.eclipse.eclipsedJustStarted} up for less than ${
         JUST_STARTED_MS / 1000
+      } s, ${result.eclipse.eclipsedRecently} eclipsed for less than ${
+        RECENT_ECLIPSE_MS / 1000
       } s, ${result.eclipse.eclipsedAttackerBootstrapped} bootstrapped through attackers only, ${result.eclipse.eclipsedKnowingNoHonest} knowing no honest peer`,
       `  attackers banned by honest nodes: ${result.guard.distinctAttackersBanned} distinct; honest peers banned: ${result.guard.honestBanned}`,
     );

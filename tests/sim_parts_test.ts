@@ -228,16 +228,37 @@ Deno.test("metrics: eclipse census, and the eclipses expected by chance", () => 
   assert.equal(census.eclipsedMeanInbound, 0, "b dialled m");
   assert.equal(census.eclipsedAttackerBootstrapped, 1, "b's only bootstrapper is m");
   assert.equal(census.eclipsedJustStarted, 1, "b is 2 s up");
+  assert.equal(census.eclipsedRecently, 1, "b is 2 s up");
   assert.equal(census.eclipsedKnowingNoHonest, 1, "b knows only m (no passive view)");
   net.run(30_000);
   const later = eclipseCensus(net);
   assert.equal(later.eclipsed, 1, "b still has only m");
   assert.equal(later.eclipsedJustStarted, 0, "b is 32 s up");
+  assert.equal(later.eclipsedRecently, 0, "b has had only m for 32 s");
   // Attacker shares 1/2 (a), 1 (b), 0 (c): mean 1/2; by chance 1/2^2 + 1/2 + 1/2.
   assert.equal(census.attackerPeerShare, 0.5);
   assert.equal(census.eclipsedByChance, 1.25);
   assert.equal(eclipseCensus(net, [a, b]).eclipsed, 1);
   assert.equal(eclipseCensus(net, [a]).eclipsedMeanPeers, 0, "none eclipsed among them");
+});
+
+Deno.test("metrics: a node eclipsed since its last honest peer left is eclipsed recently", () => {
+  const net = new SimNetwork({ seed: 7, delay: () => 10 });
+  const config = { degree: 1, passiveViewSize: 0 };
+  const m = net.addNode({ config, role: "attacker" });
+  const e = net.addNode({ config });
+  const d = net.addNode({ config: { degree: 2, passiveViewSize: 0 }, bootstrap: [e, m] });
+  net.run(40_000);
+  assert.deepEqual([...d.sessions.keys()].sort(), [e.identity, m.identity].sort());
+  assert.equal(eclipseCensus(net).eclipsed, 0);
+  net.kill(e);
+  net.run(1_000);
+  const census = eclipseCensus(net, [d]);
+  assert.equal(census.eclipsed, 1, "d has only m");
+  assert.equal(census.eclipsedJustStarted, 0, "d is 41 s up");
+  assert.equal(census.eclipsedRecently, 1, "e left 1 s ago");
+  net.run(10_000);
+  assert.equal(eclipseCensus(net, [d]).eclipsedRecently, 0, "e left 11 s ago");
 });
 
 Deno.test("metrics: aggregate of item summaries", () => {

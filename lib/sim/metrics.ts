@@ -520,6 +520,13 @@ export interface EclipseCensus {
   /** Of the eclipsed nodes, those (re)started less than {@link JUST_STARTED_MS} ago. */
   readonly eclipsedJustStarted: number;
   /**
+   * Of the eclipsed nodes, those eclipsed for less than {@link RECENT_ECLIPSE_MS}:
+   * their last session with an honest peer ended, or they (re)started, that
+   * recently (a census at one moment also catches nodes in the middle of a
+   * restart, or that just lost their last honest peer to churn).
+   */
+  readonly eclipsedRecently: number;
+  /**
    * Of the eclipsed nodes, those that know no honest peer at all (none among
    * the peers they verified, what their peers file would hold): every address
    * they could dial is an attacker's, so no rule of whom to dial leads them
@@ -531,6 +538,9 @@ export interface EclipseCensus {
 /** A node up for less than this is "just started" in the {@link EclipseCensus}. */
 export const JUST_STARTED_MS = 30_000;
 
+/** A node eclipsed for less than this is eclipsed "recently" in the {@link EclipseCensus}. */
+export const RECENT_ECLIPSE_MS = 10_000;
+
 /** Counts honest live nodes (of `among`, default all) whose peers are all attackers. */
 export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): EclipseCensus {
   let honest = 0;
@@ -541,6 +551,7 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
   let eclipsedInbound = 0;
   let attackerBootstrapped = 0;
   let justStarted = 0;
+  let recently = 0;
   let knowingNoHonest = 0;
   const now = net.clock.now();
   const peerCounts: number[] = [];
@@ -562,6 +573,7 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
         const bootstrap = node.options.bootstrap ?? [];
         if (bootstrap.length > 0 && bootstrap.every((b) => !b.honest)) attackerBootstrapped++;
         if (now - node.startedAt < JUST_STARTED_MS) justStarted++;
+        if (now - Math.max(node.startedAt, node.honestPeerLostAt) < RECENT_ECLIPSE_MS) recently++;
         const known = node.core.persistentState().peers;
         if (!known.some((peer) => net.byId(peer.identity)?.honest)) knowingNoHonest++;
       }
@@ -582,6 +594,7 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
     eclipsedMeanInbound: eclipsed === 0 ? 0 : eclipsedInbound / eclipsed,
     eclipsedAttackerBootstrapped: attackerBootstrapped,
     eclipsedJustStarted: justStarted,
+    eclipsedRecently: recently,
     eclipsedKnowingNoHonest: knowingNoHonest,
   };
 }

@@ -166,6 +166,8 @@ export class SimNode {
   saved: PersistentState | undefined;
   /** Virtual time the node (re)started. */
   startedAt = 0;
+  /** Virtual time its last session with an honest peer ended (-Infinity: never). */
+  honestPeerLostAt = -Infinity;
   /** Uplink bandwidth in bytes per virtual ms (0: unlimited). */
   uplinkBytesPerMs = 0;
   /** Virtual time the uplink finishes sending what is queued. */
@@ -610,9 +612,15 @@ export class SimNetwork {
    * other end learns it after the delay.
    */
   private breakSession(node: SimNode, peer: PeerKey, session: Session, goodbye?: number): void {
-    if (node.sessions.get(peer) === session) node.sessions.delete(peer);
     const other = session.initiator === node ? session.responder : session.initiator;
+    if (node.sessions.get(peer) === session) this.endSession(node, other);
     this.scheduleClose(node, other, session, goodbye);
+  }
+
+  /** Removes `node`'s session with `peer`, noting when it lost an honest one. */
+  private endSession(node: SimNode, peer: SimNode): void {
+    node.sessions.delete(peer.identity);
+    if (peer.honest) node.honestPeerLostAt = this.clock.now();
   }
 
   private scheduleClose(from: SimNode, to: SimNode, session: Session, goodbye?: number): void {
@@ -620,7 +628,7 @@ export class SimNetwork {
     const core = to.core;
     this.clock.setTimeout(() => {
       if (to.core !== core || to.sessions.get(from.identity) !== session) return;
-      to.sessions.delete(from.identity);
+      this.endSession(to, from);
       core.sessionClosed(from.identity, goodbye);
     }, arrival - this.clock.now());
   }
