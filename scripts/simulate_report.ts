@@ -157,6 +157,7 @@ export function report(results: readonly Result[]): string {
         "eclipsed honest (end)",
         "of them by chance",
         "of them up < 30 s / bootstrapped through attackers only / knowing no honest peer",
+        "of them eclipsed < 10 s",
         "worst eclipsed (timeline)",
         "targets eclipsed",
         "attackers among peers",
@@ -164,7 +165,7 @@ export function report(results: readonly Result[]): string {
         "honest banned",
         "PoW CPU-s/day (all attackers)",
       ]),
-      row(new Array(12).fill("---")),
+      row(new Array(13).fill("---")),
     );
     for (const r of attacks) {
       const worst = Math.max(r.eclipse.eclipsedShare, ...r.timeline.map((p) => p.eclipsedShare));
@@ -181,6 +182,7 @@ export function report(results: readonly Result[]): string {
               ? ` / ${r.eclipse.eclipsedKnowingNoHonest}`
               : "")
           : "-",
+        "eclipsedRecently" in r.eclipse ? r.eclipse.eclipsedRecently : "-",
         pct(worst),
         r.eclipse.targets ? `${r.eclipse.targets.eclipsed}/${r.eclipse.targets.honest}` : "-",
         pct(r.eclipse.attackerPeerShare, 1),
