@@ -2052,6 +2052,55 @@ Deno.test("a restarted node dials its anchor alone first: no attacker before the
   }
 });
 
+Deno.test("a node whose last proven peer leaves re-anchors through its bootstrapper, not its view", async () => {
+  // V (degree 1) restarts with H as its anchor and 8 attackers, tried, in its
+  // peers file, and B as its bootstrapper. H brings V an item first, then
+  // stops. V's slot goes to B (a re-anchoring), not to one of the attackers
+  // its view holds; without the rule V dials an attacker first.
+  const bootstrapper = await startTestNode({ config: { degree: 1 } });
+  let h: GossipNode | undefined = await startTestNode({ config: { degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const peersFile = `${dir}/peers.json`;
+  const attackers = attackerListeners(8);
+  let subscriber: TestApiClient | undefined;
+  let victim: GossipNode | undefined;
+  try {
+    await Deno.writeTextFile(
+      peersFile,
+      JSON.stringify({
+        version: 2,
+        peers: [...await attackers.savedPeers(), savedPeer(h, { anchor: true })],
+        bans: [],
+      }),
+    );
+    const v = victim = await startTestNode({
+      config: { degree: 1, peersFile, bootstrappers: [bootstrapper.p2pAddress] },
+      node: { tuning: { outboundRotationMs: 600_000 } },
+    });
+    const hIdentity = h.identityHex;
+    await waitUntil(() => v.peerIdentities.includes(hIdentity), 5000, "V's session with H");
+    subscriber = await acceptingSubscriber(v);
+    await bringItemFirst(v, h, "from H");
+    assert.deepEqual(attackers.attempts, [0, 0, 0, 0, 0, 0, 0, 0], "no attacker dialled yet");
+    await h.close();
+    h = undefined;
+    await waitUntil(
+      () => v.peerIdentities.includes(bootstrapper.identityHex),
+      5000,
+      "V's session with B",
+    );
+    assert.deepEqual(attackers.attempts, [0, 0, 0, 0, 0, 0, 0, 0], "no attacker dialled before B");
+    assert.equal(v.stats().connections.reanchored, 1);
+  } finally {
+    await subscriber?.close();
+    await victim?.close();
+    await h?.close();
+    await bootstrapper.close();
+    await attackers.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a restarted node dials a peer its file marks proven before the attackers its view filled with", async () => {
   // V's peers file holds 8 attackers and H, all tried, none an anchor; H is
   // marked proven (it brought V items first before the restart). V (degree 1)

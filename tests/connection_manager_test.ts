@@ -833,3 +833,28 @@ Deno.test("a proven peer dialled again that answers and then refers the dialler 
     assert.equal(connections.stats.provenReturned, 0);
   }
 });
+
+Deno.test("a node whose last proven peer goes away re-anchors: it dials a bootstrapper once", () => {
+  const bootstrapper = { hostname: "10.0.9.1", port: 6001 };
+  // id(1) and id(2) brought items first; id(3) brought nothing.
+  const scores = new Map([[id(1), 5], [id(2), 3], [id(3), 0]]);
+  const { connections, dialled, open } = manager(scores, 1, [bootstrapper]);
+  for (const n of [1, 2, 3]) open(n, "outbound");
+  connections.membership.learn(
+    [7, 8, 9].map((n) => ({ identity: id(n), address: address(n) })),
+    0,
+    "outbound",
+  );
+  // id(1) goes away: id(2) is still proven, the slot is refilled as usual.
+  connections.sessionClosed(id(1), 1_000);
+  assert.equal(dialled.length, 1);
+  assert.notEqual(dialled[0], "10.0.9.1:6001");
+  // id(3) goes away: it had proven nothing.
+  connections.sessionClosed(id(3), 1_200);
+  assert.equal(dialled.length, 2);
+  assert.ok(!dialled.includes("10.0.9.1:6001"));
+  // id(2), the last proven peer, goes away: a bootstrapper takes a slot.
+  connections.sessionClosed(id(2), 1_300);
+  assert.deepEqual(dialled.slice(2), ["10.0.9.1:6001"], "the bootstrapper");
+  assert.equal(connections.stats.reanchored, 1);
+});

@@ -544,7 +544,12 @@ export class ConnectionManager {
   sessionClosed(peer: PeerKey, now: number, goodbye?: number, reason?: string): void {
     const session = this.sessions.get(peer);
     if (!session) return;
+    const proven = !session.delivery && this.actions.score(peer) > 0;
     this.forget(peer, now, reason);
+    // Its last proven peer went away (churn, or it evicted this node): the
+    // node re-anchors through a bootstrapper, as after dropping a distrusted
+    // peer, rather than refill the slot only from a view attackers may fill.
+    if (proven && !this.membership.hasProvenPeer()) this.anchorDue = true;
     if (goodbye === GoodbyeReason.Full) {
       // It referred us elsewhere: do not come back soon, unless this was the
       // planned end of a delivery session granted to this node.
