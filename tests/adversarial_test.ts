@@ -1780,7 +1780,7 @@ function loopbackClaims(count: number, ports: readonly number[], random: () => n
 }
 
 /** A peer as a peers file lists it: `node` at its loopback P2P address, tried. */
-function savedPeer(node: GossipNode, extra: { anchor?: boolean } = {}) {
+function savedPeer(node: GossipNode, extra: { anchor?: boolean; proven?: boolean } = {}) {
   return {
     identity: node.identityHex,
     address: `127.0.0.1:${node.p2pAddress.port}`,
@@ -2025,14 +2025,10 @@ Deno.test("a restarted node dials its anchor alone first: no attacker before the
     beforeAnchor.push(!(victim?.peerIdentities.includes(honest.identityHex) ?? false));
   });
   try {
-    await Deno.writeTextFile(
-      peersFile,
-      JSON.stringify({
-        version: 2,
-        peers: [...await attackers.savedPeers(), savedPeer(honest, { anchor: true })],
-        bans: [],
-      }),
-    );
+    await writeSavedPeers(peersFile, [
+      ...await attackers.savedPeers(),
+      savedPeer(honest, { anchor: true }),
+    ]);
     const v = victim = await startTestNode({ config: { degree: 3, peersFile } });
     await waitUntil(
       () => v.peerIdentities.includes(honest.identityHex) && beforeAnchor.length >= 2,
@@ -2065,14 +2061,10 @@ Deno.test("a node whose last proven peer leaves re-anchors through its bootstrap
   let subscriber: TestApiClient | undefined;
   let victim: GossipNode | undefined;
   try {
-    await Deno.writeTextFile(
-      peersFile,
-      JSON.stringify({
-        version: 2,
-        peers: [...await attackers.savedPeers(), savedPeer(h, { anchor: true })],
-        bans: [],
-      }),
-    );
+    await writeSavedPeers(peersFile, [
+      ...await attackers.savedPeers(),
+      savedPeer(h, { anchor: true }),
+    ]);
     const v = victim = await startTestNode({
       config: { degree: 1, peersFile, bootstrappers: [bootstrapper.p2pAddress] },
       node: { tuning: { outboundRotationMs: 600_000 } },
@@ -2110,14 +2102,10 @@ Deno.test("a restarted node dials a peer its file marks proven before the attack
   const peersFile = `${dir}/peers.json`;
   const attackers = attackerListeners(8);
   try {
-    await Deno.writeTextFile(
-      peersFile,
-      JSON.stringify({
-        version: 2,
-        peers: [...await attackers.savedPeers(), { ...savedPeer(honest), proven: true }],
-        bans: [],
-      }),
-    );
+    await writeSavedPeers(peersFile, [...await attackers.savedPeers(), {
+      ...savedPeer(honest),
+      proven: true,
+    }]);
     await dialsHonestFirst({ config: { degree: 1, peersFile } }, honest, attackers);
   } finally {
     await honest.close();
