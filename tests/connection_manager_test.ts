@@ -817,7 +817,7 @@ Deno.test("while no peer is proven, a proven peer that can be dialled again is d
   }
 });
 
-Deno.test("a proven peer dialled again that answers and then refers the dialler elsewhere costs no peer", () => {
+Deno.test("a proven peer dialled again that answers and then refers the dialler elsewhere makes room for its referral", () => {
   for (let seed = 1; seed <= 10; seed++) {
     const scores = new Map([[id(1), 0], [id(2), 0], [id(3), 0], [id(9), 5]]);
     const { connections, closed, dialled, open } = manager(scores, seed);
@@ -825,12 +825,17 @@ Deno.test("a proven peer dialled again that answers and then refers the dialler 
     connections.membership.learn([{ identity: id(9), address: address(9) }], 0, "outbound");
     connections.round(1_000);
     assert.deepEqual(dialled, ["10.0.2.9:6001"]);
-    // It is full: the handshake completes, then GOODBYE full.
+    // It is full: the handshake completes, its referral names id(7), then GOODBYE full.
     open(9, "outbound", 1_100);
+    connections.receiveOffer(id(9), "push", descriptors(7, 1), 1_120);
     connections.sessionClosed(id(9), 1_150, GoodbyeReason.Full);
+    assert.equal(closed.length, 1, `seed ${seed}: one outbound peer made room`);
+    assert.ok([id(1), id(2), id(3)].includes(closed[0]));
+    assert.equal(connections.stats.provenReturned, 1);
+    assert.deepEqual(dialled, ["10.0.2.9:6001", "10.0.2.7:6001"], "for the peer it named");
+    // A proven peer that does not answer at all costs no peer (the test above).
     connections.round(2_000);
-    assert.deepEqual(closed, [], `seed ${seed}`);
-    assert.equal(connections.stats.provenReturned, 0);
+    assert.equal(closed.length, 1);
   }
 });
 

@@ -558,7 +558,26 @@ export class ConnectionManager {
       if (session.dialed !== undefined) this.replaceExtraPath(session.dialed, now);
     }
     if (session.dialed !== undefined) this.extraPathAfterDial(session.dialed, now);
+    if (this.returning?.peer === peer) this.returnedThenReferred(now, goodbye);
     this.dialMore(now);
+  }
+
+  /**
+   * The session of a proven peer dialled again ({@link dialProvenBack})
+   * ended before the round that would have made room for it. If it answered
+   * and then referred this node elsewhere (full), its referral names peers
+   * it vouches for (proven peers' tips), and the lowest-scored outbound peer
+   * makes room for one of them now: in a simulated cold boot, where most of
+   * an honest node's unproven outbound peers are attackers, waiting for the
+   * rotation instead cost a whole item at one seed of eight and a point of
+   * the first minute at another (docs/SIMULATION.md, "Round of room made
+   * after the answer").
+   */
+  private returnedThenReferred(now: number, goodbye: number | undefined): void {
+    this.returning = undefined;
+    if (goodbye !== GoodbyeReason.Full) return;
+    if (this.membership.outboundCount < this.options.degree) return;
+    if (this.closeLowestOutbound(now)) this.stats.provenReturned++;
   }
 
   /** Closes and forgets `peer` (banned, or broke the protocol). */
@@ -850,8 +869,9 @@ export class ConnectionManager {
    * ({@link makeRoomForReturned}). Without this, honest nodes whose proven
    * peers churned kept attackers as all their peers until the next
    * rotation. Making room before the dial cost a peer for every dial of a
-   * proven peer that was still down: at one dial a second, the nodes
-   * restarted under siege dropped their honest peers one by one
+   * proven peer that was still down (no answer, no referral): at one dial a
+   * second, the nodes restarted under siege dropped their honest peers one
+   * by one
    * (docs/SIMULATION.md, "Round of room made after the answer"). Only while
    * no peer is proven: replacing every unproven outbound peer as soon as a
    * proven one is back cost 7 times the rotations in a churning honest
@@ -869,7 +889,8 @@ export class ConnectionManager {
    * an earlier round and is still up takes the slot of the lowest-scored
    * other outbound peer (none if a slot is free). A round later, not at
    * once: a full peer completes the handshake and then refers the dialler
-   * elsewhere, and that must not cost it a peer. True when one was closed.
+   * elsewhere, and then the slot goes to a peer of its referral instead
+   * ({@link returnedThenReferred}). True when one was closed.
    */
   private makeRoomForReturned(now: number): boolean {
     const peer = this.returning?.peer;
