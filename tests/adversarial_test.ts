@@ -2016,6 +2016,22 @@ Deno.test("a restarted node dials its anchor alone first: no attacker before the
   // peers file. Dialled together with H, the attackers' connections arrived
   // while H's handshake was still under way; now the other slots are dialled
   // once H has answered (its PEERS) or at the next round.
+  assert.deepEqual(await attackersDialledBeforeAnchor(false), []);
+});
+
+Deno.test("an anchor that is also a configured bootstrapper is dialled first as an anchor", async () => {
+  // As above, H also V's bootstrapper: classed as a bootstrapper, it was
+  // dialled only when nothing else was, after the attackers.
+  assert.deepEqual(await attackersDialledBeforeAnchor(true), []);
+});
+
+/**
+ * V (degree 3) restarts with H as its anchor (and, with `bootstrapper`, as
+ * its configured bootstrapper) and 8 attacker listeners, tried, in its peers
+ * file. Returns, for each attacker connection among the first two, true when
+ * it arrived before V's session with H (none with anchors dialled alone).
+ */
+async function attackersDialledBeforeAnchor(bootstrapper: boolean): Promise<true[]> {
   const honest = await startTestNode({ config: { degree: 3 } });
   const dir = await Deno.makeTempDir();
   const peersFile = `${dir}/peers.json`;
@@ -2029,24 +2045,23 @@ Deno.test("a restarted node dials its anchor alone first: no attacker before the
       ...await attackers.savedPeers(),
       savedPeer(honest, { anchor: true }),
     ]);
-    const v = victim = await startTestNode({ config: { degree: 3, peersFile } });
+    const bootstrappers = bootstrapper
+      ? [{ hostname: "127.0.0.1", port: honest.p2pAddress.port }]
+      : [];
+    const v = victim = await startTestNode({ config: { degree: 3, peersFile, bootstrappers } });
     await waitUntil(
       () => v.peerIdentities.includes(honest.identityHex) && beforeAnchor.length >= 2,
       5000,
       "V's session with H and its dials of two attackers",
     );
-    assert.deepEqual(
-      beforeAnchor.filter((before) => before),
-      [],
-      "no attacker dialled before H's session",
-    );
+    return beforeAnchor.filter((before): before is true => before);
   } finally {
     await victim?.close();
     await honest.close();
     await attackers.close();
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
 
 Deno.test("a node whose last proven peer leaves re-anchors through its bootstrapper, not its view", async () => {
   // V (degree 1) restarts with H as its anchor and 8 attackers, tried, in its

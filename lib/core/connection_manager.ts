@@ -85,7 +85,7 @@ import {
   type SavedPeer,
   WITHHOLDER_MERIT,
 } from "../protocol/membership.ts";
-import type { RandomSource } from "../protocol/random.ts";
+import { allWithLargest, type RandomSource } from "../protocol/random.ts";
 import { addressRange } from "../protocol/rate_limit.ts";
 import type { Scheduler } from "../protocol/scheduler.ts";
 
@@ -406,8 +406,10 @@ export class ConnectionManager {
     const { peer } = info;
     // Our own completed handshake proves who listens at the address we dialled.
     if (info.dialed !== undefined) this.membership.markVerified(peer, info.dialed, now, true);
-    const returning = info.dialed !== undefined && this.returning?.addressKey === info.dialed;
-    if (returning) this.returning = undefined;
+    const returning = info.dialed !== undefined && this.returning?.addressKey === info.dialed
+      ? info.dialed
+      : undefined;
+    if (returning !== undefined) this.returning = undefined;
     if (refusal !== undefined) {
       return this.refuse(info, now, refusal, GoodbyeReason.Banned);
     }
@@ -484,7 +486,7 @@ export class ConnectionManager {
     );
     if (info.dialed !== undefined) this.membership.dialFinished(info.dialed, true, now, peer);
     // A proven peer back: the next round makes room for it, if it stays.
-    if (returning) this.returning = { addressKey: info.dialed!, peer };
+    if (returning !== undefined) this.returning = { addressKey: returning, peer };
     this.log.info("peer connected", {
       peer: peer.slice(0, 8),
       address: formatSocketAddress(info.address),
@@ -575,9 +577,7 @@ export class ConnectionManager {
    */
   private returnedThenReferred(now: number, goodbye: number | undefined): void {
     this.returning = undefined;
-    if (goodbye !== GoodbyeReason.Full) return;
-    if (this.membership.outboundCount < this.options.degree) return;
-    if (this.closeLowestOutbound(now)) this.stats.provenReturned++;
+    if (goodbye === GoodbyeReason.Full) this.makeRoom(now);
   }
 
   /** Closes and forgets `peer` (banned, or broke the protocol). */
@@ -896,9 +896,17 @@ export class ConnectionManager {
     const peer = this.returning?.peer;
     if (peer === undefined) return false;
     this.returning = undefined;
-    if (this.sessions.get(peer)?.direction !== "outbound") return false;
-    if (this.membership.outboundCount <= this.options.degree) return false;
-    if (!this.closeLowestOutbound(now, peer)) return false;
+    return this.sessions.get(peer)?.direction === "outbound" && this.makeRoom(now, peer);
+  }
+
+  /**
+   * The lowest-scored outbound peer other than `spared` makes room for a
+   * proven peer or its referral, when those others take every outbound slot.
+   * True when one was closed.
+   */
+  private makeRoom(now: number, spared?: PeerKey): boolean {
+    const others = this.membership.outboundCount - (spared === undefined ? 0 : 1);
+    if (others < this.options.degree || !this.closeLowestOutbound(now, spared)) return false;
     this.stats.provenReturned++;
     return true;
   }
@@ -916,18 +924,11 @@ export class ConnectionManager {
    * below) go before peers that bring items first. False when there is none.
    */
   private closeLowestOutbound(now: number, spared?: PeerKey): boolean {
-    let victims: PeerKey[] = [];
-    let lowest = Infinity;
+    const outbound: PeerKey[] = [];
     for (const [peer, session] of this.sessions) {
-      if (session.direction !== "outbound" || peer === spared) continue;
-      const score = this.actions.score(peer);
-      if (score < lowest) {
-        lowest = score;
-        victims = [peer];
-      } else if (score === lowest) {
-        victims.push(peer);
-      }
+      if (session.direction === "outbound" && peer !== spared) outbound.push(peer);
     }
+    const { items: victims } = allWithLargest(outbound, (peer) => -this.actions.score(peer));
     const victim = victims[Math.floor(this.options.random() * victims.length)];
     if (victim === undefined) return false;
     this.stats.rotated++;

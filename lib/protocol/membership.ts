@@ -57,7 +57,7 @@
  */
 
 import { formatSocketAddress, type SocketAddress } from "../address.ts";
-import { defaultRandom, type RandomSource, sample } from "./random.ts";
+import { allWithLargest, defaultRandom, type RandomSource, sample } from "./random.ts";
 
 /** Direction of a connection as seen from this node. */
 export type Direction = "outbound" | "inbound";
@@ -230,26 +230,6 @@ const PROVEN_FAILURE_SPAN = 3;
  */
 function isTried(peer: Pick<KnownPeer, "tried" | "failures">): boolean {
   return peer.tried && peer.failures < DEAD_AFTER_FAILURES;
-}
-
-/**
- * The elements of `items` whose `key` is largest, in their order (every one
- * of them on a tie), and that key (-Infinity when `items` is empty).
- */
-function allWithLargest<T>(
-  items: Iterable<T>,
-  key: (item: T) => number,
-): { largest: number; items: T[] } {
-  let largest = -Infinity;
-  let chosen: T[] = [];
-  for (const item of items) {
-    const value = key(item);
-    if (value > largest) {
-      largest = value;
-      chosen = [item];
-    } else if (value === largest) chosen.push(item);
-  }
-  return { largest, items: chosen };
 }
 
 /** Removes and returns a random element of a non-empty `pool` (order not kept). */
@@ -433,22 +413,19 @@ export class Membership {
       now,
       !this.hasProvenPeer(),
     );
-    // After a restart, its anchors alone first: the first sessions and the
-    // first exchanges of a restarted node are with peers it chose and still
-    // trusted, not whoever of a view attackers fill answers first (the rest
-    // follow at the next call: an anchor's PEERS, or the next round). Dialled
-    // together, attackers' sessions often opened before the anchors' did.
-    if (anchors.length > 0) {
-      const first = sample(anchors, wanted, this.random);
-      for (const peer of first) this.dialing.add(peer.addressKey);
-      return first;
-    }
+    // After a restart, its anchors alone first (choose takes them first):
+    // the first sessions and the first exchanges of a restarted node are with
+    // peers it chose and still trusted, not whoever of a view attackers fill
+    // answers first (the rest follow at the next call: an anchor's PEERS, or
+    // the next round). Dialled together, attackers' sessions often opened
+    // before the anchors' did.
+    const count = anchors.length > 0 ? Math.min(wanted, anchors.length) : wanted;
     // Claims that only inbound peers made (anyone can be an inbound peer) are
     // dialled only while this node has fewer than `degree` sessions in all: a
     // well-connected node does not fill its own choices with them.
     if (this.active.size >= this.options.degree) fresh[1] = [];
-    const chosen = this.choose(wanted, anchors, proven, vouched, 0.5, tips, 0.5, tried, fresh);
-    if (chosen.length < wanted && (this.active.size === 0 || chosen.length === 0)) {
+    const chosen = this.choose(count, anchors, proven, vouched, 0.5, tips, 0.5, tried, fresh);
+    if (chosen.length < count && (this.active.size === 0 || chosen.length === 0)) {
       chosen.push(...sample(bootstrappers, 1, this.random));
     }
     for (const peer of chosen) this.dialing.add(peer.addressKey);
@@ -638,15 +615,12 @@ export class Membership {
    * none.
    */
   dialProven(now: number): KnownPeer | undefined {
-    const [chosen] = sample(this.provenDialCandidates(now), 1, this.random);
-    if (chosen) this.dialing.add(chosen.addressKey);
-    return chosen;
-  }
-
-  private provenDialCandidates(now: number): KnownPeer[] {
-    return this.dialCandidates(now, false).proven.filter((peer) =>
+    const candidates = this.dialCandidates(now, false).proven.filter((peer) =>
       peer.failures < PROVEN_FAILURE_SPAN * DEAD_AFTER_FAILURES
     );
+    const [chosen] = sample(candidates, 1, this.random);
+    if (chosen) this.dialing.add(chosen.addressKey);
+    return chosen;
   }
 
   /**

@@ -22,6 +22,27 @@ export function sample<T>(items: readonly T[], count: number, random: RandomSour
   return pool;
 }
 
+/**
+ * The elements of `items` whose `key` is largest, in their order (every one
+ * of them on a tie: the candidates of a random choice among equals), and that
+ * key (-Infinity when `items` is empty).
+ */
+export function allWithLargest<T>(
+  items: Iterable<T>,
+  key: (item: T) => number,
+): { largest: number; items: T[] } {
+  let largest = -Infinity;
+  let chosen: T[] = [];
+  for (const item of items) {
+    const value = key(item);
+    if (value > largest) {
+      largest = value;
+      chosen = [item];
+    } else if (value === largest) chosen.push(item);
+  }
+  return { largest, items: chosen };
+}
+
 /** A seeded generator (mulberry32) for reproducible tests and simulations. */
 export function seededRandom(seed: number): RandomSource {
   let state = seed >>> 0;
