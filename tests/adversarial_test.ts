@@ -2374,6 +2374,55 @@ Deno.test("once a peer has brought items first, an outbound peer that brought no
   }
 });
 
+Deno.test("the peers file is saved as soon as a first peer is proven: a crash before the next save keeps only proven anchors", async () => {
+  // V (degree 2) dials H and X. Until a peer is proven, both would be saved
+  // as anchors; the periodic save comes 30 s after the start. H brings V an
+  // item first: the file on disk must name H as V's only anchor at once, so
+  // that a V killed now (no save at shutdown) does not restart by dialling X.
+  const h = await startTestNode({ config: { degree: 1 } });
+  const x = await startTestNode({ config: { degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const peersFile = `${dir}/peers.json`;
+  await writeSavedPeers(peersFile, [savedPeer(h), savedPeer(x)]);
+  const anchorsOnDisk = (): string[] | undefined => {
+    try {
+      const { peers } = JSON.parse(Deno.readTextFileSync(peersFile)) as {
+        peers: { identity: string; anchor?: boolean; proven?: boolean }[];
+      };
+      return peers.filter((p) => p.anchor && p.proven).map((p) => p.identity);
+    } catch {
+      return undefined; // being replaced
+    }
+  };
+  let subscriber: TestApiClient | undefined;
+  let victim: GossipNode | undefined;
+  try {
+    const v = victim = await startTestNode({ config: { degree: 2, peersFile } });
+    await waitUntil(
+      () => v.peerIdentities.includes(h.identityHex) && v.peerIdentities.includes(x.identityHex),
+      5000,
+      "V's sessions with H and X",
+    );
+    subscriber = await acceptingSubscriber(v);
+    assert.deepEqual(anchorsOnDisk(), [], "no save yet: the file is the one written by the test");
+    await bringItemFirst(v, h, "from H");
+    await waitUntil(
+      () => anchorsOnDisk()?.join() === h.identityHex,
+      3000,
+      "H saved as V's only anchor, proven, while V runs",
+    );
+    const saved = await readSavedPeers(peersFile);
+    assert.deepEqual(saved.filter((p) => p.anchor).map((p) => p.identity), [h.identityHex]);
+    assert.ok(v.peerIdentities.includes(x.identityHex), "X still an outbound peer of V");
+  } finally {
+    await subscriber?.close();
+    await victim?.close();
+    await h.close();
+    await x.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 /**
  * An adversary connected to `victim` that answers each PING `delayMs` late
  * (it looks that far); `stop` cancels the answers still pending.

@@ -351,6 +351,15 @@ export class ConnectionManager {
     return peers;
   }
 
+  /**
+   * True when a connected peer is proven (its score is above 0: it brought
+   * this node an item first). From then on only proven outbound peers are
+   * saved as anchors ({@link Membership.knownPeers}).
+   */
+  get hasProvenPeer(): boolean {
+    return this.membership.hasProvenPeer();
+  }
+
   /** Number of connected peers. */
   get size(): number {
     return this.sessions.size;

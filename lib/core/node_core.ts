@@ -214,6 +214,8 @@ export class NodeCore {
   private timer: TimerHandle | undefined;
   private lastPing = 0;
   private lastPersist = 0;
+  /** Whether a connected peer was proven at the last save (see {@link maintain}). */
+  private savedWithProvenPeer = false;
   private stopped = false;
 
   /** Creates a core; nothing happens until {@link start}. */
@@ -639,8 +641,17 @@ export class NodeCore {
       for (const peer of peers) this.ping(peer);
     }
     this.spreading.sweep();
-    if (this.options.config.persist && now - this.lastPersist >= this.tuning.persistIntervalMs) {
+    // Saved every `persistIntervalMs`, and at once when a peer is proven for
+    // the first time since the last save: until then every trusted outbound
+    // peer is saved as an anchor, attackers among them, and a node that
+    // crashed before the next save dialled those first after its restart
+    // (docs/SIMULATION.md, "Round of the first proven peer").
+    const proven = this.connections.hasProvenPeer;
+    const due = now - this.lastPersist >= this.tuning.persistIntervalMs ||
+      (proven && !this.savedWithProvenPeer);
+    if (this.options.config.persist && due) {
       this.lastPersist = now;
+      this.savedWithProvenPeer = proven;
       this.actions.persist(this.persistentState());
     }
   }

@@ -30,7 +30,7 @@ export interface CoreTuning {
   readonly muteAfterTimeouts: number;
   /** IWANT is answered only while less than this is queued to the peer. */
   readonly maxPeerBacklogBytes: number;
-  /** How often the peers file is written. */
+  /** How often the peers file is written (also at once when the first peer is proven). */
   readonly persistIntervalMs: number;
   /** Verified peers known this long are recommended before younger ones. */
   readonly establishedAfterMs: number;
