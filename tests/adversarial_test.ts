@@ -2256,6 +2256,74 @@ Deno.test("a peer that brought items first takes its slot back when it returns, 
   }
 });
 
+Deno.test("a proven peer that answers and then refers the node elsewhere (full) makes room for its referral", async () => {
+  // V (degree 1) dials H, its anchor, and H brings it an item first. H goes
+  // away and V's one slot goes to X, which brings nothing. When V dials H's
+  // address again (beyond its degree), H answers (a genuine handshake with
+  // H's key), refers V to R (PEERS) and says GOODBYE full, as a full node
+  // does. X makes room at once, and V's slot goes to R, where rotation (600 s
+  // here) would have kept X and left the referral unused.
+  const hKey = await testHostKey();
+  let h: GossipNode | undefined = await startTestNode({ hostKey: hKey, config: { degree: 1 } });
+  const hAddress = h.p2pAddress;
+  const hIdentity = h.identityHex;
+  const x = await startTestNode({ config: { degree: 1 } });
+  const r = await startTestNode({ config: { degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const peersFile = `${dir}/peers.json`;
+  await writeSavedPeers(peersFile, [savedPeer(h, { anchor: true }), savedPeer(x)]);
+  let subscriber: TestApiClient | undefined;
+  let victim: GossipNode | undefined;
+  let fullH: Deno.TcpListener | undefined;
+  let answer: Promise<AdversaryPeer> | undefined;
+  try {
+    const v = victim = await startTestNode({
+      config: { degree: 1, peersFile },
+      node: { tuning: { outboundRotationMs: 600_000 } },
+    });
+    await waitUntil(() => v.peerIdentities.includes(hIdentity), 5000, "V's session with H");
+    subscriber = await acceptingSubscriber(v);
+    await bringItemFirst(v, h, "from H");
+    await h.close();
+    h = undefined;
+    await waitUntil(
+      () => v.peerIdentities.includes(x.identityHex) && !v.peerIdentities.includes(hIdentity),
+      5000,
+      "V's slot taken by X",
+    );
+    assert.ok(!v.peerIdentities.includes(r.identityHex), "V knows nothing of R yet");
+    // H's address answers as H, full: a referral to R, then GOODBYE full.
+    fullH = Deno.listen({ hostname: hAddress.hostname, port: hAddress.port });
+    answer = AdversaryPeer.accept(fullH, {
+      hostKey: hKey,
+      powDifficulty: 4,
+      listenPort: hAddress.port,
+    });
+    const asH = await answer;
+    asH.send({
+      type: PeerMessageType.Peers,
+      peers: [{ identity: hexToBytes(r.identityHex), address: r.p2pAddress }],
+    });
+    asH.send({ type: PeerMessageType.Goodbye, reason: GoodbyeReason.Full });
+    await asH.roundTrip(1n).catch(() => {}); // V read the referral and the GOODBYE
+    await asH.close();
+    await waitUntil(
+      () => v.peerIdentities.includes(r.identityHex) && !v.peerIdentities.includes(x.identityHex),
+      10_000,
+      "R, from H's referral, in V's slot and X out",
+    );
+  } finally {
+    fullH?.close();
+    await answer?.then((peer) => peer.close()).catch(() => {});
+    await subscriber?.close();
+    await victim?.close();
+    await h?.close();
+    await x.close();
+    await r.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a proven peer that left stays known through a flood of claims from an outbound attacker", async () => {
   // V (degree 2, passive view 4) dials G and the adversary P from its peers
   // file; H dials V. G and H each bring V an item first (both proven). H
