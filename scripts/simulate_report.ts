@@ -158,6 +158,7 @@ export function report(results: readonly Result[]): string {
         "of them by chance",
         "of them up < 30 s / bootstrapped through attackers only / knowing no honest peer",
         "of them eclipsed < 10 s",
+        "one honest peer among attackers",
         "worst eclipsed (timeline)",
         "targets eclipsed",
         "attackers among peers",
@@ -165,7 +166,7 @@ export function report(results: readonly Result[]): string {
         "honest banned",
         "PoW CPU-s/day (all attackers)",
       ]),
-      row(new Array(13).fill("---")),
+      row(new Array(14).fill("---")),
     );
     for (const r of attacks) {
       const worst = Math.max(r.eclipse.eclipsedShare, ...r.timeline.map((p) => p.eclipsedShare));
@@ -183,6 +184,7 @@ export function report(results: readonly Result[]): string {
               : "")
           : "-",
         "eclipsedRecently" in r.eclipse ? r.eclipse.eclipsedRecently : "-",
+        "oneHonestPeer" in r.eclipse ? r.eclipse.oneHonestPeer : "-",
         pct(worst),
         r.eclipse.targets ? `${r.eclipse.targets.eclipsed}/${r.eclipse.targets.honest}` : "-",
         pct(r.eclipse.attackerPeerShare, 1),

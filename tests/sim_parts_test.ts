@@ -230,6 +230,7 @@ Deno.test("metrics: eclipse census, and the eclipses expected by chance", () => 
   assert.equal(census.eclipsedJustStarted, 1, "b is 2 s up");
   assert.equal(census.eclipsedRecently, 1, "b is 2 s up");
   assert.equal(census.eclipsedKnowingNoHonest, 1, "b knows only m (no passive view)");
+  assert.equal(census.oneHonestPeer, 1, "a: m and one honest peer, c (c has no attacker)");
   net.run(30_000);
   const later = eclipseCensus(net);
   assert.equal(later.eclipsed, 1, "b still has only m");
@@ -251,12 +252,14 @@ Deno.test("metrics: a node eclipsed since its last honest peer left is eclipsed 
   net.run(40_000);
   assert.deepEqual([...d.sessions.keys()].sort(), [e.identity, m.identity].sort());
   assert.equal(eclipseCensus(net).eclipsed, 0);
+  assert.equal(eclipseCensus(net, [d]).oneHonestPeer, 1, "d: e and m");
   net.kill(e);
   net.run(1_000);
   const census = eclipseCensus(net, [d]);
   assert.equal(census.eclipsed, 1, "d has only m");
   assert.equal(census.eclipsedJustStarted, 0, "d is 41 s up");
   assert.equal(census.eclipsedRecently, 1, "e left 1 s ago");
+  assert.equal(census.oneHonestPeer, 0, "d eclipsed now");
   net.run(10_000);
   assert.equal(eclipseCensus(net, [d]).eclipsedRecently, 0, "e left 11 s ago");
 });

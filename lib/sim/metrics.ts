@@ -533,6 +533,12 @@ export interface EclipseCensus {
    * out; only an honest node dialling in can.
    */
   readonly eclipsedKnowingNoHonest: number;
+  /**
+   * Honest live nodes one departure away from an eclipse: every peer an
+   * attacker but one, and at least one attacker. Their count says how many
+   * more a census could catch when churn takes honest peers away.
+   */
+  readonly oneHonestPeer: number;
 }
 
 /** A node up for less than this is "just started" in the {@link EclipseCensus}. */
@@ -553,6 +559,7 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
   let justStarted = 0;
   let recently = 0;
   let knowingNoHonest = 0;
+  let oneHonestPeer = 0;
   const now = net.clock.now();
   const peerCounts: number[] = [];
   for (const node of among ?? net.nodes) {
@@ -577,6 +584,7 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
         const known = node.core.persistentState().peers;
         if (!known.some((peer) => net.byId(peer.identity)?.honest)) knowingNoHonest++;
       }
+      if (hostile > 0 && hostile === peers - 1) oneHonestPeer++;
       share += hostile / peers;
     }
   }
@@ -596,6 +604,7 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
     eclipsedJustStarted: justStarted,
     eclipsedRecently: recently,
     eclipsedKnowingNoHonest: knowingNoHonest,
+    oneHonestPeer,
   };
 }
 
