@@ -2185,6 +2185,71 @@ function attackerListeners(count: number, onAttempt?: () => void) {
   };
 }
 
+/**
+ * V (degree 1, rotation 600 s) dials H, its anchor, and H brings it an item
+ * first; then H stops and V's one slot goes to X, which brings nothing (as an
+ * attacker that filled V's view would). `close` releases V, X and the rest
+ * (H is the caller's if it restarts it).
+ */
+async function victimWhoseProvenPeerLeft(): Promise<{
+  v: GossipNode;
+  x: GossipNode;
+  hKey: HostKey;
+  hAddress: { hostname: string; port: number };
+  hIdentity: string;
+  peersFile: string;
+  close: () => Promise<void>;
+}> {
+  const hKey = await testHostKey();
+  const h = await startTestNode({ hostKey: hKey, config: { degree: 1 } });
+  const x = await startTestNode({ config: { degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const peersFile = `${dir}/peers.json`;
+  let subscriber: TestApiClient | undefined;
+  let v: GossipNode | undefined;
+  const close = async () => {
+    await subscriber?.close();
+    await v?.close();
+    await h.close();
+    await x.close();
+    await Deno.remove(dir, { recursive: true });
+  };
+  try {
+    await writeSavedPeers(peersFile, [savedPeer(h, { anchor: true }), savedPeer(x)]);
+    const victim = v = await startTestNode({
+      config: { degree: 1, peersFile },
+      node: { tuning: { outboundRotationMs: 600_000 } },
+    });
+    await waitUntil(
+      () => victim.peerIdentities.includes(h.identityHex),
+      5000,
+      "V's session with H",
+    );
+    subscriber = await acceptingSubscriber(victim);
+    await bringItemFirst(victim, h, "from H");
+    await h.close();
+    await waitUntil(
+      () =>
+        victim.peerIdentities.includes(x.identityHex) &&
+        !victim.peerIdentities.includes(h.identityHex),
+      5000,
+      "V's slot taken by X",
+    );
+    return {
+      v: victim,
+      x,
+      hKey,
+      hAddress: h.p2pAddress,
+      hIdentity: h.identityHex,
+      peersFile,
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
 Deno.test("a peer that brought items first takes its slot back when it returns, and is saved as proven", async () => {
   // V (degree 1) dials H, its anchor, and H brings it an item first. H goes
   // away and V's one slot goes to X, which brings nothing (as an attacker that
@@ -2192,31 +2257,10 @@ Deno.test("a peer that brought items first takes its slot back when it returns, 
   // degree and keeps X. H comes back at its address: once it has answered, it
   // takes the slot back from X at V's next round, where rotation (600 s here)
   // would have waited. V saves H as proven.
-  const hKey = await testHostKey();
-  let h: GossipNode | undefined = await startTestNode({ hostKey: hKey, config: { degree: 1 } });
-  const hAddress = h.p2pAddress;
-  const hIdentity = h.identityHex;
-  const x = await startTestNode({ config: { degree: 1 } });
-  const dir = await Deno.makeTempDir();
-  const peersFile = `${dir}/peers.json`;
-  await writeSavedPeers(peersFile, [savedPeer(h, { anchor: true }), savedPeer(x)]);
-  let subscriber: TestApiClient | undefined;
-  let victim: GossipNode | undefined;
+  const setup = await victimWhoseProvenPeerLeft();
+  const { v, x, hKey, hAddress, hIdentity, peersFile } = setup;
+  let h: GossipNode | undefined;
   try {
-    const v = victim = await startTestNode({
-      config: { degree: 1, peersFile },
-      node: { tuning: { outboundRotationMs: 600_000 } },
-    });
-    await waitUntil(() => v.peerIdentities.includes(hIdentity), 5000, "V's session with H");
-    subscriber = await acceptingSubscriber(v);
-    await bringItemFirst(v, h, "from H");
-    await h.close();
-    h = undefined;
-    await waitUntil(
-      () => v.peerIdentities.includes(x.identityHex) && !v.peerIdentities.includes(hIdentity),
-      5000,
-      "V's slot taken by X",
-    );
     assert.equal(v.stats().connections.provenReturned, 0);
     // While H is still down, V's dials of its address fail and cost it no
     // peer: X keeps the slot (a listener there closes every connection).
@@ -2244,15 +2288,11 @@ Deno.test("a peer that brought items first takes its slot back when it returns, 
     );
     assert.equal(v.stats().connections.provenReturned, 1);
     await v.close();
-    victim = undefined;
     const saved = await readSavedPeers(peersFile);
     assert.deepEqual(saved.filter((p) => p.proven).map((p) => p.identity), [hIdentity]);
   } finally {
-    await subscriber?.close();
-    await victim?.close();
+    await setup.close();
     await h?.close();
-    await x.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -2263,34 +2303,15 @@ Deno.test("a proven peer that answers and then refers the node elsewhere (full) 
   // H's key), refers V to R (PEERS) and says GOODBYE full, as a full node
   // does. X makes room at once, and V's slot goes to R, where rotation (600 s
   // here) would have kept X and left the referral unused.
-  const hKey = await testHostKey();
-  let h: GossipNode | undefined = await startTestNode({ hostKey: hKey, config: { degree: 1 } });
-  const hAddress = h.p2pAddress;
-  const hIdentity = h.identityHex;
-  const x = await startTestNode({ config: { degree: 1 } });
   const r = await startTestNode({ config: { degree: 1 } });
-  const dir = await Deno.makeTempDir();
-  const peersFile = `${dir}/peers.json`;
-  await writeSavedPeers(peersFile, [savedPeer(h, { anchor: true }), savedPeer(x)]);
-  let subscriber: TestApiClient | undefined;
-  let victim: GossipNode | undefined;
+  const setup = await victimWhoseProvenPeerLeft().catch(async (error) => {
+    await r.close();
+    throw error;
+  });
+  const { v, x, hKey, hAddress } = setup;
   let fullH: Deno.TcpListener | undefined;
   let answer: Promise<AdversaryPeer> | undefined;
   try {
-    const v = victim = await startTestNode({
-      config: { degree: 1, peersFile },
-      node: { tuning: { outboundRotationMs: 600_000 } },
-    });
-    await waitUntil(() => v.peerIdentities.includes(hIdentity), 5000, "V's session with H");
-    subscriber = await acceptingSubscriber(v);
-    await bringItemFirst(v, h, "from H");
-    await h.close();
-    h = undefined;
-    await waitUntil(
-      () => v.peerIdentities.includes(x.identityHex) && !v.peerIdentities.includes(hIdentity),
-      5000,
-      "V's slot taken by X",
-    );
     assert.ok(!v.peerIdentities.includes(r.identityHex), "V knows nothing of R yet");
     // H's address answers as H, full: a referral to R, then GOODBYE full.
     fullH = Deno.listen({ hostname: hAddress.hostname, port: hAddress.port });
@@ -2315,12 +2336,8 @@ Deno.test("a proven peer that answers and then refers the node elsewhere (full) 
   } finally {
     fullH?.close();
     await answer?.then((peer) => peer.close()).catch(() => {});
-    await subscriber?.close();
-    await victim?.close();
-    await h?.close();
-    await x.close();
+    await setup.close();
     await r.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -2407,52 +2424,19 @@ Deno.test("a proven peer that left stays known through a flood of claims from an
   }
 });
 
-Deno.test("once a peer has brought items first, an outbound peer that brought nothing is not saved as an anchor", async () => {
+Deno.test("once a peer has brought items first, only it is saved as an anchor: at once, so that a crash keeps no other, and at shutdown", async () => {
   // V (degree 2) dials H and X; H brings it an item first, X nothing (as an
   // attacker among its outbound peers would). Saved, H is V's only anchor: X
-  // would otherwise be among the first peers V dials after a restart.
+  // would otherwise be among the first peers V dials after a restart. Until
+  // a peer is proven both would be anchors, and the periodic save comes 30 s
+  // after the start: the file on disk must name H alone at once, so that a V
+  // killed now (no save at shutdown) does not restart by dialling X.
   const h = await startTestNode({ config: { degree: 1 } });
   const x = await startTestNode({ config: { degree: 1 } });
   const dir = await Deno.makeTempDir();
   const peersFile = `${dir}/peers.json`;
   await writeSavedPeers(peersFile, [savedPeer(h), savedPeer(x)]);
-  let subscriber: TestApiClient | undefined;
-  let victim: GossipNode | undefined;
-  try {
-    const v = victim = await startTestNode({ config: { degree: 2, peersFile } });
-    await waitUntil(
-      () => v.peerIdentities.includes(h.identityHex) && v.peerIdentities.includes(x.identityHex),
-      5000,
-      "V's sessions with H and X",
-    );
-    subscriber = await acceptingSubscriber(v);
-    await bringItemFirst(v, h, "from H");
-    assert.ok(v.peerIdentities.includes(x.identityHex), "X still an outbound peer of V");
-    await v.close();
-    victim = undefined;
-    const saved = await readSavedPeers(peersFile);
-    assert.deepEqual(saved.filter((p) => p.anchor).map((p) => p.identity), [h.identityHex]);
-    assert.deepEqual(saved.filter((p) => p.proven).map((p) => p.identity), [h.identityHex]);
-  } finally {
-    await subscriber?.close();
-    await victim?.close();
-    await h.close();
-    await x.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("the peers file is saved as soon as a first peer is proven: a crash before the next save keeps only proven anchors", async () => {
-  // V (degree 2) dials H and X. Until a peer is proven, both would be saved
-  // as anchors; the periodic save comes 30 s after the start. H brings V an
-  // item first: the file on disk must name H as V's only anchor at once, so
-  // that a V killed now (no save at shutdown) does not restart by dialling X.
-  const h = await startTestNode({ config: { degree: 1 } });
-  const x = await startTestNode({ config: { degree: 1 } });
-  const dir = await Deno.makeTempDir();
-  const peersFile = `${dir}/peers.json`;
-  await writeSavedPeers(peersFile, [savedPeer(h), savedPeer(x)]);
-  const anchorsOnDisk = (): string[] | undefined => {
+  const provenAnchorsOnDisk = (): string[] | undefined => {
     try {
       const { peers } = JSON.parse(Deno.readTextFileSync(peersFile)) as {
         peers: { identity: string; anchor?: boolean; proven?: boolean }[];
@@ -2472,16 +2456,25 @@ Deno.test("the peers file is saved as soon as a first peer is proven: a crash be
       "V's sessions with H and X",
     );
     subscriber = await acceptingSubscriber(v);
-    assert.deepEqual(anchorsOnDisk(), [], "no save yet: the file is the one written by the test");
+    assert.deepEqual(
+      provenAnchorsOnDisk(),
+      [],
+      "no save yet: the file is the one written by the test",
+    );
     await bringItemFirst(v, h, "from H");
     await waitUntil(
-      () => anchorsOnDisk()?.join() === h.identityHex,
+      () => provenAnchorsOnDisk()?.join() === h.identityHex,
       3000,
       "H saved as V's only anchor, proven, while V runs",
     );
+    const whileRunning = await readSavedPeers(peersFile);
+    assert.deepEqual(whileRunning.filter((p) => p.anchor).map((p) => p.identity), [h.identityHex]);
+    assert.ok(v.peerIdentities.includes(x.identityHex), "X still an outbound peer of V");
+    await v.close();
+    victim = undefined;
     const saved = await readSavedPeers(peersFile);
     assert.deepEqual(saved.filter((p) => p.anchor).map((p) => p.identity), [h.identityHex]);
-    assert.ok(v.peerIdentities.includes(x.identityHex), "X still an outbound peer of V");
+    assert.deepEqual(saved.filter((p) => p.proven).map((p) => p.identity), [h.identityHex]);
   } finally {
     await subscriber?.close();
     await victim?.close();
