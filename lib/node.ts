@@ -460,7 +460,7 @@ export class GossipNode {
     if (!decision?.accept) {
       session.attach({ onMessage: () => {}, onClose: () => {} });
       if (decision?.referral) {
-        session.send({ type: PeerMessageType.Peers, peers: decision.referral });
+        session.send({ type: PeerMessageType.Peers, peers: decision.referral, marked: true });
       }
       void session.close(decision?.reason ?? "shutting down", decision?.goodbye);
       return;

@@ -16,6 +16,7 @@ import {
   framePeerPayload,
   GoodbyeReason,
   type HelloMessage,
+  type PeerDescriptor,
   type PeerMessage,
   PeerMessageType,
 } from "../lib/codec/peer_messages.ts";
@@ -2338,6 +2339,122 @@ Deno.test("a proven peer that answers and then refers the node elsewhere (full) 
     await answer?.then((peer) => peer.close()).catch(() => {});
     await setup.close();
     await r.close();
+  }
+});
+
+Deno.test("a proven peer's proven marks lead the node to the peer it vouched for, before the attackers its view holds", async () => {
+  // V (degree 1) knows H (its anchor, played here by the test) and 8 attacker
+  // listeners it tried. H brings V an item first, then answers V's pulls with
+  // R marked proven (R brought H items first) and four of the attackers
+  // unmarked (H's view holds attackers too), and leaves. V's slot goes to R
+  // before any attacker is dialled: a proven peer's proven peers rank with
+  // V's own proven peers. Without the marks R is one of H's five tips, and an
+  // attacker comes first most of the time.
+  const r = await startTestNode({ config: { degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const attackers = attackerListeners(8);
+  const attackerPeers = await attackers.savedPeers();
+  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir, attackerPeers);
+  const tips = [
+    { identity: hexToBytes(r.identityHex), address: r.p2pAddress, proven: true },
+    ...attackerPeers.slice(0, 4).map((peer) => {
+      const [hostname, port] = peer.address.split(":");
+      return { identity: hexToBytes(peer.identity), address: { hostname, port: Number(port) } };
+    }),
+  ];
+  const saved = JSON.parse(await Deno.readTextFile(peersFile)) as { peers: { anchor?: boolean }[] };
+  saved.peers[0].anchor = true; // H, the adversary, first in the file
+  await Deno.writeTextFile(peersFile, JSON.stringify(saved));
+  const hIdentity = identityHex(hostKey.identity);
+  let subscriber: TestApiClient | undefined;
+  let victim: GossipNode | undefined;
+  let h: AdversaryPeer | undefined;
+  try {
+    const v = victim = await startTestNode({
+      config: { degree: 1, peersFile },
+      node: { tuning: { outboundRotationMs: 600_000 } },
+    });
+    subscriber = await acceptingSubscriber(v);
+    const asH = h = await AdversaryPeer.accept(listener, {
+      hostKey,
+      powDifficulty: 4,
+      listenPort: listener.addr.port,
+    });
+    listener.close(); // H will not answer again
+    let provenAnswers = 0;
+    asH.onMessage((message) => {
+      if (message.type !== PeerMessageType.PullRequest) return;
+      if ((v.stats().peers.find((p) => p.identity === hIdentity)?.score ?? 0) > 0) provenAnswers++;
+      asH.send({ type: PeerMessageType.Peers, marked: true, peers: tips });
+    });
+    asH.send(contentItem({ dataType: CLUSTER_TYPE, data: encoder.encode("from H") }));
+    await waitUntil(
+      () => (v.stats().peers.find((p) => p.identity === hIdentity)?.score ?? 0) > 0,
+      5000,
+      "H proven at V",
+    );
+    await waitUntil(() => provenAnswers >= 1, 5000, "a pull answered once H was proven");
+    await asH.roundTrip(1n); // V has read the answer
+    await asH.close();
+    await waitUntil(() => v.peerIdentities.includes(r.identityHex), 10_000, "V's session with R");
+    assert.deepEqual(attackers.attempts, [0, 0, 0, 0, 0, 0, 0, 0], "no attacker dialled before R");
+  } finally {
+    await h?.close();
+    await subscriber?.close();
+    await victim?.close();
+    await attackers.close();
+    await r.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("proven marks go only to peers whose HELLO says they read them", async () => {
+  // V has one proven peer, H (it dialled H: verified, and established at
+  // once with establishedAfterMs 0). Two peers dial V and pull: one whose
+  // HELLO sets `marks` gets H marked proven; one without (a node of an
+  // earlier release, which rejects bytes after the descriptors) gets the
+  // same descriptors, unmarked, in a PEERS it can decode.
+  const h = await startTestNode({ config: { degree: 1 } });
+  const v = await startTestNode({
+    config: { degree: 1, bootstrappers: [h.p2pAddress] },
+    node: { tuning: { establishedAfterMs: 0 } },
+  });
+  const sessions: AdversaryPeer[] = [];
+  let subscriber: TestApiClient | undefined;
+  try {
+    await waitUntil(() => v.peerIdentities.includes(h.identityHex), 5000, "V's session with H");
+    subscriber = await acceptingSubscriber(v);
+    await bringItemFirst(v, h, "from H");
+    const answers: PeerMessage[][] = [[], []];
+    for (const [i, readsMarks] of [true, false].entries()) {
+      const connected = await AdversaryPeer.connect(v.p2pAddress.port, {
+        hostKey: await testHostKey(),
+        powDifficulty: 4,
+        listenPort: 1,
+        readsMarks,
+      });
+      assert.ok(connected.peer, `session ${i}: ${connected.error}`);
+      sessions.push(connected.peer);
+      connected.peer.onMessage((message) => {
+        if (message.type === PeerMessageType.Peers) answers[i].push(message);
+      });
+      connected.peer.send({ type: PeerMessageType.PullRequest, max: 16 });
+    }
+    await waitUntil(() => answers.every((a) => a.length > 0), 5000, "both pulls answered");
+    const [withMarks, without] = answers.map((a) => a[0]);
+    assert.ok(withMarks.type === PeerMessageType.Peers && without.type === PeerMessageType.Peers);
+    const hEntry = (m: { peers: readonly PeerDescriptor[] }) =>
+      m.peers.find((p) => identityHex(p.identity) === h.identityHex);
+    assert.equal(withMarks.marked, true);
+    assert.equal(hEntry(withMarks)?.proven, true, "H marked proven for a peer that reads marks");
+    assert.equal(without.marked, undefined, "no marks after the descriptors");
+    assert.ok(hEntry(without), "the same descriptor, unmarked");
+    assert.equal(hEntry(without)?.proven, undefined);
+  } finally {
+    for (const session of sessions) await session.close();
+    await subscriber?.close();
+    await v.close();
+    await h.close();
   }
 });
 

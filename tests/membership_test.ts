@@ -1124,6 +1124,62 @@ Deno.test("a tip from a peer that has proven nothing is not a proven peer's tip"
   assert.equal(passive(view, key(1))?.identity, "id1", "a claim to its address changes nothing");
 });
 
+Deno.test("a proven peer's proven marks rank its marked tips with proven peers; others' marks are not heard", () => {
+  // P brought this node items first and names id1 (marked proven: it brought
+  // P items first), id2 and id3; an outbound peer that has proven nothing
+  // marks all 60 of its tips proven (an attacker would). One slot is free:
+  // it goes to id1 at every seed, before P's other tips and the claims.
+  const marked = (from: number, to: number) => peers(from, to).map((p) => ({ ...p, proven: true }));
+  for (let seed = 1; seed <= 20; seed++) {
+    const view = membership({
+      degree: 2,
+      maxLearnPerMessage: 100,
+      merit: (identity) => identity === "P" ? 1 : 0,
+      random: seededRandom(seed),
+    });
+    view.connected({ identity: "Q", address: address(200), direction: "outbound" }, 0);
+    view.learn([...marked(1, 1), ...peers(2, 3)], 0, "outbound", "P");
+    view.learn(marked(4, 63), 0, "outbound", "id99");
+    assert.equal(passive(view, key(1))?.provenTip, true);
+    assert.equal(passive(view, key(2))?.provenTip, undefined, "not marked");
+    assert.equal(
+      passive(view, key(4))?.provenTip,
+      undefined,
+      "marked by a peer that proved nothing",
+    );
+    assert.deepEqual(view.nextDials(0).map((k) => k.identity), ["id1"], `seed ${seed}`);
+  }
+  // Once P is distrusted, its mark no longer counts.
+  let firstDials = 0;
+  for (let seed = 1; seed <= 20; seed++) {
+    const view = membership({
+      degree: 2,
+      maxLearnPerMessage: 100,
+      merit: (identity) => identity === "P" ? 1 : 0,
+      welcome: (identity) => identity !== "P",
+      random: seededRandom(seed),
+    });
+    view.connected({ identity: "Q", address: address(200), direction: "outbound" }, 0);
+    view.learn([...marked(1, 1), ...peers(2, 3)], 0, "outbound", "P");
+    view.learn(marked(4, 63), 0, "outbound", "id99");
+    if (view.nextDials(0)[0].identity === "id1") firstDials++;
+  }
+  assert.ok(firstDials < 10, `${firstDials} of 20 first dials to a distrusted peer's mark`);
+});
+
+Deno.test("recommendations mark the peers that brought this node items first", () => {
+  const view = membership({ degree: 4, merit: (identity) => identity === "P" ? 1 : 0 });
+  for (const [identity, n] of [["P", 300], ["Q", 301]] as const) {
+    view.connected({ identity, address: address(n), direction: "outbound" }, 0);
+    view.markVerified(identity, key(n), 0, true);
+  }
+  const sample = view.sample(16, 120_000);
+  assert.deepEqual(sample.map((p) => [p.identity, p.proven === true]).sort(), [
+    ["P", true],
+    ["Q", false],
+  ]);
+});
+
 Deno.test("a proven peer's tips lose their rank once that peer is distrusted", () => {
   // An attacker may relay items to earn a score, name attackers, then turn.
   let distrusted = false;

@@ -158,6 +158,11 @@ const ALL_MESSAGES: PeerMessage[] = [
   { type: PeerMessageType.Peers, peers: [] },
   { type: PeerMessageType.Peers, peers: [descriptor(1), descriptor(2, "10.0.0.1")] },
   { type: PeerMessageType.Push, peers: [descriptor(3, "2001:db8::1")] },
+  {
+    type: PeerMessageType.Peers,
+    marked: true,
+    peers: [descriptor(4), { ...descriptor(5, "10.0.0.5"), proven: true }],
+  },
   { type: PeerMessageType.Goodbye, reason: GoodbyeReason.Shutdown },
   { type: PeerMessageType.Goodbye, reason: 255 },
   { type: PeerMessageType.Delivery },
@@ -312,6 +317,53 @@ Deno.test("descriptor count: 64 is accepted, 65 is rejected", () => {
   assertDecodeError(payload(1012, [0xff, 0xff]), "decode 65535", /descriptors exceed/);
   // A count that promises more descriptors than are present.
   assertDecodeError(payload(1011, [0, 2], filled(32, 1), address("h", 1)), "short list");
+});
+
+Deno.test("proven marks: hand-written bytes, sent only when marked, and every malformed case", () => {
+  const two = [descriptor(1, "a.b"), { ...descriptor(2, "c.d"), proven: true }];
+  const body = [
+    ...filled(32, 1),
+    ...address("a.b", 6001),
+    ...filled(32, 2),
+    ...address("c.d", 6002),
+  ];
+  // Descriptor 1 (the second) proven: bit 1 of the one marks byte.
+  const marked = payload(1011, [0, 2], body, [0b10]);
+  assert.deepEqual(
+    encodePeerMessage({ type: PeerMessageType.Peers, peers: two, marked: true }),
+    marked,
+  );
+  assert.deepEqual(decodePeerMessage(marked), {
+    type: PeerMessageType.Peers,
+    marked: true,
+    peers: [descriptor(1, "a.b"), { ...descriptor(2, "c.d"), proven: true }],
+  });
+  // Unmarked: the marks are not sent, whatever the descriptors say.
+  const unmarked = payload(1011, [0, 2], body);
+  assert.deepEqual(encodePeerMessage({ type: PeerMessageType.Peers, peers: two }), unmarked);
+  assert.deepEqual(decodePeerMessage(unmarked), {
+    type: PeerMessageType.Peers,
+    peers: [descriptor(1, "a.b"), descriptor(2, "c.d")],
+  });
+  // Nine descriptors take two bytes; descriptor 8 is bit 0 of the second.
+  const nine = Array.from(
+    { length: 9 },
+    (_, i) => ({ ...descriptor(i), proven: i === 0 || i === 8 }),
+  );
+  const push: PeerMessage = { type: PeerMessageType.Push, peers: nine, marked: true };
+  const encoded = encodePeerMessage(push);
+  assert.deepEqual([...encoded.subarray(encoded.length - 2)], [0b1, 0b1]);
+  const decoded = decodePeerMessage(encoded);
+  assert.ok(decoded.type === PeerMessageType.Push && decoded.marked);
+  assert.deepEqual(decoded.peers.map((p) => p.proven === true), nine.map((p) => p.proven));
+  // Malformed: a mark beyond the last descriptor, too many or too few mark
+  // bytes, marks after no descriptor at all.
+  assertDecodeError(payload(1011, [0, 2], body, [0b100]), "mark of a third", /beyond the last/);
+  assertDecodeError(payload(1011, [0, 2], body, [0b10, 0]), "two mark bytes", /trailing/);
+  const nineBody = nine.map((p) => [...p.identity, ...address(p.address.hostname, p.address.port)]);
+  assertDecodeError(payload(1012, [0, 9], ...nineBody, [1]), "one byte for nine", /truncated/);
+  assertDecodeError(payload(1012, [0, 9], ...nineBody, [1, 2]), "mark of a tenth", /beyond/);
+  assertDecodeError(payload(1012, [0, 0], [0]), "marks of nothing", /trailing/);
 });
 
 Deno.test("descriptor identities must be 32 bytes", () => {
@@ -576,7 +628,12 @@ Deno.test("truncating every other fixed-layout message throws DecodeError", () =
   for (const message of ALL_MESSAGES) {
     if (message.type === PeerMessageType.Item) continue;
     const bytes = encodePeerMessage(message);
+    // Without its proven marks a marked message is a valid unmarked one.
+    const unmarkedLength = "marked" in message && message.marked
+      ? bytes.length - Math.ceil(message.peers.length / 8)
+      : -1;
     for (let length = 0; length < bytes.length; length++) {
+      if (length === unmarkedLength) continue;
       assertDecodeError(bytes.subarray(0, length), `${message.type} truncated to ${length}`);
     }
   }
@@ -599,7 +656,10 @@ Deno.test("trailing bytes after a complete message throw DecodeError", () => {
   for (const message of ALL_MESSAGES) {
     if (message.type === PeerMessageType.Item) continue; // its data runs to the end
     const bytes = encodePeerMessage(message);
-    for (const extra of [[0], [1, 2, 3]]) {
+    // One byte after up to 8 descriptors is their proven marks (tested below).
+    const marks = "peers" in message && !message.marked && message.peers.length > 0 &&
+      message.peers.length <= 8;
+    for (const extra of marks ? [[1, 2, 3]] : [[0], [1, 2, 3]]) {
       const longer = new Uint8Array([...bytes, ...extra]);
       assertDecodeError(longer, `${message.type} + ${extra.length}`, /trailing/);
     }

@@ -88,6 +88,13 @@ export const HelloFlags = {
    * a short delivery session instead of referring it at once.
    */
   Deliver: 2,
+  /**
+   * The sender reads the proven marks that may follow the descriptors of
+   * PEERS and PUSH ({@link DescriptorsMessage.marked}); set by both sides.
+   * A node sends marks only to a peer whose HELLO set this bit, so nodes
+   * without it (which reject bytes after the descriptors) never see them.
+   */
+  Marks: 4,
 } as const;
 
 /** Why a peer says goodbye. */
@@ -120,6 +127,11 @@ export interface PeerDescriptor {
   readonly identity: Uint8Array;
   /** The peer's P2P listening address. */
   readonly address: SocketAddress;
+  /**
+   * The sender marks it proven: it brought the sender items first. Encoded
+   * only in a {@link DescriptorsMessage.marked} message.
+   */
+  readonly proven?: boolean;
 }
 
 /**
@@ -189,6 +201,13 @@ export interface DescriptorsMessage {
   readonly type: typeof PeerMessageType.Peers | typeof PeerMessageType.Push;
   /** The descriptors. */
   readonly peers: readonly PeerDescriptor[];
+  /**
+   * The descriptors are followed by their proven marks: one bit per
+   * descriptor, descriptor i in bit i % 8 of byte i / 8, unused bits 0
+   * ({@link PeerDescriptor.proven}). Sent only to peers whose HELLO set
+   * {@link HelloFlags.Marks}.
+   */
+  readonly marked?: boolean;
 }
 
 /** The sender is closing the connection. */
@@ -245,6 +264,15 @@ export type PeerMessage =
   | ItemIdsMessage;
 
 const HOST_CHARS = /^[A-Za-z0-9.:-]+$/;
+
+/** The proven marks of `peers`: bit i % 8 of byte i / 8 set when peer i is proven. */
+function provenMarks(peers: readonly PeerDescriptor[]): Uint8Array {
+  const marks = new Uint8Array(Math.ceil(peers.length / 8));
+  peers.forEach((peer, i) => {
+    if (peer.proven) marks[i >> 3] |= 1 << (i & 7);
+  });
+  return marks;
+}
 
 function writeAddress(writer: ByteWriter, address: SocketAddress): void {
   const host = new TextEncoder().encode(address.hostname);
@@ -337,6 +365,7 @@ export function encodePeerMessage(message: PeerMessage): Uint8Array {
         writer.bytes(peer.identity);
         writeAddress(writer, peer.address);
       }
+      if (message.marked) writer.bytes(provenMarks(message.peers));
       break;
     case PeerMessageType.Goodbye:
       checkInt(message.reason, 0xff, "reason");
@@ -450,8 +479,24 @@ export function decodePeerMessage(payload: Uint8Array): PeerMessage {
         const identity = reader.bytesOf(IDENTITY_BYTES, "identity");
         peers.push({ identity, address: readAddress(reader) });
       }
-      reader.end("descriptors");
-      return { type, peers };
+      // Proven marks follow when the sender knows this node reads them.
+      const markBytes = Math.ceil(count / 8);
+      if (reader.remaining === 0 || markBytes === 0) {
+        reader.end("descriptors");
+        return { type, peers };
+      }
+      const marks = reader.bytesOf(markBytes, "proven marks");
+      reader.end("proven marks");
+      if (count % 8 !== 0 && marks[markBytes - 1] >> (count % 8) !== 0) {
+        throw new DecodeError("proven mark set beyond the last descriptor");
+      }
+      return {
+        type,
+        marked: true,
+        peers: peers.map((peer, i) =>
+          (marks[i >> 3] >> (i & 7)) & 1 ? { ...peer, proven: true } : peer
+        ),
+      };
     }
     case PeerMessageType.Goodbye: {
       const reason = reader.u8("reason");

@@ -734,6 +734,7 @@ export class ConnectionManager {
     this.actions.send(peer, {
       type: PeerMessageType.Peers,
       peers: this.descriptors(this.membership.sample(max, now, peer)),
+      marked: true,
     });
   }
 
@@ -770,7 +771,11 @@ export class ConnectionManager {
     }
     const session = this.sessions.get(peer);
     this.learnedThisRound += this.membership.learn(
-      descriptors.map((d) => ({ identity: identityHex(d.identity), address: d.address })),
+      descriptors.map((d) => ({
+        identity: identityHex(d.identity),
+        address: d.address,
+        ...(d.proven ? { proven: true } : {}),
+      })),
       now,
       session?.direction === "outbound" ? "outbound" : "inbound",
       peer,
@@ -825,6 +830,7 @@ export class ConnectionManager {
       this.actions.send(partner.identity, {
         type: PeerMessageType.Push,
         peers: this.descriptors(offer),
+        marked: true,
       });
     }
     // Verify one inbound peer's address per round with a probe handshake.
@@ -989,7 +995,7 @@ export class ConnectionManager {
   private referAndClose(victim: PeerKey, now: number, reason: string): void {
     const referral = this.descriptors(this.membership.sample(EXCHANGE_SIZE, now, victim));
     this.forget(victim, now, reason);
-    this.actions.send(victim, { type: PeerMessageType.Push, peers: referral });
+    this.actions.send(victim, { type: PeerMessageType.Push, peers: referral, marked: true });
     this.actions.close(victim, reason, GoodbyeReason.Full);
   }
 
@@ -1085,6 +1091,7 @@ export class ConnectionManager {
     return peers.slice(0, MAX_DESCRIPTORS).map((p) => ({
       identity: hexToBytes(p.identity),
       address: p.address,
+      ...(p.proven ? { proven: true } : {}),
     }));
   }
 }

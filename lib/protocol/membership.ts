@@ -118,6 +118,14 @@ export interface KnownPeer {
    */
   vouchedBy?: string;
   /**
+   * The proven peer that named it marked it proven too (it had brought that
+   * peer items first): dialled with this node's own proven peers, while the
+   * peer that vouched for it is not distrusted. A proven peer's proven peers
+   * relay; its other recommendations are attackers as often as its views
+   * hold them (docs/SIMULATION.md, "Round of proven marks").
+   */
+  provenTip?: boolean;
+  /**
    * When this node first proved that `identity` listens at `address` (by
    * dialling it); undefined while the address is only claimed.
    */
@@ -166,6 +174,11 @@ export interface AddressedPeer {
   readonly identity: string;
   /** Listening address. */
   readonly address: SocketAddress;
+  /**
+   * Proven to the node that lists it (it brought that node items first):
+   * set by {@link Membership.sample}, and on descriptors a peer marked.
+   */
+  readonly proven?: boolean;
 }
 
 /** A verified peer saved across restarts. */
@@ -491,7 +504,7 @@ export class Membership {
       // An anchor first, even at a configured bootstrapper's address.
       if (peer.anchor) anchors.push(peer);
       else if (peer.bootstrap) bootstrappers.push(peer);
-      else if (this.isProven(peer)) proven.push(peer);
+      else if (this.isProven(peer) || (peer.provenTip && this.isVouched(peer))) proven.push(peer);
       else if (this.isVouched(peer)) vouched.push(peer);
       // Withholders: last, with the tips of distrusted peers and of withholders.
       else if (this.isWithholder(peer.identity)) {
@@ -753,6 +766,8 @@ export class Membership {
         if (known?.identity === peer.identity) {
           if (fromBootstrapper) known.bootstrapTip = true;
           known.vouchedBy = vouchedBy ?? known.vouchedBy;
+          // A proven peer's word that it is proven too.
+          if (vouchedBy !== undefined && peer.proven === true) known.provenTip = true;
         }
       }
     }
@@ -855,8 +870,9 @@ export class Membership {
       else (this.merit(peer.identity) > 0 ? proven : established).push(entry);
     }
     // Up to half established peers that are proven (they brought this node
-    // items first); not all, so that recommendations do not all name the same
-    // few fast nodes.
+    // items first), marked so (a proven peer's mark is heard); not all, so
+    // that recommendations do not all name the same few fast nodes.
+    for (let i = 0; i < proven.length; i++) proven[i] = { ...proven[i], proven: true };
     const first = sample(proven, Math.ceil(count / 2), this.random);
     established.push(...proven.filter((p) => !first.includes(p)));
     const chosen = first.concat(sample(established, count - first.length, this.random));

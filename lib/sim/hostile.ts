@@ -156,7 +156,12 @@ export class Adversary {
       claimsDelivery: () => this.active && this.behaviour.claimDelivery === true,
     });
     this.nodes.push(node);
-    this.descriptors.push({ identity: hexToBytes(node.identity), address: node.address });
+    // Marked proven: the worst case (a proven attacker's marks are heard).
+    this.descriptors.push({
+      identity: hexToBytes(node.identity),
+      address: node.address,
+      proven: true,
+    });
     return node;
   }
 
@@ -199,7 +204,7 @@ export class Adversary {
     ) {
       this.stats.descriptorsPoisoned++;
       const count = Math.max(message.peers.length, 8);
-      return { type: message.type, peers: this.attackerDescriptors(count, to) };
+      return { type: message.type, peers: this.attackerDescriptors(count, to), marked: true };
     }
     return message;
   }

@@ -524,6 +524,7 @@ export class SimNetwork {
             this.carry(target, from, session, {
               type: PeerMessageType.Peers,
               peers: decision.referral,
+              marked: true,
             });
           }
           this.scheduleClose(target, from, session, decision.goodbye);

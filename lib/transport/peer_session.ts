@@ -108,6 +108,12 @@ export interface PeerSessionOptions {
    * banned identity, or one handshaking too often).
    */
   readonly admitIdentity?: (identityHex: string, ip: string) => boolean;
+  /**
+   * Whether this node's HELLO sets `marks` (it reads proven marks after the
+   * descriptors of PEERS and PUSH; default true). False only to act as a
+   * node without them (tests of compatibility).
+   */
+  readonly readsMarks?: boolean;
 }
 
 /** Receives an established session's messages. */
@@ -206,6 +212,12 @@ export class PeerSession {
    * session, this node did.
    */
   wantsDelivery: boolean;
+  /**
+   * The peer's HELLO set `marks` (see `HelloFlags.Marks`): PEERS and PUSH
+   * sent to it keep their proven marks; to a peer without it they go
+   * unmarked, as it would reject the extra bytes.
+   */
+  readsMarks = false;
   /** Messages refused by {@link send} because the send queue was full. */
   refusedMessages = 0;
 
@@ -285,7 +297,7 @@ export class PeerSession {
       type: PeerMessageType.Hello,
       version: PEER_PROTOCOL_VERSION,
       puzzleBits,
-      flags,
+      flags: options.readsMarks === false ? flags : flags | HelloFlags.Marks,
       ephemeralKey: this.ephemeral.publicKey,
       nonce: new Uint8Array(randomBytes(32)),
       powEpoch: proof.epoch,
@@ -405,7 +417,10 @@ export class PeerSession {
    */
   send(message: PeerMessage): boolean {
     if (this.state !== "open" || this.connection.isClosed) return false;
-    return this.enqueue(encodePeerMessage(message), false);
+    const readable = "marked" in message && message.marked && !this.readsMarks
+      ? { ...message, marked: false }
+      : message;
+    return this.enqueue(encodePeerMessage(readable), false);
   }
 
   /**
@@ -554,6 +569,7 @@ export class PeerSession {
       this.isProbe = (message.flags & HelloFlags.Probe) !== 0;
       this.wantsDelivery = (message.flags & HelloFlags.Deliver) !== 0;
     }
+    this.readsMarks = (message.flags & HelloFlags.Marks) !== 0;
     // Keep private copies: the frame is a view of the connection's read buffer.
     this.peerHello = {
       ...message,

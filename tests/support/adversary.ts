@@ -325,6 +325,11 @@ export interface AdversaryOptions {
   readonly handshakeTimeoutMs?: number;
   /** HELLO's flags byte (default 0; 2 asks a full victim for a delivery session). */
   readonly helloFlags?: number;
+  /**
+   * Whether its HELLO says it reads proven marks (default true, as every node
+   * of this version; false acts as a node without them).
+   */
+  readonly readsMarks?: boolean;
 }
 
 /**
@@ -346,6 +351,7 @@ function sessionOptions(options: AdversaryOptions) {
     maxQueuedBytes: 256 * 1024 * 1024,
     minPeerKeyBits: TEST_KEY_BITS,
     log: silentLogger,
+    readsMarks: options.readsMarks,
   };
 }
 
