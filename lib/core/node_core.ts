@@ -646,14 +646,19 @@ export class NodeCore {
     // peer is saved as an anchor, attackers among them, and a node that
     // crashed before the next save dialled those first after its restart
     // (docs/SIMULATION.md, "Round of the first proven peer").
+    if (this.options.config.persist) this.persistIfDue(now);
+  }
+
+  /** Saves the persistent state when due (see {@link maintain}). */
+  private persistIfDue(now: number): void {
+    const intervalDue = now - this.lastPersist >= this.tuning.persistIntervalMs;
+    // The scan for a proven peer only while the last save had none.
+    if (!intervalDue && this.savedWithProvenPeer) return;
     const proven = this.connections.hasProvenPeer;
-    const due = now - this.lastPersist >= this.tuning.persistIntervalMs ||
-      (proven && !this.savedWithProvenPeer);
-    if (this.options.config.persist && due) {
-      this.lastPersist = now;
-      this.savedWithProvenPeer = proven;
-      this.actions.persist(this.persistentState());
-    }
+    if (!intervalDue && !proven) return;
+    this.lastPersist = now;
+    this.savedWithProvenPeer = proven;
+    this.actions.persist(this.persistentState());
   }
 
   /** Sends `peer` a PING whose PONG measures the round trip. */

@@ -857,7 +857,8 @@ export class Membership {
       const entry = { identity: peer.identity, address: peer.address };
       if (peer.verifiedAt === undefined) claimed.push(entry);
       else if (peer.verifiedAt > cutoff) recent.push(entry);
-      else (this.merit(peer.identity) > 0 ? proven : established).push(entry);
+      else if (this.merit(peer.identity) > 0) proven.push({ ...entry, proven: true });
+      else established.push(entry);
     }
     for (const peer of this.passive.values()) {
       // A connected bootstrapper is listed once, as active.
@@ -867,12 +868,12 @@ export class Membership {
       ) continue;
       const entry = { identity: peer.identity, address: peer.address };
       if (peer.verifiedAt > cutoff) recent.push(entry);
-      else (this.merit(peer.identity) > 0 ? proven : established).push(entry);
+      else if (this.merit(peer.identity) > 0) proven.push({ ...entry, proven: true });
+      else established.push(entry);
     }
     // Up to half established peers that are proven (they brought this node
-    // items first), marked so (a proven peer's mark is heard); not all, so
-    // that recommendations do not all name the same few fast nodes.
-    for (let i = 0; i < proven.length; i++) proven[i] = { ...proven[i], proven: true };
+    // items first, and are marked so: a proven peer's mark is heard); not
+    // all, so that recommendations do not all name the same few fast nodes.
     const first = sample(proven, Math.ceil(count / 2), this.random);
     established.push(...proven.filter((p) => !first.includes(p)));
     const chosen = first.concat(sample(established, count - first.length, this.random));
