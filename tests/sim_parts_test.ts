@@ -101,6 +101,15 @@ Deno.test("wire sizes equal the encoded sizes plus frame and tag", () => {
       ],
     },
     { type: PeerMessageType.Push, peers: [] },
+    {
+      type: PeerMessageType.Push,
+      marked: true,
+      peers: Array.from({ length: 9 }, (_, i) => ({
+        identity,
+        address: { hostname: `10.1.2.${i + 1}`, port: 6001 },
+        proven: i % 2 === 0,
+      })),
+    },
     { type: PeerMessageType.Goodbye, reason: 2 },
     { type: PeerMessageType.Delivery },
     {

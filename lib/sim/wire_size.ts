@@ -31,7 +31,8 @@ export function encodedPeerMessageBytes(message: PeerMessage): number {
     case PeerMessageType.Push: {
       let bytes = 2 + 2;
       for (const peer of message.peers) bytes += 32 + addressBytes(peer.address.hostname);
-      return bytes;
+      // Proven marks: one bit per descriptor.
+      return message.marked ? bytes + Math.ceil(message.peers.length / 8) : bytes;
     }
     case PeerMessageType.Goodbye:
       return 2 + 1;
