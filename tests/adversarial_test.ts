@@ -1722,6 +1722,122 @@ Deno.test("a full node refers a newcomer rather than evict a session in its firs
   }
 });
 
+Deno.test("a full node evicts a silent inbound session before a younger one that relays items", async () => {
+  // degree 2: four inbound slots; the one up longest (A) and the best scored
+  // (C, which brings an item first) are protected. B relays the same item
+  // after C: not first, no score, but a relay. D relays nothing. Without the
+  // rule the youngest past its grace goes, B; with it, the silent D.
+  const graceMs = 500;
+  const victim = await startMember(undefined, {
+    config: { degree: 2, powDifficulty: 4 },
+    node: { tuning: { evictionGraceMs: graceMs } },
+  });
+  const peers: AdversaryPeer[] = [];
+  const count = () => victim.node.stats().peers.length;
+  const arrive = async (expected: number, label: string) => {
+    const peer = await connectAdversary(victim.node.p2pAddress.port);
+    peers.push(peer);
+    await waitUntil(() => count() === expected, 3000, label);
+    return peer;
+  };
+  try {
+    const oldest = await arrive(1, "A in");
+    const first = await arrive(2, "C in");
+    const silent = await arrive(3, "D in");
+    const relay = await arrive(4, "B in");
+    const item = contentItem({ dataType: CLUSTER_TYPE, data: encoder.encode("relayed"), ttl: 1 });
+    first.send(item);
+    await waitForDelivery([victim], "relayed");
+    relay.send(item);
+    await relay.roundTrip(0x7e1an);
+    const scores = victim.node.stats().peers.map((p) => p.score);
+    assert.equal(scores.filter((score) => score > 0).length, 1, "only C is credited");
+    await waitUntil(
+      () => victim.node.stats().peers.every((p) => (p.ageMs ?? 0) >= graceMs),
+      graceMs + 3000,
+      "every session past its grace",
+    );
+    const newcomer = await connectAdversary(victim.node.p2pAddress.port);
+    peers.push(newcomer);
+    assert.ok(await silent.waitClosed(3000), "the silent session is evicted");
+    assert.equal(silent.session.goodbyeReason, GoodbyeReason.Full);
+    await waitUntil(() => count() === 4, 3000, "newcomer in");
+    assert.equal(relay.isClosed, false, "the younger session that relayed stays");
+    assert.equal(oldest.isClosed, false);
+    assert.equal(first.isClosed, false);
+    assert.equal(newcomer.isClosed, false);
+    console.log(
+      `[relay] slots full: evicted the silent session, kept the relay ` +
+        `(evicted ${victim.node.stats().connections.evicted})`,
+    );
+    assert.equal(victim.node.stats().connections.evicted, 1);
+  } finally {
+    await Promise.all(peers.map((p) => p.close()));
+    await stopMembers([victim]);
+  }
+});
+
+Deno.test("a full node lets back in a peer that brought it items first, past sessions in their grace", async () => {
+  // degree 1: two inbound slots, the one up longest protected, the other in
+  // its grace (60 s here). P brings an item first and leaves (a restart);
+  // when it dials again, the node is full of sessions that proved nothing.
+  // An unproven newcomer is referred; P, whose score outlived its session,
+  // displaces the session in its grace. Without the rule P is referred too.
+  const victim = await startMember(undefined, {
+    config: { degree: 1, powDifficulty: 4 },
+    node: { tuning: { evictionGraceMs: 60_000 } },
+  });
+  const hostKey = await testHostKey();
+  const [listenPort] = unusedPorts(1);
+  const port = victim.node.p2pAddress.port;
+  const provenId = identityHex(hostKey.identity);
+  const connectProven = async () => {
+    const connected = await AdversaryPeer.connect(port, { hostKey, powDifficulty: 4, listenPort });
+    assert.ok(connected.peer, `P's handshake: ${connected.error}`);
+    return connected.peer;
+  };
+  const peers: AdversaryPeer[] = [];
+  const identities = () => victim.node.stats().peers.map((p) => p.identity);
+  try {
+    const proven = await connectProven();
+    peers.push(proven);
+    await waitUntil(() => identities().includes(provenId), 3000, "P in");
+    proven.send(contentItem({ dataType: CLUSTER_TYPE, data: encoder.encode("first"), ttl: 1 }));
+    await waitForDelivery([victim], "first");
+    await waitUntil(
+      () => (victim.node.stats().peers.find((p) => p.identity === provenId)?.score ?? 0) > 0,
+      3000,
+      "P credited",
+    );
+    await proven.close();
+    await waitUntil(() => identities().length === 0, 3000, "P gone");
+    for (let n = 1; n <= 2; n++) {
+      peers.push(await connectAdversary(port));
+      await waitUntil(() => identities().length === n, 3000, `session ${n}`);
+    }
+    const [oldest, young] = peers.slice(1);
+    const unproven = await connectAdversary(port);
+    peers.push(unproven);
+    assert.ok(await unproven.waitClosed(3000), "an unproven newcomer is referred");
+    assert.equal(unproven.session.goodbyeReason, GoodbyeReason.Full);
+    const back = await connectProven();
+    peers.push(back);
+    assert.ok(await young.waitClosed(3000), "the session in its grace makes room for P");
+    assert.equal(young.session.goodbyeReason, GoodbyeReason.Full);
+    await waitUntil(() => identities().includes(provenId), 3000, "P back in");
+    assert.equal(back.isClosed, false);
+    assert.equal(oldest.isClosed, false, "the session up longest stays");
+    const { evicted, referred } = victim.node.stats().connections;
+    console.log(
+      `[returning] unproven newcomer referred (${referred}); P let back in (evicted ${evicted})`,
+    );
+    assert.equal(evicted, 1);
+  } finally {
+    await Promise.all(peers.map((p) => p.close()));
+    await stopMembers([victim]);
+  }
+});
+
 Deno.test("a peer that goes silent is dropped after the idle timeout", async () => {
   const victim = await startTestNode({ config: { powDifficulty: 8, peerIdleTimeoutMs: 1000 } });
   const key = await testHostKey();

@@ -185,6 +185,53 @@ Deno.test("a full node refers a newcomer rather than evict a session younger tha
   assert.ok(connections.isConnected(id(8)) && connections.isConnected(id(9)));
 });
 
+Deno.test("a full node evicts a silent inbound session before one that relayed items within a minute", () => {
+  // degree 3: six inbound slots; the two up longest (1, 2) are protected.
+  // Without the rule the youngest past its grace goes first: 6, then 5.
+  const { connections, closed, open } = manager(new Map());
+  for (let n = 1; n <= 6; n++) assert.equal(open(n, "inbound", n * 1_000).accept, true);
+  connections.noteRelay(id(6), 15_000);
+  connections.noteRelay(id(5), 15_000);
+  connections.noteRelay(id(42), 15_000); // not connected: ignored
+  assert.equal(open(7, "inbound", 20_000).accept, true);
+  assert.deepEqual(closed, [id(4)], "the youngest silent session, not 6");
+  // 7 is in its grace: of 3, 5 and 6 the silent one goes.
+  assert.equal(open(8, "inbound", 24_000).accept, true);
+  assert.deepEqual(closed, [id(4), id(3)]);
+  // Only relaying sessions are left past their grace: the youngest of them.
+  assert.equal(open(9, "inbound", 24_500).accept, true);
+  assert.deepEqual(closed, [id(4), id(3), id(6)]);
+  // A minute after its last relay, 5 is silent again: it goes before 7 and 8.
+  connections.noteRelay(id(7), 70_000);
+  connections.noteRelay(id(8), 70_000);
+  connections.noteRelay(id(9), 70_000);
+  assert.equal(open(10, "inbound", 75_000).accept, true);
+  assert.deepEqual(closed, [id(4), id(3), id(6), id(5)]);
+  assert.equal(connections.stats.evicted, 4);
+});
+
+Deno.test("a newcomer that brought items first before is let in past sessions in their grace that proved nothing", () => {
+  // degree 3: six inbound slots; 1 and 2 up longest, 3-6 in their grace.
+  const scores = new Map([[id(8), 1.5]]);
+  const { connections, closed, goodbyes, open } = manager(scores);
+  for (const n of [1, 2]) open(n, "inbound", 0);
+  for (const n of [3, 4, 5, 6]) open(n, "inbound", 10_000 + (n - 3) * 500);
+  const unproven = open(7, "inbound", 12_000);
+  assert.equal(unproven.accept, false, "an unproven newcomer is referred, as before");
+  assert.deepEqual(closed, []);
+  // 8's score outlived its last session: it displaces the youngest in grace.
+  assert.equal(open(8, "inbound", 12_000).accept, true);
+  assert.deepEqual(closed, [id(6)]);
+  assert.deepEqual(goodbyes, [GoodbyeReason.Full]);
+  // A session in its grace that brought items first is not displaced: here
+  // 5 has proven itself, and only 3 and 4 (and 8, proven) are left to choose from.
+  scores.set(id(5), 1);
+  scores.set(id(9), 1);
+  assert.equal(open(9, "inbound", 12_100).accept, true);
+  assert.deepEqual(closed, [id(6), id(4)]);
+  assert.equal(connections.stats.evicted, 2);
+});
+
 Deno.test("a full node hears out newcomers that come to deliver, outside its views, displacing idle ones", () => {
   // degree 3: six inbound slots, and as many delivery sessions beyond them.
   const scores = new Map<string, number>();

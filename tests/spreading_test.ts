@@ -33,6 +33,7 @@ class FakeActions implements SpreadingActions {
   readonly calls: Call[] = [];
   readonly penalties: string[] = [];
   readonly credits: PeerKey[] = [];
+  readonly relays: PeerKey[] = [];
   readonly served: { peer: PeerKey; bytes: number }[] = [];
   connected: PeerKey[];
   readonly distrusted = new Set<PeerKey>();
@@ -106,6 +107,10 @@ class FakeActions implements SpreadingActions {
 
   credit(peer: PeerKey): void {
     this.credits.push(peer);
+  }
+
+  relayed(peer: PeerKey): void {
+    this.relays.push(peer);
   }
 
   /** Peers that got `kind` (for `id`), in call order. */
@@ -290,6 +295,25 @@ Deno.test("an item whose ID does not match its content is penalised and not reme
   engine.close();
 });
 
+Deno.test("a copy of a stored item with its content is reported as a relay, the first copy is not", () => {
+  // The connection manager spares inbound sessions that relay from eviction;
+  // the first copy is reported by the credit that follows its validation.
+  const { engine, actions } = setup();
+  const x = item(1);
+  engine.receiveItem("a", x, 1);
+  assert.deepEqual(actions.relays, [], "the first copy waits for its verdict (credit)");
+  engine.receiveItem("b", x, 2);
+  engine.receiveItem("b", x, 3);
+  engine.validated(x.id, "valid");
+  engine.receiveItem("c", x, 1);
+  assert.deepEqual(actions.relays, ["b", "b", "c"]);
+  assert.deepEqual(actions.credits, ["a"]);
+  // An item this node never stored (an unknown ID is new, not a relay).
+  engine.receiveItem("d", item(2), 1);
+  assert.deepEqual(actions.relays, ["b", "b", "c"]);
+  engine.close();
+});
+
 Deno.test("a forged copy of a stored item is penalised and its sender is no holder", () => {
   const { engine, actions, clock, store } = setup({ pullTimeoutMs: 500 });
   const x = item(1);
@@ -302,6 +326,7 @@ Deno.test("a forged copy of a stored item is penalised and its sender is no hold
   assert.deepEqual(actions.penalties, Array(3).fill("b:item-id-mismatch"));
   assert.equal(engine.stats.mismatched, 3);
   assert.equal(engine.stats.duplicates, 0);
+  assert.deepEqual(actions.relays, [], "a forged copy is no relay");
   assert.equal(store.get(x.id)?.hops, 1, "a forged copy does not shorten the path");
   assert.deepEqual(store.get(x.id)?.holders, ["a"]);
   // Dropped unjudged: b is not asked for it (it never sent the real item).
@@ -1577,6 +1602,7 @@ Deno.test("property: only valid items are sent, IHAVEs only for forwardable item
             }
           },
           credit: () => {},
+          relayed: () => {},
         },
       );
       for (const step of ops) {

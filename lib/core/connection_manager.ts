@@ -97,6 +97,9 @@ const MAX_PUSHES_PER_ROUND = 2;
 const PROBE_RETRY_MS = 10 * 60_000;
 /** Default least interval between two reinforcements ({@link ConnectionManager.reinforce}). */
 const REINFORCE_INTERVAL_MS = 10_000;
+/** Default time a relayed item spares an inbound session from eviction. */
+const RELAY_MEMORY_MS = 60_000;
+
 /** Default age before an inbound session may be evicted for a newcomer. */
 const EVICTION_GRACE_MS = 5_000;
 /** Default length of a delivery session ({@link ConnectionManager.sessionOpened}). */
@@ -203,6 +206,11 @@ export interface ConnectionManagerOptions {
   readonly rotationIntervalMs: number;
   /** An inbound session this young is not evicted for a newcomer (default 5 s). */
   readonly evictionGraceMs?: number;
+  /**
+   * An inbound session that sent a valid item (first or not) within this long
+   * is evicted only when no silent one is left (default 60 s; {@link ConnectionManager.noteRelay}).
+   */
+  readonly relayMemoryMs?: number;
   /** Length of a delivery session (default 5 s; {@link ConnectionManager.sessionOpened}). */
   readonly deliverySessionMs?: number;
   /** A delivery session that brought no item first by then is ended (default 2 s). */
@@ -296,6 +304,8 @@ export class ConnectionManager {
   private nextRotation: number;
   /** A peer was dropped as distrusted: re-anchor through a bootstrapper. */
   private anchorDue = false;
+  /** When each connected peer last sent a valid item ({@link noteRelay}). */
+  private readonly lastRelayAt = new Map<PeerKey, number>();
   /**
    * A proven peer dialled beyond `degree` to take a slot back (see
    * {@link round}): its address while the dial is in flight, and its
@@ -390,6 +400,15 @@ export class ConnectionManager {
     return dialed !== undefined && this.extraPaths.has(dialed);
   }
 
+  /**
+   * `peer` sent a valid item (the first copy, or a copy of one this node
+   * holds, with its content): its inbound session relays, and is evicted for
+   * a newcomer only after the silent ones ({@link ConnectionManager.sessionOpened}).
+   */
+  noteRelay(peer: PeerKey, now: number): void {
+    if (this.sessions.has(peer)) this.lastRelayAt.set(peer, now);
+  }
+
   /** Sizes of the per-peer tables, for the status endpoint. */
   get sizes(): Record<string, number> {
     return {
@@ -444,7 +463,7 @@ export class ConnectionManager {
       // (or, when it comes to deliver a local item, hear it out first).
       const limit = Math.min(this.maxPeerConnections, 2 * this.options.degree);
       if (this.membership.inboundCount >= limit) {
-        const victim = this.evictionCandidate(now);
+        const victim = this.evictionCandidate(now, this.actions.score(peer) > 0);
         if (victim !== undefined) {
           this.stats.evicted++;
           this.referAndClose(victim, now, "evicted for a newcomer");
@@ -1003,6 +1022,7 @@ export class ConnectionManager {
     const session = this.sessions.get(peer);
     if (!session) return;
     this.sessions.delete(peer);
+    this.lastRelayAt.delete(peer);
     this.pullsOutstanding.delete(peer);
     this.pushedThisRound.delete(peer);
     this.membership.disconnected(peer, now);
@@ -1022,11 +1042,16 @@ export class ConnectionManager {
    * The inbound session to end for a newcomer when the inbound slots are full
    * (after Bitcoin Core's eviction): the quarter of them up longest and the
    * quarter with the best scores are protected, and so is every session
-   * younger than `evictionGraceMs`; of the rest, the youngest session from
-   * the address range with the most of them goes. Undefined when every
-   * inbound session is protected.
+   * younger than `evictionGraceMs`; of the rest, the silent ones (no valid
+   * item within `relayMemoryMs`, {@link noteRelay}) go first, if any: the
+   * youngest session from the address range with the most of them. Undefined
+   * when every inbound session is protected. A `proven` newcomer (it brought
+   * this node items first, in an earlier session: scores outlive sessions)
+   * is not kept out by the grace of sessions that proved nothing: a peer
+   * that restarted and dials the nodes it relayed to found them full of
+   * sessions in their first seconds, attackers' among them.
    */
-  private evictionCandidate(now: number): PeerKey | undefined {
+  private evictionCandidate(now: number, proven = false): PeerKey | undefined {
     const inbound: { peer: PeerKey; since: number; score: number; range: string }[] = [];
     for (const [peer, session] of this.sessions) {
       if (session.direction !== "inbound" || session.delivery) continue;
@@ -1047,8 +1072,19 @@ export class ConnectionManager {
       protectedPeers.add(entry.peer);
     }
     const grace = this.options.evictionGraceMs ?? EVICTION_GRACE_MS;
-    const candidates = inbound.filter((e) => !protectedPeers.has(e.peer) && now - e.since >= grace);
-    if (candidates.length === 0) return undefined;
+    let unprotected = inbound.filter((e) => !protectedPeers.has(e.peer) && now - e.since >= grace);
+    if (unprotected.length === 0 && proven) {
+      unprotected = inbound.filter((e) => !protectedPeers.has(e.peer) && e.score <= 0);
+    }
+    if (unprotected.length === 0) return undefined;
+    // Sessions that relay items go after the silent ones: attackers that
+    // drop items hold slots only while no silent session is left.
+    const memory = this.options.relayMemoryMs ?? RELAY_MEMORY_MS;
+    const silent = unprotected.filter((e) => {
+      const relayed = this.lastRelayAt.get(e.peer);
+      return relayed === undefined || now - relayed >= memory;
+    });
+    const candidates = silent.length > 0 ? silent : unprotected;
     const perRange = new Map<string, number>();
     for (const entry of candidates) perRange.set(entry.range, (perRange.get(entry.range) ?? 0) + 1);
     const crowded = Math.max(...perRange.values());

@@ -320,7 +320,11 @@ export class NodeCore {
           this.actions.peerBacklog(peer) < this.tuning.maxPeerBacklogBytes &&
           this.guard.takeServe(peer, bytes, this.scheduler.now()),
         penalize: (peer, offence) => this.penalize(peer, offence),
-        credit: (peer) => this.guard.credit(peer, this.scheduler.now()),
+        credit: (peer) => {
+          this.guard.credit(peer, this.scheduler.now());
+          this.connections.noteRelay(peer, this.scheduler.now());
+        },
+        relayed: (peer) => this.connections.noteRelay(peer, this.scheduler.now()),
       },
     );
     this.local = new LocalDelivery(

@@ -98,6 +98,11 @@ export interface SpreadingActions {
   penalize(peer: PeerKey, offence: SpreadingOffence): void;
   /** `peer` was the first to bring a valid item. */
   credit(peer: PeerKey): void;
+  /**
+   * `peer` sent a copy of a stored item, with the stored content: it relays
+   * items, though it was not the first to bring this one.
+   */
+  relayed(peer: PeerKey): void;
 }
 
 /** Tuning of a {@link Spreading} engine. */
@@ -286,6 +291,7 @@ export class Spreading {
         return;
       }
       this.stats.duplicates++;
+      this.actions.relayed(from);
       addOnce(known.holders, from);
       if (hops < known.hops) this.improveHops(known, hops);
       return;
