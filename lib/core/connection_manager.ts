@@ -12,9 +12,14 @@
  *   a rush of newcomers (a cold boot, or nodes re-anchoring through a
  *   bootstrapper) each newcomer used to evict the one before it, so no
  *   session lived long enough to carry an item (docs/SIMULATION.md, "Round of
- *   fc4d3e4"). A newcomer that set HELLO's `deliver` flag (an origin whose
- *   peers have proven nothing, {@link ConnectionManager.reinforce}) is heard
- *   out in a delivery session beyond the slots instead: outside the views,
+ *   fc4d3e4"). Sessions that relayed an item within a minute go after the
+ *   silent ones (attackers that drop items hold slots only while no silent
+ *   session is left), and a newcomer that brought this node items first in
+ *   an earlier session (its score outlives the session) is not kept out by
+ *   the grace of sessions that proved nothing. A newcomer that set HELLO's
+ *   `deliver` flag (an origin whose peers have proven nothing,
+ *   {@link ConnectionManager.reinforce}) is heard out in a delivery session
+ *   beyond the slots instead: outside the views,
  *   nothing sent to it but the referral that ends it after
  *   `deliverySessionMs` (after 2 s if it brought no item first), at most as
  *   many as inbound slots, a newer claimant displacing the oldest that
