@@ -20,7 +20,7 @@ import {
   type PeerMessage,
   PeerMessageType,
 } from "../lib/codec/peer_messages.ts";
-import { formatSocketAddress } from "../lib/address.ts";
+import { formatSocketAddress, parseSocketAddress } from "../lib/address.ts";
 import { type HostKey, identityHex } from "../lib/hostkey.ts";
 import { hexToBytes } from "../lib/hex.ts";
 import type { GossipNode } from "../lib/node.ts";
@@ -2473,10 +2473,10 @@ Deno.test("a proven peer's proven marks lead the node to the peer it vouched for
   const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir, attackerPeers);
   const tips = [
     { identity: hexToBytes(r.identityHex), address: r.p2pAddress, proven: true },
-    ...attackerPeers.slice(0, 4).map((peer) => {
-      const [hostname, port] = peer.address.split(":");
-      return { identity: hexToBytes(peer.identity), address: { hostname, port: Number(port) } };
-    }),
+    ...attackerPeers.slice(0, 4).map((peer) => ({
+      identity: hexToBytes(peer.identity),
+      address: parseSocketAddress(peer.address, "attacker listener"),
+    })),
   ];
   const saved = JSON.parse(await Deno.readTextFile(peersFile)) as { peers: { anchor?: boolean }[] };
   saved.peers[0].anchor = true; // H, the adversary, first in the file

@@ -321,8 +321,9 @@ export class NodeCore {
           this.guard.takeServe(peer, bytes, this.scheduler.now()),
         penalize: (peer, offence) => this.penalize(peer, offence),
         credit: (peer) => {
-          this.guard.credit(peer, this.scheduler.now());
-          this.connections.noteRelay(peer, this.scheduler.now());
+          const now = this.scheduler.now();
+          this.guard.credit(peer, now);
+          this.connections.noteRelay(peer, now);
         },
         relayed: (peer) => this.connections.noteRelay(peer, this.scheduler.now()),
       },
