@@ -1309,6 +1309,7 @@ Deno.test("IWANT while validating is served once after the valid verdict", () =>
   assert.deepEqual(sends.slice(0, 2), ["b", "c"], "requesters first");
   assert.equal(sends.length, 3, "then one push (degree 1)");
   assert.ok(!["a", "b", "c"].includes(sends[2]), "the push skips peers now holding it");
+  assert.equal(engine.stats.wantsServed, 2, "both deferred answers are counted");
   engine.close();
 });
 

@@ -352,7 +352,10 @@ export class Spreading {
     if (stored.from !== undefined) this.actions.credit(stored.from);
     const requesters = stored.requesters;
     stored.requesters = undefined;
-    for (const peer of requesters ?? []) this.serve(stored, peer);
+    for (const peer of requesters ?? []) {
+      this.stats.wantsServed++;
+      this.serve(stored, peer);
+    }
     if (mayForward(stored.item.ttl, stored.hops)) this.push(stored, false);
   }
 
