@@ -10,7 +10,7 @@
  * ```
  *
  * Progress goes to stderr, a summary to stdout, and the full result to
- * `<out>/<scenario>-n<N>[-r<ratio>][-d<degree>]-s<seed>.json` with charts in the `.svg`
+ * `<out>/<scenario>-n<N>[-r<ratio>][-d<degree>][-b<K>][-q<MS>]-s<seed>.json` with charts in the `.svg`
  * beside it. Exit code 2 with one line for bad arguments.
  *
  * @module
@@ -22,6 +22,7 @@ import { stackCharts } from "../lib/sim/plot.ts";
 import { SIM_NODE_CONFIG } from "../lib/sim/network.ts";
 import {
   DEFAULT_BOOTSTRAPS_PER_NODE,
+  DEFAULT_STEADY_ITEMS_MS,
   runScenario,
   type ScenarioResult,
   SCENARIOS,
@@ -30,7 +31,7 @@ import {
 const USAGE = `deno task simulate --scenario NAME [options]
 
 Runs a scenario on simulated node cores over a WAN (docs/SIMULATION.md) and
-writes <out>/<scenario>-n<N>[-r<ratio>][-d<degree>][-b<K>]-s<seed>.json and .svg.
+writes <out>/<scenario>-n<N>[-r<ratio>][-d<degree>][-b<K>][-q<MS>]-s<seed>.json and .svg.
 
 Options:
   --scenario NAME   scenario to run (--list shows them)
@@ -46,6 +47,10 @@ Options:
                     each honest node joins through K distinct random earlier
                     nodes (default 2, as docs/DEPLOY.md advises; 1 is the harsher
                     setting of earlier runs; not in cold-boot, which has bootstrap nodes)
+  --steady-items MS the sieges (eclipse-one, eclipse-publishers) announce an item
+                    every MS ms from the end of the build until one window before
+                    the measured items (default ${DEFAULT_STEADY_ITEMS_MS}; 0: none, the quiet
+                    siege of earlier rounds)
   --trace-item TAG  trace the item with this tag (1 = the first announced; repeatable):
                     its origin's sessions, scores and dials from 0 to 15 s after
                     the announcement, printed and written to the JSON (itemTraces)
@@ -60,6 +65,14 @@ function positiveInt(value: string | undefined, name: string, fallback: number):
   if (value === undefined) return fallback;
   if (!/^[0-9]+$/.test(value) || Number(value) < 1) {
     throw new UsageError(`--${name} must be a positive integer, got "${value}"`);
+  }
+  return Number(value);
+}
+
+function nonNegativeInt(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^[0-9]+$/.test(value)) {
+    throw new UsageError(`--${name} must be a whole number (0 or more), got "${value}"`);
   }
   return Number(value);
 }
@@ -178,6 +191,7 @@ async function main(args: string[]): Promise<number> {
       "no-pow": { type: "boolean" },
       "trace-item": { type: "string", multiple: true },
       "bootstraps-per-node": { type: "string" },
+      "steady-items": { type: "string" },
       out: { type: "string" },
       quiet: { type: "boolean" },
       list: { type: "boolean" },
@@ -221,6 +235,11 @@ async function main(args: string[]): Promise<number> {
     "bootstraps-per-node",
     DEFAULT_BOOTSTRAPS_PER_NODE,
   );
+  const steadyItemsMs = nonNegativeInt(
+    values["steady-items"],
+    "steady-items",
+    DEFAULT_STEADY_ITEMS_MS,
+  );
   const out = values.out ?? "sim-results";
   const result = runScenario(name, {
     nodes,
@@ -231,6 +250,7 @@ async function main(args: string[]): Promise<number> {
     measurePow: !values["no-pow"],
     traceItems,
     bootstrapsPerNode,
+    steadyItemsMs,
     node: degree === SIM_NODE_CONFIG.degree ? undefined : { config: { degree } },
     progress: values.quiet ? undefined : (line) => console.error(line),
   });
@@ -239,7 +259,7 @@ async function main(args: string[]): Promise<number> {
     scenario.attack ? `-r${ratioLabel(ratio).replace(":", "to")}` : ""
   }${degree === SIM_NODE_CONFIG.degree ? "" : `-d${degree}`}${
     bootstrapsPerNode === DEFAULT_BOOTSTRAPS_PER_NODE ? "" : `-b${bootstrapsPerNode}`
-  }-s${seed}`;
+  }${steadyItemsMs === DEFAULT_STEADY_ITEMS_MS ? "" : `-q${steadyItemsMs}`}-s${seed}`;
   const { charts, ...figures } = result;
   await Deno.writeTextFile(`${base}.json`, JSON.stringify(figures, null, 2) + "\n");
   await Deno.writeTextFile(`${base}.svg`, stackCharts(charts));

@@ -98,3 +98,26 @@ Deno.test("simulation: every node's degree can be set (attackers' too), and it s
   );
   assert.ok(wide.eclipse.eclipsedByChance < standard.eclipse.eclipsedByChance);
 });
+
+Deno.test("simulation: a siege's steady stream runs from the build to one window before the measured items", () => {
+  const run = (steadyItemsMs: number) =>
+    runScenario("eclipse-one", {
+      nodes: 60,
+      seed: 5,
+      ratio: 1,
+      items: 3,
+      measurePow: false,
+      steadyItemsMs,
+    });
+  const steady = run(5_000);
+  // Settle 30 s, siege 60 s, restart 32 s, less the 20 s window: 102 s, an item every 5 s.
+  assert.equal(steady.parameters.steadyItems, 20);
+  const ratio = steady.parameters.steadyDelivery as number;
+  assert.ok(ratio > 0.9 && ratio <= 1, `steady delivery ${ratio}`);
+  assert.equal(steady.delivery.items, 3, "the stream is no measured phase");
+  const quiet = run(0);
+  assert.equal(quiet.parameters.steadyItems, undefined);
+  assert.equal(quiet.delivery.items, 3);
+  // The measured items start at the same time: the stream adds no phase time.
+  assert.equal(steady.items[0].announcedAt, quiet.items[0].announcedAt);
+});

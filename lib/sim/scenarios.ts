@@ -22,6 +22,7 @@
 
 import { PeerMessageType } from "../codec/peer_messages.ts";
 import { solveProofOfWork } from "../protocol/proof_of_work.ts";
+import type { TimerHandle } from "../protocol/scheduler.ts";
 import { type RandomSource, sample, seededRandom } from "../protocol/random.ts";
 import { Adversary, type AdversaryStats, type HostileBehaviour } from "./hostile.ts";
 import { GlobeLinks } from "./links.ts";
@@ -67,7 +68,23 @@ export interface ScenarioOptions {
    * with dedicated bootstrap nodes ignore it).
    */
   readonly bootstrapsPerNode?: number;
+  /**
+   * Sieges: one item every this many ms from a random publisher, from the end
+   * of the build until the measured items, as a running network carries
+   * (default {@link DEFAULT_STEADY_ITEMS_MS}; 0: none, the quiet siege of the
+   * rounds before 2026-12-04). Not tracked as a phase; their delivery is in
+   * the result's parameters.
+   */
+  readonly steadyItemsMs?: number;
 }
+
+/**
+ * Sieges' steady stream by default: an item every 5 s from the end of the
+ * build. Without it no item flows before T0+92 s, so no peer can prove
+ * itself by relaying before the attack, unlike in a network in service (and
+ * in the GossipSub v1.1 evaluation, whose publishers publish throughout).
+ */
+export const DEFAULT_STEADY_ITEMS_MS = 5_000;
 
 /** Traffic figures. */
 export interface TrafficSummary {
@@ -410,15 +427,44 @@ export class World {
     return items;
   }
 
+  /**
+   * Announces an item every `everyMs` from `pick`'s origin, by timers beside
+   * whatever phase runs, until {@link SteadyStream.stop}. Its own random
+   * source leaves every other draw of the run as without it.
+   */
+  stream(everyMs: number, pick: (random: RandomSource) => SimNode | undefined): SteadyStream {
+    const random = seededRandom(this.options.seed * 6151 + 29);
+    const items: TrackedItem[] = [];
+    let timer: TimerHandle | undefined;
+    const next = () => {
+      timer = this.net.clock.setTimeout(() => {
+        const origin = pick(random);
+        if (origin) items.push(this.metrics.announce(origin, this.nextTag++, ITEM_BYTES));
+        next();
+      }, everyMs);
+    };
+    next();
+    return {
+      items,
+      stop: () => {
+        if (timer !== undefined) this.net.clock.clearTimeout(timer);
+        timer = undefined;
+      },
+    };
+  }
+
   /** A random live honest node up for 5 s or more with at least one peer. */
-  randomOrigin(pool: readonly SimNode[] = this.honest): SimNode | undefined {
+  randomOrigin(
+    pool: readonly SimNode[] = this.honest,
+    random: RandomSource = this.random,
+  ): SimNode | undefined {
     const now = this.net.clock.now();
     const candidates = pool.filter((n) =>
       n.alive && now - n.startedAt >= 5_000 && n.sessions.size > 0
     );
     return candidates.length === 0
       ? undefined
-      : candidates[Math.floor(this.random() * candidates.length)];
+      : candidates[Math.floor(random() * candidates.length)];
   }
 
   /** Peak RSS seen so far (MiB), sampling now. */
@@ -436,6 +482,14 @@ export class World {
 /** Build duration: about 200 joins per second, at least 10 s. */
 export function joinDuration(nodes: number): number {
   return Math.max(10_000, nodes * 5);
+}
+
+/** Items announced by {@link World.stream}. */
+export interface SteadyStream {
+  /** The items announced so far. */
+  readonly items: TrackedItem[];
+  /** Announces no more. */
+  stop(): void;
 }
 
 /** How {@link World.build} joins the network. */
@@ -575,6 +629,7 @@ function buildWithAttackers(
   behaviour: HostileBehaviour | ((world: World) => HostileBehaviour),
   activeFrom: "t0" | "start" | number,
   buildOptions: BuildOptions = {},
+  onBuilt?: () => void,
 ): Adversary {
   const attackers = Math.round((options.ratio ?? 1) * options.nodes);
   const joinMs = joinDuration(options.nodes + attackers);
@@ -593,6 +648,7 @@ function buildWithAttackers(
   world.build(options.nodes, attackers, buildOptions);
   if (typeof behaviour === "function") adversary.configure(claiming(behaviour(world)));
   adversary.start();
+  onBuilt?.();
   world.runFor(SETTLE_MS, "settle");
   world.t0 = world.net.clock.now();
   return adversary;
@@ -886,8 +942,18 @@ function itemPhase(
 }
 
 /** Eclipse of `count` targets (see the scenarios' descriptions). */
+/** Count and delivery of a siege's steady stream (nothing without one). */
+function steadyDelivery(world: World, steady: SteadyStream | undefined): Record<string, number> {
+  if (!steady) return {};
+  const summary = aggregate(
+    steady.items.map((item) => world.metrics.summarizeItem(item, { windowMs: BASE_WINDOW_MS })),
+  );
+  return { steadyItems: steady.items.length, steadyDelivery: summary.deliveryRatio };
+}
+
 function eclipse(world: World, options: ScenarioOptions, count: number): Plan {
   let targets: SimNode[] = [];
+  let steady: SteadyStream | undefined;
   buildWithAttackers(
     world,
     options,
@@ -902,6 +968,12 @@ function eclipse(world: World, options: ScenarioOptions, count: number): Plan {
       };
     },
     "t0",
+    {},
+    () => {
+      const everyMs = options.steadyItemsMs ?? DEFAULT_STEADY_ITEMS_MS;
+      const pool = count > 1 ? targets : world.honest;
+      if (everyMs > 0) steady = world.stream(everyMs, (random) => world.randomOrigin(pool, random));
+    },
   );
   const spare = new Set(targets);
   startChurn(world, {
@@ -926,7 +998,11 @@ function eclipse(world: World, options: ScenarioOptions, count: number): Plan {
       world.net.clock.setTimeout(() => world.net.restart(target), 5_000);
     }, 2_000 * i);
   });
-  world.runFor(30_000 + 2_000 * count, "siege");
+  // The stream stops one window before the measured items, whose traffic it
+  // would otherwise swell.
+  world.runFor(30_000 + 2_000 * count - BASE_WINDOW_MS, "siege");
+  steady?.stop();
+  world.runFor(BASE_WINDOW_MS, "siege");
   const from = snapshotTraffic(world.net.traffic);
   const fromMs = world.net.clock.now();
   const pick = count > 1 ? () => world.randomOrigin(targets) : undefined;
@@ -943,6 +1019,7 @@ function eclipse(world: World, options: ScenarioOptions, count: number): Plan {
       targetItemsDelivered: delivered,
       targetOutboundAttackers: targets.map(outboundAttackers),
       targetOutboundAttackersAtRestart: atRestart,
+      ...steadyDelivery(world, steady),
     },
     trafficFrom: from,
     trafficFromMs: fromMs,
