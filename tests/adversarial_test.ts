@@ -2524,6 +2524,143 @@ Deno.test("a proven peer's proven marks lead the node to the peer it vouched for
   }
 });
 
+Deno.test("a proven peer that turns loses the sway of its tips at its first unanswered IWANT", async () => {
+  // V (degree 1) knows H (its anchor, played by the test) and R (honest, tried)
+  // from its peers file. H brings V an item first, so its word counts: it
+  // answers V's pulls with four attacker listeners marked proven. Then H
+  // turns: it advertises an item and leaves V's IWANT unanswered (5 points:
+  // its score falls from 1 to -4), and V replaces it. V's slot goes to R: the
+  // tips of a peer no longer proven are the last dialled. When their rank
+  // held until H was distrusted (-20, which a replaced withholder never
+  // reaches), V dialled H's tips before R.
+  const r = await startTestNode({ config: { degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const attackers = attackerListeners(4);
+  const tips = (await attackers.savedPeers()).map((peer) => ({
+    identity: hexToBytes(peer.identity),
+    address: parseSocketAddress(peer.address, "attacker listener"),
+    proven: true,
+  }));
+  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir, [
+    { identity: r.identityHex, address: formatSocketAddress(r.p2pAddress) },
+  ]);
+  const saved = JSON.parse(await Deno.readTextFile(peersFile)) as { peers: { anchor?: boolean }[] };
+  saved.peers[0].anchor = true; // H, the adversary, first in the file
+  await Deno.writeTextFile(peersFile, JSON.stringify(saved));
+  const hIdentity = identityHex(hostKey.identity);
+  let subscriber: TestApiClient | undefined;
+  let victim: GossipNode | undefined;
+  let h: AdversaryPeer | undefined;
+  try {
+    const v = victim = await startTestNode({
+      config: { degree: 1, peersFile },
+      node: { tuning: { outboundRotationMs: 600_000 } },
+    });
+    subscriber = await acceptingSubscriber(v);
+    const asH = h = await AdversaryPeer.accept(listener, {
+      hostKey,
+      powDifficulty: 4,
+      listenPort: listener.addr.port,
+    });
+    listener.close(); // H will not answer again
+    const hScore = () => v.stats().peers.find((p) => p.identity === hIdentity)?.score ?? 0;
+    let provenAnswers = 0;
+    asH.onMessage((message) => {
+      if (message.type !== PeerMessageType.PullRequest) return;
+      if (hScore() > 0) provenAnswers++;
+      asH.send({ type: PeerMessageType.Peers, marked: true, peers: tips });
+    });
+    asH.send(contentItem({ dataType: CLUSTER_TYPE, data: encoder.encode("from H") }));
+    await waitUntil(() => hScore() > 0, 5000, "H proven at V");
+    await waitUntil(() => provenAnswers >= 1, 5000, "a pull answered once H was proven");
+    await asH.roundTrip(1n); // V has read the answer
+    asH.send({ type: PeerMessageType.IHave, ids: [0x7e57n] });
+    const gone = await asH.waitClosed(10_000);
+    assert.match(gone ?? "still open", /shutting down/, "H rotated out as a withholder");
+    assert.equal(v.stats().guard.offences["unanswered-want"], 1);
+    await waitUntil(() => v.peerIdentities.includes(r.identityHex), 10_000, "V's session with R");
+    assert.deepEqual(attackers.attempts, [0, 0, 0, 0], "none of H's tips dialled before R");
+  } finally {
+    await h?.close();
+    await subscriber?.close();
+    await victim?.close();
+    await attackers.close();
+    await r.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a proven peer's later tips take no place its first ones hold: a quarter of the view", async () => {
+  // V (degree 1, a passive view of 4: one proven peer vouches for at most 1)
+  // knows H, its anchor, played by the test. H brings V an item first, then
+  // answers V's first pull with R marked proven and every later pull with 8
+  // attacker listeners marked proven (an attacker that relayed, then turned,
+  // keeps its score while its victim gets items elsewhere first). H leaves:
+  // V's slot goes to R, H's one vouched tip, before any attacker. Without the
+  // bound the 8 rank with R, and an attacker comes first 8 times in 9.
+  const r = await startTestNode({ config: { degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const attackers = attackerListeners(8);
+  const poison = (await attackers.savedPeers()).map((peer) => ({
+    identity: hexToBytes(peer.identity),
+    address: parseSocketAddress(peer.address, "attacker listener"),
+    proven: true,
+  }));
+  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir);
+  const saved = JSON.parse(await Deno.readTextFile(peersFile)) as { peers: { anchor?: boolean }[] };
+  saved.peers[0].anchor = true;
+  await Deno.writeTextFile(peersFile, JSON.stringify(saved));
+  const hIdentity = identityHex(hostKey.identity);
+  let subscriber: TestApiClient | undefined;
+  let victim: GossipNode | undefined;
+  let h: AdversaryPeer | undefined;
+  try {
+    const v = victim = await startTestNode({
+      config: { degree: 1, peersFile, passiveViewSize: 4 },
+      node: { tuning: { outboundRotationMs: 600_000 } },
+    });
+    subscriber = await acceptingSubscriber(v);
+    const asH = h = await AdversaryPeer.accept(listener, {
+      hostKey,
+      powDifficulty: 4,
+      listenPort: listener.addr.port,
+    });
+    listener.close(); // H will not answer again
+    const hProven = () => (v.stats().peers.find((p) => p.identity === hIdentity)?.score ?? 0) > 0;
+    let poisoning = false;
+    let poisonAnswers = 0;
+    asH.onMessage((message) => {
+      if (message.type !== PeerMessageType.PullRequest) return;
+      if (!hProven()) {
+        asH.send({ type: PeerMessageType.Peers, peers: [] });
+        return;
+      }
+      if (poisoning) poisonAnswers++;
+      const peers = poisoning
+        ? poison
+        : [{ identity: hexToBytes(r.identityHex), address: r.p2pAddress, proven: true }];
+      asH.send({ type: PeerMessageType.Peers, marked: true, peers });
+    });
+    asH.send(contentItem({ dataType: CLUSTER_TYPE, data: encoder.encode("from H") }));
+    await waitUntil(hProven, 5000, "H proven at V");
+    await waitUntil(() => v.stats().knownPeers >= 1, 5000, "V learned R from H");
+    poisoning = true;
+    await waitUntil(() => poisonAnswers >= 2, 5000, "two answers of attackers");
+    await asH.roundTrip(1n); // V has read the answers
+    assert.equal(v.stats().knownPeers, 4, "a full passive view");
+    await asH.close();
+    await waitUntil(() => v.peerIdentities.includes(r.identityHex), 10_000, "V's session with R");
+    assert.deepEqual(attackers.attempts, new Array(8).fill(0), "no attacker dialled before R");
+  } finally {
+    await h?.close();
+    await subscriber?.close();
+    await victim?.close();
+    await attackers.close();
+    await r.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("proven marks go only to peers whose HELLO says they read them", async () => {
   // V has one proven peer, H (it dialled H: verified, and established at
   // once with establishedAfterMs 0). Two peers dial V and pull: one whose

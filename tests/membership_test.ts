@@ -1180,18 +1180,54 @@ Deno.test("recommendations mark the peers that brought this node items first", (
   ]);
 });
 
-Deno.test("a proven peer's tips lose their rank once that peer is distrusted", () => {
-  // An attacker may relay items to earn a score, name attackers, then turn.
-  let distrusted = false;
+Deno.test("a proven peer's tips lose their rank once that peer is no longer proven", () => {
+  // An attacker may relay items to earn a score, name attackers, then turn:
+  // 4 items relayed, then one unanswered IWANT (5 points) leaves it at -1,
+  // neither distrusted (-20) nor a withholder (-2.5), but no longer proven.
+  let merit = 4;
   const view = viewWithProvenTips({
     passiveSize: 100,
     random: seededRandom(12),
-    welcome: (identity) => !(distrusted && identity === "P"),
+    merit: (identity) => identity === "P" ? merit : 0,
   }, "Q");
-  distrusted = true;
-  const tips = redialsTo(view, ["id1", "id2", "id3"]);
+  const whileProven = redialsTo(view, ["id1", "id2", "id3"]);
+  assert.ok(whileProven > 160, `${whileProven} of 400 dials to a proven peer's tips`);
+  const fresh = viewWithProvenTips({
+    passiveSize: 100,
+    random: seededRandom(12),
+    merit: (identity) => identity === "P" ? merit : 0,
+  }, "Q");
+  merit = -1;
+  const tips = redialsTo(fresh, ["id1", "id2", "id3"]);
   // 3 new peers of 63: about 19 dials, not 200.
-  assert.ok(tips < 60, `${tips} of 400 dials to a distrusted peer's tips`);
+  assert.ok(tips < 60, `${tips} of 400 dials to the tips of a peer no longer proven`);
+});
+
+Deno.test("one proven peer vouches for at most a quarter of the passive view; its first tips stay", () => {
+  // P relayed items (merit 1) and names 12 peers, then 12 others (an attacker
+  // that turned: its exchanges name only attackers, all marked proven). Of a
+  // view of 20, 5 are P's tips, the first it named; the rest are mere claims.
+  const view = membership({
+    degree: 1,
+    passiveSize: 20,
+    maxLearnPerMessage: 100,
+    merit: (identity) => identity === "P" ? 1 : 0,
+  });
+  view.connected({ identity: "P", address: address(200), direction: "outbound" }, 0);
+  view.learn(peers(1, 12), 0, "outbound", "P");
+  const vouched = () =>
+    view.passivePeers.filter((known) => known.vouchedBy === "P").map((known) => known.identity!);
+  const first = vouched();
+  assert.equal(first.length, 5);
+  const marked = peers(21, 32).map((p) => ({ ...p, proven: true }));
+  view.learn(marked, 1, "outbound", "P");
+  assert.deepEqual(vouched().sort(), [...first].sort(), "later tips take no vouched place");
+  assert.equal(view.passivePeers.filter((known) => known.provenTip).length, 0);
+  // A tip that failed three dials in a row frees its place for the next one.
+  view.passivePeers.find((known) => known.identity === first[0])!.failures = 3;
+  view.learn([{ ...peer(40), proven: true }], 2, "outbound", "P");
+  assert.equal(passive(view, key(40))?.vouchedBy, "P");
+  assert.equal(passive(view, key(40))?.provenTip, true);
 });
 
 // ---- proven peers across departures and restarts ----------------------------------------

@@ -23,8 +23,8 @@
  * first peers. Then **proven** peers (they brought this node items first: the
  * guard's score is above 0; after a restart, those its peers file marks
  * proven, until a dial reaches them), which the passive view keeps longest.
- * Then, for half the dials, **proven peers' tips**, peers a proven peer named (while it is not
- * distrusted): a node whose honest peers leave (churn) otherwise replaced them
+ * Then, for half the dials, **proven peers' tips**, peers a proven peer named (while it is still
+ * proven): a node whose honest peers leave (churn) otherwise replaced them
  * from a view that attackers had filled. While none of its peers is proven
  * (before items flow, nothing tells an attacker from an honest peer), half the
  * dials go to peers a configured bootstrapper named (**bootstrapper tips**),
@@ -81,6 +81,9 @@ export type PeerSource =
  */
 export const WITHHOLDER_MERIT = -2.5;
 
+/** Largest share of the passive view that one proven peer's tips may hold. */
+export const MAX_VOUCHED_SHARE = 0.25;
+
 /** A peer this node knows an address for. */
 export interface KnownPeer {
   /** Hex identity, unknown for a configured bootstrapper before first contact. */
@@ -113,14 +116,15 @@ export interface KnownPeer {
   /**
    * The proven peer (it had brought this node items first) that named it, if
    * one did: half the dials go to such tips, and the passive view keeps them
-   * as it keeps tried peers, while that peer is not distrusted (an attacker
-   * that relayed items to earn a score, then turned, loses its sway).
+   * as it keeps tried peers, while that peer is still proven (an attacker
+   * that relayed items to earn a score, then turned, loses its sway at its
+   * first unanswered IWANT).
    */
   vouchedBy?: string;
   /**
    * The proven peer that named it marked it proven too (it had brought that
    * peer items first): dialled with this node's own proven peers, while the
-   * peer that vouched for it is not distrusted. A proven peer's proven peers
+   * peer that vouched for it is still proven. A proven peer's proven peers
    * relay; its other recommendations are attackers as often as its views
    * hold them (docs/SIMULATION.md, "Round of proven marks").
    */
@@ -757,17 +761,25 @@ export class Membership {
     // Once per message, not per descriptor: finding a bootstrapper scans the view.
     const fromBootstrapper = from !== undefined && this.isBootstrapper(from);
     const vouchedBy = from !== undefined && this.merit(from) > 0 ? from : undefined;
+    let vouchRoom = vouchedBy === undefined ? 0 : this.vouchRoom(vouchedBy);
     let added = 0;
     for (const peer of sample(peers, peers.length, this.random)) {
       if (added >= this.options.maxLearnPerMessage) break;
-      if (this.addPassive(peer, now, source, undefined, from, false, vouchedBy)) added++;
+      const voucher = vouchRoom > 0 ? vouchedBy : undefined;
+      if (this.addPassive(peer, now, source, undefined, from, false, voucher)) {
+        added++;
+        if (voucher !== undefined) vouchRoom--;
+      }
       if (fromBootstrapper || vouchedBy !== undefined) {
         const known = this.passive.get(formatSocketAddress(peer.address));
         if (known?.identity === peer.identity) {
           if (fromBootstrapper) known.bootstrapTip = true;
-          known.vouchedBy = vouchedBy ?? known.vouchedBy;
+          if (vouchedBy !== undefined && known.vouchedBy !== vouchedBy && vouchRoom > 0) {
+            known.vouchedBy = vouchedBy;
+            vouchRoom--;
+          }
           // A proven peer's word that it is proven too.
-          if (vouchedBy !== undefined && peer.proven === true) known.provenTip = true;
+          if (known.vouchedBy === vouchedBy && peer.proven === true) known.provenTip = true;
         }
       }
     }
@@ -888,12 +900,37 @@ export class Membership {
   }
 
   /**
-   * Whether `peer` is a tip of a proven peer that is not distrusted since, and
-   * has not failed DEAD_AFTER_FAILURES dials in a row.
+   * How many more of the passive view's peers `voucher` may vouch for: at most
+   * a quarter of the view ({@link MAX_VOUCHED_SHARE}) holds the live tips of one
+   * peer. An attacker that relayed items before it turned keeps its score
+   * while its victims get items elsewhere first, and its exchanges, all
+   * attackers marked proven, otherwise filled the whole view with tips that
+   * rank with proven peers (simulated sieges with a steady stream of items,
+   * docs/SIMULATION.md "Round of the steady stream"); the tips it gave before
+   * it turned stay.
+   */
+  private vouchRoom(voucher: string): number {
+    const cap = Math.max(1, Math.floor(this.options.passiveSize * MAX_VOUCHED_SHARE));
+    let held = 0;
+    for (const peer of this.passive.values()) {
+      if (peer.vouchedBy === voucher && peer.failures < DEAD_AFTER_FAILURES) held++;
+    }
+    return cap - held;
+  }
+
+  /**
+   * Whether `peer` is a tip of a proven peer that is still proven (its merit
+   * is above 0), and has not failed DEAD_AFTER_FAILURES dials in a row. An
+   * attacker that relayed items to earn a score and then turned names only
+   * attackers from its first poisoned exchange on, while its score is still
+   * up; its first unanswered IWANT (5 points) takes away what a few relayed
+   * items gave, and with it the sway of every tip it gave. Waiting for
+   * distrust (-20) kept that sway for good: the node replaces a withholder
+   * long before (docs/SIMULATION.md, "Round of the steady stream").
    */
   private isVouched(peer: Pick<KnownPeer, "failures" | "vouchedBy">): boolean {
     return peer.vouchedBy !== undefined && peer.failures < DEAD_AFTER_FAILURES &&
-      this.welcome(peer.vouchedBy);
+      this.merit(peer.vouchedBy) > 0;
   }
 
   /** A random connected peer, for a push-pull exchange. */
