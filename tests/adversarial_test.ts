@@ -21,6 +21,7 @@ import {
   PeerMessageType,
 } from "../lib/codec/peer_messages.ts";
 import { formatSocketAddress, parseSocketAddress } from "../lib/address.ts";
+import type { GossipOptions } from "../lib/config.ts";
 import { type HostKey, identityHex } from "../lib/hostkey.ts";
 import { hexToBytes } from "../lib/hex.ts";
 import type { GossipNode } from "../lib/node.ts";
@@ -2458,6 +2459,104 @@ Deno.test("a proven peer that answers and then refers the node elsewhere (full) 
   }
 });
 
+/** {@link victimOfAnchor}: V, H (its anchor, played by the test), R and attacker listeners. */
+interface AnchoredVictim {
+  /** The victim (degree 1, rotation 600 s, a module that accepts every item). */
+  v: GossipNode;
+  /** H's session with V, once V has dialled it; H's listener is closed. */
+  h: AdversaryPeer;
+  /** An honest node V does not know unless the test says so. */
+  r: GossipNode;
+  /** Connection attempts per attacker listener. */
+  attempts: number[];
+  /** The attacker listeners' descriptors, marked proven. */
+  poison: PeerDescriptor[];
+  /** R's descriptor, marked proven. */
+  rTip: PeerDescriptor;
+  /** Whether V scores H above 0. */
+  hProven(): boolean;
+  /** H brings V an item first; resolves once H is proven. */
+  proveH(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * V restarts from a peers file naming H, played by the test, as its anchor,
+ * and `inFile` ("attackers": the listeners, tried; "r": R, tried; "none"), so
+ * that V dials H first and alone.
+ */
+async function victimOfAnchor(
+  listeners: number,
+  inFile: "attackers" | "r" | "none",
+  config: Partial<GossipOptions> = {},
+): Promise<AnchoredVictim> {
+  const r = await startTestNode({ config: { degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const attackers = attackerListeners(listeners);
+  const attackerPeers = await attackers.savedPeers();
+  const others = inFile === "attackers"
+    ? attackerPeers
+    : inFile === "r"
+    ? [{ identity: r.identityHex, address: formatSocketAddress(r.p2pAddress) }]
+    : [];
+  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir, others);
+  const saved = JSON.parse(await Deno.readTextFile(peersFile)) as { peers: { anchor?: boolean }[] };
+  saved.peers[0].anchor = true; // H, the adversary, first in the file
+  await Deno.writeTextFile(peersFile, JSON.stringify(saved));
+  const hIdentity = identityHex(hostKey.identity);
+  let v: GossipNode | undefined;
+  let subscriber: TestApiClient | undefined;
+  let h: AdversaryPeer | undefined;
+  let listening = true;
+  const close = async () => {
+    await h?.close();
+    await subscriber?.close();
+    await v?.close();
+    if (listening) listener.close();
+    await attackers.close();
+    await r.close();
+    await Deno.remove(dir, { recursive: true });
+  };
+  try {
+    const victim = v = await startTestNode({
+      config: { degree: 1, peersFile, ...config },
+      node: { tuning: { outboundRotationMs: 600_000 } },
+    });
+    subscriber = await acceptingSubscriber(victim);
+    h = await AdversaryPeer.accept(listener, {
+      hostKey,
+      powDifficulty: 4,
+      listenPort: listener.addr.port,
+    });
+    listener.close(); // H will not answer again
+    listening = false;
+    const asH = h;
+    const hProven = () =>
+      (victim.stats().peers.find((p) => p.identity === hIdentity)?.score ?? 0) > 0;
+    return {
+      v: victim,
+      h: asH,
+      r,
+      attempts: attackers.attempts,
+      poison: attackerPeers.map((peer) => ({
+        identity: hexToBytes(peer.identity),
+        address: parseSocketAddress(peer.address, "attacker listener"),
+        proven: true,
+      })),
+      rTip: { identity: hexToBytes(r.identityHex), address: r.p2pAddress, proven: true },
+      hProven,
+      proveH: async () => {
+        asH.send(contentItem({ dataType: CLUSTER_TYPE, data: encoder.encode("from H") }));
+        await waitUntil(hProven, 5000, "H proven at V");
+      },
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
 Deno.test("a proven peer's proven marks lead the node to the peer it vouched for, before the attackers its view holds", async () => {
   // V (degree 1) knows H (its anchor, played here by the test) and 8 attacker
   // listeners it tried. H brings V an item first, then answers V's pulls with
@@ -2466,61 +2565,27 @@ Deno.test("a proven peer's proven marks lead the node to the peer it vouched for
   // before any attacker is dialled: a proven peer's proven peers rank with
   // V's own proven peers. Without the marks R is one of H's five tips, and an
   // attacker comes first most of the time.
-  const r = await startTestNode({ config: { degree: 1 } });
-  const dir = await Deno.makeTempDir();
-  const attackers = attackerListeners(8);
-  const attackerPeers = await attackers.savedPeers();
-  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir, attackerPeers);
-  const tips = [
-    { identity: hexToBytes(r.identityHex), address: r.p2pAddress, proven: true },
-    ...attackerPeers.slice(0, 4).map((peer) => ({
-      identity: hexToBytes(peer.identity),
-      address: parseSocketAddress(peer.address, "attacker listener"),
-    })),
-  ];
-  const saved = JSON.parse(await Deno.readTextFile(peersFile)) as { peers: { anchor?: boolean }[] };
-  saved.peers[0].anchor = true; // H, the adversary, first in the file
-  await Deno.writeTextFile(peersFile, JSON.stringify(saved));
-  const hIdentity = identityHex(hostKey.identity);
-  let subscriber: TestApiClient | undefined;
-  let victim: GossipNode | undefined;
-  let h: AdversaryPeer | undefined;
+  const setup = await victimOfAnchor(8, "attackers");
   try {
-    const v = victim = await startTestNode({
-      config: { degree: 1, peersFile },
-      node: { tuning: { outboundRotationMs: 600_000 } },
-    });
-    subscriber = await acceptingSubscriber(v);
-    const asH = h = await AdversaryPeer.accept(listener, {
-      hostKey,
-      powDifficulty: 4,
-      listenPort: listener.addr.port,
-    });
-    listener.close(); // H will not answer again
+    const { v, h, r } = setup;
+    const tips = [
+      setup.rTip,
+      ...setup.poison.slice(0, 4).map((tip) => ({ ...tip, proven: false })),
+    ];
     let provenAnswers = 0;
-    asH.onMessage((message) => {
+    h.onMessage((message) => {
       if (message.type !== PeerMessageType.PullRequest) return;
-      if ((v.stats().peers.find((p) => p.identity === hIdentity)?.score ?? 0) > 0) provenAnswers++;
-      asH.send({ type: PeerMessageType.Peers, marked: true, peers: tips });
+      if (setup.hProven()) provenAnswers++;
+      h.send({ type: PeerMessageType.Peers, marked: true, peers: tips });
     });
-    asH.send(contentItem({ dataType: CLUSTER_TYPE, data: encoder.encode("from H") }));
-    await waitUntil(
-      () => (v.stats().peers.find((p) => p.identity === hIdentity)?.score ?? 0) > 0,
-      5000,
-      "H proven at V",
-    );
+    await setup.proveH();
     await waitUntil(() => provenAnswers >= 1, 5000, "a pull answered once H was proven");
-    await asH.roundTrip(1n); // V has read the answer
-    await asH.close();
+    await h.roundTrip(1n); // V has read the answer
+    await h.close();
     await waitUntil(() => v.peerIdentities.includes(r.identityHex), 10_000, "V's session with R");
-    assert.deepEqual(attackers.attempts, [0, 0, 0, 0, 0, 0, 0, 0], "no attacker dialled before R");
+    assert.deepEqual(setup.attempts, new Array(8).fill(0), "no attacker dialled before R");
   } finally {
-    await h?.close();
-    await subscriber?.close();
-    await victim?.close();
-    await attackers.close();
-    await r.close();
-    await Deno.remove(dir, { recursive: true });
+    await setup.close();
   }
 });
 
@@ -2533,131 +2598,66 @@ Deno.test("a proven peer that turns loses the sway of its tips at its first unan
   // tips of a peer no longer proven are the last dialled. When their rank
   // held until H was distrusted (-20, which a replaced withholder never
   // reaches), V dialled H's tips before R.
-  const r = await startTestNode({ config: { degree: 1 } });
-  const dir = await Deno.makeTempDir();
-  const attackers = attackerListeners(4);
-  const tips = (await attackers.savedPeers()).map((peer) => ({
-    identity: hexToBytes(peer.identity),
-    address: parseSocketAddress(peer.address, "attacker listener"),
-    proven: true,
-  }));
-  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir, [
-    { identity: r.identityHex, address: formatSocketAddress(r.p2pAddress) },
-  ]);
-  const saved = JSON.parse(await Deno.readTextFile(peersFile)) as { peers: { anchor?: boolean }[] };
-  saved.peers[0].anchor = true; // H, the adversary, first in the file
-  await Deno.writeTextFile(peersFile, JSON.stringify(saved));
-  const hIdentity = identityHex(hostKey.identity);
-  let subscriber: TestApiClient | undefined;
-  let victim: GossipNode | undefined;
-  let h: AdversaryPeer | undefined;
+  const setup = await victimOfAnchor(4, "r");
   try {
-    const v = victim = await startTestNode({
-      config: { degree: 1, peersFile },
-      node: { tuning: { outboundRotationMs: 600_000 } },
-    });
-    subscriber = await acceptingSubscriber(v);
-    const asH = h = await AdversaryPeer.accept(listener, {
-      hostKey,
-      powDifficulty: 4,
-      listenPort: listener.addr.port,
-    });
-    listener.close(); // H will not answer again
-    const hScore = () => v.stats().peers.find((p) => p.identity === hIdentity)?.score ?? 0;
+    const { v, h, r } = setup;
     let provenAnswers = 0;
-    asH.onMessage((message) => {
+    h.onMessage((message) => {
       if (message.type !== PeerMessageType.PullRequest) return;
-      if (hScore() > 0) provenAnswers++;
-      asH.send({ type: PeerMessageType.Peers, marked: true, peers: tips });
+      if (setup.hProven()) provenAnswers++;
+      h.send({ type: PeerMessageType.Peers, marked: true, peers: setup.poison });
     });
-    asH.send(contentItem({ dataType: CLUSTER_TYPE, data: encoder.encode("from H") }));
-    await waitUntil(() => hScore() > 0, 5000, "H proven at V");
+    await setup.proveH();
     await waitUntil(() => provenAnswers >= 1, 5000, "a pull answered once H was proven");
-    await asH.roundTrip(1n); // V has read the answer
-    asH.send({ type: PeerMessageType.IHave, ids: [0x7e57n] });
-    const gone = await asH.waitClosed(10_000);
+    await h.roundTrip(1n); // V has read the answer
+    h.send({ type: PeerMessageType.IHave, ids: [0x7e57n] });
+    const gone = await h.waitClosed(10_000);
     assert.match(gone ?? "still open", /shutting down/, "H rotated out as a withholder");
     assert.equal(v.stats().guard.offences["unanswered-want"], 1);
     await waitUntil(() => v.peerIdentities.includes(r.identityHex), 10_000, "V's session with R");
-    assert.deepEqual(attackers.attempts, [0, 0, 0, 0], "none of H's tips dialled before R");
+    assert.deepEqual(setup.attempts, [0, 0, 0, 0], "none of H's tips dialled before R");
   } finally {
-    await h?.close();
-    await subscriber?.close();
-    await victim?.close();
-    await attackers.close();
-    await r.close();
-    await Deno.remove(dir, { recursive: true });
+    await setup.close();
   }
 });
 
 Deno.test("a proven peer's later tips take no place its first ones hold: a quarter of the view", async () => {
   // V (degree 1, a passive view of 4: one proven peer vouches for at most 1)
   // knows H, its anchor, played by the test. H brings V an item first, then
-  // answers V's first pull with R marked proven and every later pull with 8
+  // answers V's pulls with R marked proven until V knows R, and then with 8
   // attacker listeners marked proven (an attacker that relayed, then turned,
   // keeps its score while its victim gets items elsewhere first). H leaves:
   // V's slot goes to R, H's one vouched tip, before any attacker. Without the
-  // bound the 8 rank with R, and an attacker comes first 8 times in 9.
-  const r = await startTestNode({ config: { degree: 1 } });
-  const dir = await Deno.makeTempDir();
-  const attackers = attackerListeners(8);
-  const poison = (await attackers.savedPeers()).map((peer) => ({
-    identity: hexToBytes(peer.identity),
-    address: parseSocketAddress(peer.address, "attacker listener"),
-    proven: true,
-  }));
-  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir);
-  const saved = JSON.parse(await Deno.readTextFile(peersFile)) as { peers: { anchor?: boolean }[] };
-  saved.peers[0].anchor = true;
-  await Deno.writeTextFile(peersFile, JSON.stringify(saved));
-  const hIdentity = identityHex(hostKey.identity);
-  let subscriber: TestApiClient | undefined;
-  let victim: GossipNode | undefined;
-  let h: AdversaryPeer | undefined;
+  // bound the 8 rank with R, and V did not reach R within 10 s.
+  const setup = await victimOfAnchor(8, "none", { passiveViewSize: 4 });
   try {
-    const v = victim = await startTestNode({
-      config: { degree: 1, peersFile, passiveViewSize: 4 },
-      node: { tuning: { outboundRotationMs: 600_000 } },
-    });
-    subscriber = await acceptingSubscriber(v);
-    const asH = h = await AdversaryPeer.accept(listener, {
-      hostKey,
-      powDifficulty: 4,
-      listenPort: listener.addr.port,
-    });
-    listener.close(); // H will not answer again
-    const hProven = () => (v.stats().peers.find((p) => p.identity === hIdentity)?.score ?? 0) > 0;
+    const { v, h, r } = setup;
     let poisoning = false;
     let poisonAnswers = 0;
-    asH.onMessage((message) => {
+    h.onMessage((message) => {
       if (message.type !== PeerMessageType.PullRequest) return;
-      if (!hProven()) {
-        asH.send({ type: PeerMessageType.Peers, peers: [] });
+      if (!setup.hProven()) {
+        h.send({ type: PeerMessageType.Peers, peers: [] });
         return;
       }
       if (poisoning) poisonAnswers++;
-      const peers = poisoning
-        ? poison
-        : [{ identity: hexToBytes(r.identityHex), address: r.p2pAddress, proven: true }];
-      asH.send({ type: PeerMessageType.Peers, marked: true, peers });
+      h.send({
+        type: PeerMessageType.Peers,
+        marked: true,
+        peers: poisoning ? setup.poison : [setup.rTip],
+      });
     });
-    asH.send(contentItem({ dataType: CLUSTER_TYPE, data: encoder.encode("from H") }));
-    await waitUntil(hProven, 5000, "H proven at V");
+    await setup.proveH();
     await waitUntil(() => v.stats().knownPeers >= 1, 5000, "V learned R from H");
     poisoning = true;
     await waitUntil(() => poisonAnswers >= 2, 5000, "two answers of attackers");
-    await asH.roundTrip(1n); // V has read the answers
+    await h.roundTrip(1n); // V has read the answers
     assert.equal(v.stats().knownPeers, 4, "a full passive view");
-    await asH.close();
+    await h.close();
     await waitUntil(() => v.peerIdentities.includes(r.identityHex), 10_000, "V's session with R");
-    assert.deepEqual(attackers.attempts, new Array(8).fill(0), "no attacker dialled before R");
+    assert.deepEqual(setup.attempts, new Array(8).fill(0), "no attacker dialled before R");
   } finally {
-    await h?.close();
-    await subscriber?.close();
-    await victim?.close();
-    await attackers.close();
-    await r.close();
-    await Deno.remove(dir, { recursive: true });
+    await setup.close();
   }
 });
 
