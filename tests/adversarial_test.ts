@@ -2621,18 +2621,21 @@ Deno.test("a proven peer that turns loses the sway of its tips at its first unan
   }
 });
 
-Deno.test("a proven peer's later tips take no place its first ones hold: a quarter of the view", async () => {
+Deno.test("a proven peer's tips hold a quarter of the view, where its marks outrank its plain tips", async () => {
   // V (degree 1, a passive view of 4: one proven peer vouches for at most 1)
   // knows H, its anchor, played by the test. H brings V an item first, then
-  // answers V's pulls with R marked proven until V knows R, and then with 8
-  // attacker listeners marked proven (an attacker that relayed, then turned,
-  // keeps its score while its victim gets items elsewhere first). H leaves:
-  // V's slot goes to R, H's one vouched tip, before any attacker. Without the
-  // bound the 8 rank with R, and V did not reach R within 10 s.
+  // answers V's pulls with an attacker listener (a plain tip) until V knows
+  // it, then with R marked proven until V knows R, then with all 8 attacker
+  // listeners marked proven (an attacker that relayed, then turned, keeps its
+  // score while its victim gets items elsewhere first). H leaves: V's slot
+  // goes to R, H's one vouched tip, before any attacker. Without the bound
+  // the 8 rank with R; without marks outranking plain tips, the first
+  // attacker keeps H's one place and R is a mere claim.
   const setup = await victimOfAnchor(8, "none", { passiveViewSize: 4 });
   try {
     const { v, h, r } = setup;
-    let poisoning = false;
+    const answers = [[{ ...setup.poison[0], proven: false }], [setup.rTip], setup.poison];
+    let phase = 0;
     let poisonAnswers = 0;
     h.onMessage((message) => {
       if (message.type !== PeerMessageType.PullRequest) return;
@@ -2640,16 +2643,14 @@ Deno.test("a proven peer's later tips take no place its first ones hold: a quart
         h.send({ type: PeerMessageType.Peers, peers: [] });
         return;
       }
-      if (poisoning) poisonAnswers++;
-      h.send({
-        type: PeerMessageType.Peers,
-        marked: true,
-        peers: poisoning ? setup.poison : [setup.rTip],
-      });
+      if (phase === 2) poisonAnswers++;
+      h.send({ type: PeerMessageType.Peers, marked: true, peers: answers[phase] });
     });
     await setup.proveH();
-    await waitUntil(() => v.stats().knownPeers >= 1, 5000, "V learned R from H");
-    poisoning = true;
+    await waitUntil(() => v.stats().knownPeers >= 1, 5000, "V learned the plain tip from H");
+    phase = 1;
+    await waitUntil(() => v.stats().knownPeers >= 2, 5000, "V learned R from H");
+    phase = 2;
     await waitUntil(() => poisonAnswers >= 2, 5000, "two answers of attackers");
     await h.roundTrip(1n); // V has read the answers
     assert.equal(v.stats().knownPeers, 4, "a full passive view");

@@ -1203,10 +1203,11 @@ Deno.test("a proven peer's tips lose their rank once that peer is no longer prov
   assert.ok(tips < 60, `${tips} of 400 dials to the tips of a peer no longer proven`);
 });
 
-Deno.test("one proven peer vouches for at most a quarter of the passive view; its first tips stay", () => {
-  // P relayed items (merit 1) and names 12 peers, then 12 others (an attacker
-  // that turned: its exchanges name only attackers, all marked proven). Of a
-  // view of 20, 5 are P's tips, the first it named; the rest are mere claims.
+Deno.test("one proven peer vouches for at most a quarter of the passive view; its marks outrank its plain tips", () => {
+  // P relayed items (merit 1) and names 12 peers, then 12 marked proven, then
+  // 12 others marked proven (an attacker that turned: its exchanges name only
+  // attackers, all marked). Of a view of 20, 5 are P's tips: first the plain
+  // ones it named first, then as many marked ones, which no later mark moves.
   const view = membership({
     degree: 1,
     passiveSize: 20,
@@ -1214,20 +1215,28 @@ Deno.test("one proven peer vouches for at most a quarter of the passive view; it
     merit: (identity) => identity === "P" ? 1 : 0,
   });
   view.connected({ identity: "P", address: address(200), direction: "outbound" }, 0);
-  view.learn(peers(1, 12), 0, "outbound", "P");
   const vouched = () =>
-    view.passivePeers.filter((known) => known.vouchedBy === "P").map((known) => known.identity!);
-  const first = vouched();
-  assert.equal(first.length, 5);
-  const marked = peers(21, 32).map((p) => ({ ...p, proven: true }));
-  view.learn(marked, 1, "outbound", "P");
-  assert.deepEqual(vouched().sort(), [...first].sort(), "later tips take no vouched place");
-  assert.equal(view.passivePeers.filter((known) => known.provenTip).length, 0);
+    view.passivePeers.filter((known) => known.vouchedBy === "P").map((known) => known.identity!)
+      .sort();
+  view.learn(peers(1, 12), 0, "outbound", "P");
+  assert.equal(vouched().length, 5);
+  assert.ok(vouched().every((id) => Number(id.slice(2)) <= 12), "the first, plain tips");
+  const marked = (from: number, to: number) => peers(from, to).map((p) => ({ ...p, proven: true }));
+  view.learn(marked(21, 32), 1, "outbound", "P");
+  const markedTips = vouched();
+  assert.equal(markedTips.length, 5);
+  assert.ok(
+    markedTips.every((id) => Number(id.slice(2)) >= 21),
+    "marks took the plain tips' places",
+  );
+  assert.ok(view.passivePeers.filter((k) => k.vouchedBy === "P").every((k) => k.provenTip));
+  view.learn(marked(41, 52), 2, "outbound", "P");
+  assert.deepEqual(vouched(), markedTips, "later marks take no place the first marks hold");
   // A tip that failed three dials in a row frees its place for the next one.
-  view.passivePeers.find((known) => known.identity === first[0])!.failures = 3;
-  view.learn([{ ...peer(40), proven: true }], 2, "outbound", "P");
-  assert.equal(passive(view, key(40))?.vouchedBy, "P");
-  assert.equal(passive(view, key(40))?.provenTip, true);
+  view.passivePeers.find((known) => known.identity === markedTips[0])!.failures = 3;
+  view.learn(marked(60, 60), 3, "outbound", "P");
+  assert.equal(passive(view, key(60))?.vouchedBy, "P");
+  assert.equal(passive(view, key(60))?.provenTip, true);
 });
 
 // ---- proven peers across departures and restarts ----------------------------------------

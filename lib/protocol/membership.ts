@@ -765,6 +765,12 @@ export class Membership {
     let added = 0;
     for (const peer of sample(peers, peers.length, this.random)) {
       if (added >= this.options.maxLearnPerMessage) break;
+      // A proven peer's mark outranks its plain tips: one of those gives way.
+      if (
+        vouchRoom <= 0 && vouchedBy !== undefined && peer.proven === true &&
+        this.passive.get(formatSocketAddress(peer.address))?.vouchedBy !== vouchedBy &&
+        this.unvouchPlainTip(vouchedBy)
+      ) vouchRoom++;
       const voucher = vouchRoom > 0 ? vouchedBy : undefined;
       if (this.addPassive(peer, now, source, undefined, from, false, voucher)) {
         added++;
@@ -902,13 +908,26 @@ export class Membership {
   /**
    * How many more of the passive view's peers `voucher` may vouch for: at most
    * a quarter of the view ({@link MAX_VOUCHED_SHARE}) holds the live tips of one
-   * peer. An attacker that relayed items before it turned keeps its score
+   * peer; a tip it marks proven takes the place of one of its plain tips
+   * ({@link unvouchPlainTip}: in a simulated cold boot the first tips of a
+   * proven peer, named before any item flowed, held its places against the
+   * proven peers it marked later). An attacker that relayed items before it turned keeps its score
    * while its victims get items elsewhere first, and its exchanges, all
    * attackers marked proven, otherwise filled the whole view with tips that
    * rank with proven peers (simulated sieges with a steady stream of items,
    * docs/SIMULATION.md "Round of the steady stream"); the tips it gave before
    * it turned stay.
    */
+  private unvouchPlainTip(voucher: string): boolean {
+    for (const peer of this.passive.values()) {
+      if (peer.vouchedBy === voucher && !peer.provenTip && peer.failures < DEAD_AFTER_FAILURES) {
+        peer.vouchedBy = undefined;
+        return true;
+      }
+    }
+    return false;
+  }
+
   private vouchRoom(voucher: string): number {
     const cap = Math.max(1, Math.floor(this.options.passiveSize * MAX_VOUCHED_SHARE));
     let held = 0;
