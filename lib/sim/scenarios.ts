@@ -781,7 +781,8 @@ export const SCENARIOS: Record<string, Scenario> = {
   "eclipse-one": scenario(
     "Attackers besiege one target: they hold its inbound slots (rotating so that each gets " +
       "verified), name only attackers in every PEERS, PUSH and referral, and drop items; honest " +
-      "nodes churn mildly and the target restarts at T0+60 s.",
+      "nodes churn mildly and the target restarts at T0+60 s. An item every 5 s from the end of " +
+      "the build (the steady stream), then the measured ones.",
     true,
     (world, options) => eclipse(world, options, 1),
   ),
