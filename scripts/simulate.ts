@@ -118,6 +118,14 @@ function summary(result: ScenarioResult): string {
       } (bound ${ms(phase.bound99.mean)})`,
     );
   }
+  const steady = result.parameters;
+  if (typeof steady.steadyItems === "number") {
+    lines.push(
+      `  steady stream: ${steady.steadyItems} items, delivery ${
+        (100 * Number(steady.steadyDelivery)).toFixed(3)
+      }% (worst item ${(100 * Number(steady.steadyWorstItemDelivery)).toFixed(2)}%)`,
+    );
+  }
   if (result.attackers) {
     lines.push(
       `  eclipsed honest nodes ${(100 * result.eclipse.eclipsedShare).toFixed(2)}%` +

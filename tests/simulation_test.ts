@@ -114,9 +114,12 @@ Deno.test("simulation: a siege's steady stream runs from the build to one window
   assert.equal(steady.parameters.steadyItems, 20);
   const ratio = steady.parameters.steadyDelivery as number;
   assert.ok(ratio > 0.9 && ratio <= 1, `steady delivery ${ratio}`);
+  const worst = steady.parameters.steadyWorstItemDelivery as number;
+  assert.ok(worst <= ratio && worst >= 0, `worst stream item ${worst}`);
   assert.equal(steady.delivery.items, 3, "the stream is no measured phase");
   const quiet = run(0);
   assert.equal(quiet.parameters.steadyItems, undefined);
+  assert.equal(quiet.parameters.steadyWorstItemDelivery, undefined);
   assert.equal(quiet.delivery.items, 3);
   // The measured items start at the same time: the stream adds no phase time.
   assert.equal(steady.items[0].announcedAt, quiet.items[0].announcedAt);

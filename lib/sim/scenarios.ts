@@ -72,8 +72,8 @@ export interface ScenarioOptions {
    * Sieges: one item every this many ms from a random publisher, from the end
    * of the build until the measured items, as a running network carries
    * (default {@link DEFAULT_STEADY_ITEMS_MS}; 0: none, the quiet siege of the
-   * rounds before 2026-12-04). Not tracked as a phase; their delivery is in
-   * the result's parameters.
+   * rounds before 2026-12-04). Not tracked as a phase; their delivery (mean
+   * and worst item) is in the result's parameters.
    */
   readonly steadyItemsMs?: number;
 }
@@ -943,13 +943,17 @@ function itemPhase(
 }
 
 /** Eclipse of `count` targets (see the scenarios' descriptions). */
-/** Count and delivery of a siege's steady stream (nothing without one). */
+/** Count, delivery and worst item's delivery of a siege's steady stream (nothing without one). */
 function steadyDelivery(world: World, steady: SteadyStream | undefined): Record<string, number> {
   if (!steady) return {};
   const summary = aggregate(
     steady.items.map((item) => world.metrics.summarizeItem(item, { windowMs: BASE_WINDOW_MS })),
   );
-  return { steadyItems: steady.items.length, steadyDelivery: summary.deliveryRatio };
+  return {
+    steadyItems: steady.items.length,
+    steadyDelivery: summary.deliveryRatio,
+    steadyWorstItemDelivery: summary.worstItemDeliveryRatio,
+  };
 }
 
 function eclipse(world: World, options: ScenarioOptions, count: number): Plan {
