@@ -61,18 +61,12 @@ Options:
 
 class UsageError extends Error {}
 
-function positiveInt(value: string | undefined, name: string, fallback: number): number {
+/** `--name`'s whole number, at least `min` (0 or 1), or `fallback` when absent. */
+function wholeNumber(value: string | undefined, name: string, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
-  if (!/^[0-9]+$/.test(value) || Number(value) < 1) {
-    throw new UsageError(`--${name} must be a positive integer, got "${value}"`);
-  }
-  return Number(value);
-}
-
-function nonNegativeInt(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!/^[0-9]+$/.test(value)) {
-    throw new UsageError(`--${name} must be a whole number (0 or more), got "${value}"`);
+  if (!/^[0-9]+$/.test(value) || Number(value) < min) {
+    const kind = min === 0 ? "a whole number (0 or more)" : "a positive integer";
+    throw new UsageError(`--${name} must be ${kind}, got "${value}"`);
   }
   return Number(value);
 }
@@ -225,11 +219,11 @@ async function main(args: string[]): Promise<number> {
       `unknown scenario "${name}"; one of: ${Object.keys(SCENARIOS).join(", ")}`,
     );
   }
-  const nodes = positiveInt(values.nodes, "nodes", 1000);
-  const seed = positiveInt(values.seed, "seed", 1);
-  const items = values.items === undefined ? undefined : positiveInt(values.items, "items", 20);
+  const nodes = wholeNumber(values.nodes, "nodes", 1000);
+  const seed = wholeNumber(values.seed, "seed", 1);
+  const items = values.items === undefined ? undefined : wholeNumber(values.items, "items", 20);
   const ratio = values.ratio === undefined ? 1 : parseRatio(values.ratio);
-  const degree = positiveInt(values.degree, "degree", SIM_NODE_CONFIG.degree);
+  const degree = wholeNumber(values.degree, "degree", SIM_NODE_CONFIG.degree);
   let lossRate: number | undefined;
   if (values.loss !== undefined) {
     lossRate = Number(values.loss);
@@ -237,16 +231,17 @@ async function main(args: string[]): Promise<number> {
       throw new UsageError(`--loss must be a probability in [0, 1), got "${values.loss}"`);
     }
   }
-  const traceItems = (values["trace-item"] ?? []).map((tag) => positiveInt(tag, "trace-item", 1));
-  const bootstrapsPerNode = positiveInt(
+  const traceItems = (values["trace-item"] ?? []).map((tag) => wholeNumber(tag, "trace-item", 1));
+  const bootstrapsPerNode = wholeNumber(
     values["bootstraps-per-node"],
     "bootstraps-per-node",
     DEFAULT_BOOTSTRAPS_PER_NODE,
   );
-  const steadyItemsMs = nonNegativeInt(
+  const steadyItemsMs = wholeNumber(
     values["steady-items"],
     "steady-items",
     DEFAULT_STEADY_ITEMS_MS,
+    0,
   );
   const out = values.out ?? "sim-results";
   const result = runScenario(name, {

@@ -1185,18 +1185,15 @@ Deno.test("a proven peer's tips lose their rank once that peer is no longer prov
   // 4 items relayed, then one unanswered IWANT (5 points) leaves it at -1,
   // neither distrusted (-20) nor a withholder (-2.5), but no longer proven.
   let merit = 4;
-  const view = viewWithProvenTips({
-    passiveSize: 100,
-    random: seededRandom(12),
-    merit: (identity) => identity === "P" ? merit : 0,
-  }, "Q");
-  const whileProven = redialsTo(view, ["id1", "id2", "id3"]);
+  const viewOfP = () =>
+    viewWithProvenTips({
+      passiveSize: 100,
+      random: seededRandom(12),
+      merit: (identity) => identity === "P" ? merit : 0,
+    }, "Q");
+  const whileProven = redialsTo(viewOfP(), ["id1", "id2", "id3"]);
   assert.ok(whileProven > 160, `${whileProven} of 400 dials to a proven peer's tips`);
-  const fresh = viewWithProvenTips({
-    passiveSize: 100,
-    random: seededRandom(12),
-    merit: (identity) => identity === "P" ? merit : 0,
-  }, "Q");
+  const fresh = viewOfP();
   merit = -1;
   const tips = redialsTo(fresh, ["id1", "id2", "id3"]);
   // 3 new peers of 63: about 19 dials, not 200.

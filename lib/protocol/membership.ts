@@ -236,6 +236,12 @@ export interface MembershipOptions {
 const SOURCE_RANK: Record<PeerSource, number> = { bootstrap: 0, outbound: 1, inbound: 2 };
 /** Failed dials in a row after which a verified spare no longer outranks a claim. */
 const DEAD_AFTER_FAILURES = 3;
+
+/** Whether `peer` is a tip of `voucher` that has not failed DEAD_AFTER_FAILURES dials in a row. */
+function isLiveTipOf(peer: Pick<KnownPeer, "vouchedBy" | "failures">, voucher: string): boolean {
+  return peer.vouchedBy === voucher && peer.failures < DEAD_AFTER_FAILURES;
+}
+
 /** A proven peer ranks with tried ones for this many times their failed dials. */
 const PROVEN_FAILURE_SPAN = 3;
 
@@ -765,10 +771,11 @@ export class Membership {
     let added = 0;
     for (const peer of sample(peers, peers.length, this.random)) {
       if (added >= this.options.maxLearnPerMessage) break;
+      const addressKey = formatSocketAddress(peer.address);
       // A proven peer's mark outranks its plain tips: one of those gives way.
       if (
         vouchRoom <= 0 && vouchedBy !== undefined && peer.proven === true &&
-        this.passive.get(formatSocketAddress(peer.address))?.vouchedBy !== vouchedBy &&
+        this.passive.get(addressKey)?.vouchedBy !== vouchedBy &&
         this.unvouchPlainTip(vouchedBy)
       ) vouchRoom++;
       const voucher = vouchRoom > 0 ? vouchedBy : undefined;
@@ -777,7 +784,7 @@ export class Membership {
         if (voucher !== undefined) vouchRoom--;
       }
       if (fromBootstrapper || vouchedBy !== undefined) {
-        const known = this.passive.get(formatSocketAddress(peer.address));
+        const known = this.passive.get(addressKey);
         if (known?.identity === peer.identity) {
           if (fromBootstrapper) known.bootstrapTip = true;
           if (vouchedBy !== undefined && known.vouchedBy !== vouchedBy && vouchRoom > 0) {
@@ -908,33 +915,35 @@ export class Membership {
   /**
    * How many more of the passive view's peers `voucher` may vouch for: at most
    * a quarter of the view ({@link MAX_VOUCHED_SHARE}) holds the live tips of one
-   * peer; a tip it marks proven takes the place of one of its plain tips
-   * ({@link unvouchPlainTip}: in a simulated cold boot the first tips of a
-   * proven peer, named before any item flowed, held its places against the
-   * proven peers it marked later). An attacker that relayed items before it turned keeps its score
+   * peer. An attacker that relayed items before it turned keeps its score
    * while its victims get items elsewhere first, and its exchanges, all
    * attackers marked proven, otherwise filled the whole view with tips that
    * rank with proven peers (simulated sieges with a steady stream of items,
    * docs/SIMULATION.md "Round of the steady stream"); the tips it gave before
    * it turned stay.
    */
+  private vouchRoom(voucher: string): number {
+    const cap = Math.max(1, Math.floor(this.options.passiveSize * MAX_VOUCHED_SHARE));
+    let held = 0;
+    for (const peer of this.passive.values()) if (isLiveTipOf(peer, voucher)) held++;
+    return cap - held;
+  }
+
+  /**
+   * Takes the rank from one of `voucher`'s live tips it did not mark proven, so
+   * that a tip it marks proven can have its place; false when there is none.
+   * In a simulated cold boot the first tips of a proven peer, named before any
+   * item flowed, otherwise held its places against the proven peers it marked
+   * later.
+   */
   private unvouchPlainTip(voucher: string): boolean {
     for (const peer of this.passive.values()) {
-      if (peer.vouchedBy === voucher && !peer.provenTip && peer.failures < DEAD_AFTER_FAILURES) {
+      if (isLiveTipOf(peer, voucher) && !peer.provenTip) {
         peer.vouchedBy = undefined;
         return true;
       }
     }
     return false;
-  }
-
-  private vouchRoom(voucher: string): number {
-    const cap = Math.max(1, Math.floor(this.options.passiveSize * MAX_VOUCHED_SHARE));
-    let held = 0;
-    for (const peer of this.passive.values()) {
-      if (peer.vouchedBy === voucher && peer.failures < DEAD_AFTER_FAILURES) held++;
-    }
-    return cap - held;
   }
 
   /**

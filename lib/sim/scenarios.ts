@@ -942,7 +942,6 @@ function itemPhase(
   };
 }
 
-/** Eclipse of `count` targets (see the scenarios' descriptions). */
 /** Count, delivery and worst item's delivery of a siege's steady stream (nothing without one). */
 function steadyDelivery(world: World, steady: SteadyStream | undefined): Record<string, number> {
   if (!steady) return {};
@@ -956,6 +955,7 @@ function steadyDelivery(world: World, steady: SteadyStream | undefined): Record<
   };
 }
 
+/** Eclipse of `count` targets (see the scenarios' descriptions). */
 function eclipse(world: World, options: ScenarioOptions, count: number): Plan {
   let targets: SimNode[] = [];
   let steady: SteadyStream | undefined;
