@@ -31,7 +31,7 @@ import {
 const USAGE = `deno task simulate --scenario NAME [options]
 
 Runs a scenario on simulated node cores over a WAN (docs/SIMULATION.md) and
-writes <out>/<scenario>-n<N>[-r<ratio>][-d<degree>][-b<K>][-q<MS>]-s<seed>.json and .svg.
+writes <out>/<scenario>-n<N>[-r<ratio>][-d<degree>][-b<K>][-t][-q<MS>]-s<seed>.json and .svg.
 
 Options:
   --scenario NAME   scenario to run (--list shows them)
@@ -47,6 +47,10 @@ Options:
                     each honest node joins through K distinct random earlier
                     nodes (default 2, as docs/DEPLOY.md advises; 1 is the harsher
                     setting of earlier runs; not in cold-boot, which has bootstrap nodes)
+  --trusted-bootstrappers
+                    honest nodes (and churn's fresh nodes) join through honest
+                    nodes only, as when operators list bootstrappers they run or
+                    trust (docs/DEPLOY.md); attackers still join through any node
   --steady-items MS the sieges (eclipse-one, eclipse-publishers) announce an item
                     every MS ms from the end of the build until one window before
                     the measured items (default ${DEFAULT_STEADY_ITEMS_MS}; 0: none, the quiet
@@ -191,6 +195,7 @@ async function main(args: string[]): Promise<number> {
       degree: { type: "string" },
       loss: { type: "string" },
       "no-pow": { type: "boolean" },
+      "trusted-bootstrappers": { type: "boolean" },
       "trace-item": { type: "string", multiple: true },
       "bootstraps-per-node": { type: "string" },
       "steady-items": { type: "string" },
@@ -253,6 +258,7 @@ async function main(args: string[]): Promise<number> {
     measurePow: !values["no-pow"],
     traceItems,
     bootstrapsPerNode,
+    trustedBootstrappers: values["trusted-bootstrappers"],
     steadyItemsMs,
     node: degree === SIM_NODE_CONFIG.degree ? undefined : { config: { degree } },
     progress: values.quiet ? undefined : (line) => console.error(line),
@@ -262,7 +268,9 @@ async function main(args: string[]): Promise<number> {
     scenario.attack ? `-r${ratioLabel(ratio).replace(":", "to")}` : ""
   }${degree === SIM_NODE_CONFIG.degree ? "" : `-d${degree}`}${
     bootstrapsPerNode === DEFAULT_BOOTSTRAPS_PER_NODE ? "" : `-b${bootstrapsPerNode}`
-  }${steadyItemsMs === DEFAULT_STEADY_ITEMS_MS ? "" : `-q${steadyItemsMs}`}-s${seed}`;
+  }${values["trusted-bootstrappers"] ? "-t" : ""}${
+    steadyItemsMs === DEFAULT_STEADY_ITEMS_MS ? "" : `-q${steadyItemsMs}`
+  }-s${seed}`;
   const { charts, ...figures } = result;
   await Deno.writeTextFile(`${base}.json`, JSON.stringify(figures, null, 2) + "\n");
   await Deno.writeTextFile(`${base}.svg`, stackCharts(charts));

@@ -19,6 +19,7 @@ import {
   tagOf,
   TRACE_OFFSETS_MS,
 } from "../lib/sim/metrics.ts";
+import { Adversary } from "../lib/sim/hostile.ts";
 import { SimNetwork } from "../lib/sim/network.ts";
 import { DEFAULT_BOOTSTRAPS_PER_NODE, World } from "../lib/sim/scenarios.ts";
 import { VirtualClock } from "../lib/sim/virtual_clock.ts";
@@ -359,4 +360,27 @@ Deno.test("scenarios: honest nodes join through bootstrapsPerNode distinct earli
     assert.equal(new Set(list).size, list.length, `node ${i}: distinct`);
     assert.ok(list.every((index) => index < i), `node ${i}: joined before it`);
   });
+});
+
+Deno.test("scenarios: with trustedBootstrappers honest nodes join through honest nodes only", () => {
+  const draw = (trustedBootstrappers: boolean) => {
+    const world = new World({ nodes: 20, seed: 4, trustedBootstrappers, measurePow: false });
+    world.adversary = new Adversary(world.net, { behaviour: {}, seed: 5 });
+    world.build(20, 20);
+    const honest = new Set(world.honest);
+    const lists = world.honest.map((node) => node.options.bootstrap ?? []);
+    return {
+      attackerBootstrappers: lists.flat().filter((b) => !honest.has(b)).length,
+      twoEach: lists.filter((list) => list.length === 2).length,
+      attackersThroughAttackers:
+        world.adversary.nodes.filter((node) =>
+          (node.options.bootstrap ?? []).some((b) => !honest.has(b))
+        ).length,
+    };
+  };
+  const trusted = draw(true);
+  assert.equal(trusted.attackerBootstrappers, 0);
+  assert.equal(trusted.twoEach, 18, "two each but the first two honest nodes");
+  assert.ok(trusted.attackersThroughAttackers > 0, "attackers still join through any node");
+  assert.ok(draw(false).attackerBootstrappers > 0, "by default any node, attackers included");
 });

@@ -69,6 +69,14 @@ export interface ScenarioOptions {
    */
   readonly bootstrapsPerNode?: number;
   /**
+   * Honest nodes (those of the build and churn's fresh nodes) draw their
+   * bootstrappers among honest nodes only, as when operators list nodes they
+   * run or trust (docs/DEPLOY.md); attackers still join through any node.
+   * Default false: any random node, attackers included, so that at 1:1 a
+   * quarter of the honest nodes draw two attackers.
+   */
+  readonly trustedBootstrappers?: boolean;
+  /**
    * Sieges: one item every this many ms from a random publisher, from the end
    * of the build until the measured items, as a running network carries
    * (default {@link DEFAULT_STEADY_ITEMS_MS}; 0: none, the quiet siege of the
@@ -319,7 +327,8 @@ export class World {
    * Joins `honest` honest nodes and `attackers` attackers (through
    * `adversary`) in random order over `joinMs`, each through one random node
    * that joined before (any role; honest nodes through
-   * {@link ScenarioOptions.bootstrapsPerNode} distinct ones), or with
+   * {@link ScenarioOptions.bootstrapsPerNode} distinct ones, honest ones with
+   * {@link ScenarioOptions.trustedBootstrappers}), or with
    * `bootstrappers`, through one of the first `bootstrappers` honest nodes (a
    * deployment's configured bootstrap nodes).
    */
@@ -342,8 +351,10 @@ export class World {
     ];
     const joined: SimNode[] = [];
     const step = joinMs / total;
+    const joinedHonest: SimNode[] = [];
+    const trusted = this.options.trustedBootstrappers === true;
     for (let i = 0; i < order.length; i++) {
-      const pool = seeds > 0 ? joined.slice(0, seeds) : joined;
+      const pool = seeds > 0 ? joined.slice(0, seeds) : trusted && order[i] ? joinedHonest : joined;
       const bootstrap = pool.length === 0 ? [] : [pool[Math.floor(this.random() * pool.length)]];
       // Extra bootstrappers are drawn after the first, so that one per node
       // draws the very same random numbers as before they existed.
@@ -359,6 +370,7 @@ export class World {
         wellConnected: options.attackersWellConnected,
       });
       joined.push(node);
+      if (order[i]) joinedHonest.push(node);
       this.runFor(step, "build");
     }
   }
@@ -530,7 +542,8 @@ export interface ChurnStats {
  * Heavy-tailed churn of the honest nodes: each node stays up for a Pareto
  * session length, goes down abruptly, and after an exponential offline time
  * either comes back with its saved state or is replaced by a fresh node that
- * joins through two random live nodes.
+ * joins through two random live nodes (honest ones with
+ * {@link ScenarioOptions.trustedBootstrappers}).
  */
 export function startChurn(world: World, options: ChurnOptions): ChurnStats {
   const stats: ChurnStats = { departures: 0, restarts: 0, fresh: 0 };
@@ -546,7 +559,9 @@ export function startChurn(world: World, options: ChurnOptions): ChurnStats {
       net.kill(node);
       net.clock.setTimeout(() => {
         if (random() < options.freshShare) {
-          const others = world.liveNodes();
+          const others = world.options.trustedBootstrappers
+            ? world.liveHonest()
+            : world.liveNodes();
           const fresh = world.addHonest(sample(others, 2, random));
           stats.fresh++;
           live(fresh);
@@ -1077,6 +1092,7 @@ function finish(
       ...plan.parameters,
       ...(plan.extra ?? {}),
       ...(world.bootstrapsUsed === undefined ? {} : { bootstrapsPerNode: world.bootstrapsUsed }),
+      ...(options.trustedBootstrappers ? { trustedBootstrappers: true } : {}),
     },
     delivery: aggregate(all),
     phases,
