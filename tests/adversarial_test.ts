@@ -2226,6 +2226,66 @@ Deno.test("a node whose last proven peer leaves re-anchors through its bootstrap
   }
 });
 
+Deno.test("a node re-anchors when its last proven peer that still relays leaves, though a silent proven one stays", async () => {
+  // V (degree 2, a relay memory of 1 s) restarts with H and T as anchors and
+  // 8 attackers, tried, in its peers file, and B as its bootstrapper. T brings
+  // V an item first, then relays nothing more (as a peer that turned: it
+  // keeps the score it earned while V gets items elsewhere first). Past the
+  // relay memory H brings V an item first, and leaves. V re-anchors through B,
+  // not its view: T's score alone no longer counts as a peer that still
+  // relays. Without the rule T counted, V refilled H's slot from its view,
+  // and an attacker was dialled first.
+  const bootstrapper = await startTestNode({ config: { degree: 1 } });
+  let h: GossipNode | undefined = await startTestNode({ config: { degree: 1 } });
+  const t = await startTestNode({ config: { degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const peersFile = `${dir}/peers.json`;
+  const attackers = attackerListeners(8);
+  let subscriber: TestApiClient | undefined;
+  let victim: GossipNode | undefined;
+  try {
+    await writeSavedPeers(peersFile, [
+      ...await attackers.savedPeers(),
+      savedPeer(h, { anchor: true }),
+      savedPeer(t, { anchor: true }),
+    ]);
+    const v = victim = await startTestNode({
+      config: { degree: 2, peersFile, bootstrappers: [bootstrapper.p2pAddress] },
+      node: { tuning: { outboundRotationMs: 600_000, relayMemoryMs: 1_000 } },
+    });
+    const hIdentity = h.identityHex;
+    await waitUntil(
+      () => v.peerIdentities.includes(hIdentity) && v.peerIdentities.includes(t.identityHex),
+      5000,
+      "V's sessions with H and T",
+    );
+    subscriber = await acceptingSubscriber(v);
+    await bringItemFirst(v, t, "from T");
+    // The relay memory passing is the condition under test, not a sync.
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    await bringItemFirst(v, h, "from H");
+    assert.deepEqual(attackers.attempts, new Array(8).fill(0), "no attacker dialled yet");
+    await h.close();
+    h = undefined;
+    await waitUntil(
+      () => v.peerIdentities.includes(bootstrapper.identityHex),
+      5000,
+      "V's session with B",
+    );
+    assert.deepEqual(attackers.attempts, new Array(8).fill(0), "no attacker dialled before B");
+    assert.equal(v.stats().connections.reanchored, 1);
+    assert.ok(v.peerIdentities.includes(t.identityHex), "T, still proven, kept its slot");
+  } finally {
+    await subscriber?.close();
+    await victim?.close();
+    await h?.close();
+    await t.close();
+    await bootstrapper.close();
+    await attackers.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a restarted node dials a peer its file marks proven before the attackers its view filled with", async () => {
   // V's peers file holds 8 attackers and H, all tried, none an anchor; H is
   // marked proven (it brought V items first before the restart). V (degree 1)

@@ -892,6 +892,7 @@ Deno.test("a node whose last proven peer goes away re-anchors: it dials a bootst
   const scores = new Map([[id(1), 5], [id(2), 3], [id(3), 0]]);
   const { connections, dialled, open } = manager(scores, 1, [bootstrapper]);
   for (const n of [1, 2, 3]) open(n, "outbound");
+  for (const n of [1, 2]) connections.noteRelay(id(n), 500);
   connections.membership.learn(
     [7, 8, 9].map((n) => ({ identity: id(n), address: address(n) })),
     0,
@@ -909,4 +910,36 @@ Deno.test("a node whose last proven peer goes away re-anchors: it dials a bootst
   connections.sessionClosed(id(2), 1_300);
   assert.deepEqual(dialled.slice(2), ["10.0.9.1:6001"], "the bootstrapper");
   assert.equal(connections.stats.reanchored, 1);
+});
+
+Deno.test("a node re-anchors when its last proven peer that still relays goes away, though one proven long ago stays", () => {
+  // id(2) relayed items first, then turned: it relays nothing, and keeps its
+  // score while this node gets items elsewhere first. id(1) still relays.
+  const bootstrapper = { hostname: "10.0.9.1", port: 6001 };
+  const scores = new Map([[id(1), 5], [id(2), 3], [id(3), 0]]);
+  const { connections, dialled, open } = manager(scores, 1, [bootstrapper]);
+  for (const n of [1, 2, 3]) open(n, "outbound");
+  connections.membership.learn(
+    [7, 8, 9].map((n) => ({ identity: id(n), address: address(n) })),
+    0,
+    "outbound",
+  );
+  connections.noteRelay(id(2), 1_000);
+  connections.noteRelay(id(1), 50_000);
+  // 61 s after id(2)'s last item, 11 s after id(1)'s: id(1) goes away.
+  connections.sessionClosed(id(1), 61_000);
+  assert.deepEqual(dialled.slice(0, 1), ["10.0.9.1:6001"], "the bootstrapper first");
+  assert.equal(connections.stats.reanchored, 1);
+  // Within the memory, a proven peer's item keeps it one that still relays.
+  const again = manager(scores, 1, [bootstrapper]);
+  for (const n of [1, 2, 3]) again.open(n, "outbound");
+  again.connections.membership.learn(
+    [7, 8, 9].map((n) => ({ identity: id(n), address: address(n) })),
+    0,
+    "outbound",
+  );
+  again.connections.noteRelay(id(2), 1_000);
+  again.connections.sessionClosed(id(1), 60_999);
+  assert.ok(!again.dialled.includes("10.0.9.1:6001"), "no re-anchoring");
+  assert.equal(again.connections.stats.reanchored, 0);
 });

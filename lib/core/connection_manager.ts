@@ -102,7 +102,10 @@ const MAX_PUSHES_PER_ROUND = 2;
 const PROBE_RETRY_MS = 10 * 60_000;
 /** Default least interval between two reinforcements ({@link ConnectionManager.reinforce}). */
 const REINFORCE_INTERVAL_MS = 10_000;
-/** Default time a relayed item spares an inbound session from eviction. */
+/**
+ * Default time a relayed item spares an inbound session from eviction, and
+ * keeps a proven peer one that still relays ({@link ConnectionManager.sessionClosed}).
+ */
 const RELAY_MEMORY_MS = 60_000;
 
 /** Default age before an inbound session may be evicted for a newcomer. */
@@ -213,7 +216,9 @@ export interface ConnectionManagerOptions {
   readonly evictionGraceMs?: number;
   /**
    * An inbound session that sent a valid item (first or not) within this long
-   * is evicted only when no silent one is left (default 60 s; {@link ConnectionManager.noteRelay}).
+   * is evicted only when no silent one is left, and a proven peer that did
+   * still relays: while one is connected, the departure of another proven
+   * peer is no reason to re-anchor (default 60 s; {@link ConnectionManager.noteRelay}).
    */
   readonly relayMemoryMs?: number;
   /** Length of a delivery session (default 5 s; {@link ConnectionManager.sessionOpened}). */
@@ -414,6 +419,21 @@ export class ConnectionManager {
     if (this.sessions.has(peer)) this.lastRelayAt.set(peer, now);
   }
 
+  /**
+   * Whether a connected peer (no delivery session) is proven, score above 0,
+   * and still relays: it sent a valid item, first or not, within
+   * `relayMemoryMs`.
+   */
+  private hasRelayingProvenPeer(now: number): boolean {
+    const memory = this.options.relayMemoryMs ?? RELAY_MEMORY_MS;
+    for (const [peer, session] of this.sessions) {
+      if (session.delivery || this.actions.score(peer) <= 0) continue;
+      const relayed = this.lastRelayAt.get(peer);
+      if (relayed !== undefined && now - relayed < memory) return true;
+    }
+    return false;
+  }
+
   /** Sizes of the per-peer tables, for the status endpoint. */
   get sizes(): Record<string, number> {
     return {
@@ -581,10 +601,14 @@ export class ConnectionManager {
     if (!session) return;
     const proven = !session.delivery && this.actions.score(peer) > 0;
     this.forget(peer, now, reason);
-    // Its last proven peer went away (churn, or it evicted this node): the
-    // node re-anchors through a bootstrapper, as after dropping a distrusted
-    // peer, rather than refill the slot only from a view attackers may fill.
-    if (proven && !this.membership.hasProvenPeer()) this.anchorDue = true;
+    // Its last proven peer that still relays went away (churn, or it evicted
+    // this node): the node re-anchors through a bootstrapper, as after
+    // dropping a distrusted peer, rather than refill the slot only from a view
+    // attackers may fill. A peer that relayed items and then turned keeps its
+    // score while this node gets items elsewhere first, so a score alone is
+    // no proof that a peer still relays (docs/SIMULATION.md, "Round of
+    // trusted bootstrappers").
+    if (proven && !this.hasRelayingProvenPeer(now)) this.anchorDue = true;
     if (goodbye === GoodbyeReason.Full) {
       // It referred us elsewhere: do not come back soon, unless this was the
       // planned end of a delivery session granted to this node.

@@ -244,6 +244,7 @@ export class NodeCore {
         joinWarningMs: this.tuning.joinWarningMs,
         rotationIntervalMs: this.tuning.outboundRotationMs,
         evictionGraceMs: this.tuning.evictionGraceMs,
+        relayMemoryMs: this.tuning.relayMemoryMs,
         deliverySessionMs: this.tuning.deliverySessionMs,
         deliveryProofMs: this.tuning.deliveryProofMs,
         reinforceIntervalMs: this.tuning.reinforceIntervalMs,

@@ -41,6 +41,12 @@ export interface CoreTuning {
   /** An inbound session this young is not evicted for a newcomer (the newcomer is referred). */
   readonly evictionGraceMs: number;
   /**
+   * A peer that sent a valid item within this long still relays: its inbound
+   * session is evicted after silent ones, and while a proven peer that still
+   * relays is connected, another one's departure is no reason to re-anchor.
+   */
+  readonly relayMemoryMs: number;
+  /**
    * How long a full node hears out a newcomer that came to deliver a local
    * item (HELLO flag `deliver`) before it refers it elsewhere.
    */
@@ -68,6 +74,7 @@ export const DEFAULT_CORE_TUNING: CoreTuning = {
   joinWarningMs: 30_000,
   outboundRotationMs: 60_000,
   evictionGraceMs: 5_000,
+  relayMemoryMs: 60_000,
   deliverySessionMs: 5_000,
   deliveryProofMs: 2_000,
   reinforceIntervalMs: 10_000,
