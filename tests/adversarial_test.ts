@@ -2181,48 +2181,87 @@ async function attackersDialledBeforeAnchor(bootstrapper: boolean): Promise<true
   }
 }
 
+/** {@link victimWithAnchors}: V, its bootstrapper B and 8 attacker listeners. */
+interface AnchoredRestart {
+  /** The victim. */
+  v: GossipNode;
+  /** V's configured bootstrapper, a real node. */
+  bootstrapper: GossipNode;
+  /** Connection attempts per attacker listener. */
+  attempts: number[];
+  /** Waits for V's session with B, then checks that it re-anchored once and dialled no attacker. */
+  reanchoredThroughB(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * V (`degree`, rotation 600 s) restarts with `anchors` and 8 attacker
+ * listeners, tried, in its peers file, and B as its bootstrapper.
+ */
+async function victimWithAnchors(
+  anchors: readonly GossipNode[],
+  degree: number,
+  tuning: { relayMemoryMs?: number } = {},
+): Promise<AnchoredRestart> {
+  const bootstrapper = await startTestNode({ config: { degree: 1 } });
+  const dir = await Deno.makeTempDir();
+  const attackers = attackerListeners(8);
+  let v: GossipNode | undefined;
+  const close = async () => {
+    await v?.close();
+    await bootstrapper.close();
+    await attackers.close();
+    await Deno.remove(dir, { recursive: true });
+  };
+  try {
+    const peersFile = `${dir}/peers.json`;
+    await writeSavedPeers(peersFile, [
+      ...await attackers.savedPeers(),
+      ...anchors.map((anchor) => savedPeer(anchor, { anchor: true })),
+    ]);
+    v = await startTestNode({
+      config: { degree, peersFile, bootstrappers: [bootstrapper.p2pAddress] },
+      node: { tuning: { outboundRotationMs: 600_000, ...tuning } },
+    });
+    const victim = v;
+    const reanchoredThroughB = async () => {
+      await waitUntil(
+        () => victim.peerIdentities.includes(bootstrapper.identityHex),
+        5000,
+        "V's session with B",
+      );
+      assert.deepEqual(attackers.attempts, new Array(8).fill(0), "no attacker dialled before B");
+      assert.equal(victim.stats().connections.reanchored, 1);
+    };
+    return { v, bootstrapper, attempts: attackers.attempts, reanchoredThroughB, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
 Deno.test("a node whose last proven peer leaves re-anchors through its bootstrapper, not its view", async () => {
   // V (degree 1) restarts with H as its anchor and 8 attackers, tried, in its
   // peers file, and B as its bootstrapper. H brings V an item first, then
   // stops. V's slot goes to B (a re-anchoring), not to one of the attackers
   // its view holds; without the rule V dials an attacker first.
-  const bootstrapper = await startTestNode({ config: { degree: 1 } });
   let h: GossipNode | undefined = await startTestNode({ config: { degree: 1 } });
-  const dir = await Deno.makeTempDir();
-  const peersFile = `${dir}/peers.json`;
-  const attackers = attackerListeners(8);
+  const setup = await victimWithAnchors([h], 1);
   let subscriber: TestApiClient | undefined;
-  let victim: GossipNode | undefined;
   try {
-    await writeSavedPeers(peersFile, [
-      ...await attackers.savedPeers(),
-      savedPeer(h, { anchor: true }),
-    ]);
-    const v = victim = await startTestNode({
-      config: { degree: 1, peersFile, bootstrappers: [bootstrapper.p2pAddress] },
-      node: { tuning: { outboundRotationMs: 600_000 } },
-    });
+    const { v } = setup;
     const hIdentity = h.identityHex;
     await waitUntil(() => v.peerIdentities.includes(hIdentity), 5000, "V's session with H");
     subscriber = await acceptingSubscriber(v);
     await bringItemFirst(v, h, "from H");
-    assert.deepEqual(attackers.attempts, [0, 0, 0, 0, 0, 0, 0, 0], "no attacker dialled yet");
+    assert.deepEqual(setup.attempts, new Array(8).fill(0), "no attacker dialled yet");
     await h.close();
     h = undefined;
-    await waitUntil(
-      () => v.peerIdentities.includes(bootstrapper.identityHex),
-      5000,
-      "V's session with B",
-    );
-    assert.deepEqual(attackers.attempts, [0, 0, 0, 0, 0, 0, 0, 0], "no attacker dialled before B");
-    assert.equal(v.stats().connections.reanchored, 1);
+    await setup.reanchoredThroughB();
   } finally {
     await subscriber?.close();
-    await victim?.close();
+    await setup.close();
     await h?.close();
-    await bootstrapper.close();
-    await attackers.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -2235,24 +2274,12 @@ Deno.test("a node re-anchors when its last proven peer that still relays leaves,
   // not its view: T's score alone no longer counts as a peer that still
   // relays. Without the rule T counted, V refilled H's slot from its view,
   // and an attacker was dialled first.
-  const bootstrapper = await startTestNode({ config: { degree: 1 } });
   let h: GossipNode | undefined = await startTestNode({ config: { degree: 1 } });
   const t = await startTestNode({ config: { degree: 1 } });
-  const dir = await Deno.makeTempDir();
-  const peersFile = `${dir}/peers.json`;
-  const attackers = attackerListeners(8);
+  const setup = await victimWithAnchors([h, t], 2, { relayMemoryMs: 1_000 });
   let subscriber: TestApiClient | undefined;
-  let victim: GossipNode | undefined;
   try {
-    await writeSavedPeers(peersFile, [
-      ...await attackers.savedPeers(),
-      savedPeer(h, { anchor: true }),
-      savedPeer(t, { anchor: true }),
-    ]);
-    const v = victim = await startTestNode({
-      config: { degree: 2, peersFile, bootstrappers: [bootstrapper.p2pAddress] },
-      node: { tuning: { outboundRotationMs: 600_000, relayMemoryMs: 1_000 } },
-    });
+    const { v } = setup;
     const hIdentity = h.identityHex;
     await waitUntil(
       () => v.peerIdentities.includes(hIdentity) && v.peerIdentities.includes(t.identityHex),
@@ -2264,25 +2291,16 @@ Deno.test("a node re-anchors when its last proven peer that still relays leaves,
     // The relay memory passing is the condition under test, not a sync.
     await new Promise((resolve) => setTimeout(resolve, 1_200));
     await bringItemFirst(v, h, "from H");
-    assert.deepEqual(attackers.attempts, new Array(8).fill(0), "no attacker dialled yet");
+    assert.deepEqual(setup.attempts, new Array(8).fill(0), "no attacker dialled yet");
     await h.close();
     h = undefined;
-    await waitUntil(
-      () => v.peerIdentities.includes(bootstrapper.identityHex),
-      5000,
-      "V's session with B",
-    );
-    assert.deepEqual(attackers.attempts, new Array(8).fill(0), "no attacker dialled before B");
-    assert.equal(v.stats().connections.reanchored, 1);
+    await setup.reanchoredThroughB();
     assert.ok(v.peerIdentities.includes(t.identityHex), "T, still proven, kept its slot");
   } finally {
     await subscriber?.close();
-    await victim?.close();
+    await setup.close();
     await h?.close();
     await t.close();
-    await bootstrapper.close();
-    await attackers.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
