@@ -2166,7 +2166,11 @@ async function attackersDialledBeforeAnchor(bootstrapper: boolean): Promise<true
     const bootstrappers = bootstrapper
       ? [{ hostname: "127.0.0.1", port: honest.p2pAddress.port }]
       : [];
-    const v = victim = await startTestNode({ config: { degree: 3, peersFile, bootstrappers } });
+    // A long membership round: the other slots wait for H's answer, not for
+    // a round that a loaded machine can bring before H's handshake ends.
+    const v = victim = await startTestNode({
+      config: { degree: 3, peersFile, bootstrappers, membershipIntervalMs: 10_000 },
+    });
     await waitUntil(
       () => v.peerIdentities.includes(honest.identityHex) && beforeAnchor.length >= 2,
       5000,
