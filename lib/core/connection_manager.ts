@@ -419,17 +419,18 @@ export class ConnectionManager {
     if (this.sessions.has(peer)) this.lastRelayAt.set(peer, now);
   }
 
-  /**
-   * Whether a connected peer (no delivery session) is proven, score above 0,
-   * and still relays: it sent a valid item, first or not, within
-   * `relayMemoryMs`.
-   */
+  /** Whether `peer` sent a valid item, first or not, within `relayMemoryMs` ({@link noteRelay}). */
+  private stillRelays(peer: PeerKey, now: number): boolean {
+    const relayed = this.lastRelayAt.get(peer);
+    return relayed !== undefined && now - relayed < (this.options.relayMemoryMs ?? RELAY_MEMORY_MS);
+  }
+
+  /** Whether a connected peer (no delivery session) is proven, score above 0, and still relays. */
   private hasRelayingProvenPeer(now: number): boolean {
-    const memory = this.options.relayMemoryMs ?? RELAY_MEMORY_MS;
     for (const [peer, session] of this.sessions) {
-      if (session.delivery || this.actions.score(peer) <= 0) continue;
-      const relayed = this.lastRelayAt.get(peer);
-      if (relayed !== undefined && now - relayed < memory) return true;
+      if (!session.delivery && this.actions.score(peer) > 0 && this.stillRelays(peer, now)) {
+        return true;
+      }
     }
     return false;
   }
@@ -1108,11 +1109,7 @@ export class ConnectionManager {
     if (unprotected.length === 0) return undefined;
     // Sessions that relay items go after the silent ones: attackers that
     // drop items hold slots only while no silent session is left.
-    const memory = this.options.relayMemoryMs ?? RELAY_MEMORY_MS;
-    const silent = unprotected.filter((e) => {
-      const relayed = this.lastRelayAt.get(e.peer);
-      return relayed === undefined || now - relayed >= memory;
-    });
+    const silent = unprotected.filter((e) => !this.stillRelays(e.peer, now));
     const candidates = silent.length > 0 ? silent : unprotected;
     const perRange = new Map<string, number>();
     for (const entry of candidates) perRange.set(entry.range, (perRange.get(entry.range) ?? 0) + 1);
