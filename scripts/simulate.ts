@@ -17,7 +17,12 @@
  */
 
 import { parseArgs } from "node:util";
-import { type ItemTrace, JUST_STARTED_MS, RECENT_ECLIPSE_MS } from "../lib/sim/metrics.ts";
+import {
+  type ItemTrace,
+  JUST_STARTED_MS,
+  LONG_ECLIPSE_MS,
+  RECENT_ECLIPSE_MS,
+} from "../lib/sim/metrics.ts";
 import { stackCharts } from "../lib/sim/plot.ts";
 import { SIM_NODE_CONFIG } from "../lib/sim/network.ts";
 import {
@@ -146,6 +151,18 @@ function summary(result: ScenarioResult): string {
       } s, ${result.eclipse.eclipsedAttackerBootstrapped} bootstrapped through attackers only, ${result.eclipse.eclipsedKnowingNoHonest} knowing no honest peer; ${result.eclipse.oneHonestPeer} more with one honest peer among attackers`,
       `  attackers banned by honest nodes: ${result.guard.distinctAttackersBanned} distinct; honest peers banned: ${result.guard.honestBanned}`,
     );
+    const time = result.eclipseTime;
+    if (time) {
+      lines.push(
+        `  time eclipsed since T0 (${time.windowSeconds.toFixed(0)} s): ${
+          time.nodeSeconds.toFixed(1)
+        } node-seconds (${
+          (100 * time.share).toFixed(3)
+        }% of honest node-time), ${time.nodes} nodes, ${time.nodesLong} of them for ${
+          LONG_ECLIPSE_MS / 1000
+        } s or more; longest ${time.longestSeconds.toFixed(1)} s`,
+      );
+    }
     if (result.powCost) {
       lines.push(
         `  identity cost: ${result.powCost.measuredMsPerIdentity} ms of proof-of-work per identity ` +

@@ -14,6 +14,7 @@ import { GlobeLinks } from "../lib/sim/links.ts";
 import {
   aggregate,
   eclipseCensus,
+  eclipseTime,
   Metrics,
   shortestPaths,
   tagOf,
@@ -272,6 +273,44 @@ Deno.test("metrics: a node eclipsed since its last honest peer left is eclipsed 
   assert.equal(census.oneHonestPeer, 0, "d eclipsed now");
   net.run(10_000);
   assert.equal(eclipseCensus(net, [d]).eclipsedRecently, 0, "e left 11 s ago");
+});
+
+Deno.test("metrics: time eclipsed is counted at every session change since the reset", () => {
+  const net = new SimNetwork({ seed: 7, delay: () => 10 });
+  const config = { degree: 1, passiveViewSize: 0 };
+  const m = net.addNode({ config, role: "attacker" });
+  const e = net.addNode({ config });
+  const d = net.addNode({ config: { degree: 2, passiveViewSize: 0 }, bootstrap: [e, m] });
+  // b dials m only: eclipsed from its first session on, before the reset too.
+  const b = net.addNode({ config, bootstrap: [m] });
+  net.run(40_000);
+  assert.equal(d.eclipsedSince, undefined, "d has e");
+  assert.ok(b.eclipsedSince !== undefined && b.eclipsedMs === 0, "b eclipsed, in progress");
+  const t0 = net.clock.now();
+  net.resetEclipseTime();
+  assert.equal(b.eclipsedSince, t0, "in progress: counted from the reset");
+  net.run(5_000);
+  net.kill(e);
+  net.run(1_000);
+  assert.notEqual(d.eclipsedSince, undefined, "d has only m since e's close reached it");
+  const since = d.eclipsedSince!;
+  assert.ok(since > t0 + 5_000 && since < t0 + 6_000);
+  net.run(4_000);
+  // b: 10 s in progress; d: from `since` to now, in progress; e is dead and was never eclipsed.
+  const time = eclipseTime(net, t0);
+  const dMs = t0 + 10_000 - since;
+  assert.equal(time.windowSeconds, 10);
+  assert.equal(time.nodes, 2, "b and d");
+  assert.equal(time.nodesLong, 1, "b: 10 s");
+  assert.equal(time.nodeSeconds, Math.round(10_000 + dMs) / 1000);
+  assert.equal(time.longestSeconds, 10);
+  assert.equal(time.share, (10_000 + dMs) / (10_000 * 2), "honest live nodes: b and d");
+  // Killing d closes its eclipse: its time stays, and its longest is that one.
+  net.kill(d);
+  assert.equal(d.eclipsedSince, undefined);
+  assert.equal(d.eclipsedMs, dMs);
+  assert.equal(d.longestEclipseMs, dMs);
+  assert.equal(eclipseTime(net, t0).nodes, 2);
 });
 
 Deno.test("metrics: aggregate of item summaries", () => {

@@ -609,6 +609,66 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
 }
 
 /**
+ * Time honest nodes spent eclipsed (every peer an attacker, at least one)
+ * from T0 to the end, counted at every session change, not sampled: a census
+ * at one moment also catches nodes a handshake away from an honest peer, and
+ * misses eclipses that began and ended between two censuses.
+ */
+export interface EclipseTime {
+  /** Seconds from T0 to the end. */
+  readonly windowSeconds: number;
+  /** Eclipsed seconds summed over honest nodes. */
+  readonly nodeSeconds: number;
+  /**
+   * `nodeSeconds` / (`windowSeconds` × honest live nodes at the end): the
+   * share of honest node-time spent eclipsed.
+   */
+  readonly share: number;
+  /** Honest nodes eclipsed at some time in the window. */
+  readonly nodes: number;
+  /** Of those, eclipsed for {@link LONG_ECLIPSE_MS} or more in all. */
+  readonly nodesLong: number;
+  /** Longest single eclipse, seconds (one still in progress counts up to the end). */
+  readonly longestSeconds: number;
+}
+
+/** Eclipsed time from which a node counts in {@link EclipseTime.nodesLong}. */
+export const LONG_ECLIPSE_MS = 10_000;
+
+/**
+ * Sums the eclipsed time of honest nodes since `net`'s last
+ * {@link SimNetwork.resetEclipseTime} at `fromMs`, up to now.
+ */
+export function eclipseTime(net: SimNetwork, fromMs: number): EclipseTime {
+  const now = net.clock.now();
+  let totalMs = 0;
+  let nodes = 0;
+  let nodesLong = 0;
+  let longestMs = 0;
+  let honestLive = 0;
+  for (const node of net.nodes) {
+    if (!node.honest) continue;
+    if (node.alive) honestLive++;
+    const open = node.eclipsedSince === undefined ? 0 : now - node.eclipsedSince;
+    const ms = node.eclipsedMs + open;
+    if (ms <= 0) continue;
+    totalMs += ms;
+    nodes++;
+    if (ms >= LONG_ECLIPSE_MS) nodesLong++;
+    longestMs = Math.max(longestMs, node.longestEclipseMs, open);
+  }
+  const windowMs = Math.max(0, now - fromMs);
+  return {
+    windowSeconds: windowMs / 1000,
+    nodeSeconds: Math.round(totalMs) / 1000,
+    share: windowMs === 0 || honestLive === 0 ? 0 : totalMs / (windowMs * honestLive),
+    nodes,
+    nodesLong,
+    longestSeconds: Math.round(longestMs) / 1000,
+  };
+}
+
+/**
  * Distances from `origin` over the current sessions, relaying through honest
  * live nodes only: see the module documentation.
  */

@@ -168,6 +168,15 @@ export class SimNode {
   startedAt = 0;
   /** Virtual time its last session with an honest peer ended (-Infinity: never). */
   honestPeerLostAt = -Infinity;
+  /**
+   * Virtual time its sessions last became all attackers' (at least one);
+   * undefined while it has an honest peer or none ({@link SimNetwork.resetEclipseTime}).
+   */
+  eclipsedSince: number | undefined;
+  /** Time eclipsed before `eclipsedSince`, ms, since the last reset. */
+  eclipsedMs = 0;
+  /** Longest single eclipse that ended since the last reset, ms. */
+  longestEclipseMs = 0;
   /** Uplink bandwidth in bytes per virtual ms (0: unlimited). */
   uplinkBytesPerMs = 0;
   /** Virtual time the uplink finishes sending what is queued. */
@@ -492,7 +501,10 @@ export class SimNetwork {
           ip: from.ip,
           deliver,
         });
-        if (decision.accept) target.sessions.set(from.identity, session);
+        if (decision.accept) {
+          target.sessions.set(from.identity, session);
+          this.noteEclipse(target);
+        }
         // The responder's AUTH reaches the initiator.
         const opened = this.clock.now() + back;
         session.lastToInitiator = opened;
@@ -516,8 +528,10 @@ export class SimNetwork {
             dialed: key,
             deliver,
           });
-          if (mine.accept) from.sessions.set(target.identity, session);
-          else if (decision.accept) this.breakSession(from, target.identity, session);
+          if (mine.accept) {
+            from.sessions.set(target.identity, session);
+            this.noteEclipse(from);
+          } else if (decision.accept) this.breakSession(from, target.identity, session);
         }, back);
         if (!decision.accept) {
           if (decision.referral) {
@@ -622,6 +636,43 @@ export class SimNetwork {
   private endSession(node: SimNode, peer: SimNode): void {
     node.sessions.delete(peer.identity);
     if (peer.honest) node.honestPeerLostAt = this.clock.now();
+    this.noteEclipse(node);
+  }
+
+  /**
+   * Opens or closes `node`'s current eclipse after its sessions changed: an
+   * honest node is eclipsed while it has peers and all are attackers.
+   */
+  private noteEclipse(node: SimNode): void {
+    if (!node.honest) return;
+    let eclipsed = node.sessions.size > 0;
+    for (const peer of node.sessions.keys()) {
+      if (this.byIdentity.get(peer)?.honest ?? true) {
+        eclipsed = false;
+        break;
+      }
+    }
+    const now = this.clock.now();
+    if (eclipsed && node.eclipsedSince === undefined) node.eclipsedSince = now;
+    else if (!eclipsed && node.eclipsedSince !== undefined) {
+      const lasted = now - node.eclipsedSince;
+      node.eclipsedMs += lasted;
+      node.longestEclipseMs = Math.max(node.longestEclipseMs, lasted);
+      node.eclipsedSince = undefined;
+    }
+  }
+
+  /**
+   * Starts counting eclipsed time afresh now (at a scenario's T0): eclipses
+   * in progress count from now on ({@link eclipseTime}).
+   */
+  resetEclipseTime(): void {
+    const now = this.clock.now();
+    for (const node of this.nodes) {
+      node.eclipsedMs = 0;
+      node.longestEclipseMs = 0;
+      if (node.eclipsedSince !== undefined) node.eclipsedSince = now;
+    }
   }
 
   private scheduleClose(from: SimNode, to: SimNode, session: Session, goodbye?: number): void {

@@ -31,6 +31,8 @@ import {
   type DeliverySummary,
   type EclipseCensus,
   eclipseCensus,
+  type EclipseTime,
+  eclipseTime,
   gossipTraffic,
   type ItemSummary,
   type ItemTrace,
@@ -140,6 +142,8 @@ export interface ScenarioResult {
   readonly eclipse: EclipseCensus & { targets?: EclipseCensus };
   /** Census over time. */
   readonly timeline: CensusPoint[];
+  /** Time honest nodes spent eclipsed from T0 to the end (attack scenarios). */
+  readonly eclipseTime?: EclipseTime;
   /** What honest nodes' guards did. */
   readonly guard: GuardSummary;
   /** What the attackers did. */
@@ -631,6 +635,7 @@ function buildHonest(world: World, nodes: number): void {
   world.build(nodes, 0);
   world.runFor(SETTLE_MS, "settle");
   world.t0 = world.net.clock.now();
+  world.net.resetEclipseTime();
 }
 
 /**
@@ -666,6 +671,7 @@ function buildWithAttackers(
   onBuilt?.();
   world.runFor(SETTLE_MS, "settle");
   world.t0 = world.net.clock.now();
+  world.net.resetEclipseTime();
   return adversary;
 }
 
@@ -1110,6 +1116,7 @@ function finish(
       ...(plan.targets ? { targets: eclipseCensus(net, plan.targets) } : {}),
     },
     timeline: world.timeline,
+    ...(attackers > 0 ? { eclipseTime: eclipseTime(net, world.t0) } : {}),
     guard: guardSummary(world),
     adversary: world.adversary ? { ...world.adversary.stats } : undefined,
     powCost: attackers > 0 && (options.measurePow ?? true)
