@@ -28,6 +28,7 @@ import { SIM_NODE_CONFIG } from "../lib/sim/network.ts";
 import {
   DEFAULT_BOOTSTRAPS_PER_NODE,
   DEFAULT_STEADY_ITEMS_MS,
+  type LullCost,
   runScenario,
   type ScenarioResult,
   SCENARIOS,
@@ -119,6 +120,14 @@ function summary(result: ScenarioResult): string {
       `  phase "${name}": delivery ${(100 * phase.deliveryRatio).toFixed(3)}%, t99 ${
         ms(phase.t99.mean)
       } (bound ${ms(phase.bound99.mean)})`,
+    );
+  }
+  const lull = result.parameters.lull as LullCost | undefined;
+  if (lull) {
+    lines.push(
+      `  during the ${lull.minutes}-minute lull, per honest node per minute: ${lull.dialsPerNodePerMinute} dials, ` +
+        `${lull.rotatedPerNodePerMinute} rotated, ${lull.provenReturnedPerNodePerMinute} proven peers back, ` +
+        `${lull.reinforcedPerNodePerMinute} extra paths; ${lull.messagesPerNodePerSecond} messages/s per node`,
     );
   }
   const steady = result.parameters;

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runScenario } from "../lib/sim/scenarios.ts";
+import { type LullCost, runScenario } from "../lib/sim/scenarios.ts";
 
 Deno.test("simulation: 1,000 nodes over a WAN, every item reaches every node", () => {
   const result = runScenario("baseline", { nodes: 1000, seed: 1, items: 10 });
@@ -34,6 +34,20 @@ Deno.test("simulation: 1,000 nodes over a WAN, every item reaches every node", (
   assert.ok(result.joining.dialsPerNode < 60, `dials per node ${result.joining.dialsPerNode}`);
   assert.equal(result.nodes, 1000);
   assert.equal(result.run.nodesCreated, 1000);
+});
+
+Deno.test("simulation: a five-minute lull costs at most one proven peer back per node per minute, and items still reach every node after it", () => {
+  const result = runScenario("lull", { nodes: 100, seed: 1, items: 5 });
+  assert.equal(result.phases["before the lull"].deliveryRatio, 1);
+  assert.equal(result.phases["after the lull"].deliveryRatio, 1);
+  const lull = result.parameters.lull as LullCost;
+  assert.equal(lull.minutes, 5);
+  // Nobody relays in a lull, so no proven peer "still relays": dialling one
+  // back at every round cost about 25 returns and 36 dials per node per
+  // minute; once per relay memory, about 1 and 3 (1.5 without the rule): at
+  // most 6 in 5 minutes, one at each end.
+  assert.ok(lull.provenReturnedPerNodePerMinute <= 1.2, `${lull.provenReturnedPerNodePerMinute}`);
+  assert.ok(lull.dialsPerNodePerMinute < 5, `${lull.dialsPerNodePerMinute}`);
 });
 
 Deno.test("simulation: a run is determined by its seed", () => {

@@ -737,6 +737,37 @@ export const SCENARIOS: Record<string, Scenario> = {
     },
   ),
 
+  lull: scenario(
+    "Honest nodes only: items, then five minutes without any, then items again: what a quiet " +
+      "network costs (dials, peers replaced, background messages) and whether it still delivers.",
+    false,
+    (world, options) => {
+      buildHonest(world, options.nodes);
+      const count = options.items ?? 20;
+      const before = world.publish(count, 500);
+      world.runFor(BASE_WINDOW_MS, "window");
+      const lullConnections = connectionCounts(world);
+      const lullTraffic = snapshotTraffic(world.net.traffic);
+      world.runFor(LULL_MS, "lull");
+      const lull = lullCost(world, lullConnections, lullTraffic);
+      const from = snapshotTraffic(world.net.traffic);
+      const fromMs = world.net.clock.now();
+      const after = world.publish(count, 500);
+      world.runFor(BASE_WINDOW_MS, "window");
+      world.census();
+      return {
+        phases: [
+          { name: "before the lull", items: before, windowMs: BASE_WINDOW_MS },
+          { name: "after the lull", items: after, windowMs: BASE_WINDOW_MS },
+        ],
+        parameters: { itemSpacingMs: 500, lullMs: LULL_MS },
+        extra: { lull },
+        trafficFrom: from,
+        trafficFromMs: fromMs,
+      };
+    },
+  ),
+
   "mass-failure": scenario(
     "30% of the honest nodes fail at once (T0); items from T0 on, while the overlay repairs.",
     false,
@@ -1154,6 +1185,60 @@ function joiningCost(world: World): { dialsPerNode: number; referralsPerNode: nu
 /** Adds each count of `from` to the same key of `into`. */
 function addCounts(into: Record<string, number>, from: object): void {
   for (const [key, count] of Object.entries(from)) into[key] = (into[key] ?? 0) + count;
+}
+
+/** Connection counters (dials, rotations, proven peers back...) summed over live honest nodes. */
+function connectionCounts(world: World): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const node of world.liveHonest()) addCounts(counts, node.core.stats().connections);
+  return counts;
+}
+
+/** The lull scenario's quiet time without items. */
+const LULL_MS = 300_000;
+
+/** What honest nodes did during a lull, per node per minute (the `lull` scenario). */
+export interface LullCost {
+  /** Minutes of the lull. */
+  readonly minutes: number;
+  /** Dials per honest node per minute. */
+  readonly dialsPerNodePerMinute: number;
+  /** Outbound peers replaced by rotation, per honest node per minute. */
+  readonly rotatedPerNodePerMinute: number;
+  /** Proven peers dialled back that took a slot, per honest node per minute. */
+  readonly provenReturnedPerNodePerMinute: number;
+  /** Extra paths dialled for local items, per honest node per minute. */
+  readonly reinforcedPerNodePerMinute: number;
+  /** Peer messages of every type per live node per second. */
+  readonly messagesPerNodePerSecond: number;
+}
+
+/** {@link LullCost} since `connections` and `traffic` were taken, `LULL_MS` ago. */
+function lullCost(
+  world: World,
+  connections: Record<string, number>,
+  traffic: ReturnType<typeof snapshotTraffic>,
+): LullCost {
+  const now = connectionCounts(world);
+  const nodes = Math.max(1, world.liveHonest().length);
+  const minutes = LULL_MS / 60_000;
+  const rate = (key: string) =>
+    round(((now[key] ?? 0) - (connections[key] ?? 0)) / nodes / minutes, 3);
+  let messages = 0;
+  for (const [type, count] of Object.entries(world.net.traffic.messages)) {
+    messages += count - (traffic.messages[Number(type)] ?? 0);
+  }
+  return {
+    minutes,
+    dialsPerNodePerMinute: rate("dials"),
+    rotatedPerNodePerMinute: rate("rotated"),
+    provenReturnedPerNodePerMinute: rate("provenReturned"),
+    reinforcedPerNodePerMinute: rate("reinforced"),
+    messagesPerNodePerSecond: round(
+      messages / Math.max(1, world.liveNodes().length) / (LULL_MS / 1000),
+      3,
+    ),
+  };
 }
 
 function guardSummary(world: World): GuardSummary {
