@@ -36,18 +36,18 @@ Deno.test("simulation: 1,000 nodes over a WAN, every item reaches every node", (
   assert.equal(result.run.nodesCreated, 1000);
 });
 
-Deno.test("simulation: a five-minute lull costs at most one proven peer back per node per minute, and items still reach every node after it", () => {
+Deno.test("simulation: a five-minute lull replaces few peers, and items still reach every node after it", () => {
   const result = runScenario("lull", { nodes: 100, seed: 1, items: 5 });
   assert.equal(result.phases["before the lull"].deliveryRatio, 1);
   assert.equal(result.phases["after the lull"].deliveryRatio, 1);
   const lull = result.parameters.lull as LullCost;
   assert.equal(lull.minutes, 5);
-  // Nobody relays in a lull, so no proven peer "still relays": dialling one
-  // back at every round cost about 25 returns and 36 dials per node per
-  // minute; once per relay memory, about 1 and 3 (1.5 without the rule): at
-  // most 6 in 5 minutes, one at each end.
-  assert.ok(lull.provenReturnedPerNodePerMinute <= 1.2, `${lull.provenReturnedPerNodePerMinute}`);
-  assert.ok(lull.dialsPerNodePerMinute < 5, `${lull.dialsPerNodePerMinute}`);
+  // Nobody relays in a lull. Dialling proven peers back whenever no proven
+  // peer had relayed in the last minute (a variant docs/SIMULATION.md
+  // rejects, "Round of stale scores") cost 19 returns and 41 dials per node
+  // per minute here; the rotation alone, about 0.01 and 2.3.
+  assert.ok(lull.provenReturnedPerNodePerMinute < 0.5, `${lull.provenReturnedPerNodePerMinute}`);
+  assert.ok(lull.dialsPerNodePerMinute < 4, `${lull.dialsPerNodePerMinute}`);
 });
 
 Deno.test("simulation: a run is determined by its seed", () => {
