@@ -62,6 +62,7 @@ import {
   CLUSTER_TYPE,
   INVALID_PREFIX,
   type Member,
+  quietPeriod,
   receivedCount,
   startMember,
   stopMembers,
@@ -757,14 +758,21 @@ Deno.test("an inbound peer is heard on other peers only once it has brought an i
   }
 });
 
-Deno.test("an origin whose only peer drops its items dials a path of its own for them", async () => {
-  // M runs no module: it accepts items of the cluster type and forwards none (a
-  // black hole, like an attacker that withholds). O and H joined through M with
-  // degree 1, so each has M as its only outbound peer; H is known to O only
-  // through M's answer to O's pull.
+/**
+ * M runs no module: it accepts items of the cluster type and forwards none (a
+ * black hole, like an attacker that withholds). O and H join through M with
+ * degree 1, so each has M as its only outbound peer; H is known to O only
+ * through M's answer to O's pull. Then `prepare` runs, O announces `text`,
+ * and H must receive it (5 s). Returns O's extra-path dials.
+ */
+async function originBehindSink(
+  text: string,
+  tuning: Partial<CoreTuning> = {},
+  prepare: (origin: Member, sink: GossipNode) => Promise<void> = async () => {},
+): Promise<number> {
   const config = { degree: 1, powDifficulty: 4, passiveViewSize: 10 };
   const sink = await startTestNode({ config });
-  const origin = await startMember(sink, { config });
+  const origin = await startMember(sink, { config, node: { tuning } });
   const other = await startMember(sink, { config });
   try {
     await waitUntil(
@@ -772,20 +780,41 @@ Deno.test("an origin whose only peer drops its items dials a path of its own for
       5000,
       "O and H behind M; O knows of H",
     );
+    await prepare(origin, sink);
     assert.deepEqual(origin.node.peerIdentities, [sink.identityHex], "O's only peer is M");
-    await announceText(origin, "only-through-a-new-path");
-    await waitForDelivery([other], "only-through-a-new-path", 5000);
-    const stats = origin.node.stats().connections;
-    console.log(
-      `[reinforce] O had no proven peer: ${stats.reinforced} extra dial(s); H received the ` +
-        `item; O's peers now ${origin.node.peerIdentities.length}`,
-    );
-    assert.ok(stats.reinforced >= 1);
+    await announceText(origin, text);
+    await waitForDelivery([other], text, 5000);
     assert.ok(origin.node.peerIdentities.includes(other.node.identityHex), "O dialled H");
+    return origin.node.stats().connections.reinforced;
   } finally {
     await stopMembers([origin, other]);
     await sink.close();
   }
+}
+
+Deno.test("an origin whose only peer drops its items dials a path of its own for them", async () => {
+  const reinforced = await originBehindSink("only-through-a-new-path");
+  assert.ok(reinforced >= 1);
+});
+
+Deno.test("an origin whose only peer brought one item and then dropped its items still dials a path of its own", async () => {
+  // As above, but M first brings O an item (one its own module announced):
+  // M is proven (score above 0) and keeps that score, as a peer that relayed
+  // and then turned would. Past O's relay memory (1 s here) M has relayed
+  // nothing more, so its score no longer counts as a peer that still relays,
+  // and O's next item gets a path of its own. Without the rule, M's score
+  // counted, O dialled no extra path, and H never received the item.
+  const reinforced = await originBehindSink(
+    "after-m-turned",
+    { relayMemoryMs: 1_000 },
+    async (origin, sink) => {
+      await bringItemFirst(origin.node, sink, "from M");
+      // The relay memory passing is the condition under test, not a sync.
+      await quietPeriod(1_200);
+      assert.equal(origin.node.stats().connections.reinforced, 0);
+    },
+  );
+  assert.ok(reinforced >= 1, "O dialled an extra path though M is proven");
 });
 
 /** Writes `dir`/peers.json naming `identity` at `address` as a tried peer; returns its path. */

@@ -710,12 +710,40 @@ Deno.test("a local item while no peer is proven adds a bootstrapper and a known 
   assert.equal(connections.membership.outboundCount, 5);
   connections.membership.learn([{ identity: id(9), address: address(9) }], 11_000, "outbound");
   assert.equal(connections.reinforce(30_000), 0, "at most two extra outbound sessions");
-  // Once a peer has brought an item first, its peers are trusted to relay.
+  // Once a peer has brought an item first and still relays, its peers are trusted to relay.
   scores.set(id(2), 1);
+  connections.noteRelay(id(2), 31_000);
   connections.sessionClosed(id(7), 31_000);
   connections.sessionClosed(id(8), 31_000);
   assert.equal(connections.reinforce(50_000), 0);
   assert.equal(dialled.length, 2);
+  // A minute after its last item its score alone no longer counts: it may
+  // have turned (it keeps the score it earned while items come elsewhere).
+  assert.equal(connections.reinforce(90_999), 0, "id(2) relayed 59.999 s ago");
+  // One path more (4 outbound with the bootstrapper, at most degree + 2):
+  // a known peer, since the bootstrapper is one of its sessions.
+  assert.equal(connections.reinforce(91_000), 1);
+  assert.deepEqual(dialled.slice(2), ["10.0.2.9:6001"]);
+});
+
+Deno.test("a proven peer that relayed in its last session holds extra paths back once it reconnects, until a minute after that relay", () => {
+  const scores = new Map([[id(2), 1]]);
+  const { connections, dialled, open } = manager(scores, 1, [address(50)]);
+  for (const n of [1, 2, 3]) open(n, "outbound");
+  connections.membership.learn(
+    [7, 8].map((n) => ({ identity: id(n), address: address(n) })),
+    0,
+    "outbound",
+  );
+  connections.noteRelay(id(2), 1_000);
+  // id(2) reconnects: it has relayed nothing in its new session yet.
+  connections.sessionClosed(id(2), 2_000);
+  open(2, "outbound", 3_000);
+  const before = dialled.length;
+  assert.equal(connections.reinforce(30_000), 0, "id(2) relayed 29 s ago, in its last session");
+  assert.equal(dialled.length, before);
+  assert.ok(connections.reinforce(61_000) > 0, "a minute after its last relay it may have turned");
+  assert.ok(dialled.length > before, "an extra path dialled");
 });
 
 Deno.test("an extra path refused as full is replaced by a peer it referred to, at most twice", () => {

@@ -317,6 +317,11 @@ export class ConnectionManager {
   /** When each connected peer last sent a valid item ({@link noteRelay}). */
   private readonly lastRelayAt = new Map<PeerKey, number>();
   /**
+   * When each peer last sent a valid item, across its sessions; entries
+   * older than `relayMemoryMs` are dropped at each relay (oldest first).
+   */
+  private readonly lastRelayByPeer = new Map<PeerKey, number>();
+  /**
    * A proven peer dialled beyond `degree` to take a slot back (see
    * {@link round}): its address while the dial is in flight, and its
    * identity once its session opened, until the next round makes room.
@@ -416,7 +421,15 @@ export class ConnectionManager {
    * a newcomer only after the silent ones ({@link ConnectionManager.sessionOpened}).
    */
   noteRelay(peer: PeerKey, now: number): void {
-    if (this.sessions.has(peer)) this.lastRelayAt.set(peer, now);
+    if (!this.sessions.has(peer)) return;
+    this.lastRelayAt.set(peer, now);
+    this.lastRelayByPeer.delete(peer);
+    this.lastRelayByPeer.set(peer, now);
+    const memory = this.options.relayMemoryMs ?? RELAY_MEMORY_MS;
+    for (const [key, at] of this.lastRelayByPeer) {
+      if (now - at < memory) break;
+      this.lastRelayByPeer.delete(key);
+    }
   }
 
   /** Whether `peer` sent a valid item, first or not, within `relayMemoryMs` ({@link noteRelay}). */
@@ -425,7 +438,32 @@ export class ConnectionManager {
     return relayed !== undefined && now - relayed < (this.options.relayMemoryMs ?? RELAY_MEMORY_MS);
   }
 
-  /** Whether a connected peer (no delivery session) is proven, score above 0, and still relays. */
+  /**
+   * Whether a connected peer (no delivery session) is proven, score above 0,
+   * and sent a valid item within `relayMemoryMs`, in this session or an
+   * earlier one: what the extra paths for a local item ask
+   * ({@link reinforce}), since a peer that relayed and then turned keeps the
+   * score it earned. Across sessions, because a proven peer that reconnects
+   * has relayed nothing in its new session yet: counting only the current
+   * session fired extra paths for such peers, and a simulated cold boot
+   * lost 6 points of its first minute at one seed of ten
+   * (docs/SIMULATION.md, "Round of stale scores").
+   */
+  private hasProvenPeerRelayingLately(now: number): boolean {
+    const memory = this.options.relayMemoryMs ?? RELAY_MEMORY_MS;
+    for (const [peer, session] of this.sessions) {
+      if (session.delivery || this.actions.score(peer) <= 0) continue;
+      const relayed = this.lastRelayByPeer.get(peer);
+      if (relayed !== undefined && now - relayed < memory) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Whether a connected peer (no delivery session) is proven, score above 0,
+   * and still relays in its current session ({@link stillRelays}): what
+   * re-anchoring asks when a proven peer leaves.
+   */
   private hasRelayingProvenPeer(now: number): boolean {
     for (const [peer, session] of this.sessions) {
       if (!session.delivery && this.actions.score(peer) > 0 && this.stillRelays(peer, now)) {
@@ -697,12 +735,15 @@ export class ConnectionManager {
 
   /**
    * A local module announced an item. While none of this node's peers has
-   * proven itself (brought an item first: score above 0), the node cannot
-   * tell whether they relay at all: they may all be attackers that accept
-   * items and drop them, and the item would reach nobody. So, at most once
-   * per `reinforceIntervalMs`, it adds two paths of its own choosing beyond
-   * `degree`: a configured bootstrapper and a known peer (proven, tried, or
-   * named by a peer it dialled), unless it already has two outbound
+   * proven itself (brought an item first: score above 0) and relayed
+   * lately (a valid item within `relayMemoryMs`,
+   * {@link hasProvenPeerRelayingLately}: a peer that relayed and then
+   * turned keeps its score), the node cannot tell whether they relay at
+   * all: they may all be attackers that accept items and drop them, and the
+   * item would reach nobody. So, at most once per `reinforceIntervalMs`, it
+   * adds two paths of its own choosing beyond `degree`: a configured
+   * bootstrapper and a known peer (proven, tried, or named by a peer it
+   * dialled), unless it already has two outbound
    * sessions or dials beyond `degree`. Anti-entropy offers the new sessions
    * the item; rotation trims the extra outbound sessions later. An extra
    * path that fails, or that refers this node elsewhere because it is full
@@ -729,7 +770,7 @@ export class ConnectionManager {
     // bring it an item first (it only publishes) must not keep adding more.
     const outbound = this.membership.outboundCount + this.membership.dialsInProgress;
     if (outbound >= this.options.degree + 2) return 0;
-    if (this.membership.hasProvenPeer()) return 0;
+    if (this.hasProvenPeerRelayingLately(now)) return 0;
     this.lastReinforced = now;
     this.extraPaths.clear();
     this.extraReplacements = 2;
@@ -755,18 +796,18 @@ export class ConnectionManager {
   /** An extra path at `addressKey` failed or was refused: dial another (see {@link reinforce}). */
   private replaceExtraPath(addressKey: string, now: number): void {
     if (!this.extraPaths.delete(addressKey) || this.extraReplacements === 0) return;
-    if (this.membership.hasProvenPeer()) return;
+    if (this.hasProvenPeerRelayingLately(now)) return;
     if (this.dialExtraPath(this.membership.extraDial(now))) this.extraReplacements--;
   }
 
   /**
    * An ordinary dial of a bootstrapper that was in flight when an extra path
    * was due ended (see {@link reinforce}): dial a bootstrapper as the extra
-   * path now, unless a peer has proven itself meanwhile.
+   * path now, unless a proven peer has relayed lately.
    */
   private extraPathAfterDial(addressKey: string, now: number): void {
     if (!this.extraPathsAfterDial.delete(addressKey)) return;
-    if (this.membership.hasProvenPeer()) return;
+    if (this.hasProvenPeerRelayingLately(now)) return;
     this.dialExtraPath(this.membership.nextBootstrapper(now, true));
   }
 
