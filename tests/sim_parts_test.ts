@@ -254,12 +254,21 @@ Deno.test("metrics: eclipse census, and the eclipses expected by chance", () => 
   assert.equal(eclipseCensus(net, [a]).eclipsedMeanPeers, 0, "none eclipsed among them");
 });
 
-Deno.test("metrics: a node eclipsed since its last honest peer left is eclipsed recently", () => {
+/**
+ * An attacker m, an honest e, and d (degree 2) that joins through both: d's
+ * peers are e and m once the network settles (`config`: degree 1, no view).
+ */
+function honestBesideAttacker() {
   const net = new SimNetwork({ seed: 7, delay: () => 10 });
   const config = { degree: 1, passiveViewSize: 0 };
   const m = net.addNode({ config, role: "attacker" });
   const e = net.addNode({ config });
   const d = net.addNode({ config: { degree: 2, passiveViewSize: 0 }, bootstrap: [e, m] });
+  return { net, config, m, e, d };
+}
+
+Deno.test("metrics: a node eclipsed since its last honest peer left is eclipsed recently", () => {
+  const { net, m, e, d } = honestBesideAttacker();
   net.run(40_000);
   assert.deepEqual([...d.sessions.keys()].sort(), [e.identity, m.identity].sort());
   assert.equal(eclipseCensus(net).eclipsed, 0);
@@ -276,11 +285,7 @@ Deno.test("metrics: a node eclipsed since its last honest peer left is eclipsed 
 });
 
 Deno.test("metrics: time eclipsed is counted at every session change since the reset", () => {
-  const net = new SimNetwork({ seed: 7, delay: () => 10 });
-  const config = { degree: 1, passiveViewSize: 0 };
-  const m = net.addNode({ config, role: "attacker" });
-  const e = net.addNode({ config });
-  const d = net.addNode({ config: { degree: 2, passiveViewSize: 0 }, bootstrap: [e, m] });
+  const { net, config, m, e, d } = honestBesideAttacker();
   // b dials m only: eclipsed from its first session on, before the reset too.
   const b = net.addNode({ config, bootstrap: [m] });
   net.run(40_000);

@@ -108,6 +108,9 @@ const REINFORCE_INTERVAL_MS = 10_000;
  */
 const RELAY_MEMORY_MS = 60_000;
 
+/** Which relays {@link ConnectionManager.stillRelays} counts: the current session's, or any session's. */
+type RelayScope = "session" | "any session";
+
 /** Default age before an inbound session may be evicted for a newcomer. */
 const EVICTION_GRACE_MS = 5_000;
 /** Default length of a delivery session ({@link ConnectionManager.sessionOpened}). */
@@ -425,48 +428,40 @@ export class ConnectionManager {
     this.lastRelayAt.set(peer, now);
     this.lastRelayByPeer.delete(peer);
     this.lastRelayByPeer.set(peer, now);
-    const memory = this.options.relayMemoryMs ?? RELAY_MEMORY_MS;
     for (const [key, at] of this.lastRelayByPeer) {
-      if (now - at < memory) break;
+      if (now - at < this.relayMemoryMs) break;
       this.lastRelayByPeer.delete(key);
     }
   }
 
-  /** Whether `peer` sent a valid item, first or not, within `relayMemoryMs` ({@link noteRelay}). */
-  private stillRelays(peer: PeerKey, now: number): boolean {
-    const relayed = this.lastRelayAt.get(peer);
-    return relayed !== undefined && now - relayed < (this.options.relayMemoryMs ?? RELAY_MEMORY_MS);
+  /** `relayMemoryMs`, or its default. */
+  private get relayMemoryMs(): number {
+    return this.options.relayMemoryMs ?? RELAY_MEMORY_MS;
+  }
+
+  /**
+   * Whether `peer` sent a valid item, first or not, within `relayMemoryMs`
+   * ({@link noteRelay}): in its current session, or in any of its sessions.
+   */
+  private stillRelays(peer: PeerKey, now: number, scope: RelayScope = "session"): boolean {
+    const relayed = (scope === "session" ? this.lastRelayAt : this.lastRelayByPeer).get(peer);
+    return relayed !== undefined && now - relayed < this.relayMemoryMs;
   }
 
   /**
    * Whether a connected peer (no delivery session) is proven, score above 0,
-   * and sent a valid item within `relayMemoryMs`, in this session or an
-   * earlier one: what the extra paths for a local item ask
-   * ({@link reinforce}), since a peer that relayed and then turned keeps the
-   * score it earned. Across sessions, because a proven peer that reconnects
-   * has relayed nothing in its new session yet: counting only the current
-   * session fired extra paths for such peers, and a simulated cold boot
-   * lost 6 points of its first minute at one seed of ten
+   * and still relays ({@link stillRelays}), since a peer that relayed and
+   * then turned keeps the score it earned. Re-anchoring, when a proven peer
+   * leaves, asks about the current session. The extra paths for a local
+   * item ({@link reinforce}) ask about any session: a proven peer that
+   * reconnects has relayed nothing in its new session yet, and counting only
+   * that session fired extra paths for such peers, which cost a simulated
+   * cold boot 6 points of its first minute at one seed of ten
    * (docs/SIMULATION.md, "Round of stale scores").
    */
-  private hasProvenPeerRelayingLately(now: number): boolean {
-    const memory = this.options.relayMemoryMs ?? RELAY_MEMORY_MS;
+  private hasRelayingProvenPeer(now: number, scope: RelayScope): boolean {
     for (const [peer, session] of this.sessions) {
-      if (session.delivery || this.actions.score(peer) <= 0) continue;
-      const relayed = this.lastRelayByPeer.get(peer);
-      if (relayed !== undefined && now - relayed < memory) return true;
-    }
-    return false;
-  }
-
-  /**
-   * Whether a connected peer (no delivery session) is proven, score above 0,
-   * and still relays in its current session ({@link stillRelays}): what
-   * re-anchoring asks when a proven peer leaves.
-   */
-  private hasRelayingProvenPeer(now: number): boolean {
-    for (const [peer, session] of this.sessions) {
-      if (!session.delivery && this.actions.score(peer) > 0 && this.stillRelays(peer, now)) {
+      if (!session.delivery && this.actions.score(peer) > 0 && this.stillRelays(peer, now, scope)) {
         return true;
       }
     }
@@ -647,7 +642,7 @@ export class ConnectionManager {
     // score while this node gets items elsewhere first, so a score alone is
     // no proof that a peer still relays (docs/SIMULATION.md, "Round of
     // trusted bootstrappers").
-    if (proven && !this.hasRelayingProvenPeer(now)) this.anchorDue = true;
+    if (proven && !this.hasRelayingProvenPeer(now, "session")) this.anchorDue = true;
     if (goodbye === GoodbyeReason.Full) {
       // It referred us elsewhere: do not come back soon, unless this was the
       // planned end of a delivery session granted to this node.
@@ -737,7 +732,7 @@ export class ConnectionManager {
    * A local module announced an item. While none of this node's peers has
    * proven itself (brought an item first: score above 0) and relayed
    * lately (a valid item within `relayMemoryMs`,
-   * {@link hasProvenPeerRelayingLately}: a peer that relayed and then
+   * {@link hasRelayingProvenPeer}: a peer that relayed and then
    * turned keeps its score), the node cannot tell whether they relay at
    * all: they may all be attackers that accept items and drop them, and the
    * item would reach nobody. So, at most once per `reinforceIntervalMs`, it
@@ -770,7 +765,7 @@ export class ConnectionManager {
     // bring it an item first (it only publishes) must not keep adding more.
     const outbound = this.membership.outboundCount + this.membership.dialsInProgress;
     if (outbound >= this.options.degree + 2) return 0;
-    if (this.hasProvenPeerRelayingLately(now)) return 0;
+    if (this.hasRelayingProvenPeer(now, "any session")) return 0;
     this.lastReinforced = now;
     this.extraPaths.clear();
     this.extraReplacements = 2;
@@ -796,7 +791,7 @@ export class ConnectionManager {
   /** An extra path at `addressKey` failed or was refused: dial another (see {@link reinforce}). */
   private replaceExtraPath(addressKey: string, now: number): void {
     if (!this.extraPaths.delete(addressKey) || this.extraReplacements === 0) return;
-    if (this.hasProvenPeerRelayingLately(now)) return;
+    if (this.hasRelayingProvenPeer(now, "any session")) return;
     if (this.dialExtraPath(this.membership.extraDial(now))) this.extraReplacements--;
   }
 
@@ -807,7 +802,7 @@ export class ConnectionManager {
    */
   private extraPathAfterDial(addressKey: string, now: number): void {
     if (!this.extraPathsAfterDial.delete(addressKey)) return;
-    if (this.hasProvenPeerRelayingLately(now)) return;
+    if (this.hasRelayingProvenPeer(now, "any session")) return;
     this.dialExtraPath(this.membership.nextBootstrapper(now, true));
   }
 
