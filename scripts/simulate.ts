@@ -163,13 +163,15 @@ function summary(result: ScenarioResult): string {
     const time = result.eclipseTime;
     if (time) {
       lines.push(
-        `  time eclipsed since T0 (${time.windowSeconds.toFixed(0)} s): ${
-          time.nodeSeconds.toFixed(1)
-        } node-seconds (${
+        `  time eclipsed since T0${time.fromSeconds > 0 ? `+${time.fromSeconds} s` : ""} (${
+          time.windowSeconds.toFixed(0)
+        } s): ${time.nodeSeconds.toFixed(1)} node-seconds (${
           (100 * time.share).toFixed(3)
         }% of honest node-time), ${time.nodes} nodes, ${time.nodesLong} of them for ${
           LONG_ECLIPSE_MS / 1000
-        } s or more; longest ${time.longestSeconds.toFixed(1)} s`,
+        } s or more; longest ${
+          time.longestSeconds.toFixed(1)
+        } s; ${time.eclipsedAtStart} eclipsed when counting began`,
       );
     }
     if (result.powCost) {

@@ -26,6 +26,7 @@ const ORDER = [
   "degrade",
   "cold-boot",
   "covert-flash",
+  "covert-flash-silent",
   "offer-flood",
   "id-squat",
 ];

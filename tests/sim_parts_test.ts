@@ -284,7 +284,7 @@ Deno.test("metrics: a node eclipsed since its last honest peer left is eclipsed 
   assert.equal(eclipseCensus(net, [d]).eclipsedRecently, 0, "e left 11 s ago");
 });
 
-Deno.test("metrics: time eclipsed is counted at every session change since the reset", () => {
+Deno.test("metrics: time eclipsed is counted at every session change since the reset, which may come after T0", () => {
   const { net, config, m, e, d } = honestBesideAttacker();
   // b dials m only: eclipsed from its first session on, before the reset too.
   const b = net.addNode({ config, bootstrap: [m] });
@@ -294,6 +294,7 @@ Deno.test("metrics: time eclipsed is counted at every session change since the r
   const t0 = net.clock.now();
   net.resetEclipseTime();
   assert.equal(b.eclipsedSince, t0, "in progress: counted from the reset");
+  assert.equal(net.eclipsedAtReset, 1, "b was eclipsed at the reset");
   net.run(5_000);
   net.kill(e);
   net.run(1_000);
@@ -304,6 +305,8 @@ Deno.test("metrics: time eclipsed is counted at every session change since the r
   // b: 10 s in progress; d: from `since` to now, in progress; e is dead and was never eclipsed.
   const time = eclipseTime(net, t0);
   const dMs = t0 + 10_000 - since;
+  assert.equal(time.fromSeconds, 0);
+  assert.equal(time.eclipsedAtStart, 1);
   assert.equal(time.windowSeconds, 10);
   assert.equal(time.nodes, 2, "b and d");
   assert.equal(time.nodesLong, 1, "b: 10 s");
@@ -316,6 +319,18 @@ Deno.test("metrics: time eclipsed is counted at every session change since the r
   assert.equal(d.eclipsedMs, dMs);
   assert.equal(d.longestEclipseMs, dMs);
   assert.equal(eclipseTime(net, t0).nodes, 2);
+  // Counting again from now (the covert flash's turn): only b, still
+  // eclipsed, counts, from the new start; the window is measured from there.
+  const turn = net.clock.now();
+  net.resetEclipseTime();
+  assert.equal(net.eclipsedAtReset, 1, "b only: d is dead");
+  net.run(2_000);
+  const after = eclipseTime(net, turn, t0);
+  assert.equal(after.fromSeconds, 10);
+  assert.equal(after.windowSeconds, 2);
+  assert.equal(after.nodes, 1);
+  assert.equal(after.nodeSeconds, 2);
+  assert.equal(after.longestSeconds, 2);
 });
 
 Deno.test("metrics: aggregate of item summaries", () => {

@@ -5,8 +5,9 @@
  * sessions, answers probes and pings like any node) with a hostile layer
  * between the core and the network:
  * - an **outgoing filter** drops or delays the ITEMs the core sends (pushes
- *   and IWANT answers alike) and rewrites every PEERS, PUSH and referral so
- *   that it names attackers only;
+ *   and IWANT answers alike), may hold back its IHAVEs (a silent black hole),
+ *   and rewrites every PEERS, PUSH and referral so that it names attackers
+ *   only;
  * - a **driver**, run every round, sends what no honest core sends: IHAVEs of
  *   items that do not exist, unsolicited PUSH floods, and dials forced at
  *   target nodes to hold their inbound slots, rotating so that each attacker
@@ -37,6 +38,11 @@ export interface HostileBehaviour {
   readonly dropItems?: boolean;
   /** Send every ITEM this much later than the core decides (ms): degradation. */
   readonly lateItemsMs?: number;
+  /**
+   * Send no IHAVE at all: a black hole that never advertises what it drops
+   * breaks no promise, so no unanswered IWANT marks it.
+   */
+  readonly silent?: boolean;
   /** IHAVEs of random, nonexistent item IDs per peer and round. */
   readonly bogusHaves?: number;
   /** PEERS, PUSH and referrals name attackers only. */
@@ -84,6 +90,8 @@ export interface AdversaryStats {
   itemsDelayed: number;
   /** Descriptor messages rewritten to name attackers only. */
   descriptorsPoisoned: number;
+  /** IHAVEs the core sent that a silent attacker held back. */
+  haveSuppressed: number;
   /** Bogus item IDs advertised. */
   bogusIds: number;
   /** Unsolicited PUSH messages sent. */
@@ -105,6 +113,7 @@ export class Adversary {
     itemsDropped: 0,
     itemsDelayed: 0,
     descriptorsPoisoned: 0,
+    haveSuppressed: 0,
     bogusIds: 0,
     floodPushes: 0,
     forcedDials: 0,
@@ -197,6 +206,10 @@ export class Adversary {
         return undefined;
       }
       return message;
+    }
+    if (b.silent && message.type === PeerMessageType.IHave) {
+      this.stats.haveSuppressed++;
+      return undefined;
     }
     if (
       b.poisonDescriptors &&

@@ -610,12 +610,17 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
 
 /**
  * Time honest nodes spent eclipsed (every peer an attacker, at least one)
- * from T0 to the end, counted at every session change, not sampled: a census
- * at one moment also catches nodes a handshake away from an honest peer, and
- * misses eclipses that began and ended between two censuses.
+ * from the start of counting (T0, or the moment the attackers turn in the
+ * covert flash) to the end, counted at every session change, not sampled: a
+ * census at one moment also catches nodes a handshake away from an honest
+ * peer, and misses eclipses that began and ended between two censuses.
  */
 export interface EclipseTime {
-  /** Seconds from T0 to the end. */
+  /** Seconds from T0 to the start of counting (0 unless the attackers turn later). */
+  readonly fromSeconds: number;
+  /** Honest nodes eclipsed when counting started (their eclipses count from then on). */
+  readonly eclipsedAtStart: number;
+  /** Seconds from the start of counting to the end. */
   readonly windowSeconds: number;
   /** Eclipsed seconds summed over honest nodes. */
   readonly nodeSeconds: number;
@@ -637,9 +642,10 @@ export const LONG_ECLIPSE_MS = 10_000;
 
 /**
  * Sums the eclipsed time of honest nodes since `net`'s last
- * {@link SimNetwork.resetEclipseTime} at `fromMs`, up to now.
+ * {@link SimNetwork.resetEclipseTime} at `fromMs`, up to now (`t0`: the
+ * scenario's T0, for {@link EclipseTime.fromSeconds}).
  */
-export function eclipseTime(net: SimNetwork, fromMs: number): EclipseTime {
+export function eclipseTime(net: SimNetwork, fromMs: number, t0 = fromMs): EclipseTime {
   const now = net.clock.now();
   let totalMs = 0;
   let nodes = 0;
@@ -659,6 +665,8 @@ export function eclipseTime(net: SimNetwork, fromMs: number): EclipseTime {
   }
   const windowMs = Math.max(0, now - fromMs);
   return {
+    fromSeconds: (fromMs - t0) / 1000,
+    eclipsedAtStart: net.eclipsedAtReset,
     windowSeconds: windowMs / 1000,
     nodeSeconds: Math.round(totalMs) / 1000,
     share: windowMs === 0 || honestLive === 0 ? 0 : totalMs / (windowMs * honestLive),

@@ -223,6 +223,8 @@ export class SimNetwork {
   readonly nodes: SimNode[] = [];
   /** Traffic counters. */
   readonly traffic: TrafficCounters = { messages: {}, bytes: {} };
+  /** Honest nodes eclipsed when {@link resetEclipseTime} last ran. */
+  eclipsedAtReset = 0;
   /** The link model. */
   readonly links: LinkModel;
   private readonly random: RandomSource;
@@ -663,16 +665,22 @@ export class SimNetwork {
   }
 
   /**
-   * Starts counting eclipsed time afresh now (at a scenario's T0): eclipses
-   * in progress count from now on ({@link eclipseTime}).
+   * Starts counting eclipsed time afresh now (at a scenario's T0, or when
+   * the attackers turn): eclipses in progress count from now on
+   * ({@link eclipseTime}); their number is kept in {@link eclipsedAtReset}.
    */
   resetEclipseTime(): void {
     const now = this.clock.now();
+    let inProgress = 0;
     for (const node of this.nodes) {
       node.eclipsedMs = 0;
       node.longestEclipseMs = 0;
-      if (node.eclipsedSince !== undefined) node.eclipsedSince = now;
+      if (node.eclipsedSince !== undefined) {
+        node.eclipsedSince = now;
+        inProgress++;
+      }
     }
+    this.eclipsedAtReset = inProgress;
   }
 
   private scheduleClose(from: SimNode, to: SimNode, session: Session, goodbye?: number): void {

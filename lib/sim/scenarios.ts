@@ -271,6 +271,8 @@ export class World {
   readonly timeline: CensusPoint[] = [];
   /** Scenario event time (set by the scenario). */
   t0 = 0;
+  /** When eclipsed time started to count ({@link countEclipsesFromNow}). */
+  eclipsesCountedFrom = 0;
   /**
    * Bootstrappers per honest node of the last {@link build} that drew them
    * from earlier nodes; undefined when every node joined through dedicated
@@ -377,6 +379,15 @@ export class World {
       if (order[i]) joinedHonest.push(node);
       this.runFor(step, "build");
     }
+  }
+
+  /**
+   * Counts eclipsed time from now on ({@link SimNetwork.resetEclipseTime}):
+   * at T0, or in the covert flash when the attackers turn.
+   */
+  countEclipsesFromNow(): void {
+    this.eclipsesCountedFrom = this.net.clock.now();
+    this.net.resetEclipseTime();
   }
 
   /** Runs the clock for `ms`, reporting progress about every 5 s of wall time. */
@@ -635,7 +646,7 @@ function buildHonest(world: World, nodes: number): void {
   world.build(nodes, 0);
   world.runFor(SETTLE_MS, "settle");
   world.t0 = world.net.clock.now();
-  world.net.resetEclipseTime();
+  world.countEclipsesFromNow();
 }
 
 /**
@@ -671,7 +682,7 @@ function buildWithAttackers(
   onBuilt?.();
   world.runFor(SETTLE_MS, "settle");
   world.t0 = world.net.clock.now();
-  world.net.resetEclipseTime();
+  world.countEclipsesFromNow();
   return adversary;
 }
 
@@ -907,31 +918,17 @@ export const SCENARIOS: Record<string, Scenario> = {
     "Attackers behave well (relay, answer, build scores) until T0+60 s, then all at once drop " +
       "every ITEM, name only attackers and send bogus IHAVEs.",
     true,
-    (world, options) => {
-      buildWithAttackers(
-        world,
-        options,
-        { dropItems: true, poisonDescriptors: true, bogusHaves: 16 },
-        60_000,
-      );
-      const from = snapshotTraffic(world.net.traffic);
-      const fromMs = world.net.clock.now();
-      world.censusEvery(5_000, world.t0 + 60_000 + 90_000);
-      const before = world.publish(10, 5_000); // T0 .. T0+50 s
-      world.runFor(Math.max(0, world.t0 + 60_000 - world.net.clock.now()), "covert");
-      const count = options.items ?? 30;
-      const after = world.publish(count - 10, 2_000);
-      world.runFor(BASE_WINDOW_MS, "window");
-      return {
-        phases: [
-          { name: "before the flash", items: before, windowMs: BASE_WINDOW_MS },
-          { name: "after the flash", items: after, windowMs: BASE_WINDOW_MS },
-        ],
-        parameters: { flashAtMs: 60_000 },
-        trafficFrom: from,
-        trafficFromMs: fromMs,
-      };
-    },
+    (world, options) =>
+      covertFlash(world, options, { dropItems: true, poisonDescriptors: true, bogusHaves: 16 }),
+  ),
+
+  "covert-flash-silent": scenario(
+    "As covert-flash, but the attackers turn into silent black holes: they drop every ITEM, " +
+      "name only attackers and advertise nothing (no IHAVE, bogus or real), so that no " +
+      "unanswered IWANT gives them away; only the relays they stop making do.",
+    true,
+    (world, options) =>
+      covertFlash(world, options, { dropItems: true, poisonDescriptors: true, silent: true }),
   ),
 
   "offer-flood": scenario(
@@ -989,6 +986,35 @@ function itemPhase(
   return {
     phases: [{ name: "under attack", items, windowMs: BASE_WINDOW_MS }],
     parameters,
+    trafficFrom: from,
+    trafficFromMs: fromMs,
+  };
+}
+
+/**
+ * The covert flash: attackers behave well until T0+60 s (10 items, one
+ * every 5 s), then all turn to `behaviour` at once; 20 more items, one every
+ * 2 s. Eclipsed time counts from the flash.
+ */
+function covertFlash(world: World, options: ScenarioOptions, behaviour: HostileBehaviour): Plan {
+  buildWithAttackers(world, options, behaviour, 60_000);
+  const from = snapshotTraffic(world.net.traffic);
+  const fromMs = world.net.clock.now();
+  world.censusEvery(5_000, world.t0 + 60_000 + 90_000);
+  const before = world.publish(10, 5_000); // T0 .. T0+50 s
+  world.runFor(Math.max(0, world.t0 + 60_000 - world.net.clock.now()), "covert");
+  // Until now the attackers relayed like honest nodes: a node with only
+  // attackers as peers was served. Eclipsed time counts from the flash.
+  world.countEclipsesFromNow();
+  const count = options.items ?? 30;
+  const after = world.publish(count - 10, 2_000);
+  world.runFor(BASE_WINDOW_MS, "window");
+  return {
+    phases: [
+      { name: "before the flash", items: before, windowMs: BASE_WINDOW_MS },
+      { name: "after the flash", items: after, windowMs: BASE_WINDOW_MS },
+    ],
+    parameters: { flashAtMs: 60_000 },
     trafficFrom: from,
     trafficFromMs: fromMs,
   };
@@ -1147,7 +1173,9 @@ function finish(
       ...(plan.targets ? { targets: eclipseCensus(net, plan.targets) } : {}),
     },
     timeline: world.timeline,
-    ...(attackers > 0 ? { eclipseTime: eclipseTime(net, world.t0) } : {}),
+    ...(attackers > 0
+      ? { eclipseTime: eclipseTime(net, world.eclipsesCountedFrom, world.t0) }
+      : {}),
     guard: guardSummary(world),
     adversary: world.adversary ? { ...world.adversary.stats } : undefined,
     powCost: attackers > 0 && (options.measurePow ?? true)
