@@ -817,6 +817,47 @@ Deno.test("an origin whose only peer brought one item and then dropped its items
   assert.ok(reinforced >= 1, "O dialled an extra path though M is proven");
 });
 
+Deno.test("a node whose only peer brought items and then went silent notices the silence and finds another peer", async () => {
+  // V (degree 1) joins through M, a node without a module: it drops other
+  // nodes' items and advertises none, as a silent black hole does. First M
+  // brings V four items of its own module, a few tens of ms apart: M is
+  // proven (and keeps its score), and V learns how often items come. Then H,
+  // known to V through M, announces an item that M drops. Nothing reaches V:
+  // after 4 usual gaps (at least 0.4 s here) V's silence watch replaces M,
+  // and V dials H, which offers it the item. Without the watch V keeps M
+  // until its next rotation (30-90 s), and the item never reaches it here.
+  const config = { degree: 1, powDifficulty: 4, passiveViewSize: 10 };
+  const silenceWatch = { ...DEFAULT_CORE_TUNING.silenceWatch, floorMs: 400, suspectFloorMs: 200 };
+  const sink = await startTestNode({ config });
+  const victim = await startMember(sink, { config, node: { tuning: { silenceWatch } } });
+  const honest = await startMember(sink, { config });
+  try {
+    await waitUntil(
+      () => sink.peerIdentities.length === 2 && victim.node.stats().knownPeers >= 1,
+      5000,
+      "V and H behind M; V knows of H",
+    );
+    const moduleOfM = await TestApiClient.connect(sink.apiAddress.port);
+    try {
+      for (let i = 0; i < 4; i++) {
+        await moduleOfM.announce(CLUSTER_TYPE, encoder.encode(`from M ${i}`), 1);
+        await waitForDelivery([victim], `from M ${i}`, 5000);
+      }
+    } finally {
+      await moduleOfM.close();
+    }
+    assert.deepEqual(victim.node.peerIdentities, [sink.identityHex], "V's only peer is M");
+    assert.ok((peerEntry(victim.node, sink.identityHex)?.score ?? 0) > 0, "M is proven at V");
+    await announceText(honest, "past the silent black hole");
+    await waitForDelivery([victim], "past the silent black hole", 5000);
+    assert.ok(victim.node.stats().connections.silenceAlarms >= 1, "V raised an alarm");
+    assert.ok(victim.node.peerIdentities.includes(honest.node.identityHex), "V dialled H");
+  } finally {
+    await stopMembers([victim, honest]);
+    await sink.close();
+  }
+});
+
 /** Writes `dir`/peers.json naming `identity` at `address` as a tried peer; returns its path. */
 async function writePeersFile(
   dir: string,

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { PeerMessageType } from "../lib/codec/peer_messages.ts";
 import { type CoreActions, NodeCore } from "../lib/core/node_core.ts";
+import { DEFAULT_CORE_TUNING } from "../lib/core/tuning.ts";
 import { Membership } from "../lib/protocol/membership.ts";
 import { PullTracker } from "../lib/protocol/pull_tracker.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
@@ -72,7 +73,12 @@ Deno.test("fix: a healed partition reconnects although every node has its outbou
 Deno.test("fix: an outbound peer that advertises and withholds is replaced after one broken promise", () => {
   const net = new SimNetwork({ seed: 22, delay: () => 5 });
   const config = { degree: 1, passiveViewSize: 5 };
-  const tuning = { outboundRotationMs: 0 };
+  // No rotation, and no alarm when the items stop at the end: only the
+  // withholder rule replaces a peer here.
+  const tuning = {
+    outboundRotationMs: 0,
+    silenceWatch: { ...DEFAULT_CORE_TUNING.silenceWatch, maxAlarms: 0 },
+  };
   // a learns nobody (no passive view): it dials nobody.
   const a = net.addNode({ config: { ...config, passiveViewSize: 0 }, tuning });
   // b runs an honest core but never sends an ITEM (pushes and IWANT answers):

@@ -76,6 +76,7 @@ const ZERO_METRICS: NodeMetrics = {
   connectionsRefused: 0,
   offersIgnored: 0,
   extraPathDials: 0,
+  silenceAlarms: 0,
   sessionsEvicted: 0,
   newcomersReferred: 0,
   deliverySessions: 0,
@@ -116,6 +117,7 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
     peerReads: 41,
     peerWrites: 43,
     extraPathDials: 2,
+    silenceAlarms: 3,
     sessionsEvicted: 5,
     newcomersReferred: 8,
     deliverySessions: 3,
@@ -138,6 +140,7 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
   assert.equal(value(samples, "gossip_peer_reads_total"), 41);
   assert.equal(value(samples, "gossip_peer_writes_total"), 43);
   assert.equal(value(samples, "gossip_extra_path_dials_total"), 2);
+  assert.equal(value(samples, "gossip_silence_alarms_total"), 3);
   assert.equal(value(samples, "gossip_peer_sessions_evicted_total"), 5);
   assert.equal(value(samples, "gossip_peer_newcomers_referred_total"), 8);
   assert.equal(value(samples, "gossip_peer_delivery_sessions_total"), 3);

@@ -51,6 +51,12 @@
  *   "Round of proven peers back" and "Round of room made after the answer").
  *   Sessions with distrusted peers (score below the guard's `distrustScore`)
  *   are closed in every round.
+ * - **Silence.** When no item has come first for several usual gaps
+ *   ({@link SilenceWatch}), the peers may all be black holes that relayed
+ *   to earn their scores and then turned: an alarm replaces the
+ *   lowest-scored outbound peer, and relays from before the silence no
+ *   longer count (docs/SIMULATION.md,
+ *   "Round of the silent covert flash").
  * - **Exchange.** Every membership round the node offers one random peer
  *   some descriptors (PUSH, itself included) and, if that peer may vouch for
  *   others, asks it for descriptors (PULL_REQUEST). Brahms-style limits: PEERS
@@ -93,6 +99,11 @@ import {
 import { allWithLargest, type RandomSource } from "../protocol/random.ts";
 import { addressRange } from "../protocol/rate_limit.ts";
 import type { Scheduler } from "../protocol/scheduler.ts";
+import {
+  DEFAULT_SILENCE_WATCH_OPTIONS,
+  SilenceWatch,
+  type SilenceWatchOptions,
+} from "../protocol/silence_watch.ts";
 
 /** Descriptors asked for and offered in one exchange. */
 const EXCHANGE_SIZE = 16;
@@ -228,6 +239,8 @@ export interface ConnectionManagerOptions {
   readonly deliverySessionMs?: number;
   /** A delivery session that brought no item first by then is ended (default 2 s). */
   readonly deliveryProofMs?: number;
+  /** When a silence of items raises an alarm ({@link SilenceWatch}; default {@link DEFAULT_SILENCE_WATCH_OPTIONS}). */
+  readonly silenceWatch?: SilenceWatchOptions;
   /** Least interval between two reinforcements ({@link ConnectionManager.reinforce}; default 10 s). */
   readonly reinforceIntervalMs?: number;
   /** Randomness. */
@@ -269,6 +282,8 @@ export interface ConnectionStats {
   deliveries: number;
   /** Delivery sessions that brought nothing, ended for a newer claimant. */
   deliveriesDisplaced: number;
+  /** Alarms of the silence watch: no item came for several usual gaps ({@link SilenceWatch}). */
+  silenceAlarms: number;
   /** Delivery sessions this node's extra paths were granted (DELIVERY received). */
   deliveriesGranted: number;
 }
@@ -303,6 +318,7 @@ export class ConnectionManager {
     distrustedDropped: 0,
     reanchored: 0,
     reinforced: 0,
+    silenceAlarms: 0,
     deliveries: 0,
     deliveriesDisplaced: 0,
     deliveriesGranted: 0,
@@ -330,6 +346,8 @@ export class ConnectionManager {
    * identity once its session opened, until the next round makes room.
    */
   private returning: { addressKey: string; peer?: PeerKey } | undefined;
+  /** Notices when items stop coming ({@link round}). */
+  private readonly silence: SilenceWatch;
 
   /** Creates the manager at time `now`. */
   constructor(
@@ -357,6 +375,7 @@ export class ConnectionManager {
     this.lastJoinWarning = now;
     this.maxPeerConnections = options.maxPeerConnections;
     this.nextRotation = now + this.rotationDelay();
+    this.silence = new SilenceWatch(options.silenceWatch ?? DEFAULT_SILENCE_WATCH_OPTIONS);
   }
 
   /** Changes the cap on inbound sessions (`max_peer_connections`) for new sessions. */
@@ -422,8 +441,10 @@ export class ConnectionManager {
    * `peer` sent a valid item (the first copy, or a copy of one this node
    * holds, with its content): its inbound session relays, and is evicted for
    * a newcomer only after the silent ones ({@link ConnectionManager.sessionOpened}).
+   * `first`: the peer brought it first, which ends a silence ({@link SilenceWatch}).
    */
-  noteRelay(peer: PeerKey, now: number): void {
+  noteRelay(peer: PeerKey, now: number, first = false): void {
+    if (first) this.silence.itemArrived(now);
     if (!this.sessions.has(peer)) return;
     this.lastRelayAt.set(peer, now);
     this.lastRelayByPeer.delete(peer);
@@ -442,10 +463,14 @@ export class ConnectionManager {
   /**
    * Whether `peer` sent a valid item, first or not, within `relayMemoryMs`
    * ({@link noteRelay}): in its current session, or in any of its sessions.
+   * Not while items have stopped coming for a while, nor a relay from before
+   * the last alarm ({@link SilenceWatch}): a peer that turned into a silent
+   * black hole relayed until it turned.
    */
   private stillRelays(peer: PeerKey, now: number, scope: RelayScope = "session"): boolean {
     const relayed = (scope === "session" ? this.lastRelayAt : this.lastRelayByPeer).get(peer);
-    return relayed !== undefined && now - relayed < this.relayMemoryMs;
+    return relayed !== undefined && now - relayed < this.relayMemoryMs &&
+      relayed > this.silence.lastAlarm && !this.silence.suspect(now);
   }
 
   /**
@@ -895,6 +920,18 @@ export class ConnectionManager {
     if (this.makeRoomForReturned(now)) {
       // A proven peer dialled again at an earlier round answered and stayed:
       // the lowest-scored other outbound peer has made room for it.
+    } else if (this.silence.check(now)) {
+      // No item for several usual gaps: the peers may all be black holes
+      // that turned (they keep their scores). Replace one; relays before the
+      // alarm no longer count. No re-anchoring: every node of a network
+      // whose items stop raises its alarm at once, and dialling the
+      // bootstrappers all together cost a simulated cold boot 4 points of
+      // its first minute (docs/SIMULATION.md, "Round of the silent covert flash").
+      this.stats.silenceAlarms++;
+      this.log.debug("no item for several usual gaps: replacing a peer", {
+        usualGapMs: Math.round(this.silence.usualGap ?? 0),
+      });
+      this.rotate(now);
     } else if (this.options.rotationIntervalMs > 0 && now >= this.nextRotation) {
       this.nextRotation = now + this.rotationDelay();
       this.rotate(now);

@@ -248,6 +248,7 @@ export class NodeCore {
         deliverySessionMs: this.tuning.deliverySessionMs,
         deliveryProofMs: this.tuning.deliveryProofMs,
         reinforceIntervalMs: this.tuning.reinforceIntervalMs,
+        silenceWatch: this.tuning.silenceWatch,
         random,
       },
       {
@@ -324,7 +325,7 @@ export class NodeCore {
         credit: (peer) => {
           const now = this.scheduler.now();
           this.guard.credit(peer, now);
-          this.connections.noteRelay(peer, now);
+          this.connections.noteRelay(peer, now, true);
         },
         relayed: (peer) => this.connections.noteRelay(peer, this.scheduler.now()),
       },

@@ -7,6 +7,10 @@
  */
 
 import { DEFAULT_ITEM_STORE_OPTIONS, type ItemStoreOptions } from "../protocol/item_store.ts";
+import {
+  DEFAULT_SILENCE_WATCH_OPTIONS,
+  type SilenceWatchOptions,
+} from "../protocol/silence_watch.ts";
 import { DEFAULT_SPREADING_OPTIONS, type SpreadingOptions } from "../protocol/spreading.ts";
 import {
   DEFAULT_VALIDATION_QUEUE_OPTIONS,
@@ -58,6 +62,11 @@ export interface CoreTuning {
    * local item while no peer is proven.
    */
   readonly reinforceIntervalMs: number;
+  /**
+   * When a silence of items raises an alarm: the peers may all be black holes
+   * that turned, so one outbound peer is replaced and the node re-anchors.
+   */
+  readonly silenceWatch: SilenceWatchOptions;
 }
 
 /** Defaults of {@link CoreTuning}. */
@@ -78,6 +87,7 @@ export const DEFAULT_CORE_TUNING: CoreTuning = {
   deliverySessionMs: 5_000,
   deliveryProofMs: 2_000,
   reinforceIntervalMs: 10_000,
+  silenceWatch: DEFAULT_SILENCE_WATCH_OPTIONS,
 };
 
 /** Defaults of {@link SecurityOptions}. */

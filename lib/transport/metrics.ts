@@ -101,6 +101,8 @@ export interface NodeMetrics {
   readonly offersIgnored: number;
   /** Dials beyond `degree` for local items announced while no peer was proven. */
   readonly extraPathDials: number;
+  /** Alarms raised because no item came for several usual gaps (a peer was replaced). */
+  readonly silenceAlarms: number;
   /** Inbound sessions ended to make room for a newcomer. */
   readonly sessionsEvicted: number;
   /** Newcomers refused with a referral because every inbound session was protected. */
@@ -202,6 +204,7 @@ export interface StatusSnapshot {
   readonly connections: {
     readonly offersIgnored: number;
     readonly reinforced: number;
+    readonly silenceAlarms: number;
     readonly evicted: number;
     readonly referred: number;
     readonly deliveries: number;
@@ -273,6 +276,7 @@ export function metricsFromStats(stats: StatusSnapshot): NodeMetrics {
     connectionsRefused: stats.peersRefused,
     offersIgnored: stats.connections.offersIgnored,
     extraPathDials: stats.connections.reinforced,
+    silenceAlarms: stats.connections.silenceAlarms,
     sessionsEvicted: stats.connections.evicted,
     newcomersReferred: stats.connections.referred,
     deliverySessions: stats.connections.deliveries,

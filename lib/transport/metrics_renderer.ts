@@ -191,6 +191,11 @@ export class MetricsRenderer {
       (m) => m.extraPathDials,
     );
     counter(
+      "gossip_silence_alarms_total",
+      "Times no item came for several usual gaps, so a peer was replaced (silent black holes).",
+      (m) => m.silenceAlarms,
+    );
+    counter(
       "gossip_peer_sessions_evicted_total",
       "Inbound peer sessions ended to make room for a newcomer (inbound slots full).",
       (m) => m.sessionsEvicted,

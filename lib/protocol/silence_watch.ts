@@ -1,0 +1,125 @@
+/**
+ * The silence watch: notices when items stop reaching a node that used to
+ * get them, which is how a node whose peers all turned into silent black
+ * holes looks from the inside.
+ *
+ * A black hole that drops every item and advertises nothing breaks no
+ * promise (no IHAVE goes unanswered), and a peer that brought items before
+ * it turned keeps the score it earned, so no score or offence gives it
+ * away. Only the flow stops. A node learns the usual gap between the items
+ * it gets first (a moving average); when no item has come for `factor`
+ * times that gap (at least `floorMs`) it raises an alarm, and then again
+ * after twice as long, four times as long, up to `maxAlarms` alarms per
+ * silence. The next item ends the silence.
+ *
+ * The cost falls on quiet networks: a lull looks like an eclipse for the
+ * first alarms, so each silence costs at most `maxAlarms` alarms, and the
+ * threshold grows with the gap a network usually has (a network with an
+ * item a minute raises its first alarm after minutes, not seconds).
+ *
+ * Pure state: time is passed in.
+ *
+ * @module
+ */
+
+/** Tuning of a {@link SilenceWatch}. */
+export interface SilenceWatchOptions {
+  /** Shortest silence that raises an alarm (ms). */
+  readonly floorMs: number;
+  /** An alarm is raised after this many usual gaps without an item. */
+  readonly factor: number;
+  /** Alarms per silence at most (each after twice the wait of the one before). */
+  readonly maxAlarms: number;
+  /** Weight of the newest gap in the moving average (0 < weight <= 1). */
+  readonly gapWeight: number;
+  /**
+   * A silence of this many usual gaps (at least `suspectFloorMs`) already
+   * makes the peers' past relays suspect ({@link SilenceWatch.suspect}),
+   * before any alarm.
+   */
+  readonly suspectFactor: number;
+  /** Shortest silence that makes past relays suspect (ms). */
+  readonly suspectFloorMs: number;
+}
+
+/**
+ * Defaults: the first alarm after 4 usual gaps, at least 10 s; three per
+ * silence; past relays suspect after 3 usual gaps, at least 5 s.
+ */
+export const DEFAULT_SILENCE_WATCH_OPTIONS: SilenceWatchOptions = {
+  floorMs: 10_000,
+  factor: 4,
+  maxAlarms: 3,
+  gapWeight: 0.25,
+  suspectFactor: 3,
+  suspectFloorMs: 5_000,
+};
+
+/** Watches the gaps between items a node gets first; see the module documentation. */
+export class SilenceWatch {
+  private lastItemAt: number | undefined;
+  private usualGapMs: number | undefined;
+  private alarmsThisSilence = 0;
+  private lastAlarmAt = -Infinity;
+
+  /** Creates a watch with `options` (the defaults unless given). */
+  constructor(private readonly options: SilenceWatchOptions = DEFAULT_SILENCE_WATCH_OPTIONS) {}
+
+  /** A valid item reached this node first (not a copy): the silence, if any, is over. */
+  itemArrived(now: number): void {
+    if (this.lastItemAt !== undefined) {
+      const gap = Math.max(0, now - this.lastItemAt);
+      const weight = this.options.gapWeight;
+      this.usualGapMs = this.usualGapMs === undefined
+        ? gap
+        : (1 - weight) * this.usualGapMs + weight * gap;
+    }
+    this.lastItemAt = now;
+    this.alarmsThisSilence = 0;
+  }
+
+  /**
+   * True when an alarm is due now (it is counted: the next one waits twice
+   * as long). Never before two items have shown what the usual gap is.
+   */
+  check(now: number): boolean {
+    const due = this.nextAlarmAt;
+    if (due === undefined || now < due) return false;
+    this.alarmsThisSilence++;
+    this.lastAlarmAt = now;
+    return true;
+  }
+
+  /** When the next alarm is due; undefined when none will be in this silence. */
+  get nextAlarmAt(): number | undefined {
+    if (this.lastItemAt === undefined || this.usualGapMs === undefined) return undefined;
+    if (this.alarmsThisSilence >= this.options.maxAlarms) return undefined;
+    const first = Math.max(this.options.floorMs, this.options.factor * this.usualGapMs);
+    // Alarms at 1, 3, 7, ... first waits: each waits twice as long as the one before.
+    return this.lastItemAt + first * (2 ** (this.alarmsThisSilence + 1) - 1);
+  }
+
+  /**
+   * True while the silence has lasted `suspectFactor` usual gaps (at least
+   * `suspectFloorMs`): what the peers relayed before it no longer shows
+   * that they still relay.
+   */
+  suspect(now: number): boolean {
+    if (this.lastItemAt === undefined || this.usualGapMs === undefined) return false;
+    const wait = Math.max(
+      this.options.suspectFloorMs,
+      this.options.suspectFactor * this.usualGapMs,
+    );
+    return now - this.lastItemAt >= wait;
+  }
+
+  /** When the last alarm was raised (-Infinity: never). */
+  get lastAlarm(): number {
+    return this.lastAlarmAt;
+  }
+
+  /** The usual gap between items (ms), once two items have come. */
+  get usualGap(): number | undefined {
+    return this.usualGapMs;
+  }
+}
