@@ -37,6 +37,7 @@ export type { SpreadingOptions, SpreadingStats } from "./protocol/spreading.ts";
 export type { PullTrackerOptions } from "./protocol/pull_tracker.ts";
 export type { ItemStoreOptions } from "./protocol/item_store.ts";
 export type { ValidationQueueOptions } from "./protocol/validation_queue.ts";
+export type { SilenceWatchOptions } from "./protocol/silence_watch.ts";
 export type { Verdict } from "./protocol/validation_tracker.ts";
 export { DEFAULT_CORE_TUNING, DEFAULT_SECURITY_OPTIONS } from "./core/tuning.ts";
 export type { CoreTuning } from "./core/tuning.ts";
