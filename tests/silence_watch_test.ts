@@ -30,22 +30,39 @@ Deno.test("silence watch: the first alarm after the floor, then after 2 and 4 ti
   assert.equal(watch.check(10_000_000), false);
 });
 
-Deno.test("silence watch: the next item ends the silence; the alarm waits for 8 usual gaps when that is longer than the floor", () => {
-  const watch = fed([0, 5_000, 10_000]); // usual gap 5 s: 40 s
-  assert.equal(watch.nextAlarmAt, 50_000);
-  assert.equal(watch.check(49_999), false);
-  assert.equal(watch.check(50_000), true);
-  watch.itemArrived(55_000); // the gap of 45 s moves the average by a quarter: 5 + 10 = 15 s
+Deno.test("silence watch: the next item ends the silence; the alarm waits for 4 usual gaps when that is longer than the floor", () => {
+  const watch = fed([0, 5_000, 10_000]); // usual gap 5 s: 20 s
+  assert.equal(watch.nextAlarmAt, 30_000);
+  assert.equal(watch.check(29_999), false);
+  assert.equal(watch.check(30_000), true);
+  watch.itemArrived(55_000); // the gap of 45 s moves the average by a quarter: 3.75 + 11.25 = 15 s
   assert.equal(watch.usualGap, 15_000);
-  assert.equal(watch.nextAlarmAt, 55_000 + 120_000, "a fresh silence, a longer usual gap");
-  assert.equal(watch.lastAlarm, 50_000, "the last alarm is remembered");
+  assert.equal(watch.nextAlarmAt, 55_000 + 60_000, "a fresh silence, a longer usual gap");
+  assert.equal(watch.lastAlarm, 30_000, "the last alarm is remembered");
+});
+
+Deno.test("silence watch: past relays are suspect after 3 usual gaps, at least 5 s, before any alarm", () => {
+  const none = new SilenceWatch();
+  none.itemArrived(0);
+  assert.equal(none.suspect(1_000_000), false, "one item: no gap known");
+  const fast = fed([0, 1_000, 2_000]); // 3 s: under the 5 s floor
+  assert.equal(fast.suspect(6_999), false);
+  assert.equal(fast.suspect(7_000), true);
+  assert.equal(fast.lastAlarm, -Infinity, "suspicion raises no alarm");
+  const slow = fed([0, 5_000, 10_000]); // 15 s
+  assert.equal(slow.suspect(24_999), false);
+  assert.equal(slow.suspect(25_000), true);
+  slow.itemArrived(26_000);
+  assert.equal(slow.suspect(26_000), false, "the next item ends it");
 });
 
 Deno.test("silence watch: the defaults are the documented ones", () => {
   assert.deepEqual(DEFAULT_SILENCE_WATCH_OPTIONS, {
     floorMs: 10_000,
-    factor: 8,
+    factor: 4,
     maxAlarms: 3,
     gapWeight: 0.25,
+    suspectFactor: 3,
+    suspectFloorMs: 5_000,
   });
 });

@@ -10,7 +10,10 @@
  * it gets first (a moving average); when no item has come for `factor`
  * times that gap (at least `floorMs`) it raises an alarm, and then again
  * after twice as long, four times as long, up to `maxAlarms` alarms per
- * silence. The next item ends the silence.
+ * silence. The next item ends the silence. Before the first alarm, after
+ * `suspectFactor` usual gaps (at least `suspectFloorMs`), the silence is
+ * already long enough that what the peers relayed before it no longer shows
+ * that they still relay ({@link SilenceWatch.suspect}).
  *
  * The cost falls on quiet networks: a lull looks like an eclipse for the
  * first alarms, so each silence costs at most `maxAlarms` alarms, and the
