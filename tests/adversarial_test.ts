@@ -760,36 +760,49 @@ Deno.test("an inbound peer is heard on other peers only once it has brought an i
 
 /**
  * M runs no module: it accepts items of the cluster type and forwards none (a
- * black hole, like an attacker that withholds). O and H join through M with
- * degree 1, so each has M as its only outbound peer; H is known to O only
- * through M's answer to O's pull. Then `prepare` runs, O announces `text`,
- * and H must receive it (5 s). Returns O's extra-path dials.
+ * black hole, like an attacker that withholds). A (with `tuning`) and B join
+ * through M with degree 1, so each has M as its only outbound peer; B is
+ * known to A only through M's answer to A's pull. Runs `body` once that is
+ * so, then stops all three.
  */
-async function originBehindSink(
+async function behindSink<T>(
+  tuning: Partial<CoreTuning>,
+  body: (a: Member, b: Member, sink: GossipNode) => Promise<T>,
+): Promise<T> {
+  const config = { degree: 1, powDifficulty: 4, passiveViewSize: 10 };
+  const sink = await startTestNode({ config });
+  const a = await startMember(sink, { config, node: { tuning } });
+  const b = await startMember(sink, { config });
+  try {
+    await waitUntil(
+      () => sink.peerIdentities.length === 2 && a.node.stats().knownPeers >= 1,
+      5000,
+      "A and B behind M; A knows of B",
+    );
+    return await body(a, b, sink);
+  } finally {
+    await stopMembers([a, b]);
+    await sink.close();
+  }
+}
+
+/**
+ * O and H behind M ({@link behindSink}): `prepare` runs, O announces
+ * `text`, and H must receive it (5 s). Returns O's extra-path dials.
+ */
+function originBehindSink(
   text: string,
   tuning: Partial<CoreTuning> = {},
   prepare: (origin: Member, sink: GossipNode) => Promise<void> = async () => {},
 ): Promise<number> {
-  const config = { degree: 1, powDifficulty: 4, passiveViewSize: 10 };
-  const sink = await startTestNode({ config });
-  const origin = await startMember(sink, { config, node: { tuning } });
-  const other = await startMember(sink, { config });
-  try {
-    await waitUntil(
-      () => sink.peerIdentities.length === 2 && origin.node.stats().knownPeers >= 1,
-      5000,
-      "O and H behind M; O knows of H",
-    );
+  return behindSink(tuning, async (origin, other, sink) => {
     await prepare(origin, sink);
     assert.deepEqual(origin.node.peerIdentities, [sink.identityHex], "O's only peer is M");
     await announceText(origin, text);
     await waitForDelivery([other], text, 5000);
     assert.ok(origin.node.peerIdentities.includes(other.node.identityHex), "O dialled H");
     return origin.node.stats().connections.reinforced;
-  } finally {
-    await stopMembers([origin, other]);
-    await sink.close();
-  }
+  });
 }
 
 Deno.test("an origin whose only peer drops its items dials a path of its own for them", async () => {
@@ -826,17 +839,8 @@ Deno.test("a node whose only peer brought items and then went silent notices the
   // after 4 usual gaps (at least 0.4 s here) V's silence watch replaces M,
   // and V dials H, which offers it the item. Without the watch V keeps M
   // until its next rotation (30-90 s), and the item never reaches it here.
-  const config = { degree: 1, powDifficulty: 4, passiveViewSize: 10 };
   const silenceWatch = { ...DEFAULT_CORE_TUNING.silenceWatch, floorMs: 400, suspectFloorMs: 200 };
-  const sink = await startTestNode({ config });
-  const victim = await startMember(sink, { config, node: { tuning: { silenceWatch } } });
-  const honest = await startMember(sink, { config });
-  try {
-    await waitUntil(
-      () => sink.peerIdentities.length === 2 && victim.node.stats().knownPeers >= 1,
-      5000,
-      "V and H behind M; V knows of H",
-    );
+  await behindSink({ silenceWatch }, async (victim, honest, sink) => {
     const moduleOfM = await TestApiClient.connect(sink.apiAddress.port);
     try {
       for (let i = 0; i < 4; i++) {
@@ -852,10 +856,7 @@ Deno.test("a node whose only peer brought items and then went silent notices the
     await waitForDelivery([victim], "past the silent black hole", 5000);
     assert.ok(victim.node.stats().connections.silenceAlarms >= 1, "V raised an alarm");
     assert.ok(victim.node.peerIdentities.includes(honest.node.identityHex), "V dialled H");
-  } finally {
-    await stopMembers([victim, honest]);
-    await sink.close();
-  }
+  });
 });
 
 /** Writes `dir`/peers.json naming `identity` at `address` as a tried peer; returns its path. */
