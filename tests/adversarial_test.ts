@@ -859,6 +859,53 @@ Deno.test("a node whose only peer brought items and then went silent notices the
   });
 });
 
+Deno.test("while items have stopped, a local item's extra paths go to every bootstrapper", async () => {
+  // O (degree 1) knows X from its peers file and dials it first: X is a node
+  // without a module that brings O four items of its own module and then
+  // nothing more (a silent black hole that turned). O's bootstrappers are M,
+  // another node without a module, and B, an honest node with one; O has
+  // dialled neither (its one outbound slot is X's). 0.2 s after X's last
+  // item (the suspicion floor here) O's module announces an item: X's relays
+  // no longer hold the extra paths back, and both bootstrappers are dialled,
+  // so B gets the item. Without the rule O dials one of the two, at random,
+  // and half the time that is M, which drops it.
+  const config = { degree: 1, powDifficulty: 4, passiveViewSize: 10 };
+  const silenceWatch = { ...DEFAULT_CORE_TUNING.silenceWatch, suspectFloorMs: 200 };
+  const x = await startTestNode({ config });
+  const m = await startTestNode({ config });
+  const b = await startMember(undefined, { config });
+  const dir = await Deno.makeTempDir();
+  const peersFile = await writePeersFile(dir, x.identityHex, formatSocketAddress(x.p2pAddress));
+  const origin = await startMember(undefined, {
+    config: { ...config, peersFile, bootstrappers: [m.p2pAddress, b.node.p2pAddress] },
+    node: { tuning: { silenceWatch } },
+  });
+  try {
+    await waitUntil(() => origin.node.peerIdentities.length === 1, 5000, "O dialled X");
+    assert.deepEqual(origin.node.peerIdentities, [x.identityHex], "O's only peer is X");
+    const moduleOfX = await TestApiClient.connect(x.apiAddress.port);
+    try {
+      for (let i = 0; i < 4; i++) {
+        await moduleOfX.announce(CLUSTER_TYPE, encoder.encode(`from X ${i}`), 1);
+        await waitForDelivery([origin], `from X ${i}`, 5000);
+      }
+    } finally {
+      await moduleOfX.close();
+    }
+    assert.ok((peerEntry(origin.node, x.identityHex)?.score ?? 0) > 0, "X is proven at O");
+    // The suspicion floor passing is the condition under test, not a sync.
+    await quietPeriod(300);
+    await announceText(origin, "to every bootstrapper");
+    await waitForDelivery([b], "to every bootstrapper", 5000);
+    assert.equal(origin.node.stats().connections.reinforced, 2, "M and B, both bootstrappers");
+    assert.ok(origin.node.peerIdentities.includes(b.node.identityHex), "O dialled B");
+  } finally {
+    await stopMembers([origin, b]);
+    await Promise.all([x.close(), m.close()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 /** Writes `dir`/peers.json naming `identity` at `address` as a tried peer; returns its path. */
 async function writePeersFile(
   dir: string,

@@ -726,6 +726,31 @@ Deno.test("a local item while no peer is proven adds a bootstrapper and a known 
   assert.deepEqual(dialled.slice(2), ["10.0.2.9:6001"]);
 });
 
+Deno.test("while items have stopped, a local item's extra paths go to every bootstrapper before a known peer", () => {
+  const run = (lastItemAt: number) => {
+    const scores = new Map([[id(2), 1]]);
+    const { connections, dialled, open } = manager(scores, 1, [address(50), address(51)]);
+    for (const n of [1, 2, 3]) open(n, "outbound"); // degree 3: outbound slots full
+    connections.membership.learn(
+      [7, 8].map((n) => ({ identity: id(n), address: address(n) })),
+      0,
+      "outbound",
+    );
+    // id(2) brought items first, one a second: the usual gap is 1 s.
+    for (let t = lastItemAt - 2_000; t <= lastItemAt; t += 1_000) {
+      connections.noteRelay(id(2), t, true);
+    }
+    return { reinforced: connections.reinforce(20_000), dialled };
+  };
+  // 15 s of silence (5 s would do): id(2)'s relays no longer hold the paths
+  // back, and both go to the bootstrappers.
+  const silent = run(5_000);
+  assert.equal(silent.reinforced, 2);
+  assert.deepEqual([...silent.dialled].sort(), ["10.0.2.50:6001", "10.0.2.51:6001"]);
+  // 4.9 s of silence: id(2) still relays, no extra path at all.
+  assert.equal(run(15_100).reinforced, 0);
+});
+
 Deno.test("a proven peer that relayed in its last session holds extra paths back once it reconnects, until a minute after that relay", () => {
   const scores = new Map([[id(2), 1]]);
   const { connections, dialled, open } = manager(scores, 1, [address(50)]);

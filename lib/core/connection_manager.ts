@@ -804,9 +804,16 @@ export class ConnectionManager {
     if (!bootstrapper) {
       for (const key of this.membership.bootstrappersDialling()) this.extraPathsAfterDial.add(key);
     }
-    for (const known of [bootstrapper, this.membership.extraDial(now)]) {
-      if (this.dialExtraPath(known)) dials++;
+    if (this.dialExtraPath(bootstrapper)) dials++;
+    // While items have stopped (the silence watch), the views the known
+    // peers come from are in doubt: every configured bootstrapper goes before
+    // a known peer, within the same two paths.
+    const silent = this.silence.suspect(now);
+    while (silent && dials < 2) {
+      if (!this.dialExtraPath(this.membership.nextBootstrapper(now, true))) break;
+      dials++;
     }
+    if (dials < 2 && this.dialExtraPath(this.membership.extraDial(now))) dials++;
     if (dials > 0) {
       this.log.debug("no proven peer: dialling extra paths for a local item", { dials });
     }

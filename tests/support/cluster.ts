@@ -29,7 +29,10 @@ export async function startMember(
 ): Promise<Member> {
   const node = await startTestNode({
     ...options,
-    config: { ...options.config, bootstrappers: bootstrap ? [bootstrap.p2pAddress] : [] },
+    config: {
+      ...options.config,
+      bootstrappers: bootstrap ? [bootstrap.p2pAddress] : options.config?.bootstrappers ?? [],
+    },
   });
   const module = await TestApiClient.connect(node.apiAddress.port);
   const received: ReceivedMessage[] = [];
