@@ -841,15 +841,7 @@ Deno.test("a node whose only peer brought items and then went silent notices the
   // until its next rotation (30-90 s), and the item never reaches it here.
   const silenceWatch = { ...DEFAULT_CORE_TUNING.silenceWatch, floorMs: 400, suspectFloorMs: 200 };
   await behindSink({ silenceWatch }, async (victim, honest, sink) => {
-    const moduleOfM = await TestApiClient.connect(sink.apiAddress.port);
-    try {
-      for (let i = 0; i < 4; i++) {
-        await moduleOfM.announce(CLUSTER_TYPE, encoder.encode(`from M ${i}`), 1);
-        await waitForDelivery([victim], `from M ${i}`, 5000);
-      }
-    } finally {
-      await moduleOfM.close();
-    }
+    await bringItemsOneByOne(sink, victim, "from M");
     assert.deepEqual(victim.node.peerIdentities, [sink.identityHex], "V's only peer is M");
     assert.ok((peerEntry(victim.node, sink.identityHex)?.score ?? 0) > 0, "M is proven at V");
     await announceText(honest, "past the silent black hole");
@@ -883,15 +875,7 @@ Deno.test("while items have stopped, a local item's extra paths go to every boot
   try {
     await waitUntil(() => origin.node.peerIdentities.length === 1, 5000, "O dialled X");
     assert.deepEqual(origin.node.peerIdentities, [x.identityHex], "O's only peer is X");
-    const moduleOfX = await TestApiClient.connect(x.apiAddress.port);
-    try {
-      for (let i = 0; i < 4; i++) {
-        await moduleOfX.announce(CLUSTER_TYPE, encoder.encode(`from X ${i}`), 1);
-        await waitForDelivery([origin], `from X ${i}`, 5000);
-      }
-    } finally {
-      await moduleOfX.close();
-    }
+    await bringItemsOneByOne(x, origin, "from X");
     assert.ok((peerEntry(origin.node, x.identityHex)?.score ?? 0) > 0, "X is proven at O");
     // The suspicion floor passing is the condition under test, not a sync.
     await quietPeriod(300);
@@ -2055,6 +2039,23 @@ async function bringItemFirst(victim: GossipNode, from: GossipNode, text: string
     );
   } finally {
     await origin.close();
+  }
+}
+
+/**
+ * `from`'s own module announces four items, each once `to`'s module got the
+ * one before: `from` brings them first, a few tens of ms apart, so `to`
+ * holds it proven and learns how often items come.
+ */
+async function bringItemsOneByOne(from: GossipNode, to: Member, text: string): Promise<void> {
+  const module = await TestApiClient.connect(from.apiAddress.port);
+  try {
+    for (let i = 0; i < 4; i++) {
+      await module.announce(CLUSTER_TYPE, encoder.encode(`${text} ${i}`), 1);
+      await waitForDelivery([to], `${text} ${i}`, 5000);
+    }
+  } finally {
+    await module.close();
   }
 }
 
