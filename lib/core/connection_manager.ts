@@ -764,7 +764,9 @@ export class ConnectionManager {
    * adds two paths of its own choosing beyond `degree`: a configured
    * bootstrapper and a known peer (proven, tried, or named by a peer it
    * dialled), unless it already has two outbound
-   * sessions or dials beyond `degree`. Anti-entropy offers the new sessions
+   * sessions or dials beyond `degree`. While items have stopped (the silence
+   * watch's suspicion), every configured bootstrapper goes before the known
+   * peer, within the same two paths. Anti-entropy offers the new sessions
    * the item; rotation trims the extra outbound sessions later. An extra
    * path that fails, or that refers this node elsewhere because it is full
    * (a bootstrapper others are rushing to), is replaced by another known
@@ -1188,7 +1190,8 @@ export class ConnectionManager {
     }
     if (unprotected.length === 0) return undefined;
     // Sessions that relay items go after the silent ones: attackers that
-    // drop items hold slots only while no silent session is left.
+    // drop items hold slots only while no silent session is left. While items
+    // have stopped (the silence watch), no session counts as relaying.
     const silent = unprotected.filter((e) => !this.stillRelays(e.peer, now));
     const candidates = silent.length > 0 ? silent : unprotected;
     const perRange = new Map<string, number>();

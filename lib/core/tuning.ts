@@ -63,8 +63,9 @@ export interface CoreTuning {
    */
   readonly reinforceIntervalMs: number;
   /**
-   * When a silence of items raises an alarm: the peers may all be black holes
-   * that turned, so one outbound peer is replaced and the node re-anchors.
+   * When a silence of items makes past relays suspect and raises an alarm:
+   * the peers may all be black holes that turned, so one outbound peer is
+   * replaced (no re-anchoring: every node's alarm comes at once).
    */
   readonly silenceWatch: SilenceWatchOptions;
 }
