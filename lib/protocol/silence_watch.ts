@@ -43,6 +43,15 @@ export interface SilenceWatchOptions {
   readonly suspectFactor: number;
   /** Shortest silence that makes past relays suspect (ms). */
   readonly suspectFloorMs: number;
+  /**
+   * While past relays are suspect, a **feeler** (a short extra session to a
+   * peer outside the suspect ones, {@link SilenceWatch.feelerDue}) is due
+   * every `feelerIntervalMs`, the interval doubling after every
+   * `feelersPerStep` feelers of one silence; 0: no feelers.
+   */
+  readonly feelerIntervalMs: number;
+  /** Feelers at one interval before it doubles. */
+  readonly feelersPerStep: number;
 }
 
 /**
@@ -56,6 +65,8 @@ export const DEFAULT_SILENCE_WATCH_OPTIONS: SilenceWatchOptions = {
   gapWeight: 0.25,
   suspectFactor: 3,
   suspectFloorMs: 5_000,
+  feelerIntervalMs: 2_000,
+  feelersPerStep: 2,
 };
 
 /** Watches the gaps between items a node gets first; see the module documentation. */
@@ -64,6 +75,8 @@ export class SilenceWatch {
   private usualGapMs: number | undefined;
   private alarmsThisSilence = 0;
   private lastAlarmAt = -Infinity;
+  private feelersThisSilence = 0;
+  private nextFeelerAt = -Infinity;
 
   /** Creates a watch with `options` (the defaults unless given). */
   constructor(private readonly options: SilenceWatchOptions = DEFAULT_SILENCE_WATCH_OPTIONS) {}
@@ -79,6 +92,24 @@ export class SilenceWatch {
     }
     this.lastItemAt = now;
     this.alarmsThisSilence = 0;
+    this.feelersThisSilence = 0;
+    this.nextFeelerAt = -Infinity;
+  }
+
+  /**
+   * True when a feeler is due now (it is counted): while past relays are
+   * suspect ({@link suspect}), one every `feelerIntervalMs`, the interval
+   * doubling after every `feelersPerStep` feelers of this silence (in a
+   * lull: at 0, 2, 4, 8, 12, 20, 28, 44 and 60 s, ...: nine in the first
+   * minute, two more per doubling after it).
+   */
+  feelerDue(now: number): boolean {
+    const interval = this.options.feelerIntervalMs;
+    if (interval <= 0 || now < this.nextFeelerAt || !this.suspect(now)) return false;
+    const step = Math.floor(this.feelersThisSilence / Math.max(1, this.options.feelersPerStep));
+    this.feelersThisSilence++;
+    this.nextFeelerAt = now + interval * 2 ** step;
+    return true;
   }
 
   /**
