@@ -751,6 +751,59 @@ Deno.test("while items have stopped, a local item's extra paths go to every boot
   assert.equal(run(15_100).reinforced, 0);
 });
 
+/**
+ * A manager whose outbound peers 1, 2, 3 fill `degree`; id(2) brought items
+ * first at 0, 1 and 2 s (past relays suspect from 7 s). It knows id(7),
+ * named by its connected peer id(1), and id(8), named by id(9), not connected.
+ */
+function silenced() {
+  const scores = new Map([[id(2), 1]]);
+  const m = manager(scores);
+  for (const n of [1, 2, 3]) m.open(n, "outbound");
+  m.connections.membership.learn([{ identity: id(7), address: address(7) }], 0, "outbound", id(1));
+  m.connections.membership.learn([{ identity: id(8), address: address(8) }], 0, "outbound", id(9));
+  for (const t of [0, 1_000, 2_000]) m.connections.noteRelay(id(2), t, true);
+  return { ...m, scores };
+}
+
+Deno.test("while items have stopped, a feeler goes beyond degree to a peer no connected peer named", () => {
+  const { connections, dialled } = silenced();
+  connections.round(6_900);
+  assert.equal(connections.stats.feelers, 0, "not suspect yet");
+  connections.round(7_000);
+  assert.equal(connections.stats.feelers, 1);
+  assert.equal(dialled.at(-1), "10.0.2.8:6001", "not id(7), named by a suspect");
+  assert.equal(connections.membership.outboundCount, 3, "no slot given up for it");
+});
+
+Deno.test("a feeler that brings an item first stays, and the lowest-scored other outbound peer makes room", () => {
+  const { connections, closed, open, scores } = silenced();
+  connections.round(7_000);
+  open(8, "outbound", 7_200);
+  assert.equal(connections.membership.outboundCount, 4, "beyond degree while it is tested");
+  scores.set(id(8), 1);
+  connections.noteRelay(id(8), 7_600, true); // anti-entropy: an item it offered
+  connections.round(8_000);
+  assert.equal(connections.stats.feelersKept, 1);
+  assert.equal(connections.isConnected(id(8)), true);
+  assert.equal(closed.length, 1);
+  assert.ok([id(1), id(3)].includes(closed[0]), "a peer that earned nothing, not id(2)");
+  assert.equal(connections.membership.outboundCount, 3);
+});
+
+Deno.test("a feeler that brings nothing is closed after 4 s; a lull costs dials, not slots", () => {
+  const { connections, closed, open } = silenced();
+  connections.round(7_000);
+  open(8, "outbound", 7_200);
+  connections.round(11_100);
+  assert.equal(connections.isConnected(id(8)), true, "3.9 s: still being tested");
+  connections.round(11_200);
+  assert.equal(connections.isConnected(id(8)), false);
+  assert.ok(closed.includes(id(8)));
+  for (const n of [1, 2, 3]) assert.equal(connections.isConnected(id(n)), true, `id(${n}) kept`);
+  assert.equal(connections.stats.feelersKept, 0);
+});
+
 Deno.test("a proven peer that relayed in its last session holds extra paths back once it reconnects, until a minute after that relay", () => {
   const scores = new Map([[id(2), 1]]);
   const { connections, dialled, open } = manager(scores, 1, [address(50)]);

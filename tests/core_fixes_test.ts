@@ -73,11 +73,11 @@ Deno.test("fix: a healed partition reconnects although every node has its outbou
 Deno.test("fix: an outbound peer that advertises and withholds is replaced after one broken promise", () => {
   const net = new SimNetwork({ seed: 22, delay: () => 5 });
   const config = { degree: 1, passiveViewSize: 5 };
-  // No rotation, and no alarm when the items stop at the end: only the
-  // withholder rule replaces a peer here.
+  // No rotation, and no alarm or feeler when the items stop at the end: only
+  // the withholder rule replaces a peer here.
   const tuning = {
     outboundRotationMs: 0,
-    silenceWatch: { ...DEFAULT_CORE_TUNING.silenceWatch, maxAlarms: 0 },
+    silenceWatch: { ...DEFAULT_CORE_TUNING.silenceWatch, maxAlarms: 0, feelerIntervalMs: 0 },
   };
   // a learns nobody (no passive view): it dials nobody.
   const a = net.addNode({ config: { ...config, passiveViewSize: 0 }, tuning });

@@ -77,6 +77,8 @@ const ZERO_METRICS: NodeMetrics = {
   offersIgnored: 0,
   extraPathDials: 0,
   silenceAlarms: 0,
+  feelers: 0,
+  feelersKept: 0,
   sessionsEvicted: 0,
   newcomersReferred: 0,
   deliverySessions: 0,
@@ -118,6 +120,8 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
     peerWrites: 43,
     extraPathDials: 2,
     silenceAlarms: 3,
+    feelers: 6,
+    feelersKept: 1,
     sessionsEvicted: 5,
     newcomersReferred: 8,
     deliverySessions: 3,
@@ -141,6 +145,8 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
   assert.equal(value(samples, "gossip_peer_writes_total"), 43);
   assert.equal(value(samples, "gossip_extra_path_dials_total"), 2);
   assert.equal(value(samples, "gossip_silence_alarms_total"), 3);
+  assert.equal(value(samples, "gossip_feelers_total"), 6);
+  assert.equal(value(samples, "gossip_feelers_kept_total"), 1);
   assert.equal(value(samples, "gossip_peer_sessions_evicted_total"), 5);
   assert.equal(value(samples, "gossip_peer_newcomers_referred_total"), 8);
   assert.equal(value(samples, "gossip_peer_delivery_sessions_total"), 3);

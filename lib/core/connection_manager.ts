@@ -128,6 +128,8 @@ const EVICTION_GRACE_MS = 5_000;
 const DELIVERY_SESSION_MS = 5_000;
 /** Default time after which a delivery session that brought no item first is ended. */
 const DELIVERY_PROOF_MS = 2_000;
+/** A feeler that brought no item first by then is closed ({@link ConnectionManager.round}). */
+const FEELER_PROOF_MS = 4_000;
 
 /** What the connection manager asks the node to do. */
 export interface ConnectionActions {
@@ -243,6 +245,8 @@ export interface ConnectionManagerOptions {
   readonly silenceWatch?: SilenceWatchOptions;
   /** Least interval between two reinforcements ({@link ConnectionManager.reinforce}; default 10 s). */
   readonly reinforceIntervalMs?: number;
+  /** A feeler that brought no item first by then is closed (default 4 s; {@link ConnectionManager.round}). */
+  readonly feelerProofMs?: number;
   /** Randomness. */
   readonly random: RandomSource;
 }
@@ -286,6 +290,10 @@ export interface ConnectionStats {
   silenceAlarms: number;
   /** Delivery sessions this node's extra paths were granted (DELIVERY received). */
   deliveriesGranted: number;
+  /** Feelers dialled while items had stopped ({@link SilenceWatch.feelerDue}). */
+  feelers: number;
+  /** Feelers that brought an item first and kept their session. */
+  feelersKept: number;
 }
 
 /** Sessions, dialling and exchange of one node. */
@@ -322,6 +330,8 @@ export class ConnectionManager {
     deliveries: 0,
     deliveriesDisplaced: 0,
     deliveriesGranted: 0,
+    feelers: 0,
+    feelersKept: 0,
   };
   private lastReinforced = -Infinity;
   /** Address keys of this reinforcement's extra paths, dialled or connected. */
@@ -348,6 +358,14 @@ export class ConnectionManager {
   private returning: { addressKey: string; peer?: PeerKey } | undefined;
   /** Notices when items stop coming ({@link round}). */
   private readonly silence: SilenceWatch;
+  /**
+   * The feeler of this silence ({@link feel}): its address while the dial is
+   * in flight; its identity and start once its session opened; whether it
+   * brought an item first.
+   */
+  private feeler:
+    | { addressKey: string; peer?: PeerKey; since?: number; brought?: boolean }
+    | undefined;
 
   /** Creates the manager at time `now`. */
   constructor(
@@ -445,6 +463,7 @@ export class ConnectionManager {
    */
   noteRelay(peer: PeerKey, now: number, first = false): void {
     if (first) this.silence.itemArrived(now);
+    if (first && this.feeler?.peer === peer) this.feeler.brought = true;
     if (!this.sessions.has(peer)) return;
     this.lastRelayAt.set(peer, now);
     this.lastRelayByPeer.delete(peer);
@@ -597,6 +616,9 @@ export class ConnectionManager {
       now,
     );
     if (info.dialed !== undefined) this.membership.dialFinished(info.dialed, true, now, peer);
+    if (info.dialed !== undefined && this.feeler?.addressKey === info.dialed) {
+      this.feeler = { addressKey: info.dialed, peer, since: now };
+    }
     // A proven peer back: the next round makes room for it, if it stays.
     if (returning !== undefined) this.returning = { addressKey: returning, peer };
     this.log.info("peer connected", {
@@ -728,6 +750,9 @@ export class ConnectionManager {
     this.membership.dialFinished(addressKey, false, now, identity);
     if (this.returning?.addressKey === addressKey && this.returning.peer === undefined) {
       this.returning = undefined;
+    }
+    if (this.feeler?.addressKey === addressKey && this.feeler.peer === undefined) {
+      this.feeler = undefined;
     }
     this.replaceExtraPath(addressKey, now);
     this.extraPathAfterDial(addressKey, now);
@@ -941,6 +966,9 @@ export class ConnectionManager {
         usualGapMs: Math.round(this.silence.usualGap ?? 0),
       });
       this.rotate(now);
+    } else if (this.feel(now)) {
+      // A feeler brought an item first: it kept its session, and the
+      // lowest-scored other outbound peer made room for it.
     } else if (this.options.rotationIntervalMs > 0 && now >= this.nextRotation) {
       this.nextRotation = now + this.rotationDelay();
       this.rotate(now);
@@ -1057,6 +1085,49 @@ export class ConnectionManager {
     return true;
   }
 
+  /**
+   * Feelers, while items have stopped ({@link SilenceWatch.feelerDue}): a
+   * short outbound session beyond `degree` to a known peer that none of the
+   * connected peers named ({@link Membership.feelerDial}), as Bitcoin Core's
+   * feeler connections test addresses without giving up a slot. An honest
+   * peer of a network whose items still flow offers its recent items at once
+   * (anti-entropy): if one comes first, the feeler keeps its session and the
+   * lowest-scored other outbound peer makes room for it (true). Otherwise it
+   * is closed after `feelerProofMs`. In a lull, honest feelers bring nothing
+   * and replace nobody: a feeler costs a dial, not a slot. True when a
+   * feeler made room.
+   */
+  private feel(now: number): boolean {
+    const feeler = this.feeler;
+    if (feeler !== undefined) {
+      if (feeler.peer === undefined || feeler.since === undefined) return false;
+      if (feeler.brought) {
+        this.feeler = undefined;
+        this.stats.feelersKept++;
+        this.log.debug("a feeler brought an item first: it stays", {
+          peer: feeler.peer.slice(0, 8),
+        });
+        return this.makeRoom(now, feeler.peer);
+      }
+      if (now - feeler.since >= (this.options.feelerProofMs ?? FEELER_PROOF_MS)) {
+        this.feeler = undefined;
+        // Another outbound peer left meanwhile: the feeler keeps the slot.
+        if (this.membership.outboundCount <= this.options.degree) return false;
+        this.forget(feeler.peer, now, "feeler brought nothing");
+        this.actions.close(feeler.peer, "feeler brought nothing", GoodbyeReason.Shutdown);
+      }
+      return false;
+    }
+    if (this.membership.outboundCount < this.options.degree || !this.silence.feelerDue(now)) {
+      return false;
+    }
+    const known = this.membership.feelerDial(now, new Set(this.sessions.keys()));
+    if (!this.dial(known)) return false;
+    this.feeler = { addressKey: known.addressKey };
+    this.stats.feelers++;
+    return false;
+  }
+
   /** Replaces one outbound peer when all outbound slots are taken (see the module documentation). */
   private rotate(now: number): boolean {
     if (this.membership.outboundCount < this.options.degree) return false;
@@ -1090,6 +1161,9 @@ export class ConnectionManager {
     goodbye: number,
   ): SessionDecision & { accept: false } {
     if (info.dialed !== undefined) this.membership.dialFinished(info.dialed, false, now, info.peer);
+    if (info.dialed !== undefined && this.feeler?.addressKey === info.dialed) {
+      this.feeler = undefined;
+    }
     return { accept: false, reason, goodbye };
   }
 
@@ -1135,6 +1209,7 @@ export class ConnectionManager {
     if (!session) return;
     this.sessions.delete(peer);
     this.lastRelayAt.delete(peer);
+    if (this.feeler?.peer === peer) this.feeler = undefined;
     this.pullsOutstanding.delete(peer);
     this.pushedThisRound.delete(peer);
     this.membership.disconnected(peer, now);

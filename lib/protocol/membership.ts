@@ -474,6 +474,40 @@ export class Membership {
   }
 
   /**
+   * A known peer to test with a feeler while items have stopped (marked as
+   * dialling): none of the `connected` peers (the suspects) named it, and it
+   * is not a configured bootstrapper (extra paths reach those); drawn
+   * uniformly, so that no table an attacker can climb into (proven, tried,
+   * tips) decides. Withholders and the tips of distrusted peers and of
+   * withholders only when nothing else is left, then the suspects' tips.
+   */
+  feelerDial(now: number, connected: ReadonlySet<string>): KnownPeer | undefined {
+    const { anchors, proven, vouched, tips, tried, fresh } = this.dialCandidates(now, true);
+    const named = (peer: KnownPeer) =>
+      (peer.learnedFrom !== undefined && connected.has(peer.learnedFrom)) ||
+      (peer.vouchedBy !== undefined && connected.has(peer.vouchedBy));
+    const plausible = [
+      ...anchors,
+      ...proven,
+      ...vouched,
+      ...tips,
+      ...tried,
+      ...fresh[0],
+      ...fresh[1],
+    ];
+    const pools = [
+      plausible.filter((peer) => !named(peer)),
+      fresh[2].filter((peer) => !named(peer)),
+      [...plausible, ...fresh[2]],
+    ];
+    const pool = pools.find((candidates) => candidates.length > 0);
+    if (pool === undefined) return undefined;
+    const chosen = pool[Math.floor(this.random() * pool.length)];
+    this.dialing.add(chosen.addressKey);
+    return chosen;
+  }
+
+  /**
    * Known peers that may be dialled now, by table (see the module
    * documentation); bootstrapper tips in a table of their own when
    * `tipsApart`, else each in the table it would be in without the tip.

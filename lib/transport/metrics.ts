@@ -103,6 +103,10 @@ export interface NodeMetrics {
   readonly extraPathDials: number;
   /** Alarms raised because no item came for several usual gaps (a peer was replaced). */
   readonly silenceAlarms: number;
+  /** Feelers dialled while items had stopped (a short session beyond degree). */
+  readonly feelers: number;
+  /** Feelers that brought an item first and kept their session. */
+  readonly feelersKept: number;
   /** Inbound sessions ended to make room for a newcomer. */
   readonly sessionsEvicted: number;
   /** Newcomers refused with a referral because every inbound session was protected. */
@@ -205,6 +209,8 @@ export interface StatusSnapshot {
     readonly offersIgnored: number;
     readonly reinforced: number;
     readonly silenceAlarms: number;
+    readonly feelers: number;
+    readonly feelersKept: number;
     readonly evicted: number;
     readonly referred: number;
     readonly deliveries: number;
@@ -277,6 +283,8 @@ export function metricsFromStats(stats: StatusSnapshot): NodeMetrics {
     offersIgnored: stats.connections.offersIgnored,
     extraPathDials: stats.connections.reinforced,
     silenceAlarms: stats.connections.silenceAlarms,
+    feelers: stats.connections.feelers,
+    feelersKept: stats.connections.feelersKept,
     sessionsEvicted: stats.connections.evicted,
     newcomersReferred: stats.connections.referred,
     deliverySessions: stats.connections.deliveries,

@@ -196,6 +196,16 @@ export class MetricsRenderer {
       (m) => m.silenceAlarms,
     );
     counter(
+      "gossip_feelers_total",
+      "Feelers dialled while items had stopped: short sessions beyond degree to test a known peer.",
+      (m) => m.feelers,
+    );
+    counter(
+      "gossip_feelers_kept_total",
+      "Feelers that brought an item first and kept their session (an outbound peer made room).",
+      (m) => m.feelersKept,
+    );
+    counter(
       "gossip_peer_sessions_evicted_total",
       "Inbound peer sessions ended to make room for a newcomer (inbound slots full).",
       (m) => m.sessionsEvicted,
