@@ -839,7 +839,13 @@ Deno.test("a node whose only peer brought items and then went silent notices the
   // after 4 usual gaps (at least 0.4 s here) V's silence watch replaces M,
   // and V dials H, which offers it the item. Without the watch V keeps M
   // until its next rotation (30-90 s), and the item never reaches it here.
-  const silenceWatch = { ...DEFAULT_CORE_TUNING.silenceWatch, floorMs: 400, suspectFloorMs: 200 };
+  // Feelers are off: the next test shows them alone.
+  const silenceWatch = {
+    ...DEFAULT_CORE_TUNING.silenceWatch,
+    floorMs: 400,
+    suspectFloorMs: 200,
+    feelerIntervalMs: 0,
+  };
   await behindSink({ silenceWatch }, async (victim, honest, sink) => {
     await bringItemsOneByOne(sink, victim, "from M");
     assert.deepEqual(victim.node.peerIdentities, [sink.identityHex], "V's only peer is M");
@@ -848,6 +854,34 @@ Deno.test("a node whose only peer brought items and then went silent notices the
     await waitForDelivery([victim], "past the silent black hole", 5000);
     assert.ok(victim.node.stats().connections.silenceAlarms >= 1, "V raised an alarm");
     assert.ok(victim.node.peerIdentities.includes(honest.node.identityHex), "V dialled H");
+  });
+});
+
+Deno.test("a node whose only peer went silent finds an honest peer with a feeler, without giving up its slot first", async () => {
+  // As above, but with the alarms off: only feelers act. V (degree 1) has M,
+  // a silent black hole that brought it four items, as its only outbound
+  // peer; H, known to V through M, announces an item that M drops. 0.2 s
+  // after M's last item (the suspicion floor here) V dials H beyond its
+  // degree as a feeler; H offers its recent item at once (anti-entropy), the
+  // item comes first, so the feeler stays and M, the lowest-scored other
+  // outbound peer, makes room. Without feelers (and alarms) V keeps M until
+  // its next rotation (30-90 s), and the item never reaches it here.
+  const silenceWatch = { ...DEFAULT_CORE_TUNING.silenceWatch, maxAlarms: 0, suspectFloorMs: 200 };
+  await behindSink({ silenceWatch }, async (victim, honest, sink) => {
+    await bringItemsOneByOne(sink, victim, "from M");
+    assert.deepEqual(victim.node.peerIdentities, [sink.identityHex], "V's only peer is M");
+    assert.ok((peerEntry(victim.node, sink.identityHex)?.score ?? 0) > 0, "M is proven at V");
+    await announceText(honest, "through a feeler");
+    await waitForDelivery([victim], "through a feeler", 5000);
+    await waitUntil(
+      () => !victim.node.peerIdentities.includes(sink.identityHex),
+      3000,
+      "M made room for the feeler",
+    );
+    const stats = victim.node.stats().connections;
+    assert.equal(stats.silenceAlarms, 0, "no alarm: the feeler did it");
+    assert.ok(stats.feelers >= 1 && stats.feelersKept === 1, JSON.stringify(stats));
+    assert.deepEqual(victim.node.peerIdentities, [honest.node.identityHex], "V kept H");
   });
 });
 
