@@ -804,6 +804,31 @@ Deno.test("a feeler that brings nothing is closed after 4 s; a lull costs dials,
   assert.equal(connections.stats.feelersKept, 0);
 });
 
+Deno.test("the next feeler of a silence skips peers felt before and what a feeler that brought nothing named", () => {
+  const { connections, dialled, open } = silenced();
+  connections.round(7_000);
+  assert.equal(dialled.at(-1), "10.0.2.8:6001");
+  open(8, "outbound", 7_200);
+  // The feeler answers its pull with id(10); id(11) comes from id(12), not a suspect.
+  connections.membership.learn(
+    [{ identity: id(10), address: address(10) }],
+    7_300,
+    "outbound",
+    id(8),
+  );
+  connections.membership.learn(
+    [{ identity: id(11), address: address(11) }],
+    7_300,
+    "outbound",
+    id(12),
+  );
+  connections.round(11_200); // 4 s: the feeler brought nothing and is closed
+  assert.equal(connections.isConnected(id(8)), false);
+  connections.round(11_300);
+  assert.equal(connections.stats.feelers, 2);
+  assert.equal(dialled.at(-1), "10.0.2.11:6001", "not id(8) again, nor id(10) or id(7)");
+});
+
 Deno.test("a proven peer that relayed in its last session holds extra paths back once it reconnects, until a minute after that relay", () => {
   const scores = new Map([[id(2), 1]]);
   const { connections, dialled, open } = manager(scores, 1, [address(50)]);

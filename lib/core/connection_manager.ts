@@ -366,6 +366,10 @@ export class ConnectionManager {
   private feeler:
     | { addressKey: string; peer?: PeerKey; since?: number; brought?: boolean }
     | undefined;
+  /** Addresses dialled as feelers in this silence: not drawn again until an item comes. */
+  private readonly feltAddresses = new Set<string>();
+  /** Feelers of this silence that brought nothing: suspects like the connected peers. */
+  private readonly feltNothing = new Set<PeerKey>();
 
   /** Creates the manager at time `now`. */
   constructor(
@@ -462,8 +466,12 @@ export class ConnectionManager {
    * `first`: the peer brought it first, which ends a silence ({@link SilenceWatch}).
    */
   noteRelay(peer: PeerKey, now: number, first = false): void {
-    if (first) this.silence.itemArrived(now);
-    if (first && this.feeler?.peer === peer) this.feeler.brought = true;
+    if (first) {
+      this.silence.itemArrived(now);
+      if (this.feeler?.peer === peer) this.feeler.brought = true;
+      this.feltAddresses.clear();
+      this.feltNothing.clear();
+    }
     if (!this.sessions.has(peer)) return;
     this.lastRelayAt.set(peer, now);
     this.lastRelayByPeer.delete(peer);
@@ -1089,8 +1097,10 @@ export class ConnectionManager {
    * Feelers, while items have stopped ({@link SilenceWatch.feelerDue}): a
    * short outbound session beyond `degree` to a known peer that none of the
    * connected peers named ({@link Membership.feelerDial}), as Bitcoin Core's
-   * feeler connections test addresses without giving up a slot. An honest
-   * peer of a network whose items still flow offers its recent items at once
+   * feeler connections test addresses without giving up a slot; not one
+   * dialled as a feeler before in this silence, nor one that a feeler which
+   * brought nothing named (attackers answer a feeler's pull with attackers).
+   * An honest peer of a network whose items still flow offers its recent items at once
    * (anti-entropy): if one comes first, the feeler keeps its session and the
    * lowest-scored other outbound peer makes room for it (true). Otherwise it
    * is closed after `feelerProofMs`. In a lull, honest feelers bring nothing
@@ -1111,6 +1121,7 @@ export class ConnectionManager {
       }
       if (now - feeler.since >= (this.options.feelerProofMs ?? FEELER_PROOF_MS)) {
         this.feeler = undefined;
+        this.feltNothing.add(feeler.peer);
         // Another outbound peer left meanwhile: the feeler keeps the slot.
         if (this.membership.outboundCount <= this.options.degree) return false;
         this.forget(feeler.peer, now, "feeler brought nothing");
@@ -1121,9 +1132,11 @@ export class ConnectionManager {
     if (this.membership.outboundCount < this.options.degree || !this.silence.feelerDue(now)) {
       return false;
     }
-    const known = this.membership.feelerDial(now, new Set(this.sessions.keys()));
+    const suspects = new Set([...this.sessions.keys(), ...this.feltNothing]);
+    const known = this.membership.feelerDial(now, suspects, this.feltAddresses);
     if (!this.dial(known)) return false;
     this.feeler = { addressKey: known.addressKey };
+    this.feltAddresses.add(known.addressKey);
     this.stats.feelers++;
     return false;
   }

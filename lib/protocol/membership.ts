@@ -475,30 +475,32 @@ export class Membership {
 
   /**
    * A known peer to test with a feeler while items have stopped (marked as
-   * dialling): none of the `connected` peers (the suspects) named it, and it
-   * is not a configured bootstrapper (extra paths reach those); drawn
-   * uniformly, so that no table an attacker can climb into (proven, tried,
-   * tips) decides. Withholders and the tips of distrusted peers and of
-   * withholders only when nothing else is left, then the suspects' tips.
+   * dialling): not one of the `suspects` (the connected peers, and feelers
+   * that brought nothing), none of them named it, it was not `felt` already
+   * (address keys), and it is not a configured bootstrapper (extra paths
+   * reach those); drawn uniformly, so that no table an attacker can climb
+   * into (proven, tried, tips) decides. Withholders and the tips of
+   * distrusted peers and of withholders only when nothing else is left,
+   * then the suspects' tips, then peers felt before.
    */
-  feelerDial(now: number, connected: ReadonlySet<string>): KnownPeer | undefined {
+  feelerDial(
+    now: number,
+    suspects: ReadonlySet<string>,
+    felt: ReadonlySet<string> = new Set(),
+  ): KnownPeer | undefined {
     const { anchors, proven, vouched, tips, tried, fresh } = this.dialCandidates(now, true);
-    const named = (peer: KnownPeer) =>
-      (peer.learnedFrom !== undefined && connected.has(peer.learnedFrom)) ||
-      (peer.vouchedBy !== undefined && connected.has(peer.vouchedBy));
-    const plausible = [
-      ...anchors,
-      ...proven,
-      ...vouched,
-      ...tips,
-      ...tried,
-      ...fresh[0],
-      ...fresh[1],
-    ];
+    const suspect = (peer: KnownPeer) =>
+      (peer.identity !== undefined && suspects.has(peer.identity)) ||
+      (peer.learnedFrom !== undefined && suspects.has(peer.learnedFrom)) ||
+      (peer.vouchedBy !== undefined && suspects.has(peer.vouchedBy));
+    const all = [...anchors, ...proven, ...vouched, ...tips, ...tried, ...fresh[0], ...fresh[1]];
+    const plausible = all.filter((peer) => !felt.has(peer.addressKey));
+    const unlikely = fresh[2].filter((peer) => !felt.has(peer.addressKey));
     const pools = [
-      plausible.filter((peer) => !named(peer)),
-      fresh[2].filter((peer) => !named(peer)),
-      [...plausible, ...fresh[2]],
+      plausible.filter((peer) => !suspect(peer)),
+      unlikely.filter((peer) => !suspect(peer)),
+      [...plausible, ...unlikely],
+      [...all, ...fresh[2]],
     ];
     const pool = pools.find((candidates) => candidates.length > 0);
     if (pool === undefined) return undefined;
