@@ -56,7 +56,10 @@
  *   to earn their scores and then turned: an alarm replaces the
  *   lowest-scored outbound peer, and relays from before the silence no
  *   longer count (docs/SIMULATION.md,
- *   "Round of the silent covert flash").
+ *   "Round of the silent covert flash"). Before that, **feelers** test
+ *   known peers one at a time beyond `degree`: one that brings an item
+ *   first stays, and the lowest-scored other outbound peer makes room
+ *   ({@link ConnectionManager.round}; "Round of feelers").
  * - **Exchange.** Every membership round the node offers one random peer
  *   some descriptors (PUSH, itself included) and, if that peer may vouch for
  *   others, asks it for descriptors (PULL_REQUEST). Brahms-style limits: PEERS

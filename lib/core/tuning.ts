@@ -63,9 +63,10 @@ export interface CoreTuning {
    */
   readonly reinforceIntervalMs: number;
   /**
-   * When a silence of items makes past relays suspect and raises an alarm:
-   * the peers may all be black holes that turned, so one outbound peer is
-   * replaced (no re-anchoring: every node's alarm comes at once).
+   * When a silence of items makes past relays suspect, sends feelers and
+   * raises an alarm: the peers may all be black holes that turned, so
+   * feelers test known peers beyond `degree` and an alarm replaces one
+   * outbound peer (no re-anchoring: every node's alarm comes at once).
    */
   readonly silenceWatch: SilenceWatchOptions;
 }
