@@ -29,6 +29,7 @@ import { Logger, type LogLevel } from "../lib/log.ts";
 import { powEpoch, solveProofOfWork } from "../lib/protocol/proof_of_work.ts";
 import { type CoreTuning, DEFAULT_CORE_TUNING } from "../lib/core/tuning.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
+import type { SilenceWatchOptions } from "../lib/protocol/silence_watch.ts";
 import { issueCredential, signWithCredential } from "../lib/transport/credential.ts";
 import {
   authPayload,
@@ -830,6 +831,27 @@ Deno.test("an origin whose only peer brought one item and then dropped its items
   assert.ok(reinforced >= 1, "O dialled an extra path though M is proven");
 });
 
+/**
+ * V and H behind M ({@link behindSink}), V with `silenceWatch`: M brings V
+ * four items of its own module (M is proven at V, and V learns the usual
+ * gap), then H announces `text`, which M drops; `body` runs once V has it
+ * (5 s).
+ */
+function behindSilentSink(
+  silenceWatch: SilenceWatchOptions,
+  text: string,
+  body: (victim: Member, honest: Member, sink: GossipNode) => void | Promise<void>,
+): Promise<void> {
+  return behindSink({ silenceWatch }, async (victim, honest, sink) => {
+    await bringItemsOneByOne(sink, victim, "from M");
+    assert.deepEqual(victim.node.peerIdentities, [sink.identityHex], "V's only peer is M");
+    assert.ok((peerEntry(victim.node, sink.identityHex)?.score ?? 0) > 0, "M is proven at V");
+    await announceText(honest, text);
+    await waitForDelivery([victim], text, 5000);
+    await body(victim, honest, sink);
+  });
+}
+
 Deno.test("a node whose only peer brought items and then went silent notices the silence and finds another peer", async () => {
   // V (degree 1) joins through M, a node without a module: it drops other
   // nodes' items and advertises none, as a silent black hole does. First M
@@ -846,12 +868,7 @@ Deno.test("a node whose only peer brought items and then went silent notices the
     suspectFloorMs: 200,
     feelerIntervalMs: 0,
   };
-  await behindSink({ silenceWatch }, async (victim, honest, sink) => {
-    await bringItemsOneByOne(sink, victim, "from M");
-    assert.deepEqual(victim.node.peerIdentities, [sink.identityHex], "V's only peer is M");
-    assert.ok((peerEntry(victim.node, sink.identityHex)?.score ?? 0) > 0, "M is proven at V");
-    await announceText(honest, "past the silent black hole");
-    await waitForDelivery([victim], "past the silent black hole", 5000);
+  await behindSilentSink(silenceWatch, "past the silent black hole", (victim, honest) => {
     assert.ok(victim.node.stats().connections.silenceAlarms >= 1, "V raised an alarm");
     assert.ok(victim.node.peerIdentities.includes(honest.node.identityHex), "V dialled H");
   });
@@ -867,12 +884,7 @@ Deno.test("a node whose only peer went silent finds an honest peer with a feeler
   // outbound peer, makes room. Without feelers (and alarms) V keeps M until
   // its next rotation (30-90 s), and the item never reaches it here.
   const silenceWatch = { ...DEFAULT_CORE_TUNING.silenceWatch, maxAlarms: 0, suspectFloorMs: 200 };
-  await behindSink({ silenceWatch }, async (victim, honest, sink) => {
-    await bringItemsOneByOne(sink, victim, "from M");
-    assert.deepEqual(victim.node.peerIdentities, [sink.identityHex], "V's only peer is M");
-    assert.ok((peerEntry(victim.node, sink.identityHex)?.score ?? 0) > 0, "M is proven at V");
-    await announceText(honest, "through a feeler");
-    await waitForDelivery([victim], "through a feeler", 5000);
+  await behindSilentSink(silenceWatch, "through a feeler", async (victim, honest, sink) => {
     await waitUntil(
       () => !victim.node.peerIdentities.includes(sink.identityHex),
       3000,
