@@ -1117,7 +1117,9 @@ export class ConnectionManager {
       if (feeler.brought) {
         this.feeler = undefined;
         this.stats.feelersKept++;
-        this.log.debug("a feeler brought an item first: it stays", {
+        // Items had stopped while another peer had them: the operator may
+        // want to know (one line per kept feeler, a few per silence at most).
+        this.log.info("items had stopped; a feeler brought one first and stays", {
           peer: feeler.peer.slice(0, 8),
         });
         return this.makeRoom(now, feeler.peer);
