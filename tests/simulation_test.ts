@@ -45,10 +45,10 @@ Deno.test("simulation: a five-minute lull replaces few peers, and items still re
   // Nobody relays in a lull. Dialling proven peers back whenever no proven
   // peer had relayed in the last minute (a variant docs/SIMULATION.md
   // rejects, "Round of stale scores") cost 19 returns and 41 dials per node
-  // per minute here; rotation and the silence watch's alarms, about 0.03
-  // and 2.5.
+  // per minute here; rotation, the silence watch's alarms and its feelers,
+  // about 0.03 and 4.1 (2.5 before feelers).
   assert.ok(lull.provenReturnedPerNodePerMinute < 0.5, `${lull.provenReturnedPerNodePerMinute}`);
-  assert.ok(lull.dialsPerNodePerMinute < 4, `${lull.dialsPerNodePerMinute}`);
+  assert.ok(lull.dialsPerNodePerMinute < 6, `${lull.dialsPerNodePerMinute}`);
 });
 
 Deno.test("simulation: a run is determined by its seed", () => {
@@ -73,7 +73,10 @@ Deno.test("simulation: ID squatting at 1:1 is rejected and its attackers dropped
   assert.equal(result.guard.honestBanned, 0);
   // One forgery (25 points) distrusts its sender: the session is closed and refused.
   assert.ok(result.guard.distrustedDropped > 150, `${result.guard.distrustedDropped}`);
-  assert.ok(result.eclipse.attackerPeerShare < 0.1, `${result.eclipse.attackerPeerShare}`);
+  // The census counts every session, feelers on trial too: in the closing
+  // silence each node has one about half the time, to a known peer that may
+  // be an attacker it has not caught yet (0.106 here, 0.050 before feelers).
+  assert.ok(result.eclipse.attackerPeerShare < 0.15, `${result.eclipse.attackerPeerShare}`);
 });
 
 Deno.test("simulation: censorship at 1:1 (advertise, never deliver) is routed around", () => {
