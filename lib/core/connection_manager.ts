@@ -1103,10 +1103,10 @@ export class ConnectionManager {
    * feeler connections test addresses without giving up a slot; not one
    * dialled as a feeler before in this silence, nor one that a feeler which
    * brought nothing named (attackers answer a feeler's pull with attackers).
-   * An honest peer of a network whose items still flow offers its recent items at once
-   * (anti-entropy): if one comes first, the feeler keeps its session and the
-   * lowest-scored other outbound peer makes room for it (true). Otherwise it
-   * is closed after `feelerProofMs`. In a lull, honest feelers bring nothing
+   * An honest peer of a network whose items still flow offers its recent
+   * items at once (anti-entropy): if one comes first, the feeler keeps its
+   * session and the lowest-scored other outbound peer makes room for it
+   * (true). Otherwise it is closed after `feelerProofMs`. In a lull, honest feelers bring nothing
    * and replace nobody: a feeler costs a dial, not a slot. True when a
    * feeler made room.
    */

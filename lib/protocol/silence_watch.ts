@@ -13,7 +13,10 @@
  * silence. The next item ends the silence. Before the first alarm, after
  * `suspectFactor` usual gaps (at least `suspectFloorMs`), the silence is
  * already long enough that what the peers relayed before it no longer shows
- * that they still relay ({@link SilenceWatch.suspect}).
+ * that they still relay ({@link SilenceWatch.suspect}), and **feelers** are
+ * due: short sessions beyond `degree` that test known peers without giving
+ * up a slot, every 2 s at first, less often as the silence lasts
+ * ({@link SilenceWatch.feelerDue}; the connection manager dials them).
  *
  * The cost falls on quiet networks: a lull looks like an eclipse for the
  * first alarms, so each silence costs at most `maxAlarms` alarms, and the
