@@ -22,6 +22,7 @@ import {
 import { hexToBytes } from "../lib/hex.ts";
 import { silentLogger } from "../lib/log.ts";
 import { seededRandom } from "../lib/protocol/random.ts";
+import { DEFAULT_SILENCE_WATCH_OPTIONS } from "../lib/protocol/silence_watch.ts";
 import { FakeScheduler } from "./support/fake_scheduler.ts";
 
 const SELF = "00".repeat(32);
@@ -56,7 +57,12 @@ function managerOptions(
 }
 
 /** A manager with `degree` 3 whose peers' scores come from `scores`. */
-function manager(scores: Map<string, number>, seed = 1, bootstrappers: SocketAddress[] = []) {
+function manager(
+  scores: Map<string, number>,
+  seed = 1,
+  bootstrappers: SocketAddress[] = [],
+  overrides: Partial<ConnectionManagerOptions> = {},
+) {
   const closed: string[] = [];
   const dialled: string[] = [];
   const delivering: string[] = [];
@@ -80,7 +86,7 @@ function manager(scores: Map<string, number>, seed = 1, bootstrappers: SocketAdd
   };
   const scheduler = new FakeScheduler();
   const connections = new ConnectionManager(
-    managerOptions({ bootstrappers, random: seededRandom(seed) }),
+    managerOptions({ bootstrappers, random: seededRandom(seed), ...overrides }),
     actions,
     silentLogger,
     scheduler,
@@ -753,12 +759,14 @@ Deno.test("while items have stopped, a local item's extra paths go to every boot
 
 /**
  * A manager whose outbound peers 1, 2, 3 fill `degree`; id(2) brought items
- * first at 0, 1 and 2 s (past relays suspect from 7 s). It knows id(7),
- * named by its connected peer id(1), and id(8), named by id(9), not connected.
+ * first at 0, 1 and 2 s (feelers due from 12 s, the first alarm's wait; the
+ * alarms themselves and rotation are off here). It knows id(7), named by its connected
+ * peer id(1), and id(8), named by id(9), not connected.
  */
 function silenced() {
   const scores = new Map([[id(2), 1]]);
-  const m = manager(scores);
+  const silenceWatch = { ...DEFAULT_SILENCE_WATCH_OPTIONS, maxAlarms: 0 };
+  const m = manager(scores, 1, [], { silenceWatch, rotationIntervalMs: 0 });
   for (const n of [1, 2, 3]) m.open(n, "outbound");
   m.connections.membership.learn([{ identity: id(7), address: address(7) }], 0, "outbound", id(1));
   m.connections.membership.learn([{ identity: id(8), address: address(8) }], 0, "outbound", id(9));
@@ -768,9 +776,9 @@ function silenced() {
 
 Deno.test("while items have stopped, a feeler goes beyond degree to a peer no connected peer named", () => {
   const { connections, dialled } = silenced();
-  connections.round(6_900);
-  assert.equal(connections.stats.feelers, 0, "not suspect yet");
-  connections.round(7_000);
+  connections.round(11_900);
+  assert.equal(connections.stats.feelers, 0, "before the first alarm's wait");
+  connections.round(12_000);
   assert.equal(connections.stats.feelers, 1);
   assert.equal(dialled.at(-1), "10.0.2.8:6001", "not id(7), named by a suspect");
   assert.equal(connections.membership.outboundCount, 3, "no slot given up for it");
@@ -778,12 +786,12 @@ Deno.test("while items have stopped, a feeler goes beyond degree to a peer no co
 
 Deno.test("a feeler that brings an item first stays, and the lowest-scored other outbound peer makes room", () => {
   const { connections, closed, open, scores } = silenced();
-  connections.round(7_000);
-  open(8, "outbound", 7_200);
+  connections.round(12_000);
+  open(8, "outbound", 12_200);
   assert.equal(connections.membership.outboundCount, 4, "beyond degree while it is tested");
   scores.set(id(8), 1);
-  connections.noteRelay(id(8), 7_600, true); // anti-entropy: an item it offered
-  connections.round(8_000);
+  connections.noteRelay(id(8), 12_600, true); // anti-entropy: an item it offered
+  connections.round(13_000);
   assert.equal(connections.stats.feelersKept, 1);
   assert.equal(connections.isConnected(id(8)), true);
   assert.equal(closed.length, 1);
@@ -793,11 +801,11 @@ Deno.test("a feeler that brings an item first stays, and the lowest-scored other
 
 Deno.test("a feeler that brings nothing is closed after 4 s; a lull costs dials, not slots", () => {
   const { connections, closed, open } = silenced();
-  connections.round(7_000);
-  open(8, "outbound", 7_200);
-  connections.round(11_100);
+  connections.round(12_000);
+  open(8, "outbound", 12_200);
+  connections.round(16_100);
   assert.equal(connections.isConnected(id(8)), true, "3.9 s: still being tested");
-  connections.round(11_200);
+  connections.round(16_200);
   assert.equal(connections.isConnected(id(8)), false);
   assert.ok(closed.includes(id(8)));
   for (const n of [1, 2, 3]) assert.equal(connections.isConnected(id(n)), true, `id(${n}) kept`);
@@ -806,25 +814,25 @@ Deno.test("a feeler that brings nothing is closed after 4 s; a lull costs dials,
 
 Deno.test("the next feeler of a silence skips peers felt before and what a feeler that brought nothing named", () => {
   const { connections, dialled, open } = silenced();
-  connections.round(7_000);
+  connections.round(12_000);
   assert.equal(dialled.at(-1), "10.0.2.8:6001");
-  open(8, "outbound", 7_200);
+  open(8, "outbound", 12_200);
   // The feeler answers its pull with id(10); id(11) comes from id(12), not a suspect.
   connections.membership.learn(
     [{ identity: id(10), address: address(10) }],
-    7_300,
+    12_300,
     "outbound",
     id(8),
   );
   connections.membership.learn(
     [{ identity: id(11), address: address(11) }],
-    7_300,
+    12_300,
     "outbound",
     id(12),
   );
-  connections.round(11_200); // 4 s: the feeler brought nothing and is closed
+  connections.round(16_200); // 4 s: the feeler brought nothing and is closed
   assert.equal(connections.isConnected(id(8)), false);
-  connections.round(11_300);
+  connections.round(16_300);
   assert.equal(connections.stats.feelers, 2);
   assert.equal(dialled.at(-1), "10.0.2.11:6001", "not id(8) again, nor id(10) or id(7)");
 });

@@ -69,19 +69,19 @@ Deno.test("silence watch: the defaults are the documented ones", () => {
   });
 });
 
-Deno.test("silence watch: feelers while past relays are suspect, every 2 s, the interval doubling after every 2", () => {
-  const watch = fed([0, 1_000, 2_000]); // suspect from 7 s
-  assert.equal(watch.feelerDue(6_999), false, "not suspect yet");
+Deno.test("silence watch: feelers from the first alarm's wait, every 2 s, the interval doubling after every 2", () => {
+  const watch = fed([0, 1_000, 2_000]); // suspect from 7 s; the first alarm's wait ends at 12 s
+  assert.equal(watch.feelerDue(11_999), false, "suspect, but not yet the first alarm's wait");
   const due: number[] = [];
-  for (let t = 7_000; t <= 70_000; t += 100) if (watch.feelerDue(t)) due.push(t - 7_000);
+  for (let t = 12_000; t <= 75_000; t += 100) if (watch.feelerDue(t)) due.push(t - 12_000);
   assert.deepEqual(due, [0, 2_000, 4_000, 8_000, 12_000, 20_000, 28_000, 44_000, 60_000]);
-  watch.itemArrived(70_000);
-  assert.equal(watch.feelerDue(70_000), false, "the next item ends the silence");
-  // The gap of 68 s lengthened the usual gap to 17.75 s: suspect after 53.25 s.
-  assert.equal(watch.feelerDue(123_249), false);
-  assert.equal(watch.feelerDue(123_250), true, "a new silence starts again at 2 s");
-  assert.equal(watch.feelerDue(125_249), false);
-  assert.equal(watch.feelerDue(125_250), true);
+  watch.itemArrived(75_000);
+  assert.equal(watch.feelerDue(75_000), false, "the next item ends the silence");
+  // The gap of 73 s lengthened the usual gap to 19 s: the first alarm's wait is 76 s.
+  assert.equal(watch.feelerDue(150_999), false);
+  assert.equal(watch.feelerDue(151_000), true, "a new silence starts again at 2 s");
+  assert.equal(watch.feelerDue(152_999), false);
+  assert.equal(watch.feelerDue(153_000), true);
   const off = new SilenceWatch({ ...DEFAULT_SILENCE_WATCH_OPTIONS, feelerIntervalMs: 0 });
   for (const t of [0, 1_000, 2_000]) off.itemArrived(t);
   assert.equal(off.feelerDue(60_000), false, "0: no feelers");

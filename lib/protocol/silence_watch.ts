@@ -13,10 +13,11 @@
  * silence. The next item ends the silence. Before the first alarm, after
  * `suspectFactor` usual gaps (at least `suspectFloorMs`), the silence is
  * already long enough that what the peers relayed before it no longer shows
- * that they still relay ({@link SilenceWatch.suspect}), and **feelers** are
- * due: short sessions beyond `degree` that test known peers without giving
- * up a slot, every 2 s at first, less often as the silence lasts
- * ({@link SilenceWatch.feelerDue}; the connection manager dials them).
+ * that they still relay ({@link SilenceWatch.suspect}). From the first
+ * alarm's wait on, **feelers** are due: short sessions beyond `degree` that
+ * test known peers without giving up a slot, every 2 s at first, less often
+ * as the silence lasts ({@link SilenceWatch.feelerDue}; the connection
+ * manager dials them).
  *
  * The cost falls on quiet networks: a lull looks like an eclipse for the
  * first alarms, so each silence costs at most `maxAlarms` alarms, and the
@@ -47,8 +48,8 @@ export interface SilenceWatchOptions {
   /** Shortest silence that makes past relays suspect (ms). */
   readonly suspectFloorMs: number;
   /**
-   * While past relays are suspect, a **feeler** (a short extra session to a
-   * peer outside the suspect ones, {@link SilenceWatch.feelerDue}) is due
+   * From the first alarm's wait on, a **feeler** (a short extra session to
+   * a peer outside the suspect ones, {@link SilenceWatch.feelerDue}) is due
    * every `feelerIntervalMs`, the interval doubling after every
    * `feelersPerStep` feelers of one silence; 0: no feelers.
    */
@@ -100,15 +101,22 @@ export class SilenceWatch {
   }
 
   /**
-   * True when a feeler is due now (it is counted): while past relays are
-   * suspect ({@link suspect}), one every `feelerIntervalMs`, the interval
-   * doubling after every `feelersPerStep` feelers of this silence (in a
-   * lull: at 0, 2, 4, 8, 12, 20, 28, 44 and 60 s, ...: nine in the first
-   * minute, two more per doubling after it).
+   * True when a feeler is due now (it is counted): from the first alarm's
+   * wait on (`factor` usual gaps, at least `floorMs`), one every
+   * `feelerIntervalMs`, the interval doubling after every `feelersPerStep`
+   * feelers of this silence (in a lull: at 0, 2, 4, 8, 12, 20, 28, 44 and
+   * 60 s after that wait, ...: nine in its first minute, two more per
+   * doubling after it). Not from the suspicion's shorter wait: in a
+   * simulated cold boot, feelers of nodes whose items had stopped for 5 s
+   * cost the first minute 0.2 points on average (docs/SIMULATION.md,
+   * "Round of feelers").
    */
   feelerDue(now: number): boolean {
     const interval = this.options.feelerIntervalMs;
-    if (interval <= 0 || now < this.nextFeelerAt || !this.suspect(now)) return false;
+    if (interval <= 0 || now < this.nextFeelerAt) return false;
+    if (this.lastItemAt === undefined || this.usualGapMs === undefined) return false;
+    const firstAlarmWait = Math.max(this.options.floorMs, this.options.factor * this.usualGapMs);
+    if (now - this.lastItemAt < firstAlarmWait) return false;
     const step = Math.floor(this.feelersThisSilence / Math.max(1, this.options.feelersPerStep));
     this.feelersThisSilence++;
     this.nextFeelerAt = now + interval * 2 ** step;
