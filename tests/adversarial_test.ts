@@ -880,9 +880,10 @@ Deno.test("a node whose only peer went silent finds an honest peer with a feeler
   // peer; H, known to V through M, announces an item that M drops. 0.2 s
   // after M's last item (the first alarm's wait here; feelers start there)
   // V dials H beyond its degree as a feeler; H offers its recent item at
-  // once (anti-entropy), the item comes first, so the feeler stays and M, the lowest-scored other
-  // outbound peer, makes room. Without feelers (and alarms) V keeps M until
-  // its next rotation (30-90 s), and the item never reaches it here.
+  // once (anti-entropy), the item comes first, so the feeler stays and M,
+  // the lowest-scored other outbound peer, makes room. Without feelers (and
+  // alarms) V keeps M until its next rotation (30-90 s), and the item never
+  // reaches it here.
   const silenceWatch = {
     ...DEFAULT_CORE_TUNING.silenceWatch,
     maxAlarms: 0,
