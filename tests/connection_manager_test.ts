@@ -760,8 +760,8 @@ Deno.test("while items have stopped, a local item's extra paths go to every boot
 /**
  * A manager whose outbound peers 1, 2, 3 fill `degree`; id(2) brought items
  * first at 0, 1 and 2 s (feelers due from 12 s, the first alarm's wait; the
- * alarms themselves and rotation are off here). It knows id(7), named by its connected
- * peer id(1), and id(8), named by id(9), not connected.
+ * alarms themselves and rotation are off here). It knows id(7), named by its
+ * connected peer id(1), and id(8), named by id(9), not connected.
  */
 function silenced() {
   const scores = new Map([[id(2), 1]]);

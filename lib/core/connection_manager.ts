@@ -1106,9 +1106,9 @@ export class ConnectionManager {
    * An honest peer of a network whose items still flow offers its recent
    * items at once (anti-entropy): if one comes first, the feeler keeps its
    * session and the lowest-scored other outbound peer makes room for it
-   * (true). Otherwise it is closed after `feelerProofMs`. In a lull, honest feelers bring nothing
-   * and replace nobody: a feeler costs a dial, not a slot. True when a
-   * feeler made room.
+   * (true). Otherwise it is closed after `feelerProofMs`. In a lull, honest
+   * feelers bring nothing and replace nobody: a feeler costs a dial, not a
+   * slot. True when a feeler made room.
    */
   private feel(now: number): boolean {
     const feeler = this.feeler;

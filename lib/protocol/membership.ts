@@ -486,7 +486,7 @@ export class Membership {
   feelerDial(
     now: number,
     suspects: ReadonlySet<string>,
-    felt: ReadonlySet<string> = new Set(),
+    felt: ReadonlySet<string>,
   ): KnownPeer | undefined {
     const { anchors, proven, vouched, tips, tried, fresh } = this.dialCandidates(now, true);
     const suspect = (peer: KnownPeer) =>

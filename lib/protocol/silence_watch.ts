@@ -114,9 +114,7 @@ export class SilenceWatch {
   feelerDue(now: number): boolean {
     const interval = this.options.feelerIntervalMs;
     if (interval <= 0 || now < this.nextFeelerAt) return false;
-    if (this.lastItemAt === undefined || this.usualGapMs === undefined) return false;
-    const firstAlarmWait = Math.max(this.options.floorMs, this.options.factor * this.usualGapMs);
-    if (now - this.lastItemAt < firstAlarmWait) return false;
+    if (!this.lasted(now, this.options.factor, this.options.floorMs)) return false;
     const step = Math.floor(this.feelersThisSilence / Math.max(1, this.options.feelersPerStep));
     this.feelersThisSilence++;
     this.nextFeelerAt = now + interval * 2 ** step;
@@ -137,9 +135,9 @@ export class SilenceWatch {
 
   /** When the next alarm is due; undefined when none will be in this silence. */
   get nextAlarmAt(): number | undefined {
-    if (this.lastItemAt === undefined || this.usualGapMs === undefined) return undefined;
+    const first = this.waitMs(this.options.factor, this.options.floorMs);
+    if (this.lastItemAt === undefined || first === undefined) return undefined;
     if (this.alarmsThisSilence >= this.options.maxAlarms) return undefined;
-    const first = Math.max(this.options.floorMs, this.options.factor * this.usualGapMs);
     // Alarms at 1, 3, 7, ... first waits: each waits twice as long as the one before.
     return this.lastItemAt + first * (2 ** (this.alarmsThisSilence + 1) - 1);
   }
@@ -150,12 +148,18 @@ export class SilenceWatch {
    * that they still relay.
    */
   suspect(now: number): boolean {
-    if (this.lastItemAt === undefined || this.usualGapMs === undefined) return false;
-    const wait = Math.max(
-      this.options.suspectFloorMs,
-      this.options.suspectFactor * this.usualGapMs,
-    );
-    return now - this.lastItemAt >= wait;
+    return this.lasted(now, this.options.suspectFactor, this.options.suspectFloorMs);
+  }
+
+  /** `factor` usual gaps, at least `floorMs`; undefined before two items. */
+  private waitMs(factor: number, floorMs: number): number | undefined {
+    return this.usualGapMs === undefined ? undefined : Math.max(floorMs, factor * this.usualGapMs);
+  }
+
+  /** Whether the silence has lasted {@link waitMs} by `now`. */
+  private lasted(now: number, factor: number, floorMs: number): boolean {
+    const wait = this.waitMs(factor, floorMs);
+    return this.lastItemAt !== undefined && wait !== undefined && now - this.lastItemAt >= wait;
   }
 
   /** When the last alarm was raised (-Infinity: never). */
