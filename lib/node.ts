@@ -12,11 +12,12 @@
 
 import { formatSocketAddress, type SocketAddress } from "./address.ts";
 import { encodeApiMessage } from "./codec/api_messages.ts";
-import { type PeerMessage, PeerMessageType } from "./codec/peer_messages.ts";
+import { HelloFlags, type PeerMessage, PeerMessageType } from "./codec/peer_messages.ts";
 import { type GossipOptions, gossipOptions } from "./config.ts";
 import {
   type CoreActions,
   type CoreStats,
+  type DialPurpose,
   NodeCore,
   type PersistentState,
 } from "./core/node_core.ts";
@@ -115,6 +116,12 @@ export type ReconfigurableOptions = Pick<
 >;
 
 const DEFAULT_API_PARTIAL_MESSAGE_TIMEOUT_MS = 10_000;
+/** HELLO's flags for each reason the core dials. */
+const HELLO_FLAGS: Readonly<Record<DialPurpose, number>> = {
+  member: 0,
+  deliver: HelloFlags.Deliver,
+  feel: HelloFlags.Feel,
+};
 const DEFAULT_API_FIRST_MESSAGE_TIMEOUT_MS = 30_000;
 
 /** One gossip peer. */
@@ -397,8 +404,8 @@ export class GossipNode {
         this.connector.track(session.close(reason, goodbye));
       },
       peerBacklog: (peer) => this.sessions.get(peer)?.pendingBytes ?? 0,
-      dial: (address, key, deliver) =>
-        this.connector.dial(address, key, () => this.core?.dialFailed(key), deliver),
+      dial: (address, key, purpose) =>
+        this.connector.dial(address, key, () => this.core?.dialFailed(key), HELLO_FLAGS[purpose]),
       probe: (address, key) =>
         this.connector.probe(address, (identity) => this.core?.probeFinished(key, identity)),
       closeConnection: (conn) => this.connector.evict(conn),
@@ -456,6 +463,7 @@ export class GossipNode {
       ip: session.remoteIp,
       dialed,
       deliver: session.wantsDelivery,
+      feel: session.isFeeler,
     });
     if (!decision?.accept) {
       session.attach({ onMessage: () => {}, onClose: () => {} });

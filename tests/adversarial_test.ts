@@ -1877,6 +1877,65 @@ Deno.test("a full node refers a newcomer rather than evict a session in its firs
   }
 });
 
+Deno.test("a full node hears a feeler on trial beside its slots; it takes a slot only if its node keeps it", async () => {
+  // degree 1: two inbound slots, the one up longest (A) protected, B not.
+  // F sets HELLO's feel flag (bit 3): its items stopped and it tests this
+  // node. Before the trial, a feeler evicted B as any newcomer does, and in a
+  // network-wide lull every honest node's feelers tore honest sessions
+  // apart. Now F is heard beside the slots; F stays past its trial (its node
+  // keeps it), so then B makes room for it. An ordinary newcomer (no flag)
+  // evicts at once, as before.
+  const FEEL = 8; // HELLO flags bit 3, docs/PROTOCOL.md
+  const graceMs = 200;
+  const trialMs = 1_500;
+  const victim = await startTestNode({
+    config: { degree: 1 },
+    node: { tuning: { evictionGraceMs: graceMs, feelerTrialMs: trialMs } },
+  });
+  const peers: AdversaryPeer[] = [];
+  const arrive = async (flags = 0) => {
+    const peer = await connectAdversary(victim.p2pAddress.port, flags);
+    peers.push(peer);
+    return peer;
+  };
+  const count = () => victim.stats().peers.length;
+  const connections = () => victim.stats().connections;
+  try {
+    const a = await arrive();
+    await waitUntil(() => count() === 1, 3000, "A in");
+    const b = await arrive();
+    await waitUntil(() => count() === 2, 3000, "B in");
+    await waitUntil(
+      () => victim.stats().peers.every((p) => (p.ageMs ?? 0) >= graceMs),
+      graceMs + 3000,
+      "A and B past their grace",
+    );
+    const feeler = await arrive(FEEL);
+    await waitUntil(() => count() === 3, 3000, "F heard beside the slots");
+    assert.equal(connections().feelersHeard, 1);
+    assert.equal(connections().evicted, 0, "nobody evicted for the feeler");
+    assert.equal(a.isClosed || b.isClosed, false);
+    // F's node keeps it past the trial: then it takes B's slot.
+    assert.ok(await b.waitClosed(trialMs + 3000), "B makes room once the trial is over");
+    assert.equal(b.session.goodbyeReason, GoodbyeReason.Full);
+    assert.equal(a.isClosed, false, "the session up longest is protected");
+    assert.equal(feeler.isClosed, false, "F holds a slot now");
+    assert.equal(connections().evicted, 1);
+    // A newcomer without the flag evicts at once, once F is past its grace.
+    const newcomer = await arrive();
+    assert.ok(await feeler.waitClosed(3000), "an ordinary newcomer evicts the unprotected F");
+    assert.equal(newcomer.isClosed, false);
+    console.log(
+      `[trial] feeler heard beside full slots (${connections().feelersHeard}); ` +
+        `kept past ${trialMs} ms it took a slot; evicted ${connections().evicted}`,
+    );
+    assert.equal(connections().evicted, 2);
+  } finally {
+    await Promise.all(peers.map((p) => p.close()));
+    await victim.close();
+  }
+});
+
 Deno.test("a full node evicts a silent inbound session before a younger one that relays items", async () => {
   // degree 2: four inbound slots; the one up longest (A) and the best scored
   // (C, which brings an item first) are protected. B relays the same item

@@ -66,6 +66,7 @@ function manager(
   const closed: string[] = [];
   const dialled: string[] = [];
   const delivering: string[] = [];
+  const feeling: string[] = [];
   const sent: [string, PeerMessage][] = [];
   const goodbyes: number[] = [];
   const actions: ConnectionActions = {
@@ -74,9 +75,10 @@ function manager(
       closed.push(peer);
       goodbyes.push(goodbye);
     },
-    dial: (_address, key, deliver) => {
+    dial: (_address, key, purpose) => {
       dialled.push(key);
-      if (deliver) delivering.push(key);
+      if (purpose === "deliver") delivering.push(key);
+      if (purpose === "feel") feeling.push(key);
     },
     probe: () => {},
     forgotten: () => {},
@@ -92,7 +94,13 @@ function manager(
     scheduler,
     0,
   );
-  const open = (n: number, direction: "outbound" | "inbound", now = 0, deliver = false) =>
+  const open = (
+    n: number,
+    direction: "outbound" | "inbound",
+    now = 0,
+    deliver = false,
+    feel = false,
+  ) =>
     connections.sessionOpened(
       {
         peer: id(n),
@@ -101,11 +109,12 @@ function manager(
         ip: `10.0.2.${n}`,
         dialed: direction === "outbound" ? `10.0.2.${n}:6001` : undefined,
         deliver,
+        feel,
       },
       now,
       undefined,
     );
-  return { connections, closed, goodbyes, dialled, delivering, sent, open, scheduler };
+  return { connections, closed, goodbyes, dialled, delivering, feeling, sent, open, scheduler };
 }
 
 Deno.test("rotation replaces the outbound peer with the lowest score", () => {
@@ -775,12 +784,13 @@ function silenced() {
 }
 
 Deno.test("while items have stopped, a feeler goes beyond degree to a peer no connected peer named", () => {
-  const { connections, dialled } = silenced();
+  const { connections, dialled, feeling } = silenced();
   connections.round(11_900);
   assert.equal(connections.stats.feelers, 0, "before the first alarm's wait");
   connections.round(12_000);
   assert.equal(connections.stats.feelers, 1);
   assert.equal(dialled.at(-1), "10.0.2.8:6001", "not id(7), named by a suspect");
+  assert.deepEqual(feeling, ["10.0.2.8:6001"], "with HELLO's feel flag; no other dial has it");
   assert.equal(connections.membership.outboundCount, 3, "no slot given up for it");
 });
 
@@ -1081,4 +1091,83 @@ Deno.test("a node re-anchors when its last proven peer that still relays goes aw
   again.connections.sessionClosed(id(1), 60_999);
   assert.ok(!again.dialled.includes("10.0.9.1:6001"), "no re-anchoring");
   assert.equal(again.connections.stats.reanchored, 0);
+});
+
+/**
+ * A manager with `degree` 3 (six inbound slots) whose inbound slots are all
+ * taken by sessions past their grace, the quarter up longest (ids 1-2)
+ * protected; ids 3-6 are unprotected.
+ */
+function fullInbound() {
+  const m = manager(new Map(), 1, [], { rotationIntervalMs: 0, evictionGraceMs: 5_000 });
+  for (let n = 1; n <= 6; n++) m.open(n, "inbound", n);
+  return m;
+}
+
+Deno.test("a full node hears a feeler on trial beyond its slots and evicts nobody for it", () => {
+  const { connections, closed, open } = fullInbound();
+  assert.equal(open(20, "inbound", 20_000, false, true).accept, true);
+  assert.deepEqual(closed, [], "no session evicted");
+  assert.equal(connections.session(id(20))?.trial, true);
+  assert.equal(connections.stats.feelersHeard, 1);
+  assert.equal(connections.stats.evicted, 0);
+  // The feeler's node closes it after 4 s (it brought nothing): no trace.
+  connections.sessionClosed(id(20), 24_000);
+  for (let n = 1; n <= 6; n++) assert.equal(connections.isConnected(id(n)), true, `id(${n}) kept`);
+  // An ordinary newcomer still evicts, as before.
+  assert.equal(open(21, "inbound", 25_000).accept, true);
+  assert.equal(closed.length, 1);
+  assert.equal(connections.stats.evicted, 1);
+});
+
+Deno.test("a feeler on trial does not make an ordinary newcomer evict a session the slots still had room for", () => {
+  const { connections, closed, open } = manager(new Map(), 1, [], { rotationIntervalMs: 0 });
+  for (let n = 1; n <= 5; n++) open(n, "inbound", n);
+  open(20, "inbound", 1_000, false, true); // a slot free: an ordinary session, no trial
+  assert.equal(connections.session(id(20))?.trial, undefined);
+  open(21, "inbound", 20_000, false, true); // full now: on trial
+  assert.equal(connections.session(id(21))?.trial, true);
+  connections.sessionClosed(id(20), 20_100);
+  assert.equal(open(22, "inbound", 20_200).accept, true, "the freed slot");
+  assert.deepEqual(closed, [], "nobody evicted: the trial holds no slot");
+});
+
+Deno.test("a feeler its node keeps past the trial takes a slot: the session the eviction rules pick makes room", () => {
+  const { connections, closed, goodbyes, open } = fullInbound();
+  open(20, "inbound", 20_000, false, true);
+  connections.round(29_900);
+  assert.equal(connections.session(id(20))?.trial, true, "still on trial at 9.9 s");
+  assert.deepEqual(closed, []);
+  connections.round(30_000);
+  assert.equal(connections.session(id(20))?.trial, false, "an ordinary session now");
+  assert.equal(closed.length, 1);
+  assert.ok([3, 4, 5, 6].map(id).includes(closed[0]), "an unprotected session");
+  assert.deepEqual(goodbyes, [GoodbyeReason.Full]);
+  assert.equal(connections.stats.evicted, 1);
+  assert.equal(connections.membership.inboundCount, 6);
+});
+
+Deno.test("a kept feeler is referred when every inbound session is protected at the end of its trial", () => {
+  const { connections, closed, goodbyes, open, sent } = manager(new Map(), 1, [], {
+    rotationIntervalMs: 0,
+    evictionGraceMs: 60_000,
+  });
+  for (let n = 1; n <= 6; n++) open(n, "inbound", 1_000);
+  open(20, "inbound", 2_000, false, true);
+  connections.round(12_000);
+  assert.deepEqual(closed, [id(20)], "the feeler goes; the sessions in their grace stay");
+  assert.deepEqual(goodbyes, [GoodbyeReason.Full]);
+  assert.ok(sent.some(([peer, m]) => peer === id(20) && m.type === PeerMessageType.Push));
+});
+
+Deno.test("a feeler beyond degree on trial at once is referred: a feeler never evicts on arrival", () => {
+  const { connections, closed, open } = fullInbound();
+  for (let n = 20; n < 23; n++) open(n, "inbound", 20_000, false, true);
+  assert.equal(connections.stats.feelersHeard, 3);
+  const fourth = open(23, "inbound", 20_000, false, true);
+  assert.equal(fourth.accept, false);
+  assert.ok(!fourth.accept && fourth.goodbye === GoodbyeReason.Full && fourth.referral);
+  assert.equal(connections.stats.feelersHeard, 3, "the fourth is no trial");
+  assert.deepEqual(closed, [], "nobody evicted");
+  assert.equal(connections.stats.evicted, 0);
 });

@@ -79,6 +79,7 @@ const ZERO_METRICS: NodeMetrics = {
   silenceAlarms: 0,
   feelers: 0,
   feelersKept: 0,
+  feelersHeard: 0,
   sessionsEvicted: 0,
   newcomersReferred: 0,
   deliverySessions: 0,
@@ -122,6 +123,7 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
     silenceAlarms: 3,
     feelers: 6,
     feelersKept: 1,
+    feelersHeard: 4,
     sessionsEvicted: 5,
     newcomersReferred: 8,
     deliverySessions: 3,
@@ -147,6 +149,7 @@ Deno.test("the renderer writes every NodeMetrics field as a typed sample", async
   assert.equal(value(samples, "gossip_silence_alarms_total"), 3);
   assert.equal(value(samples, "gossip_feelers_total"), 6);
   assert.equal(value(samples, "gossip_feelers_kept_total"), 1);
+  assert.equal(value(samples, "gossip_feelers_heard_total"), 4);
   assert.equal(value(samples, "gossip_peer_sessions_evicted_total"), 5);
   assert.equal(value(samples, "gossip_peer_newcomers_referred_total"), 8);
   assert.equal(value(samples, "gossip_peer_delivery_sessions_total"), 3);

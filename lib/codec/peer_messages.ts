@@ -95,6 +95,13 @@ export const HelloFlags = {
    * without it (which reject bytes after the descriptors) never see them.
    */
   Marks: 4,
+  /**
+   * The initiator is a feeler: its items stopped, and it tests whether the
+   * responder has them. A responder whose inbound slots are full hears it on
+   * trial beyond them instead of evicting a session for it; it takes a slot
+   * only if the initiator keeps it past the trial.
+   */
+  Feel: 8,
 } as const;
 
 /** Why a peer says goodbye. */

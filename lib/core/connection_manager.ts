@@ -133,6 +133,16 @@ const DELIVERY_SESSION_MS = 5_000;
 const DELIVERY_PROOF_MS = 2_000;
 /** A feeler that brought no item first by then is closed ({@link ConnectionManager.round}). */
 const FEELER_PROOF_MS = 4_000;
+/** Default length of a feeler's trial beyond full inbound slots ({@link ConnectionManager.sessionOpened}). */
+const FEELER_TRIAL_MS = 10_000;
+
+/**
+ * Why a node dials: to fill an outbound slot (`member`), to deliver a local
+ * item while no peer is proven (`deliver`, HELLO flag `deliver`:
+ * {@link ConnectionManager.reinforce}), or to test a known peer while items
+ * have stopped (`feel`, HELLO flag `feel`: a feeler, {@link SilenceWatch.feelerDue}).
+ */
+export type DialPurpose = "member" | "deliver" | "feel";
 
 /** What the connection manager asks the node to do. */
 export interface ConnectionActions {
@@ -142,9 +152,10 @@ export interface ConnectionActions {
   close(peer: PeerKey, reason: string, goodbye: number): void;
   /**
    * Dials `address` (its key `addressKey`) and runs the outbound handshake;
-   * `deliver` asks a full responder for a delivery session (HELLO flag).
+   * `purpose` sets HELLO's flags: `deliver` asks a full responder for a
+   * delivery session, `feel` for a feeler's trial.
    */
-  dial(address: SocketAddress, addressKey: string, deliver: boolean): void;
+  dial(address: SocketAddress, addressKey: string, purpose: DialPurpose): void;
   /** Runs a probe handshake at `address` to learn who listens there. */
   probe(address: SocketAddress, addressKey: string): void;
   /** The session of `peer` ended or was replaced: forget per-peer state elsewhere. */
@@ -178,6 +189,12 @@ export interface SessionInfo {
    * one this node (an extra path).
    */
   readonly deliver?: boolean;
+  /**
+   * The initiator set HELLO's `feel` flag: for an inbound session the peer is
+   * a feeler (its items stopped; it tests this node), for an outbound one this
+   * node's feeler.
+   */
+  readonly feel?: boolean;
 }
 
 /** A connected peer, as the manager tracks it. */
@@ -205,6 +222,14 @@ export interface PeerSessionState {
    * ({@link ConnectionManager.deliveryGranted}).
    */
   readonly delivery?: boolean;
+  /**
+   * An inbound feeler accepted beyond the full inbound slots, on trial: it
+   * evicted nobody. If its initiator still keeps it after `feelerTrialMs`
+   * (the feeler brought it an item first), it takes an inbound slot then:
+   * an unprotected inbound session makes room for it, or it is referred
+   * elsewhere ({@link ConnectionManager.round}).
+   */
+  readonly trial?: boolean;
 }
 
 /** Tuning of a {@link ConnectionManager}. */
@@ -250,6 +275,14 @@ export interface ConnectionManagerOptions {
   readonly reinforceIntervalMs?: number;
   /** A feeler that brought no item first by then is closed (default 4 s; {@link ConnectionManager.round}). */
   readonly feelerProofMs?: number;
+  /**
+   * How long an inbound feeler is on trial beyond full inbound slots before it
+   * takes a slot (default 10 s: its initiator closes a feeler that brought
+   * nothing after `feelerProofMs`; {@link PeerSessionState.trial}).
+   */
+  readonly feelerTrialMs?: number;
+  /** Feelers on trial at once beyond full inbound slots (default `degree`). */
+  readonly maxFeelerTrials?: number;
   /** Randomness. */
   readonly random: RandomSource;
 }
@@ -297,6 +330,8 @@ export interface ConnectionStats {
   feelers: number;
   /** Feelers that brought an item first and kept their session. */
   feelersKept: number;
+  /** Inbound feelers heard on trial beyond full inbound slots, instead of evicting a session. */
+  feelersHeard: number;
 }
 
 /** Sessions, dialling and exchange of one node. */
@@ -335,6 +370,7 @@ export class ConnectionManager {
     deliveriesGranted: 0,
     feelers: 0,
     feelersKept: 0,
+    feelersHeard: 0,
   };
   private lastReinforced = -Infinity;
   /** Address keys of this reinforcement's extra paths, dialled or connected. */
@@ -571,14 +607,29 @@ export class ConnectionManager {
       this.actions.close(peer, "replaced by preferred duplicate", GoodbyeReason.Duplicate);
     }
     let delivery = false;
+    let trial = false;
     if (info.direction === "inbound") {
       // Inbound peers beyond twice the degree: evict an unprotected one for the
       // newcomer, or, when all are protected, refer the newcomer elsewhere
       // (or, when it comes to deliver a local item, hear it out first).
-      const limit = Math.min(this.maxPeerConnections, 2 * this.options.degree);
-      if (this.membership.inboundCount >= limit) {
-        const victim = this.evictionCandidate(now, this.actions.score(peer) > 0);
-        if (victim !== undefined) {
+      const limit = this.inboundLimit;
+      if (this.membership.inboundCount - this.trialCount() >= limit) {
+        const victim = info.feel
+          ? undefined
+          : this.evictionCandidate(now, this.actions.score(peer) > 0);
+        if (info.feel && this.trialCount() < this.maxTrials) {
+          // A feeler: its node's items stopped, and it tests whether this
+          // node has them. Evicting a session for each (a feeler is closed
+          // after a few seconds unless it brought an item first) tore honest
+          // sessions apart in every lull, most of all in a network-wide one,
+          // while attackers' sessions stayed (docs/SIMULATION.md, "Round of
+          // feelers on trial"). So it is heard on trial beyond the slots; it
+          // takes a slot only if its initiator keeps it ({@link round}). A
+          // feeler never evicts on arrival: with `maxFeelerTrials` on trial,
+          // it is referred elsewhere (below), as when all are protected.
+          trial = true;
+          this.stats.feelersHeard++;
+        } else if (victim !== undefined) {
           this.stats.evicted++;
           this.referAndClose(victim, now, "evicted for a newcomer");
         } else if (info.deliver && this.roomForDelivery(limit, now)) {
@@ -609,6 +660,7 @@ export class ConnectionManager {
       dialed: info.dialed,
       deliver: info.deliver,
       delivery,
+      ...(trial ? { trial } : {}),
     });
     if (delivery) {
       this.log.debug("delivery session", { peer: peer.slice(0, 8) });
@@ -779,13 +831,13 @@ export class ConnectionManager {
   }
 
   /**
-   * Dials `known` (marked as dialling by the membership), asking for a
-   * delivery session when `deliver`; false when there is none, narrowing it.
+   * Dials `known` (marked as dialling by the membership) for `purpose`
+   * (HELLO's flags); false when there is none, narrowing it.
    */
-  private dial(known: KnownPeer | undefined, deliver = false): known is KnownPeer {
+  private dial(known: KnownPeer | undefined, purpose: DialPurpose = "member"): known is KnownPeer {
     if (!known) return false;
     this.stats.dials++;
-    this.actions.dial(known.address, known.addressKey, deliver);
+    this.actions.dial(known.address, known.addressKey, purpose);
     return true;
   }
 
@@ -878,7 +930,7 @@ export class ConnectionManager {
 
   /** Dials `known` as an extra path (counted, and remembered for replacement). */
   private dialExtraPath(known: KnownPeer | undefined): boolean {
-    if (!this.dial(known, true)) return false;
+    if (!this.dial(known, "deliver")) return false;
     this.extraPaths.add(known.addressKey);
     this.stats.reinforced++;
     return true;
@@ -962,6 +1014,7 @@ export class ConnectionManager {
         this.referAndClose(peer, now, "delivery session over");
       }
     }
+    this.endTrials(now);
     if (this.makeRoomForReturned(now)) {
       // A proven peer dialled again at an earlier round answered and stayed:
       // the lowest-scored other outbound peer has made room for it.
@@ -1139,11 +1192,53 @@ export class ConnectionManager {
     }
     const suspects = new Set([...this.sessions.keys(), ...this.feltNothing]);
     const known = this.membership.feelerDial(now, suspects, this.feltAddresses);
-    if (!this.dial(known)) return false;
+    if (!this.dial(known, "feel")) return false;
     this.feeler = { addressKey: known.addressKey };
     this.feltAddresses.add(known.addressKey);
     this.stats.feelers++;
     return false;
+  }
+
+  /** Inbound slots: `min(max_peer_connections, 2 × degree)`. */
+  private get inboundLimit(): number {
+    return Math.min(this.maxPeerConnections, 2 * this.options.degree);
+  }
+
+  /** Feelers on trial at most at once ({@link PeerSessionState.trial}). */
+  private get maxTrials(): number {
+    return this.options.maxFeelerTrials ?? this.options.degree;
+  }
+
+  /** Inbound feelers on trial now. */
+  private trialCount(): number {
+    let count = 0;
+    for (const session of this.sessions.values()) if (session.trial) count++;
+    return count;
+  }
+
+  /**
+   * Feelers on trial whose initiator still keeps them after `feelerTrialMs`
+   * (it closes one that brought it nothing after `feelerProofMs`) take an
+   * inbound slot: the one the eviction rules pick makes room, or, when every
+   * inbound session is protected, the feeler is referred elsewhere.
+   */
+  private endTrials(now: number): void {
+    const trialMs = this.options.feelerTrialMs ?? FEELER_TRIAL_MS;
+    const over = [...this.sessions].filter(([, session]) =>
+      session.trial && now - session.since >= trialMs
+    );
+    for (const [peer, session] of over) {
+      if (this.membership.inboundCount - this.trialCount() >= this.inboundLimit) {
+        const victim = this.evictionCandidate(now, this.actions.score(peer) > 0);
+        if (victim === undefined) {
+          this.referAndClose(peer, now, "feeler's trial over, slots full");
+          continue;
+        }
+        this.stats.evicted++;
+        this.referAndClose(victim, now, "evicted for a feeler kept by its node");
+      }
+      this.sessions.set(peer, { ...session, trial: false });
+    }
   }
 
   /** Replaces one outbound peer when all outbound slots are taken (see the module documentation). */
@@ -1259,7 +1354,7 @@ export class ConnectionManager {
   private evictionCandidate(now: number, proven = false): PeerKey | undefined {
     const inbound: { peer: PeerKey; since: number; score: number; range: string }[] = [];
     for (const [peer, session] of this.sessions) {
-      if (session.direction !== "inbound" || session.delivery) continue;
+      if (session.direction !== "inbound" || session.delivery || session.trial) continue;
       inbound.push({
         peer,
         since: session.since,

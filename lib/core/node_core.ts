@@ -38,6 +38,7 @@ import type { Verdict } from "../protocol/validation_tracker.ts";
 import {
   ConnectionManager,
   type ConnectionStats,
+  type DialPurpose,
   type SessionDecision,
   type SessionInfo,
 } from "./connection_manager.ts";
@@ -54,7 +55,7 @@ import { Router } from "./router.ts";
 import { type CoreTuning, DEFAULT_CORE_TUNING, DEFAULT_SECURITY_OPTIONS } from "./tuning.ts";
 
 export type { ClientId } from "./local_delivery.ts";
-export type { SessionDecision, SessionInfo } from "./connection_manager.ts";
+export type { DialPurpose, SessionDecision, SessionInfo } from "./connection_manager.ts";
 
 /** Identifies an unauthenticated inbound connection (unique per node). */
 export type ConnectionId = number;
@@ -73,10 +74,11 @@ export interface CoreActions {
   /**
    * Connects to `address` and runs the outbound handshake; reports back with
    * {@link NodeCore.sessionOpened} (`dialed: addressKey`) or
-   * {@link NodeCore.dialFailed}. `deliver` sets HELLO's flag `deliver`: a full
-   * responder hears this node out in a delivery session before it refers it.
+   * {@link NodeCore.dialFailed}. `purpose` sets HELLO's flags: `deliver`
+   * asks a full responder to hear this node out in a delivery session before
+   * it refers it, `feel` to hear a feeler on trial beyond its slots.
    */
-  dial(address: SocketAddress, addressKey: string, deliver: boolean): void;
+  dial(address: SocketAddress, addressKey: string, purpose: DialPurpose): void;
   /**
    * Runs a probe handshake at `address` (HELLO flag probe: no session) and
    * reports who answered with {@link NodeCore.probeFinished}.
@@ -247,6 +249,7 @@ export class NodeCore {
         relayMemoryMs: this.tuning.relayMemoryMs,
         deliverySessionMs: this.tuning.deliverySessionMs,
         deliveryProofMs: this.tuning.deliveryProofMs,
+        feelerTrialMs: this.tuning.feelerTrialMs,
         reinforceIntervalMs: this.tuning.reinforceIntervalMs,
         silenceWatch: this.tuning.silenceWatch,
         random,
@@ -254,7 +257,7 @@ export class NodeCore {
       {
         send: (peer, message) => this.sendToPeer(peer, message),
         close: (peer, reason, goodbye) => this.actions.closePeer(peer, reason, goodbye),
-        dial: (address, key, deliver) => this.actions.dial(address, key, deliver),
+        dial: (address, key, purpose) => this.actions.dial(address, key, purpose),
         probe: (address, key) => this.actions.probe(address, key),
         forgotten: (peer) => {
           this.guard.sessionClosed(peer);

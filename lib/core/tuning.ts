@@ -58,6 +58,11 @@ export interface CoreTuning {
   /** A delivery session that brought no item first by then is ended. */
   readonly deliveryProofMs: number;
   /**
+   * How long a full node hears a feeler (HELLO flag `feel`) on trial beyond
+   * its inbound slots before the feeler, if its node keeps it, takes a slot.
+   */
+  readonly feelerTrialMs: number;
+  /**
    * Least interval between two reinforcements: extra paths dialled for a
    * local item while no peer is proven.
    */
@@ -88,6 +93,7 @@ export const DEFAULT_CORE_TUNING: CoreTuning = {
   relayMemoryMs: 60_000,
   deliverySessionMs: 5_000,
   deliveryProofMs: 2_000,
+  feelerTrialMs: 10_000,
   reinforceIntervalMs: 10_000,
   silenceWatch: DEFAULT_SILENCE_WATCH_OPTIONS,
 };

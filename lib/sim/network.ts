@@ -24,6 +24,7 @@ import { type ItemMessage, type PeerMessage, PeerMessageType } from "../codec/pe
 import {
   type CoreActions,
   type CoreConfig,
+  type DialPurpose,
   NodeCore,
   type PersistentState,
 } from "../core/node_core.ts";
@@ -440,7 +441,7 @@ export class SimNetwork {
       },
       peerBacklog: () =>
         Math.max(0, (node.uplinkFreeAt - this.clock.now()) * node.uplinkBytesPerMs),
-      dial: (address, key, deliver) => this.dial(node, address, key, deliver),
+      dial: (address, key, purpose) => this.dial(node, address, key, purpose),
       probe: (_address, key) => this.probe(node, key),
       closeConnection: () => {},
       notifyClient: (_client, messageId, item) => this.notifyModule(node, messageId, item),
@@ -456,9 +457,15 @@ export class SimNetwork {
     return target;
   }
 
-  private dial(from: SimNode, _address: SocketAddress, key: string, asked = false): void {
+  private dial(
+    from: SimNode,
+    _address: SocketAddress,
+    key: string,
+    purpose: DialPurpose = "member",
+  ): void {
     const core = from.core;
-    const deliver = asked || (from.options.claimsDelivery?.() ?? false);
+    const deliver = purpose === "deliver" || (from.options.claimsDelivery?.() ?? false);
+    const feel = purpose === "feel";
     const target = this.reachable(from, key);
     if (!target) {
       const rtt = this.rttTo(from, this.byAddress.get(key));
@@ -502,6 +509,7 @@ export class SimNetwork {
           address: from.address,
           ip: from.ip,
           deliver,
+          feel,
         });
         if (decision.accept) {
           target.sessions.set(from.identity, session);
@@ -529,6 +537,7 @@ export class SimNetwork {
             ip: target.ip,
             dialed: key,
             deliver,
+            feel,
           });
           if (mine.accept) {
             from.sessions.set(target.identity, session);

@@ -107,6 +107,8 @@ export interface NodeMetrics {
   readonly feelers: number;
   /** Feelers that brought an item first and kept their session. */
   readonly feelersKept: number;
+  /** Other nodes' feelers heard on trial beside full inbound slots (HELLO flag `feel`), evicting nobody. */
+  readonly feelersHeard: number;
   /** Inbound sessions ended to make room for a newcomer. */
   readonly sessionsEvicted: number;
   /** Newcomers refused with a referral because every inbound session was protected. */
@@ -211,6 +213,7 @@ export interface StatusSnapshot {
     readonly silenceAlarms: number;
     readonly feelers: number;
     readonly feelersKept: number;
+    readonly feelersHeard: number;
     readonly evicted: number;
     readonly referred: number;
     readonly deliveries: number;
@@ -285,6 +288,7 @@ export function metricsFromStats(stats: StatusSnapshot): NodeMetrics {
     silenceAlarms: stats.connections.silenceAlarms,
     feelers: stats.connections.feelers,
     feelersKept: stats.connections.feelersKept,
+    feelersHeard: stats.connections.feelersHeard,
     sessionsEvicted: stats.connections.evicted,
     newcomersReferred: stats.connections.referred,
     deliverySessions: stats.connections.deliveries,

@@ -206,6 +206,11 @@ export class MetricsRenderer {
       (m) => m.feelersKept,
     );
     counter(
+      "gossip_feelers_heard_total",
+      "Other nodes' feelers heard on trial beside full inbound slots (HELLO flag feel), evicting nobody.",
+      (m) => m.feelersHeard,
+    );
+    counter(
       "gossip_peer_sessions_evicted_total",
       "Inbound peer sessions ended to make room for a newcomer (inbound slots full).",
       (m) => m.sessionsEvicted,

@@ -94,13 +94,12 @@ export class PeerConnector {
   }
 
   /**
-   * Connects to `address` and runs the outbound handshake (with HELLO's
-   * `deliver` flag when `deliver`); the session goes to the handler, a
-   * failure (no connection or no session) to `failed`.
+   * Connects to `address` and runs the outbound handshake with HELLO's
+   * `flags` ({@link HelloFlags}: `Deliver`, `Feel`); the session goes to the
+   * handler, a failure (no connection or no session) to `failed`.
    */
-  dial(address: SocketAddress, key: string, failed: () => void, deliver = false): void {
+  dial(address: SocketAddress, key: string, failed: () => void, flags = 0): void {
     this.track((async () => {
-      const flags = deliver ? HelloFlags.Deliver : 0;
       const session = await this.connect(address, flags).catch((error) => {
         if (!(error instanceof ConnectFailed)) this.failed(error);
         this.options.log.debug("dial failed", { peer: key, error: String(error) });

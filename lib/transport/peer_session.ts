@@ -213,6 +213,12 @@ export class PeerSession {
    */
   wantsDelivery: boolean;
   /**
+   * The initiator set HELLO's `feel` flag: it is a feeler, testing whether
+   * this node has items its node lacks (see `HelloFlags.Feel`). For an
+   * outbound session, this node did.
+   */
+  isFeeler: boolean;
+  /**
    * The peer's HELLO set `marks` (see `HelloFlags.Marks`): PEERS and PUSH
    * sent to it keep their proven marks; to a peer without it they go
    * unmarked, as it would reject the extra bytes.
@@ -261,6 +267,7 @@ export class PeerSession {
   ) {
     this.isProbe = (flags & HelloFlags.Probe) !== 0;
     this.wantsDelivery = (flags & HelloFlags.Deliver) !== 0;
+    this.isFeeler = (flags & HelloFlags.Feel) !== 0;
     let resolve!: (session: PeerSession) => void;
     let reject!: (error: Error) => void;
     const promise = new Promise<PeerSession>((res, rej) => {
@@ -568,6 +575,7 @@ export class PeerSession {
     if (this.direction === "inbound") {
       this.isProbe = (message.flags & HelloFlags.Probe) !== 0;
       this.wantsDelivery = (message.flags & HelloFlags.Deliver) !== 0;
+      this.isFeeler = (message.flags & HelloFlags.Feel) !== 0;
     }
     this.readsMarks = (message.flags & HelloFlags.Marks) !== 0;
     // Keep private copies: the frame is a view of the connection's read buffer.
