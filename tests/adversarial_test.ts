@@ -861,9 +861,12 @@ Deno.test("a node whose only peer brought items and then went silent notices the
   // after 4 usual gaps (at least 0.4 s here) V's silence watch replaces M,
   // and V dials H, which offers it the item. Without the watch V keeps M
   // until its next rotation (30-90 s), and the item never reaches it here.
-  // Feelers are off: the next test shows them alone.
+  // Feelers are off: the next test shows them alone. Alarms are an option,
+  // off by default since feelers do their work (docs/SIMULATION.md, "Round
+  // of feelers on trial"); three per silence here.
   const silenceWatch = {
     ...DEFAULT_CORE_TUNING.silenceWatch,
+    maxAlarms: 3,
     floorMs: 400,
     suspectFloorMs: 200,
     feelerIntervalMs: 0,

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import { DEFAULT_SILENCE_WATCH_OPTIONS, SilenceWatch } from "../lib/protocol/silence_watch.ts";
 
-/** Items at `times` (ms). */
-function fed(times: number[]): SilenceWatch {
-  const watch = new SilenceWatch();
+/** Items at `times` (ms), with three alarms per silence (an option, off by default). */
+function fed(times: number[], maxAlarms = 3): SilenceWatch {
+  const watch = new SilenceWatch({ ...DEFAULT_SILENCE_WATCH_OPTIONS, maxAlarms });
   for (const t of times) watch.itemArrived(t);
   return watch;
 }
 
 Deno.test("silence watch: no alarm before two items have shown the usual gap", () => {
-  const watch = new SilenceWatch();
+  const watch = new SilenceWatch({ ...DEFAULT_SILENCE_WATCH_OPTIONS, maxAlarms: 3 });
   assert.equal(watch.check(1_000_000), false, "no item yet");
   watch.itemArrived(0);
   assert.equal(watch.nextAlarmAt, undefined);
@@ -21,7 +21,7 @@ Deno.test("silence watch: the first alarm after the floor, then after 2 and 4 ti
   assert.equal(watch.usualGap, 1_000);
   assert.equal(watch.check(12_999), false);
   assert.equal(watch.check(13_000), true, "10 s after the last item");
-  assert.equal(watch.lastAlarm, 13_000);
+  assert.equal(watch.lastLongSilence, 13_000);
   assert.equal(watch.check(13_001), false, "counted: the next waits 20 s more");
   assert.equal(watch.check(32_999), false);
   assert.equal(watch.check(33_000), true, "30 s after the last item");
@@ -38,7 +38,17 @@ Deno.test("silence watch: the next item ends the silence; the alarm waits for 4 
   watch.itemArrived(55_000); // the gap of 45 s moves the average by a quarter: 3.75 + 11.25 = 15 s
   assert.equal(watch.usualGap, 15_000);
   assert.equal(watch.nextAlarmAt, 55_000 + 60_000, "a fresh silence, a longer usual gap");
-  assert.equal(watch.lastAlarm, 30_000, "the last alarm is remembered");
+  assert.equal(watch.lastLongSilence, 30_000, "the last alarm is remembered");
+});
+
+Deno.test("silence watch: without alarms, a silence as long as the first alarm's wait voids the relays before it once it ends", () => {
+  const short = fed([0, 1_000, 2_000, 3_000], 0); // usual gap 1 s: the wait is the 10 s floor
+  assert.equal(short.check(100_000), false, "no alarm");
+  short.itemArrived(12_999); // 9.999 s: shorter than the wait
+  assert.equal(short.lastLongSilence, -Infinity);
+  const long = fed([0, 1_000, 2_000, 3_000], 0);
+  long.itemArrived(20_000); // 17 s
+  assert.equal(long.lastLongSilence, 13_000, "the moment the silence reached the wait");
 });
 
 Deno.test("silence watch: past relays are suspect after 3 usual gaps, at least 5 s, before any alarm", () => {
@@ -48,7 +58,7 @@ Deno.test("silence watch: past relays are suspect after 3 usual gaps, at least 5
   const fast = fed([0, 1_000, 2_000]); // 3 s: under the 5 s floor
   assert.equal(fast.suspect(6_999), false);
   assert.equal(fast.suspect(7_000), true);
-  assert.equal(fast.lastAlarm, -Infinity, "suspicion raises no alarm");
+  assert.equal(fast.lastLongSilence, -Infinity, "suspicion raises no alarm");
   const slow = fed([0, 5_000, 10_000]); // 15 s
   assert.equal(slow.suspect(24_999), false);
   assert.equal(slow.suspect(25_000), true);
@@ -60,7 +70,7 @@ Deno.test("silence watch: the defaults are the documented ones", () => {
   assert.deepEqual(DEFAULT_SILENCE_WATCH_OPTIONS, {
     floorMs: 10_000,
     factor: 4,
-    maxAlarms: 3,
+    maxAlarms: 0,
     gapWeight: 0.25,
     suspectFactor: 3,
     suspectFloorMs: 5_000,

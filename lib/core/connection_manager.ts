@@ -53,13 +53,15 @@
  *   are closed in every round.
  * - **Silence.** When no item has come first for several usual gaps
  *   ({@link SilenceWatch}), the peers may all be black holes that relayed
- *   to earn their scores and then turned: an alarm replaces the
- *   lowest-scored outbound peer, and relays from before the silence no
- *   longer count (docs/SIMULATION.md,
- *   "Round of the silent covert flash"). Before that, **feelers** test
- *   known peers one at a time beyond `degree`: one that brings an item
- *   first stays, and the lowest-scored other outbound peer makes room
- *   ({@link ConnectionManager.round}; "Round of feelers").
+ *   to earn their scores and then turned: relays from before the silence
+ *   no longer count, and **feelers** test known peers one at a time beyond
+ *   `degree`: one that brings an item first stays, and the lowest-scored
+ *   other outbound peer makes room ({@link ConnectionManager.round};
+ *   docs/SIMULATION.md, "Round of feelers"). A full node hears other nodes'
+ *   feelers on trial beside its inbound slots (HELLO flag `feel`). Alarms,
+ *   which replaced the lowest-scored outbound peer (docs/SIMULATION.md,
+ *   "Round of the silent covert flash"), are an option, off by default
+ *   ("Round of feelers on trial").
  * - **Exchange.** Every membership round the node offers one random peer
  *   some descriptors (PUSH, itself included) and, if that peer may vouch for
  *   others, asks it for descriptors (PULL_REQUEST). Brahms-style limits: PEERS
@@ -530,13 +532,13 @@ export class ConnectionManager {
    * Whether `peer` sent a valid item, first or not, within `relayMemoryMs`
    * ({@link noteRelay}): in its current session, or in any of its sessions.
    * Not while items have stopped coming for a while, nor a relay from before
-   * the last alarm ({@link SilenceWatch}): a peer that turned into a silent
+   * the last long silence ({@link SilenceWatch.lastLongSilence}): a peer that turned into a silent
    * black hole relayed until it turned.
    */
   private stillRelays(peer: PeerKey, now: number, scope: RelayScope = "session"): boolean {
     const relayed = (scope === "session" ? this.lastRelayAt : this.lastRelayByPeer).get(peer);
     return relayed !== undefined && now - relayed < this.relayMemoryMs &&
-      relayed > this.silence.lastAlarm && !this.silence.suspect(now);
+      relayed > this.silence.lastLongSilence && !this.silence.suspect(now);
   }
 
   /**

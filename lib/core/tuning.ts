@@ -68,10 +68,11 @@ export interface CoreTuning {
    */
   readonly reinforceIntervalMs: number;
   /**
-   * When a silence of items makes past relays suspect, sends feelers and
-   * raises an alarm: the peers may all be black holes that turned, so
-   * feelers test known peers beyond `degree` and an alarm replaces one
-   * outbound peer (no re-anchoring: every node's alarm comes at once).
+   * When a silence of items makes past relays suspect and sends feelers:
+   * the peers may all be black holes that turned, so feelers test known
+   * peers beyond `degree`. Alarms (an outbound peer replaced per alarm, no
+   * re-anchoring: every node's alarm comes at once) are an option, off by
+   * default.
    */
   readonly silenceWatch: SilenceWatchOptions;
 }

@@ -22,7 +22,10 @@
  * The cost falls on quiet networks: a lull looks like an eclipse for the
  * first alarms, so each silence costs at most `maxAlarms` alarms, and the
  * threshold grows with the gap a network usually has (a network with an
- * item a minute raises its first alarm after minutes, not seconds).
+ * item a minute raises its first alarm after minutes, not seconds). Alarms
+ * are off by default (`maxAlarms` 0): feelers find honest peers without
+ * giving up a slot first. A silence as long as the first alarm's wait still
+ * voids the relays before it ({@link SilenceWatch.lastLongSilence}).
  *
  * Pure state: time is passed in.
  *
@@ -59,13 +62,16 @@ export interface SilenceWatchOptions {
 }
 
 /**
- * Defaults: the first alarm after 4 usual gaps, at least 10 s; three per
- * silence; past relays suspect after 3 usual gaps, at least 5 s.
+ * Defaults: feelers from 4 usual gaps on (at least 10 s), no alarms (an
+ * option: feelers do their work, and in a simulated lull or silent covert
+ * flash three alarms per silence only churned honest sessions,
+ * docs/SIMULATION.md "Round of feelers on trial"); past relays suspect
+ * after 3 usual gaps, at least 5 s.
  */
 export const DEFAULT_SILENCE_WATCH_OPTIONS: SilenceWatchOptions = {
   floorMs: 10_000,
   factor: 4,
-  maxAlarms: 3,
+  maxAlarms: 0,
   gapWeight: 0.25,
   suspectFactor: 3,
   suspectFloorMs: 5_000,
@@ -78,7 +84,7 @@ export class SilenceWatch {
   private lastItemAt: number | undefined;
   private usualGapMs: number | undefined;
   private alarmsThisSilence = 0;
-  private lastAlarmAt = -Infinity;
+  private lastLongSilenceAt = -Infinity;
   private feelersThisSilence = 0;
   private nextFeelerAt = -Infinity;
 
@@ -88,6 +94,12 @@ export class SilenceWatch {
   /** A valid item reached this node first (not a copy): the silence, if any, is over. */
   itemArrived(now: number): void {
     if (this.lastItemAt !== undefined) {
+      // A silence that lasted the first alarm's wait voids the relays before
+      // it, whether alarms are on or not ({@link lastLongSilence}).
+      const wait = this.waitMs(this.options.factor, this.options.floorMs);
+      if (wait !== undefined && now - this.lastItemAt >= wait) {
+        this.lastLongSilenceAt = Math.max(this.lastLongSilenceAt, this.lastItemAt + wait);
+      }
       const gap = Math.max(0, now - this.lastItemAt);
       const weight = this.options.gapWeight;
       this.usualGapMs = this.usualGapMs === undefined
@@ -129,7 +141,7 @@ export class SilenceWatch {
     const due = this.nextAlarmAt;
     if (due === undefined || now < due) return false;
     this.alarmsThisSilence++;
-    this.lastAlarmAt = now;
+    this.lastLongSilenceAt = now;
     return true;
   }
 
@@ -162,9 +174,13 @@ export class SilenceWatch {
     return this.lastItemAt !== undefined && wait !== undefined && now - this.lastItemAt >= wait;
   }
 
-  /** When the last alarm was raised (-Infinity: never). */
-  get lastAlarm(): number {
-    return this.lastAlarmAt;
+  /**
+   * When a silence last reached the first alarm's wait (once it has ended),
+   * or its last alarm: relays before it no longer show that a peer still
+   * relays (-Infinity: never).
+   */
+  get lastLongSilence(): number {
+    return this.lastLongSilenceAt;
   }
 
   /** The usual gap between items (ms), once two items have come. */
