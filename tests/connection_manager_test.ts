@@ -1171,3 +1171,27 @@ Deno.test("a feeler beyond degree on trial at once is referred: a feeler never e
   assert.deepEqual(closed, [], "nobody evicted");
   assert.equal(connections.stats.evicted, 0);
 });
+
+Deno.test("while items have stopped, rotation replaces nobody: nothing tells the peers apart", () => {
+  const scores = new Map([[id(2), 1]]);
+  const silenceWatch = { ...DEFAULT_SILENCE_WATCH_OPTIONS, feelerIntervalMs: 0 };
+  const { connections, closed, open } = manager(scores, 1, [], { silenceWatch });
+  for (const n of [1, 2, 3]) open(n, "outbound");
+  connections.membership.learn([{ identity: id(9), address: address(9) }], 0, "outbound");
+  for (const t of [0, 1_000, 2_000]) connections.noteRelay(id(2), t, true);
+  // Past relays are suspect from 7 s (the 5 s floor after the last item).
+  for (let t = 3_000; t <= 7_000; t += 1_000) connections.round(t);
+  const before = closed.length;
+  for (let t = 8_000; t <= 60_000; t += 1_000) connections.round(t);
+  assert.equal(
+    closed.length,
+    before,
+    "no rotation in 52 s of silence (one every 5-15 s otherwise)",
+  );
+  // Items again: rotation comes back.
+  for (let t = 60_000; t <= 90_000; t += 1_000) {
+    connections.noteRelay(id(2), t, true);
+    connections.round(t);
+  }
+  assert.ok(closed.length > before, "rotation once items flow");
+});

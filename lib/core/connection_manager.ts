@@ -34,7 +34,9 @@
  *   the overlay stays random: without it the two sides of a healed partition,
  *   whose passive views still know each other, never meet again (nobody with
  *   full outbound slots dials), and a node whose outbound peers all withhold
- *   items keeps them. A **withholder** (score at or below
+ *   items keeps them. Not while items have stopped (the silence watch's
+ *   suspicion): no score moves then, so the choice would be blind, and each
+ *   replacement's dial evicts a session elsewhere. A **withholder** (score at or below
  *   {@link WITHHOLDER_MERIT}: it left an IWANT unanswered within about a
  *   score half-life) among the outbound peers is replaced at the next round
  *   instead, as GossipSub prunes negative scores from its mesh at every
@@ -1037,7 +1039,13 @@ export class ConnectionManager {
       // lowest-scored other outbound peer made room for it.
     } else if (this.options.rotationIntervalMs > 0 && now >= this.nextRotation) {
       this.nextRotation = now + this.rotationDelay();
-      this.rotate(now);
+      // Not while items have stopped: nothing tells the peers apart then (no
+      // score moves), so the choice is blind, and the replacement's dial
+      // evicts a session at a full node; in a silence of the whole network
+      // honest nodes churned while attackers held their sessions
+      // (docs/SIMULATION.md, "Round of feelers on trial"). Feelers test
+      // peers meanwhile.
+      if (!this.silence.suspect(now)) this.rotate(now);
     } else if (this.lowestOutboundScore() <= WITHHOLDER_MERIT && this.rotate(now)) {
       // A withholding outbound peer goes at the next round, not at the next
       // rotation (as GossipSub prunes negative scores from its mesh at every
