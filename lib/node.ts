@@ -116,13 +116,13 @@ export type ReconfigurableOptions = Pick<
 >;
 
 const DEFAULT_API_PARTIAL_MESSAGE_TIMEOUT_MS = 10_000;
+const DEFAULT_API_FIRST_MESSAGE_TIMEOUT_MS = 30_000;
 /** HELLO's flags for each reason the core dials. */
 const HELLO_FLAGS: Readonly<Record<DialPurpose, number>> = {
   member: 0,
   deliver: HelloFlags.Deliver,
   feel: HelloFlags.Feel,
 };
-const DEFAULT_API_FIRST_MESSAGE_TIMEOUT_MS = 30_000;
 
 /** One gossip peer. */
 export class GossipNode {

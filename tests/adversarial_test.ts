@@ -906,6 +906,55 @@ Deno.test("a node whose only peer went silent finds an honest peer with a feeler
   });
 });
 
+Deno.test("while items have stopped, a node rotates none of its peers: nothing tells them apart", async () => {
+  // V (degree 1, a rotation due every 0.15-0.45 s) joins through A and
+  // learns the three other members that joined through A. While A's items flow, V rotates (the
+  // setup can rotate). Then items stop: past the suspicion (3 usual gaps, at
+  // least 0.2 s here) no score moves, so a rotation would be a blind choice
+  // whose dial evicts a session elsewhere (in a simulated silence of the
+  // whole network, honest nodes churned while attackers held their
+  // sessions). V rotates nobody for 1.5 s, where it would rotate 3-10 times;
+  // once items flow again, it rotates again. Feelers are off here.
+  const config = { degree: 1, powDifficulty: 4 };
+  const silenceWatch = {
+    ...DEFAULT_CORE_TUNING.silenceWatch,
+    suspectFloorMs: 200,
+    feelerIntervalMs: 0,
+  };
+  const a = await startMember(undefined, { config });
+  const spares = [
+    await startMember(a.node, { config }),
+    await startMember(a.node, { config }),
+    await startMember(a.node, { config }),
+  ];
+  const victim = await startMember(a.node, {
+    config,
+    node: { tuning: { silenceWatch, outboundRotationMs: 300 } },
+  });
+  const rotated = () => victim.node.stats().connections.rotated;
+  // Items from A, 50 ms apart, until `done` (at most 100 of them).
+  const flow = async (label: string, done: () => boolean) => {
+    for (let i = 0; i < 100 && !done(); i++) {
+      await announceText(a, `${label} ${i}`);
+      await waitForDelivery([victim], `${label} ${i}`, 5000);
+      await quietPeriod(50);
+    }
+    assert.ok(done(), `${label}: within 100 items`);
+  };
+  try {
+    await flow("before", () => rotated() >= 1);
+    // The suspicion's wait passing is the condition under test, not a sync.
+    await quietPeriod(500);
+    const atSilence = rotated();
+    await quietPeriod(1_500);
+    console.log(`[silence] ${atSilence} before, ${rotated() - atSilence} in 1.5 s of silence`);
+    assert.equal(rotated(), atSilence, "no rotation while items have stopped");
+    await flow("after", () => rotated() > atSilence);
+  } finally {
+    await stopMembers([victim, ...spares, a]);
+  }
+});
+
 Deno.test("while items have stopped, a local item's extra paths go to every bootstrapper", async () => {
   // O (degree 1) knows X from its peers file and dials it first: X is a node
   // without a module that brings O four items of its own module and then

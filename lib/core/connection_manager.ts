@@ -285,8 +285,6 @@ export interface ConnectionManagerOptions {
    * nothing after `feelerProofMs`; {@link PeerSessionState.trial}).
    */
   readonly feelerTrialMs?: number;
-  /** Feelers on trial at once beyond full inbound slots (default `degree`). */
-  readonly maxFeelerTrials?: number;
   /** Randomness. */
   readonly random: RandomSource;
 }
@@ -617,11 +615,11 @@ export class ConnectionManager {
       // newcomer, or, when all are protected, refer the newcomer elsewhere
       // (or, when it comes to deliver a local item, hear it out first).
       const limit = this.inboundLimit;
-      if (this.membership.inboundCount - this.trialCount() >= limit) {
+      if (this.inboundSlotsFull()) {
         const victim = info.feel
           ? undefined
           : this.evictionCandidate(now, this.actions.score(peer) > 0);
-        if (info.feel && this.trialCount() < this.maxTrials) {
+        if (info.feel && this.trialCount() < this.options.degree) {
           // A feeler: its node's items stopped, and it tests whether this
           // node has them. Evicting a session for each (a feeler is closed
           // after a few seconds unless it brought an item first) tore honest
@@ -629,8 +627,8 @@ export class ConnectionManager {
           // while attackers' sessions stayed (docs/SIMULATION.md, "Round of
           // feelers on trial"). So it is heard on trial beyond the slots; it
           // takes a slot only if its initiator keeps it ({@link round}). A
-          // feeler never evicts on arrival: with `maxFeelerTrials` on trial,
-          // it is referred elsewhere (below), as when all are protected.
+          // feeler never evicts on arrival: with `degree` on trial, it is
+          // referred elsewhere (below), as when all are protected.
           trial = true;
           this.stats.feelersHeard++;
         } else if (victim !== undefined) {
@@ -1214,12 +1212,12 @@ export class ConnectionManager {
     return Math.min(this.maxPeerConnections, 2 * this.options.degree);
   }
 
-  /** Feelers on trial at most at once ({@link PeerSessionState.trial}). */
-  private get maxTrials(): number {
-    return this.options.maxFeelerTrials ?? this.options.degree;
+  /** Whether the inbound sessions other than feelers on trial fill the inbound slots. */
+  private inboundSlotsFull(): boolean {
+    return this.membership.inboundCount - this.trialCount() >= this.inboundLimit;
   }
 
-  /** Inbound feelers on trial now. */
+  /** Inbound feelers on trial now (at most `degree`; {@link PeerSessionState.trial}). */
   private trialCount(): number {
     let count = 0;
     for (const session of this.sessions.values()) if (session.trial) count++;
@@ -1238,7 +1236,7 @@ export class ConnectionManager {
       session.trial && now - session.since >= trialMs
     );
     for (const [peer, session] of over) {
-      if (this.membership.inboundCount - this.trialCount() >= this.inboundLimit) {
+      if (this.inboundSlotsFull()) {
         const victim = this.evictionCandidate(now, this.actions.score(peer) > 0);
         if (victim === undefined) {
           this.referAndClose(peer, now, "feeler's trial over, slots full");
