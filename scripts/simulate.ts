@@ -157,7 +157,7 @@ function summary(result: ScenarioResult): string {
         JUST_STARTED_MS / 1000
       } s, ${result.eclipse.eclipsedRecently} eclipsed for less than ${
         RECENT_ECLIPSE_MS / 1000
-      } s, ${result.eclipse.eclipsedAttackerBootstrapped} bootstrapped through attackers only, ${result.eclipse.eclipsedKnowingNoHonest} knowing no honest peer; ${result.eclipse.oneHonestPeer} more with one honest peer among attackers`,
+      } s, ${result.eclipse.eclipsedAttackerBootstrapped} bootstrapped through attackers only, ${result.eclipse.eclipsedKnowingNoHonest} knowing no honest peer, ${result.eclipse.eclipsedHonestShortLived} with an honest feeler, trial or delivery session only; ${result.eclipse.oneHonestPeer} more with one honest peer among attackers`,
       `  attackers banned by honest nodes: ${result.guard.distinctAttackersBanned} distinct; honest peers banned: ${result.guard.honestBanned}`,
     );
     const time = result.eclipseTime;

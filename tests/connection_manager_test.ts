@@ -265,6 +265,7 @@ Deno.test("a full node hears out newcomers that come to deliver, outside its vie
   assert.equal(connections.membership.inboundCount, 6);
   for (let n = 8; n <= 13; n++) {
     assert.ok(connections.isConnected(id(n)));
+    assert.equal(connections.sessionKind(id(n)), "delivery");
     assert.ok(!connections.relayPeers.includes(id(n)));
     assert.ok(!connections.membership.sample(16, 1_000).some((p) => p.identity === id(n)));
   }
@@ -799,11 +800,14 @@ Deno.test("a feeler that brings an item first stays, and the lowest-scored other
   connections.round(12_000);
   open(8, "outbound", 12_200);
   assert.equal(connections.membership.outboundCount, 4, "beyond degree while it is tested");
+  assert.equal(connections.sessionKind(id(8)), "feeler");
+  assert.equal(connections.sessionKind(id(1)), "member");
   scores.set(id(8), 1);
   connections.noteRelay(id(8), 12_600, true); // anti-entropy: an item it offered
   connections.round(13_000);
   assert.equal(connections.stats.feelersKept, 1);
   assert.equal(connections.isConnected(id(8)), true);
+  assert.equal(connections.sessionKind(id(8)), "member", "a lasting peer now");
   assert.equal(closed.length, 1);
   assert.ok([id(1), id(3)].includes(closed[0]), "a peer that earned nothing, not id(2)");
   assert.equal(connections.membership.outboundCount, 3);
@@ -1137,9 +1141,11 @@ Deno.test("a feeler its node keeps past the trial takes a slot: the session the 
   open(20, "inbound", 20_000, false, true);
   connections.round(29_900);
   assert.equal(connections.session(id(20))?.trial, true, "still on trial at 9.9 s");
+  assert.equal(connections.sessionKind(id(20)), "trial");
   assert.deepEqual(closed, []);
   connections.round(30_000);
   assert.equal(connections.session(id(20))?.trial, false, "an ordinary session now");
+  assert.equal(connections.sessionKind(id(20)), "member");
   assert.equal(closed.length, 1);
   assert.ok([3, 4, 5, 6].map(id).includes(closed[0]), "an unprotected session");
   assert.deepEqual(goodbyes, [GoodbyeReason.Full]);

@@ -21,7 +21,7 @@ import {
   TRACE_OFFSETS_MS,
 } from "../lib/sim/metrics.ts";
 import { Adversary } from "../lib/sim/hostile.ts";
-import { SimNetwork } from "../lib/sim/network.ts";
+import { ECLIPSE_RECHECK_MS, SimNetwork } from "../lib/sim/network.ts";
 import { DEFAULT_BOOTSTRAPS_PER_NODE, World } from "../lib/sim/scenarios.ts";
 import { VirtualClock } from "../lib/sim/virtual_clock.ts";
 import { wireBytes } from "../lib/sim/wire_size.ts";
@@ -266,6 +266,30 @@ function honestBesideAttacker() {
   const d = net.addNode({ config: { degree: 2, passiveViewSize: 0 }, bootstrap: [e, m] });
   return { net, config, m, e, d };
 }
+
+Deno.test("metrics: an honest session that is no member session (a feeler, a trial, a delivery) does not end an eclipse", () => {
+  const { net, m, e, d } = honestBesideAttacker();
+  net.resetEclipseTime();
+  net.run(40_000);
+  assert.deepEqual([...d.sessions.keys()].sort(), [e.identity, m.identity].sort());
+  assert.equal(d.core.sessionKind(e.identity), "member");
+  assert.equal(eclipseCensus(net, [d]).eclipsed, 0);
+  // Seen as d's core would see a feeler to e: not a lasting peer.
+  const kind = d.core.sessionKind.bind(d.core);
+  d.core.sessionKind = (peer) => peer === e.identity ? "feeler" : kind(peer);
+  const census = eclipseCensus(net, [d]);
+  assert.equal(census.eclipsed, 1, "d's only member session is with m");
+  assert.equal(census.eclipsedHonestShortLived, 1, "e, its feeler");
+  assert.equal(census.eclipsedMeanPeers, 1);
+  // The eclipsed time notices it at the next look, without a session change.
+  assert.equal(d.eclipsedSince, undefined);
+  net.run(ECLIPSE_RECHECK_MS);
+  assert.ok(d.eclipsedSince !== undefined, "eclipsed from the next look on");
+  d.core.sessionKind = kind;
+  net.run(ECLIPSE_RECHECK_MS);
+  assert.equal(d.eclipsedSince, undefined, "a member again");
+  assert.equal(eclipseCensus(net, [d]).eclipsedHonestShortLived, 0);
+});
 
 Deno.test("metrics: a node eclipsed since its last honest peer left is eclipsed recently", () => {
   const { net, m, e, d } = honestBesideAttacker();

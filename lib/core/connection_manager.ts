@@ -148,6 +148,13 @@ const FEELER_TRIAL_MS = 10_000;
  */
 export type DialPurpose = "member" | "deliver" | "feel";
 
+/**
+ * What an accepted session is for ({@link ConnectionManager.sessionKind}):
+ * only `member` sessions are lasting peers; the others end within seconds
+ * unless they prove themselves.
+ */
+export type SessionKind = "member" | "feeler" | "trial" | "delivery";
+
 /** What the connection manager asks the node to do. */
 export interface ConnectionActions {
   /** Queues `message` to the session of `peer`. */
@@ -478,6 +485,21 @@ export class ConnectionManager {
   /** The session of `peer`. */
   session(peer: PeerKey): PeerSessionState | undefined {
     return this.sessions.get(peer);
+  }
+
+  /**
+   * What the session of `peer` is for: `member` (a peer of the views),
+   * `feeler` (this node's feeler, until it brought an item and stays),
+   * `trial` (another node's feeler heard beyond full inbound slots) or
+   * `delivery` (it only brings items); undefined without a session.
+   */
+  sessionKind(peer: PeerKey): SessionKind | undefined {
+    const session = this.sessions.get(peer);
+    if (session === undefined) return undefined;
+    if (session.delivery) return "delivery";
+    if (session.trial) return "trial";
+    if (this.feeler?.peer === peer) return "feeler";
+    return "member";
   }
 
   /** Every session. */

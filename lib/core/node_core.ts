@@ -41,6 +41,7 @@ import {
   type DialPurpose,
   type SessionDecision,
   type SessionInfo,
+  type SessionKind,
 } from "./connection_manager.ts";
 import { type ClientId, LocalDelivery, type LocalDeliveryStats } from "./local_delivery.ts";
 import {
@@ -55,7 +56,12 @@ import { Router } from "./router.ts";
 import { type CoreTuning, DEFAULT_CORE_TUNING, DEFAULT_SECURITY_OPTIONS } from "./tuning.ts";
 
 export type { ClientId } from "./local_delivery.ts";
-export type { DialPurpose, SessionDecision, SessionInfo } from "./connection_manager.ts";
+export type {
+  DialPurpose,
+  SessionDecision,
+  SessionInfo,
+  SessionKind,
+} from "./connection_manager.ts";
 
 /** Identifies an unauthenticated inbound connection (unique per node). */
 export type ConnectionId = number;
@@ -196,6 +202,8 @@ export interface CorePeerInfo {
   readonly score: number;
   /** Smallest round trip measured to the peer (PING/PONG), in ms; absent before the first PONG. */
   readonly rttMs?: number;
+  /** What the session is for: only `member` sessions are lasting peers. */
+  readonly kind: SessionKind;
 }
 
 /** The decisions of one gossip node. */
@@ -560,7 +568,13 @@ export class NodeCore {
       ageMs: now - session.since,
       score: Math.round(this.guard.score(identity, now) * 100) / 100,
       rttMs: this.roundTrips.rttMs(identity),
+      kind: this.connections.sessionKind(identity) ?? "member",
     }));
+  }
+
+  /** What the session of `peer` is for (undefined without one; {@link SessionKind}). */
+  sessionKind(peer: PeerKey): SessionKind | undefined {
+    return this.connections.sessionKind(peer);
   }
 
   /** Counters. */

@@ -491,9 +491,13 @@ export function gossipTraffic(before: TrafficCounters, after: TrafficCounters): 
 export interface EclipseCensus {
   /** Honest live nodes counted. */
   readonly honest: number;
-  /** Of those, with at least one peer and every peer an attacker. */
+  /**
+   * Of those, with at least one peer and every peer an attacker. Peers here
+   * are member sessions only (as in `memberEclipsed` of network.ts); feelers, feelers on
+   * trial and delivery sessions do not count.
+   */
   readonly eclipsed: number;
-  /** Of those, with no peer at all. */
+  /** Of those, with no member session at all. */
   readonly isolated: number;
   /** eclipsed / honest. */
   readonly eclipsedShare: number;
@@ -539,6 +543,12 @@ export interface EclipseCensus {
    * more a census could catch when churn takes honest peers away.
    */
   readonly oneHonestPeer: number;
+  /**
+   * Of the eclipsed nodes, those with an honest session that is not a member
+   * one (a feeler, a feeler on trial, a delivery session): a census that
+   * counted every session as a peer would not have called them eclipsed.
+   */
+  readonly eclipsedHonestShortLived: number;
 }
 
 /** A node up for less than this is "just started" in the {@link EclipseCensus}. */
@@ -560,29 +570,40 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
   let recently = 0;
   let knowingNoHonest = 0;
   let oneHonestPeer = 0;
+  let honestShortLived = 0;
   const now = net.clock.now();
   const peerCounts: number[] = [];
   for (const node of among ?? net.nodes) {
     if (!node.honest || !node.alive) continue;
     honest++;
     let hostile = 0;
+    let peers = 0;
+    let honestOther = false;
     for (const peer of node.sessions.keys()) {
-      if (!(net.byId(peer)?.honest ?? true)) hostile++;
+      const honestPeer = net.byId(peer)?.honest ?? true;
+      if (node.core.sessionKind(peer) !== "member") {
+        if (honestPeer) honestOther = true;
+        continue;
+      }
+      peers++;
+      if (!honestPeer) hostile++;
     }
-    const peers = node.sessions.size;
     if (peers === 0) isolated++;
     else {
       peerCounts.push(peers);
       if (hostile === peers) {
         eclipsed++;
         eclipsedPeers += peers;
-        eclipsedInbound += node.core.peers().filter((p) => p.direction === "inbound").length;
+        eclipsedInbound += node.core.peers().filter((p) =>
+          p.direction === "inbound" && p.kind === "member"
+        ).length;
         const bootstrap = node.options.bootstrap ?? [];
         if (bootstrap.length > 0 && bootstrap.every((b) => !b.honest)) attackerBootstrapped++;
         if (now - node.startedAt < JUST_STARTED_MS) justStarted++;
         if (now - Math.max(node.startedAt, node.honestPeerLostAt) < RECENT_ECLIPSE_MS) recently++;
         const known = node.core.persistentState().peers;
         if (!known.some((peer) => net.byId(peer.identity)?.honest)) knowingNoHonest++;
+        if (honestOther) honestShortLived++;
       }
       if (hostile > 0 && hostile === peers - 1) oneHonestPeer++;
       share += hostile / peers;
@@ -605,6 +626,7 @@ export function eclipseCensus(net: SimNetwork, among?: readonly SimNode[]): Ecli
     eclipsedRecently: recently,
     eclipsedKnowingNoHonest: knowingNoHonest,
     oneHonestPeer,
+    eclipsedHonestShortLived: honestShortLived,
   };
 }
 

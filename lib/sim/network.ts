@@ -56,6 +56,29 @@ export interface SimObserver {
  * The config keys of every simulated node unless overridden: the daemon's
  * defaults (README's config table), with a peers file (`persist`).
  */
+/** How often every honest node's eclipse is looked at again ({@link SimNetwork.resetEclipseTime}). */
+export const ECLIPSE_RECHECK_MS = 1_000;
+
+/**
+ * Whether `node` is eclipsed: it has member sessions (its core's
+ * session kind `member`: feelers, feelers on trial and delivery
+ * sessions end within seconds unless they prove themselves, so they do not
+ * count) and every one is with an attacker. A session its core no longer
+ * knows (closing) does not count either.
+ */
+export function memberEclipsed(
+  node: SimNode,
+  byIdentity: (peer: PeerKey) => SimNode | undefined,
+): boolean {
+  let members = 0;
+  for (const peer of node.sessions.keys()) {
+    if (node.core.sessionKind(peer) !== "member") continue;
+    if (byIdentity(peer)?.honest ?? true) return false;
+    members++;
+  }
+  return members > 0;
+}
+
 export const SIM_NODE_CONFIG: Omit<CoreConfig, "bootstrappers"> = {
   degree: 5,
   cacheSize: 1000,
@@ -226,6 +249,7 @@ export class SimNetwork {
   readonly traffic: TrafficCounters = { messages: {}, bytes: {} };
   /** Honest nodes eclipsed when {@link resetEclipseTime} last ran. */
   eclipsedAtReset = 0;
+  private recheckingEclipses = false;
   /** The link model. */
   readonly links: LinkModel;
   private readonly random: RandomSource;
@@ -652,17 +676,15 @@ export class SimNetwork {
 
   /**
    * Opens or closes `node`'s current eclipse after its sessions changed: an
-   * honest node is eclipsed while it has peers and all are attackers.
+   * honest node is eclipsed while it has member sessions and all are with
+   * attackers ({@link memberEclipsed}). A session's kind can also change
+   * without a session change (a feeler kept, a trial over): every honest
+   * node is looked at again each {@link ECLIPSE_RECHECK_MS} from the first
+   * {@link resetEclipseTime} on.
    */
   private noteEclipse(node: SimNode): void {
     if (!node.honest) return;
-    let eclipsed = node.sessions.size > 0;
-    for (const peer of node.sessions.keys()) {
-      if (this.byIdentity.get(peer)?.honest ?? true) {
-        eclipsed = false;
-        break;
-      }
-    }
+    const eclipsed = memberEclipsed(node, (peer) => this.byIdentity.get(peer));
     const now = this.clock.now();
     if (eclipsed && node.eclipsedSince === undefined) node.eclipsedSince = now;
     else if (!eclipsed && node.eclipsedSince !== undefined) {
@@ -679,6 +701,14 @@ export class SimNetwork {
    * ({@link eclipseTime}); their number is kept in {@link eclipsedAtReset}.
    */
   resetEclipseTime(): void {
+    if (!this.recheckingEclipses) {
+      this.recheckingEclipses = true;
+      const recheck = () => {
+        for (const node of this.nodes) if (node.alive) this.noteEclipse(node);
+        this.clock.setTimeout(recheck, ECLIPSE_RECHECK_MS);
+      };
+      this.clock.setTimeout(recheck, ECLIPSE_RECHECK_MS);
+    }
     const now = this.clock.now();
     let inProgress = 0;
     for (const node of this.nodes) {
