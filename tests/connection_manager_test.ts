@@ -415,17 +415,6 @@ Deno.test("recommendations are up to half proven peers, the rest as before", () 
 });
 
 /** `count` descriptors of peers `from`, `from + 1`, ... (identities as bytes, as on the wire). */
-/** Peers `from` .. `from + count - 1` as membership learns them. */
-function descriptorsAsPeers(
-  from: number,
-  count: number,
-): { identity: string; address: SocketAddress }[] {
-  return Array.from(
-    { length: count },
-    (_, i) => ({ identity: id(from + i), address: address(from + i) }),
-  );
-}
-
 function descriptors(from: number, count: number): PeerDescriptor[] {
   return Array.from({ length: count }, (_, i) => ({
     identity: hexToBytes(id(from + i)),
@@ -804,33 +793,6 @@ Deno.test("while items have stopped, a feeler goes beyond degree to a peer no co
   assert.equal(dialled.at(-1), "10.0.2.8:6001", "not id(7), named by a suspect");
   assert.deepEqual(feeling, ["10.0.2.8:6001"], "with HELLO's feel flag; no other dial has it");
   assert.equal(connections.membership.outboundCount, 3, "no slot given up for it");
-});
-
-Deno.test("while items have stopped, peers' tips fill free room in the view but displace no known peer", () => {
-  const { connections } = silenced();
-  // The view (30) holds id(7), id(8) and 27 more from id(9), not connected.
-  for (const from of [40, 48, 56, 64]) {
-    connections.membership.learn(
-      descriptorsAsPeers(from, from === 64 ? 3 : 8),
-      0,
-      "outbound",
-      id(9),
-    );
-  }
-  const known = () => connections.membership.passivePeers.map((p) => p.addressKey).sort();
-  const before = known();
-  assert.equal(before.length, 29);
-  // 5 s after the last item, the peers' past relays are suspect: a connected
-  // peer's push fills the one free place and displaces nobody.
-  assert.equal(connections.receiveOffer(id(1), "push", descriptors(100, 8), 7_100), "learned");
-  const during = known();
-  assert.equal(during.length, 30);
-  assert.deepEqual(during.filter((key) => !before.includes(key)).length, 1, "one newcomer");
-  assert.ok(before.every((key) => during.includes(key)), "every peer known before is kept");
-  // An item ends the silence: the next push displaces known peers again.
-  connections.noteRelay(id(2), 7_200, true);
-  assert.equal(connections.receiveOffer(id(1), "push", descriptors(120, 8), 7_300), "learned");
-  assert.ok(before.some((key) => !known().includes(key)), "a peer known before gave way");
 });
 
 Deno.test("a feeler that brings an item first stays, and the lowest-scored other outbound peer makes room", () => {

@@ -1010,13 +1010,6 @@ export class ConnectionManager {
       now,
       session?.direction === "outbound" ? "outbound" : "inbound",
       peer,
-      // While items have stopped, every peer is a suspect (its tips are
-      // drawn last as feelers): its word fills free room in the view but
-      // washes out no peer this node knew before the silence. Without this,
-      // the tips of a node's silent attackers and of the feelers they
-      // answered displaced the honest peers it still knew
-      // (docs/SIMULATION.md, "Round of the frozen view").
-      !this.silence.suspect(now),
     );
     this.dialMore(now);
     return "learned";
