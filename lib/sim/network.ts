@@ -52,10 +52,6 @@ export interface SimObserver {
   notified?(node: SimNode, item: GossipItem): void;
 }
 
-/**
- * The config keys of every simulated node unless overridden: the daemon's
- * defaults (README's config table), with a peers file (`persist`).
- */
 /** How often every honest node's eclipse is looked at again ({@link SimNetwork.resetEclipseTime}). */
 export const ECLIPSE_RECHECK_MS = 1_000;
 
@@ -79,6 +75,10 @@ export function memberEclipsed(
   return members > 0;
 }
 
+/**
+ * The config keys of every simulated node unless overridden: the daemon's
+ * defaults (README's config table), with a peers file (`persist`).
+ */
 export const SIM_NODE_CONFIG: Omit<CoreConfig, "bootstrappers"> = {
   degree: 5,
   cacheSize: 1000,
