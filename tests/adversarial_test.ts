@@ -955,6 +955,86 @@ Deno.test("while items have stopped, a node rotates none of its peers: nothing t
   }
 });
 
+Deno.test("while items have stopped, the tips of a peer connected before displace none of the peers the node knew", async () => {
+  // V (degree 1, a view of 4 known peers) dials P, an attacker in its peers
+  // file. P brings V four items, 50 ms apart (P is proven, so its PUSHes are
+  // heard, and V learns the usual gap) and names two addresses where nobody
+  // listens and H, an honest node. Then P goes silent; 0.3 s after its last
+  // item (past the suspicion, 0.2 s here) it names 32 more addresses where
+  // nobody listens. From 1 s on (the first alarm's wait here) V's feelers
+  // test what it knows, one at a time: one reaches H. P's session was open
+  // when the items stopped, so its claims only fill free room. Without the
+  // rule each of P's claims displaced one of the four known peers at random
+  // (H stays with chance 0.75^31), and V never felt H.
+  const silenceWatch = {
+    ...DEFAULT_CORE_TUNING.silenceWatch,
+    floorMs: 1_000,
+    suspectFloorMs: 200,
+    feelerIntervalMs: 100,
+  };
+  const config = { degree: 1, powDifficulty: 4, passiveViewSize: 4 };
+  const honest = await startMember(undefined, { config });
+  const dir = await Deno.makeTempDir();
+  const { listener, hostKey, peersFile } = await adversaryInPeersFile(dir);
+  const log = capturingLogger();
+  const victim = await startMember(undefined, {
+    config: { ...config, peersFile },
+    node: { log: log.logger, tuning: { silenceWatch } },
+  });
+  let p: AdversaryPeer | undefined;
+  try {
+    p = await AdversaryPeer.accept(listener, {
+      hostKey,
+      powDifficulty: 4,
+      listenPort: listener.addr.port,
+    });
+    const nowhere = unusedPorts(40);
+    const claim = (port: number) => ({
+      identity: seededBytes(32, seededRandom(port)),
+      address: { hostname: "127.0.0.1", port },
+    });
+    for (let i = 0; i < 4; i++) {
+      p.send(contentItem({ dataType: CLUSTER_TYPE, data: encoder.encode(`from P ${i}`), ttl: 1 }));
+      await waitForDelivery([victim], `from P ${i}`, 5000);
+      await quietPeriod(50);
+    }
+    const h = `127.0.0.1:${honest.node.p2pAddress.port}`;
+    // The claims first: one of them takes the one place a proven peer's
+    // tips have above plain claims (a quarter of the view), so that H is a
+    // plain tip like every later claim.
+    p.send({ type: PeerMessageType.Push, peers: [claim(nowhere[0]), claim(nowhere[1])] });
+    p.send({
+      type: PeerMessageType.Push,
+      peers: [{ identity: hexToBytes(honest.node.identityHex), address: honest.node.p2pAddress }],
+    });
+    await p.roundTrip(0xf001n);
+    assert.equal(victim.node.stats().knownPeers, 3, "H and two claims known");
+    // The suspicion's wait passing is the condition under test, not a sync.
+    await quietPeriod(300);
+    for (let round = 0; round < 4; round++) {
+      for (const half of [0, 1]) {
+        const from = 2 + round * 8 + half * 4;
+        p.send({
+          type: PeerMessageType.Push,
+          peers: nowhere.slice(from, from + 4).map(claim),
+        });
+      }
+      await p.roundTrip(0xf002n + BigInt(round));
+      await quietPeriod(120); // a membership round: the next two PUSHes are heard
+    }
+    assert.equal(victim.node.stats().knownPeers, 4, "the view is full");
+    await waitUntil(
+      () => log.lines.some((line) => line.includes("peer connected") && line.includes(h)),
+      5000,
+      "a feeler reached H",
+    );
+  } finally {
+    await p?.close();
+    listener.close();
+    await stopMembers([victim, honest]);
+  }
+});
+
 Deno.test("while items have stopped, a local item's extra paths go to every bootstrapper", async () => {
   // O (degree 1) knows X from its peers file and dials it first: X is a node
   // without a module that brings O four items of its own module and then

@@ -414,6 +414,17 @@ Deno.test("recommendations are up to half proven peers, the rest as before", () 
   assert.equal(small.filter((p) => scores.has(p.identity)).length, 6, "all proven, then others");
 });
 
+/** Peers `from` .. `from + count - 1` as membership learns them. */
+function descriptorsAsPeers(
+  from: number,
+  count: number,
+): { identity: string; address: SocketAddress }[] {
+  return Array.from(
+    { length: count },
+    (_, i) => ({ identity: id(from + i), address: address(from + i) }),
+  );
+}
+
 /** `count` descriptors of peers `from`, `from + 1`, ... (identities as bytes, as on the wire). */
 function descriptors(from: number, count: number): PeerDescriptor[] {
   return Array.from({ length: count }, (_, i) => ({
@@ -793,6 +804,78 @@ Deno.test("while items have stopped, a feeler goes beyond degree to a peer no co
   assert.equal(dialled.at(-1), "10.0.2.8:6001", "not id(7), named by a suspect");
   assert.deepEqual(feeling, ["10.0.2.8:6001"], "with HELLO's feel flag; no other dial has it");
   assert.equal(connections.membership.outboundCount, 3, "no slot given up for it");
+});
+
+Deno.test("while items have stopped, the tips of a session open when they stopped, or of a feeler, displace no known peer; a new peer's do", () => {
+  const { connections, open, dialled } = silenced();
+  // The view (30) holds id(7), id(8) and 27 more from id(9), not connected.
+  for (const from of [40, 48, 56, 64]) {
+    connections.membership.learn(
+      descriptorsAsPeers(from, from === 64 ? 3 : 8),
+      0,
+      "outbound",
+      id(9),
+    );
+  }
+  const known = () => connections.membership.passivePeers.map((p) => p.addressKey).sort();
+  const before = known();
+  assert.equal(before.length, 29);
+  // 5 s after the last item, the peers' past relays are suspect: the push of
+  // id(1), connected since before the silence, fills the one free place and
+  // displaces nobody.
+  assert.equal(connections.receiveOffer(id(1), "push", descriptors(100, 8), 7_100), "learned");
+  const during = known();
+  assert.equal(during.length, 30);
+  assert.deepEqual(during.filter((key) => !before.includes(key)).length, 1, "one newcomer");
+  assert.ok(before.every((key) => during.includes(key)), "every peer known before is kept");
+  // id(3) leaves; the dial that refills its slot is a new peer of the silence.
+  connections.sessionClosed(id(3), 7_200);
+  connections.round(8_000);
+  const dialledPeer = () => Number(dialled.at(-1)?.match(/^10\.0\.2\.(\d+):/)?.[1]);
+  const refill = dialledPeer();
+  open(refill, "outbound", 8_100);
+  assert.equal(connections.sessionKind(id(refill)), "member");
+  const beforeRefill = known();
+  assert.equal(
+    connections.receiveOffer(id(refill), "push", descriptors(140, 8), 8_200),
+    "learned",
+  );
+  assert.ok(beforeRefill.some((key) => !known().includes(key)), "a peer known before gave way");
+  // The feeler: untested until it brings an item.
+  connections.round(12_000);
+  const feeler = dialledPeer();
+  open(feeler, "outbound", 12_200);
+  assert.equal(connections.sessionKind(id(feeler)), "feeler");
+  const others = known();
+  assert.equal(others.length, 29, "the feeler is no longer a known peer but a connected one");
+  assert.equal(
+    connections.receiveOffer(id(feeler), "push", descriptors(120, 8), 12_300),
+    "learned",
+  );
+  const afterFeeler = known();
+  assert.equal(afterFeeler.length, 30, "the feeler's tip filled the free place");
+  assert.ok(others.every((key) => afterFeeler.includes(key)), "and displaced nobody");
+});
+
+Deno.test("after the silence, a session open before it displaces known peers again", () => {
+  const { connections } = silenced();
+  for (const from of [40, 48, 56, 64]) {
+    connections.membership.learn(
+      descriptorsAsPeers(from, from === 64 ? 4 : 8),
+      0,
+      "outbound",
+      id(9),
+    );
+  }
+  const known = () => connections.membership.passivePeers.map((p) => p.addressKey).sort();
+  const before = known();
+  assert.equal(before.length, 30);
+  assert.equal(connections.receiveOffer(id(1), "push", descriptors(100, 8), 7_100), "learned");
+  assert.deepEqual(known(), before, "in the silence: nobody displaced");
+  connections.noteRelay(id(2), 7_200, true);
+  connections.round(8_000); // the next round: id(1) may push again
+  assert.equal(connections.receiveOffer(id(1), "push", descriptors(120, 8), 8_100), "learned");
+  assert.ok(before.some((key) => !known().includes(key)), "a peer known before gave way");
 });
 
 Deno.test("a feeler that brings an item first stays, and the lowest-scored other outbound peer makes room", () => {

@@ -803,6 +803,16 @@ Deno.test("learn keeps the passive view within passiveSize", () => {
   assert.equal(membership({ passiveSize: 0 }).restore(peers(1, 3), 0), 0);
 });
 
+Deno.test("learn without evict only fills free room: no known peer is displaced", () => {
+  const view = membership({ passiveSize: 5, maxLearnPerMessage: 100 });
+  assert.equal(view.learn(peers(1, 3), 0), 3);
+  assert.equal(view.learn(peers(10, 19), 0, "outbound", "idX", false), 2, "the free room");
+  const before = keys(view.passivePeers).sort();
+  assert.equal(view.learn(peers(20, 29), 0, "outbound", "idX", false), 0);
+  assert.deepEqual(keys(view.passivePeers).sort(), before, "nobody displaced");
+  assert.ok(view.learn(peers(20, 29), 0, "outbound", "idX") > 0, "with evict, as before");
+});
+
 Deno.test("eviction takes the peer with most failures first", () => {
   const view = membership({ passiveSize: 3, degree: 3 });
   view.learn(peers(1, 3), 0);

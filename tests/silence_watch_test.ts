@@ -66,6 +66,16 @@ Deno.test("silence watch: past relays are suspect after 3 usual gaps, at least 5
   assert.equal(slow.suspect(26_000), false, "the next item ends it");
 });
 
+Deno.test("silence watch: suspectSince is when the items stopped, while the silence is suspect", () => {
+  const watch = fed([0, 1_000, 2_000]);
+  assert.equal(watch.suspectSince(6_999), undefined, "not suspect yet");
+  assert.equal(watch.suspectSince(7_000), 2_000, "the last item");
+  assert.equal(watch.suspectSince(60_000), 2_000);
+  watch.itemArrived(61_000);
+  assert.equal(watch.suspectSince(61_000), undefined, "the next item ends it");
+  assert.equal(new SilenceWatch().suspectSince(1_000_000), undefined, "no item yet");
+});
+
 Deno.test("silence watch: the defaults are the documented ones", () => {
   assert.deepEqual(DEFAULT_SILENCE_WATCH_OPTIONS, {
     floorMs: 10_000,

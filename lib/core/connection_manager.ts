@@ -1001,6 +1001,17 @@ export class ConnectionManager {
       return "unvouched";
     }
     const session = this.sessions.get(peer);
+    // While items have stopped, the sessions that were open when they
+    // stopped are what the silence accuses, and a feeler is untested until
+    // it brings an item (which ends the silence): their tips fill free room
+    // in the view but displace no known peer. Without this, the tips of an
+    // eclipsed node's silent attackers, and of the attackers its feelers
+    // reached, washed out the few honest peers it still knew before its
+    // feelers drew them (docs/SIMULATION.md, "Round of the accused
+    // sessions' tips"). Other sessions opened since (new peers, dials that
+    // refill a slot) are heard as before: a cold-booting node's view is
+    // poisoned before any silence, and freezing it all kept the poison.
+    const silentSince = this.silence.suspectSince(now);
     this.learnedThisRound += this.membership.learn(
       descriptors.map((d) => ({
         identity: identityHex(d.identity),
@@ -1010,6 +1021,8 @@ export class ConnectionManager {
       now,
       session?.direction === "outbound" ? "outbound" : "inbound",
       peer,
+      silentSince === undefined ||
+        (session !== undefined && session.since > silentSince && this.feeler?.peer !== peer),
     );
     this.dialMore(now);
     return "learned";

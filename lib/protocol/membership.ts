@@ -791,14 +791,16 @@ export class Membership {
   /**
    * Adds descriptors learned from a peer to the passive view as unverified
    * claims; at most `maxLearnPerMessage` new ones per call. `source` says
-   * whether the peer that sent them was dialled by this node. Returns how many
-   * were added.
+   * whether the peer that sent them was dialled by this node. Without
+   * `evict`, they only fill free room: none displaces a known peer. Returns
+   * how many were added.
    */
   learn(
     peers: readonly AddressedPeer[],
     now: number,
     source: PeerSource = "inbound",
     from?: string,
+    evict = true,
   ): number {
     // Once per message, not per descriptor: finding a bootstrapper scans the view.
     const fromBootstrapper = from !== undefined && this.isBootstrapper(from);
@@ -815,7 +817,7 @@ export class Membership {
         this.unvouchPlainTip(vouchedBy)
       ) vouchRoom++;
       const voucher = vouchRoom > 0 ? vouchedBy : undefined;
-      if (this.addPassive(peer, now, source, undefined, from, false, voucher)) {
+      if (this.addPassive(peer, now, source, undefined, from, false, voucher, evict)) {
         added++;
         if (voucher !== undefined) vouchRoom--;
       }
@@ -1011,6 +1013,7 @@ export class Membership {
     learnedFrom?: string,
     tried = false,
     vouchedBy?: string,
+    mayEvict = true,
   ): boolean {
     if (peer.identity === this.options.selfIdentity) return false;
     if (this.active.has(peer.identity)) return false;
@@ -1033,11 +1036,11 @@ export class Membership {
     const regular = this.passive.size - this.bootstrapCount;
     if (
       regular >= this.options.passiveSize &&
-      !this.evictOne(
+      !(mayEvict && this.evictOne(
         source,
         verifiedAt,
         tried || vouchedBy !== undefined || this.isProven(peer),
-      )
+      ))
     ) {
       return false;
     }

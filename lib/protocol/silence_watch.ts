@@ -163,6 +163,15 @@ export class SilenceWatch {
     return this.lasted(now, this.options.suspectFactor, this.options.suspectFloorMs);
   }
 
+  /**
+   * When the items stopped, while the silence is {@link suspect}; undefined
+   * otherwise. The sessions already open then are the ones the silence
+   * accuses.
+   */
+  suspectSince(now: number): number | undefined {
+    return this.suspect(now) ? this.lastItemAt : undefined;
+  }
+
   /** `factor` usual gaps, at least `floorMs`; undefined before two items. */
   private waitMs(factor: number, floorMs: number): number | undefined {
     return this.usualGapMs === undefined ? undefined : Math.max(floorMs, factor * this.usualGapMs);
