@@ -806,18 +806,23 @@ Deno.test("while items have stopped, a feeler goes beyond degree to a peer no co
   assert.equal(connections.membership.outboundCount, 3, "no slot given up for it");
 });
 
+/**
+ * Fills the view of `connections` with `count` peers from id(40) on, named
+ * by id(9) (not connected), 8 per message; returns a reader of the known
+ * addresses, sorted.
+ */
+function knowing(connections: ConnectionManager, count: number): () => string[] {
+  for (let from = 40; from < 40 + count; from += 8) {
+    const peers = descriptorsAsPeers(from, Math.min(8, 40 + count - from));
+    connections.membership.learn(peers, 0, "outbound", id(9));
+  }
+  return () => connections.membership.passivePeers.map((p) => p.addressKey).sort();
+}
+
 Deno.test("while items have stopped, the tips of a session open when they stopped, or of a feeler, displace no known peer; a new peer's do", () => {
   const { connections, open, dialled } = silenced();
   // The view (30) holds id(7), id(8) and 27 more from id(9), not connected.
-  for (const from of [40, 48, 56, 64]) {
-    connections.membership.learn(
-      descriptorsAsPeers(from, from === 64 ? 3 : 8),
-      0,
-      "outbound",
-      id(9),
-    );
-  }
-  const known = () => connections.membership.passivePeers.map((p) => p.addressKey).sort();
+  const known = knowing(connections, 27);
   const before = known();
   assert.equal(before.length, 29);
   // 5 s after the last item, the peers' past relays are suspect: the push of
@@ -859,15 +864,7 @@ Deno.test("while items have stopped, the tips of a session open when they stoppe
 
 Deno.test("after the silence, a session open before it displaces known peers again", () => {
   const { connections } = silenced();
-  for (const from of [40, 48, 56, 64]) {
-    connections.membership.learn(
-      descriptorsAsPeers(from, from === 64 ? 4 : 8),
-      0,
-      "outbound",
-      id(9),
-    );
-  }
-  const known = () => connections.membership.passivePeers.map((p) => p.addressKey).sort();
+  const known = knowing(connections, 28);
   const before = known();
   assert.equal(before.length, 30);
   assert.equal(connections.receiveOffer(id(1), "push", descriptors(100, 8), 7_100), "learned");
