@@ -1001,17 +1001,6 @@ export class ConnectionManager {
       return "unvouched";
     }
     const session = this.sessions.get(peer);
-    // While items have stopped, the sessions that were open when they
-    // stopped are what the silence accuses, and a feeler is untested until
-    // it brings an item (which ends the silence): their tips fill free room
-    // in the view but displace no known peer. Without this, the tips of an
-    // eclipsed node's silent attackers, and of the attackers its feelers
-    // reached, washed out the few honest peers it still knew before its
-    // feelers drew them (docs/SIMULATION.md, "Round of the accused
-    // sessions' tips"). Other sessions opened since (new peers, dials that
-    // refill a slot) are heard as before: a cold-booting node's view is
-    // poisoned before any silence, and freezing it all kept the poison.
-    const silentSince = this.silence.suspectSince(now);
     this.learnedThisRound += this.membership.learn(
       descriptors.map((d) => ({
         identity: identityHex(d.identity),
@@ -1021,11 +1010,33 @@ export class ConnectionManager {
       now,
       session?.direction === "outbound" ? "outbound" : "inbound",
       peer,
-      silentSince === undefined ||
-        (session !== undefined && session.since > silentSince && this.feeler?.peer !== peer),
+      this.mayDisplace(peer, session, now),
     );
     this.dialMore(now);
     return "learned";
+  }
+
+  /**
+   * Whether the tips of `peer` (its `session`) may displace known peers.
+   * While items have stopped, the sessions that were open when they stopped
+   * are what the silence accuses, and a feeler is untested until it brings
+   * an item (which ends the silence): their tips fill free room in the view
+   * but displace no known peer. Without this, the tips of an eclipsed
+   * node's silent attackers, and of the attackers its feelers reached,
+   * washed out the few honest peers it still knew before its feelers drew
+   * them (docs/SIMULATION.md, "Round of the accused sessions' tips"). Other
+   * sessions opened since (new peers, dials that refill a slot) are heard
+   * as before: a cold-booting node's view is poisoned before any silence,
+   * and freezing it all kept the poison.
+   */
+  private mayDisplace(
+    peer: PeerKey,
+    session: PeerSessionState | undefined,
+    now: number,
+  ): boolean {
+    const silentSince = this.silence.suspectSince(now);
+    if (silentSince === undefined) return true;
+    return session !== undefined && session.since > silentSince && this.feeler?.peer !== peer;
   }
 
   /**
