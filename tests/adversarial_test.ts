@@ -921,7 +921,10 @@ Deno.test("while items have stopped, a node rotates none of its peers: nothing t
     suspectFloorMs: 200,
     feelerIntervalMs: 0,
   };
-  const a = await startMember(undefined, { config });
+  // A has room for all four (degree 4: 8 inbound slots): at degree 1 its 2
+  // slots were full, it referred V to a spare, and V, knowing nobody else
+  // to rotate to, never rotated (a flaky test under load).
+  const a = await startMember(undefined, { config: { ...config, degree: 4 } });
   const spares = [
     await startMember(a.node, { config }),
     await startMember(a.node, { config }),
@@ -942,6 +945,7 @@ Deno.test("while items have stopped, a node rotates none of its peers: nothing t
     assert.ok(done(), `${label}: within 100 items`);
   };
   try {
+    await waitUntil(() => victim.node.stats().knownPeers >= 2, 5000, "V learned spares through A");
     await flow("before", () => rotated() >= 1);
     // The suspicion's wait passing is the condition under test, not a sync.
     await quietPeriod(500);
